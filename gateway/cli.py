@@ -1,0 +1,279 @@
+"""The `talkgate` command: serve, ingest, schema, keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import orjson
+from pydantic import ValidationError
+
+from gateway.settings import SCOPES, Settings
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        _fail(f"invalid setting TALKGATE_{where.upper()}: {first['msg']}")
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"talkgate: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+def serve(args: argparse.Namespace) -> None:
+    overrides: dict[str, object] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.demo:
+        overrides["demo"] = True
+    settings = _settings(**overrides)
+    from gateway.auth import is_loopback
+
+    if settings.demo and not is_loopback(settings.host):
+        _fail(
+            f"--demo opens access without keys: it listens on localhost only, not {settings.host}"
+        )
+    if not settings.demo and not settings.api_keys:
+        _fail(
+            "no API keys configured: set TALKGATE_API_KEYS (make one with 'talkgate keys new'),"
+            " or try 'talkgate serve --demo'"
+        )
+
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    if settings.demo:
+        url = f"http://{settings.host}:{settings.port}/graphql"
+        print(
+            f"talkgate demo: sample talks loaded; open access from this machine.\n"
+            f"  GraphiQL: {url}\n"
+            f"  webhook:  POST http://{settings.host}:{settings.port}/webhooks/talks",
+            file=sys.stderr,
+            flush=True,
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+# -- ingest ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    changed: int = 0
+    rejections: list[str] = field(default_factory=list)
+
+
+class _Progress:
+    """A progress bar on a terminal; a line every few seconds elsewhere."""
+
+    def __init__(self, total_bytes: int, stream: IO[str]) -> None:
+        self.total = max(total_bytes, 1)
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.start = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, done_bytes: int, items: int, final: bool = False) -> None:
+        now = time.perf_counter()
+        if not final and now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        fraction = min(done_bytes / self.total, 1.0)
+        rate = items / max(now - self.start, 1e-9)
+        if self.tty:
+            bar = "#" * int(fraction * 30)
+            self.stream.write(f"\r[{bar:<30}] {fraction:6.1%}  {items} talks  {rate:,.0f}/s")
+            if final:
+                self.stream.write("\n")
+        else:
+            self.stream.write(f"ingest: {fraction:6.1%}  {items} talks  {rate:,.0f}/s\n")
+        self.stream.flush()
+
+
+def _bodies(path: Path) -> Iterator[tuple[bytes, str, int]]:
+    """(body, source, bytes consumed so far) for each talk in a JSON or NDJSON file."""
+    with path.open("rb") as handle:
+        first_line = handle.readline()
+        handle.seek(0)
+        head = first_line.strip()
+        ndjson = False
+        if head.startswith(b"{"):
+            try:
+                orjson.loads(head)
+                ndjson = True
+            except orjson.JSONDecodeError:
+                ndjson = False
+        if ndjson:
+            consumed = 0
+            for number, line in enumerate(handle, start=1):
+                consumed += len(line)
+                if line.strip():
+                    yield line.strip(), f"file:{path.name}:{number}", consumed
+            return
+        raw = handle.read()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # Not JSON as a whole: ingest it as one body so it is dead-lettered with its reason.
+        yield raw, f"file:{path.name}", len(raw)
+        return
+    items = data if isinstance(data, list) and data else [data]
+    for index, item in enumerate(items):
+        yield orjson.dumps(item), f"file:{path.name}[{index}]", len(raw) * (index + 1) // len(items)
+
+
+async def _ingest_files(settings: Settings, paths: Sequence[Path], batch: int) -> _Tally:
+    from gateway.ingest import Body, BodyRejected, Ingestor
+    from gateway.storage import open_store
+
+    store = open_store(settings.database_url)
+    await store.open()
+    tally = _Tally()
+    try:
+        ingestor = Ingestor(store, settings.zone)
+        total = sum(p.stat().st_size for p in paths)
+        progress = _Progress(total, sys.stderr)
+        done_before = 0
+        pending: list[Body] = []
+        items = 0
+
+        async def flush() -> None:
+            for outcome in await ingestor.ingest_many(pending):
+                if isinstance(outcome, BodyRejected):
+                    tally.rejected += 1
+                    tally.rejections.append(
+                        f"{outcome.reason} (dead letter {outcome.dead_letter_id})"
+                    )
+                elif outcome.duplicate:
+                    tally.duplicates += 1
+                else:
+                    tally.accepted += 1
+                    tally.changed += len(outcome.changed_ids)
+            pending.clear()
+
+        for path in paths:
+            consumed = 0
+            for body, source, consumed in _bodies(path):
+                pending.append(Body(body, source))
+                items += 1
+                if len(pending) >= batch:
+                    await flush()
+                progress.update(done_before + consumed, items)
+            done_before += path.stat().st_size
+        await flush()
+        progress.update(total, items, final=True)
+    finally:
+        await store.close()
+    return tally
+
+
+def ingest(args: argparse.Namespace) -> None:
+    paths = [Path(p) for p in args.files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        _fail(f"no such file: {', '.join(missing)}")
+    settings = _settings()
+    start = time.perf_counter()
+    tally = asyncio.run(_ingest_files(settings, paths, args.batch))
+    elapsed = time.perf_counter() - start
+    for line in tally.rejections[:10]:
+        print(f"  rejected: {line}", file=sys.stderr)
+    if len(tally.rejections) > 10:
+        print(f"  ... and {len(tally.rejections) - 10} more rejections", file=sys.stderr)
+    print(
+        f"accepted {tally.accepted}, duplicates {tally.duplicates}, rejected {tally.rejected}"
+        f" (kept as dead letters), talks changed {tally.changed}, in {elapsed:.1f}s"
+    )
+    if tally.rejected:
+        raise SystemExit(1)
+
+
+# -- schema, keys ---------------------------------------------------------------------------
+
+
+def schema(args: argparse.Namespace) -> None:
+    from gateway.graphql_app import build_schema
+
+    sys.stdout.write(build_schema().as_str() + "\n")
+
+
+def keys_new(args: argparse.Namespace) -> None:
+    from gateway.auth import key_digest, new_key
+
+    scopes = sorted({s.strip() for s in args.scopes.split(",") if s.strip()})
+    unknown = sorted(set(scopes) - SCOPES)
+    if unknown or not scopes:
+        _fail(f"unknown or no scopes {unknown}; choose from {', '.join(sorted(SCOPES))}")
+    key = new_key()
+    entry = {"name": args.name, "sha256": key_digest(key), "scopes": scopes}
+    print(f"key (shown once, give it to the client): {key}")
+    print(f"entry for TALKGATE_API_KEYS: {json.dumps(entry)}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="talkgate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("serve", help="run the gateway")
+    p.add_argument("--demo", action="store_true", help="sample talks, open access on localhost")
+    p.add_argument("--host", default=None, help="overrides TALKGATE_HOST")
+    p.add_argument("--port", type=int, default=None, help="overrides TALKGATE_PORT")
+    p.set_defaults(run=serve)
+
+    p = commands.add_parser("ingest", help="load talk payloads from JSON or NDJSON files")
+    p.add_argument("files", nargs="+", help="JSON (one talk or an array) or NDJSON files")
+    p.add_argument("--batch", type=int, default=500, help="talks per transaction")
+    p.set_defaults(run=ingest)
+
+    p = commands.add_parser("schema", help="print the GraphQL SDL")
+    p.set_defaults(run=schema)
+
+    p = commands.add_parser("keys", help="manage API keys")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("new", help="make a new API key")
+    k.add_argument("--name", required=True)
+    k.add_argument("--scopes", required=True, help="comma-separated, e.g. talks:read")
+    k.set_defaults(run=keys_new)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    args = _parser().parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

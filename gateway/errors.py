@@ -1,0 +1,48 @@
+"""The expected failures of talkgate, each carrying the `extensions.code` of SPEC."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class TalkgateError(Exception):
+    """Root of every expected failure; the GraphQL edge turns it into a typed error."""
+
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str, **extensions: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions = extensions
+
+
+class Unauthenticated(TalkgateError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(TalkgateError):
+    code = "FORBIDDEN"
+
+
+class BadUserInput(TalkgateError):
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(TalkgateError):
+    code = "NOT_FOUND"
+
+
+class UpstreamRejected(TalkgateError):
+    code = "UPSTREAM_REJECTED"
+
+
+class UpstreamUnavailable(TalkgateError):
+    code = "UPSTREAM_UNAVAILABLE"
+
+
+class RateLimited(TalkgateError):
+    code = "RATE_LIMITED"
+
+
+class QueryTooComplex(TalkgateError):
+    code = "QUERY_TOO_COMPLEX"

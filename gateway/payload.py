@@ -1,0 +1,562 @@
+"""The PipeRun talk payload: a lenient pydantic model of what the webhook receives.
+
+PipeRun sends dirty JSON (ints as strings, three datetime spellings, stray spaces inside
+times, broken URLs, unknown fields), and all of it must be accepted. Validation turns one
+payload into a `NormalizedTalk`: plain JSON-ready dicts, datetimes as ISO 8601 in UTC.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+)
+
+DEFAULT_ZONE = ZoneInfo("America/Sao_Paulo")
+
+_SPACED_COLON = re.compile(r"\s*:\s*")
+_BROKEN_SCHEME = re.compile(r"^(https?):\s*/\s*/\s*", re.IGNORECASE)
+_ZERO_DATES = ("0000-00-00",)
+
+
+def _blank_to_none(value: object) -> object:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _lenient_int(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return value
+            return int(number) if number.is_integer() else value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "s", "sim", "on"})
+_FALSE = frozenset({"0", "false", "f", "no", "n", "nao", "não", "off", ""})
+
+
+def _lenient_bool(value: object) -> object:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    return value
+
+
+def _as_text(value: object) -> object:
+    """External ids and similar codes are strings whatever their JSON type."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _repair_url(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        return _BROKEN_SCHEME.sub(lambda m: f"{m.group(1).lower()}://", text)
+    return value
+
+
+def parse_datetime(value: object, zone: tzinfo = DEFAULT_ZONE) -> datetime | None:
+    """Read any of PipeRun's datetime spellings; naive ones are local time in `zone`.
+
+    Accepts `2025-09-08T14:01:17.000000Z`, `2025-09-08 11:01:19`, `2025-09-08 11: 01: 18`,
+    offsets, and epoch seconds. Returns an aware UTC datetime, or None for blanks and
+    MySQL zero dates. Raises ValueError for anything else.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, bool):
+        raise ValueError("a datetime cannot be a boolean")
+    elif isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("a datetime cannot be NaN or infinite")
+        moment = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, str):
+        text = _SPACED_COLON.sub(":", value.strip())
+        if not text or text.startswith(_ZERO_DATES):
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not a datetime: {value[:40]!r}") from None
+    else:
+        raise ValueError(f"a datetime must be a string, not {type(value).__name__}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
+
+
+def _datetime_field(value: object, info: ValidationInfo) -> datetime | None:
+    zone = (info.context or {}).get("zone", DEFAULT_ZONE)
+    return parse_datetime(value, zone)
+
+
+def _initiation_type(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return {"comment": "c", "mention": "m", "normal": "n", "reaction": "r"}.get(text, text)
+    return value
+
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Int = Annotated[int, BeforeValidator(_lenient_int)]
+OptInt = Annotated[int | None, BeforeValidator(_lenient_int)]
+Flag = Annotated[bool, BeforeValidator(_lenient_bool)]
+Text = Annotated[str | None, BeforeValidator(_as_text)]
+ExternalId = Annotated[str | None, BeforeValidator(_as_text), BeforeValidator(_blank_to_none)]
+Url = Annotated[str | None, BeforeValidator(_repair_url)]
+DateTime = Annotated[datetime, BeforeValidator(_datetime_field)]
+OptDateTime = Annotated[datetime | None, BeforeValidator(_datetime_field)]
+
+
+def _list_or_empty(value: object) -> object:
+    return [] if value is None else value
+
+
+class _Lenient(BaseModel):
+    """Unknown fields are kept; numbers given where text is expected become text."""
+
+    model_config = ConfigDict(
+        extra="allow", coerce_numbers_to_str=True, populate_by_name=True, frozen=True
+    )
+
+
+class UserPayload(_Lenient):
+    id: Int
+    branch_id: OptInt = None
+    name: Text = None
+    login: Text = None
+    email: Text = None
+    level_id: OptInt = None
+    language_id: OptInt = None
+    can_external_access: Flag = False
+    email_verified_at: OptDateTime = None
+    created_at: OptDateTime = None
+    is_active: Flag = False
+    is_bot: Flag = False
+    whatsapp_number: Text = None
+    can_api_access: Flag = False
+    preferences: dict[str, Any] | None = None
+
+
+class ChannelPayload(_Lenient):
+    id: Int
+    description: Text = None
+    icon_class: Text = None
+    priority: OptInt = None
+    primary_color: Text = None
+    secondary_color: Text = None
+    is_active: Flag = False
+    incoming_type: Text = None
+    enable_emoji: Flag = False
+    enable_audio: Flag = False
+    enable_attachment: Flag = False
+    allow_campaign: Flag = False
+    provider_id: OptInt = None
+    unitary_price: Text = None
+    template_price: Text = None
+    outgoing_type: Text = None
+    allow_bot: Flag = False
+    additional_price: Text = None
+    messages_allowance: OptInt = None
+
+
+class HistoryPayload(_Lenient):
+    id: Int
+    talk_id: OptInt = None
+    user_id: OptInt = None
+    queue_id: OptInt = None
+    channel_id: OptInt = None
+    message: Text = None
+    has_attachment: Flag = False
+    attachment_url: Url = None
+    attachment_type_id: OptInt = None
+    sent_at: OptDateTime = None
+    delivered_at: OptDateTime = None
+    read_at: OptDateTime = None
+    created_at: OptDateTime = None
+    was_read: Flag = False
+    has_highlight: Flag = False
+    from_: Text = Field(default=None, alias="from")
+    type: Annotated[Literal["in", "out", "system"], BeforeValidator(_lower)]
+    to: Text = None
+    external_id: ExternalId = None
+    left_at: OptDateTime = None
+    has_error: Flag = False
+    campaign_id: OptInt = None
+    was_blocked: Flag = False
+    is_template: Flag = False
+    response_from: Text = None
+    fare: Text = None
+    error_reason: Text = None
+    template_id: OptInt = None
+    original_message: Text = None
+    subject: Text = None
+    exceeded_allowance: Flag = False
+    is_intervention: Flag = False
+    is_forwarded: Flag = False
+    is_frequently_forwarded: Flag = False
+    is_ads: Flag = False
+    send_after: OptDateTime = None
+    is_reverted_template: Flag = False
+    reaction: Text = None
+    customer_reaction: Text = None
+    status: OptInt = None
+    is_hidden: Flag = False
+    file_name: Text = None
+    attachment_type: Annotated[list[Any], BeforeValidator(_list_or_empty)] = []
+    user: UserPayload | None = None
+    channel: ChannelPayload | None = None
+
+
+class DispositionPayload(_Lenient):
+    id: Int
+    description: Text = None
+    external_id: ExternalId = None
+
+
+class EventPayload(_Lenient):
+    id: Int
+    talk_id: OptInt = None
+    event_id: OptInt = None
+    queue_id: OptInt = None
+    is_success: Flag = False
+    created_at: OptDateTime = None
+    agent_id: OptInt = None
+    channel_id: OptInt = None
+    reaction_type: Text = None
+    reaction_type_description: Text = None
+    event: DispositionPayload | None = None
+
+
+class TelephonePayload(_Lenient):
+    id: OptInt = None
+    customer_id: OptInt = None
+    area_code: Text = None
+    number: Text = None
+    type: Text = None
+    level_id: Text = None
+    has_sms: Flag = False
+    has_whatsapp: Flag = False
+    has_whatsapp_api: Flag = False
+    wa_is_business: Flag = False
+    wa_is_enterprise: Flag = False
+    wa_contact_name: Text = None
+    wa_pushname: Text = None
+    wa_verified_level: Text = None
+    wa_verified_name: Text = None
+    wa_profile_picture: Url = None
+    session_expires_at: OptDateTime = None
+    insert_origin: Text = None
+    inserted_by: OptInt = None
+    country_code: Text = None
+    country_iso2: Text = None
+    full_number: Text = None
+    full_number_cc: Text = None
+
+
+class EmailPayload(_Lenient):
+    id: OptInt = None
+    customer_id: OptInt = None
+    email: Text = None
+    level_id: Text = None
+    insert_origin: Text = None
+    inserted_by: OptInt = None
+    unsubscribed_at: OptDateTime = None
+
+
+class ProfileInfoPayload(_Lenient):
+    id: ExternalId = None
+    name: Text = None
+    username: Text = None
+    profile_pic: Url = None
+    is_verified_user: Flag = False
+    follower_count: OptInt = None
+    is_user_follow_business: Flag = False
+    is_business_follow_user: Flag = False
+
+
+def _custom_fields(value: object) -> object:
+    """PipeRun sends custom fields as an object; lists of {name, value} are accepted too."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [{"name": str(k), "value": v} for k, v in value.items()]
+    return value
+
+
+def _custom_value(value: object) -> object:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return _as_text(value)
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+class CustomFieldPayload(_Lenient):
+    name: str
+    value: Annotated[str | None, BeforeValidator(_custom_value)] = None
+
+
+class CustomerPayload(_Lenient):
+    id: Int
+    name: Text = None
+    external_id: ExternalId = None
+    document_number: Text = None
+    wildcard_01: Text = None
+    wildcard_02: Text = None
+    wildcard_03: Text = None
+    wildcard_04: Text = None
+    wildcard_05: Text = None
+    wildcard_06: Text = None
+    wildcard_07: Text = None
+    wildcard_08: Text = None
+    wildcard_09: Text = None
+    wildcard_10: Text = None
+    created_at: OptDateTime = None
+    main_sms: OptInt = None
+    main_whatsapp: OptInt = None
+    main_email: OptInt = None
+    agent_id: OptInt = None
+    queue_id: OptInt = None
+    customer_group_id: OptInt = None
+    profile_picture_url: Url = None
+    is_priority: Flag = False
+    last_base_api: Text = None
+    customer_organization_id: OptInt = None
+    crmv_user_id: OptInt = None
+    crmv_person_id: OptInt = None
+    is_active: Flag = False
+    cxm_user_id: OptInt = None
+    profile_info: ProfileInfoPayload | None = None
+    custom_fields: Annotated[list[CustomFieldPayload], BeforeValidator(_custom_fields)] = []
+    telephones: Annotated[list[TelephonePayload], BeforeValidator(_list_or_empty)] = []
+    emails: Annotated[list[EmailPayload], BeforeValidator(_list_or_empty)] = []
+
+
+class BotVariablePayload(_Lenient):
+    var_name: Text = None
+    value: Annotated[str | None, BeforeValidator(_custom_value)] = None
+
+
+class BotPayload(_Lenient):
+    id: Int
+    description: Text = None
+
+
+class ServiceCatalogPayload(_Lenient):
+    id: Int
+    description: Text = None
+    external_id: ExternalId = None
+
+
+class TalkPayload(_Lenient):
+    """One PipeRun talk ("atendimento") as the webhook delivers it."""
+
+    id: Int
+    customer_id: Int
+    agent_id: OptInt = None
+    queue_id: OptInt = None
+    channel_id: Int
+    priority_id: OptInt = None
+    finished_at: OptDateTime = None
+    was_success: Flag = False
+    created_at: DateTime
+    has_schedule: Flag = False
+    is_critical: Flag = False
+    score: OptInt = None
+    rating_survey_id: OptInt = None
+    started_at: OptDateTime = None
+    is_simulation: Flag = False
+    simulation_bot_id: OptInt = None
+    latitude: Text = None
+    longitude: Text = None
+    initial_sender_channel: OptInt = None
+    is_waiting: Flag = False
+    was_expired: Flag = False
+    delivered_at: OptDateTime = None
+    last_waiting_message_at: OptDateTime = None
+    is_shopping: Flag = False
+    is_ads: Flag = False
+    last_webchat_request_at: OptDateTime = None
+    scaled_to: OptInt = None
+    client_ip: Text = None
+    client_user_agent: Text = None
+    survey_id: OptInt = None
+    talk_category_id: OptInt = None
+    talk_service_id: OptInt = None
+    initiation_type: Annotated[Literal["c", "m", "n", "r"], BeforeValidator(_initiation_type)] = "n"
+    delivered_to: OptInt = None
+    external_protocol: ExternalId = None
+    tracking_number: Annotated[str, BeforeValidator(_as_text)]
+    url_viewer: Url = None
+    talk_histories: Annotated[list[HistoryPayload], BeforeValidator(_list_or_empty)] = []
+    customer: CustomerPayload | None = None
+    talk_events: Annotated[list[EventPayload], BeforeValidator(_list_or_empty)] = []
+    bot_variables: Annotated[list[BotVariablePayload], BeforeValidator(_list_or_empty)] = []
+    bot: BotPayload | None = None
+    service_catalog: ServiceCatalogPayload | None = None
+
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedTalk:
+    """A validated talk split into the documents the store keeps, datetimes in UTC ISO 8601."""
+
+    id: int
+    doc: Doc
+    messages: list[Doc]
+    events: list[Doc]
+    customer: Doc | None
+    users: list[Doc]
+    channels: list[Doc]
+    agent_ids: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def latest_message_id(self) -> int:
+        return max((m["id"] for m in self.messages), default=0)
+
+    @property
+    def finished(self) -> bool:
+        return self.doc.get("finished_at") is not None
+
+
+def talk_status(doc: Doc) -> Literal["WAITING", "IN_PROGRESS", "FINISHED"]:
+    """The derived state of a talk: finished once it has `finished_at`, else waiting or not."""
+    if doc.get("finished_at") is not None:
+        return "FINISHED"
+    if doc.get("is_waiting"):
+        return "WAITING"
+    return "IN_PROGRESS"
+
+
+def normalize(talk: TalkPayload) -> NormalizedTalk:
+    """Split a validated talk into the documents the store keeps."""
+    dumped = talk.model_dump(mode="json", by_alias=True)
+    histories: list[Doc] = dumped.pop("talk_histories")
+    events: list[Doc] = dumped.pop("talk_events")
+    customer: Doc | None = dumped.pop("customer")
+
+    users: dict[int, Doc] = {}
+    channels: dict[int, Doc] = {}
+    messages: list[Doc] = []
+    for history in histories:
+        user = history.pop("user")
+        channel = history.pop("channel")
+        if user is not None:
+            users[user["id"]] = user
+        if channel is not None:
+            channels[channel["id"]] = channel
+        history["talk_id"] = talk.id
+        messages.append(history)
+    for event in events:
+        event["talk_id"] = talk.id
+
+    agent_ids = {
+        i
+        for i in (
+            talk.agent_id,
+            talk.delivered_to,
+            talk.scaled_to,
+            *(h.user_id for h in talk.talk_histories),
+            *(e.agent_id for e in talk.talk_events),
+        )
+        if i is not None
+    }
+    return NormalizedTalk(
+        id=talk.id,
+        doc=dumped,
+        messages=_unique_by_id(messages),
+        events=_unique_by_id(events),
+        customer=customer,
+        users=list(users.values()),
+        channels=list(channels.values()),
+        agent_ids=frozenset(agent_ids - users.keys()),
+    )
+
+
+def _unique_by_id(docs: list[Doc]) -> list[Doc]:
+    """Later entries win when one snapshot repeats an id."""
+    return list({d["id"]: d for d in docs}.values())
+
+
+_TALKS = TypeAdapter(list[TalkPayload])
+
+
+class PayloadRejected(ValueError):
+    """A body that is not a talk or an array of talks; `errors` say field by field why."""
+
+    def __init__(self, reason: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors
+
+
+def validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[NormalizedTalk]:
+    """Validate decoded JSON (one talk object or an array of them) into normalized talks."""
+    if isinstance(data, dict):
+        items: list[object] = [data]
+        single = True
+    elif isinstance(data, list):
+        if not data:
+            raise PayloadRejected("the array holds no talk", [])
+        items, single = data, False
+    else:
+        raise PayloadRejected(
+            "the body must be a talk object or an array of talks",
+            [{"loc": "", "msg": f"got a JSON {type(data).__name__}"}],
+        )
+    try:
+        talks = _TALKS.validate_python(items, context={"zone": zone})
+    except ValidationError as exc:
+        errors = [
+            {
+                "loc": ".".join(str(p) for p in (err["loc"][1:] if single else err["loc"])),
+                "msg": err["msg"],
+            }
+            for err in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        raise PayloadRejected("the body is not a valid talk", errors) from None
+    return [normalize(t) for t in talks]

@@ -1,0 +1,106 @@
+"""Settings: one validated object built from `TALKGATE_*` variables and `.env`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SCOPES: frozenset[str] = frozenset(
+    {"talks:read", "customers:pii", "recordings:read", "agents:control", "webhooks:write", "admin"}
+)
+
+# Values copied from documentation examples are never real secrets.
+_PLACEHOLDERS = frozenset({"changethis", "change-me", "secret", "ABCDEFGHJKLM", "ABCDEFGHJKLMN"})
+
+
+class ApiKeyEntry(BaseModel):
+    """One configured API key: only the sha256 of the key is known to talkgate."""
+
+    name: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: frozenset[str]
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, scopes: frozenset[str]) -> frozenset[str]:
+        unknown = scopes - SCOPES
+        if unknown:
+            raise ValueError(f"unknown scopes {sorted(unknown)}; known: {sorted(SCOPES)}")
+        return scopes
+
+
+class Settings(BaseSettings):
+    """Everything talkgate can be told; see the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TALKGATE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    database_url: str = "sqlite:///./talkgate.db"
+    redis_url: SecretStr | None = None
+
+    talkme_login_url: str = "https://agente.talkk.me/login"
+    talkme_agent_api_url: str = "https://api-agente.talk.me"
+    talkme_bc_api_url: str = "https://api-bc.talk.me"
+    talkme_token: SecretStr | None = None
+    talkme_external_login_token: SecretStr | None = None
+    talkme_timeout_s: float = Field(default=10.0, gt=0)
+
+    webhook_secret: SecretStr | None = None
+    api_keys: Annotated[tuple[ApiKeyEntry, ...], NoDecode] = ()
+    secret_key: SecretStr | None = None
+    source_timezone: str = "America/Sao_Paulo"
+    public_url: str | None = None
+    recording_ttl_s: float = Field(default=300.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=30.0, gt=0)
+
+    webhook_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+    log_level: str = "INFO"
+    demo: bool = False
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            from pydantic import TypeAdapter
+
+            return TypeAdapter(tuple[ApiKeyEntry, ...]).validate_json(value or "[]")
+        return value
+
+    @field_validator("source_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_store(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        for name in ("webhook_secret", "secret_key", "talkme_token", "talkme_external_login_token"):
+            secret: SecretStr | None = getattr(self, name)
+            if secret is not None and secret.get_secret_value() in _PLACEHOLDERS:
+                raise ValueError(f"{name} is a placeholder value; set a real secret")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.source_timezone)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

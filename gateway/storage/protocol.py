@@ -1,0 +1,98 @@
+"""The store's contract: every backend implements it and passes one shared test suite."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+from gateway.storage.records import (
+    DeadLetter,
+    Delivery,
+    DeliveryOutcome,
+    Doc,
+    Page,
+    PageRequest,
+    TalkOrder,
+    TalkQuery,
+)
+
+TalkGroup = Literal["customer_id", "agent_id"]
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or written right now; the caller may retry later."""
+
+
+class TalkStore(Protocol):
+    """The cache of PipeRun talks, its raw delivery log and its dead letters."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the store cannot answer."""
+        ...
+
+    async def ingest(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
+        """Store deliveries in one transaction, merging their talks; all or nothing."""
+        ...
+
+    async def add_dead_letter(
+        self,
+        *,
+        source: str,
+        reason: str,
+        errors: list[dict[str, str]],
+        body: bytes,
+        body_size: int,
+        truncated: bool = False,
+    ) -> int: ...
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def raw_deliveries(self, *, talk_id: int) -> list[bytes]: ...
+
+    async def talks_by_id(self, ids: Sequence[int]) -> dict[int, Doc]: ...
+
+    async def talk_by_tracking_number(self, tracking_number: str) -> Doc | None: ...
+
+    async def talk_pages(
+        self,
+        *,
+        query: TalkQuery,
+        page: PageRequest,
+        order: TalkOrder,
+        group: TalkGroup | None = None,
+        group_ids: Sequence[int] = (),
+    ) -> dict[int | None, Page]:
+        """Talks matching `query`: {None: page}, or with `group` one page per id of `group_ids`."""
+        ...
+
+    async def count_talks(
+        self, *, query: TalkQuery, group: TalkGroup | None = None, group_ids: Sequence[int] = ()
+    ) -> dict[int | None, int]: ...
+
+    async def message_pages(self, *, talk_ids: Sequence[int], page: PageRequest) -> dict[int, Page]:
+        """Messages of each talk, oldest first."""
+        ...
+
+    async def count_messages(self, talk_ids: Sequence[int]) -> dict[int, int]: ...
+
+    async def events_by_talk(self, talk_ids: Sequence[int]) -> dict[int, list[Doc]]: ...
+
+    async def customers_by_id(self, ids: Sequence[int]) -> dict[int, Doc]: ...
+
+    async def customer_page(self, *, search: str | None, page: PageRequest) -> Page: ...
+
+    async def count_customers(self, *, search: str | None) -> int: ...
+
+    async def agents_by_id(self, ids: Sequence[int]) -> dict[int, Doc]: ...
+
+    async def agent_by_login(self, login: str) -> Doc | None: ...
+
+    async def agent_page(self, *, page: PageRequest) -> Page: ...
+
+    async def count_agents(self) -> int: ...
+
+    async def channels_by_id(self, ids: Sequence[int]) -> dict[int, Doc]: ...

@@ -1,0 +1,693 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+One writer thread owns the only write connection (SQLite allows one writer at a time, so a
+queue in front of it is cheaper than lock contention); a few reader threads each keep their
+own connection, which WAL lets read while the writer writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from gateway.errors import BadUserInput
+from gateway.payload import NormalizedTalk, talk_status
+from gateway.storage import cursor, merge
+from gateway.storage.protocol import StoreUnavailable, TalkGroup
+from gateway.storage.records import (
+    DeadLetter,
+    Delivery,
+    DeliveryOutcome,
+    Doc,
+    Page,
+    PageRequest,
+    TalkOrder,
+    TalkQuery,
+)
+from gateway.storage.sqlite_schema import MIGRATIONS
+
+T = TypeVar("T")
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+# ORDER BY clause, keyset condition, and how many sort values the cursor carries.
+_TALK_ORDERS: dict[TalkOrder, tuple[str, str, int]] = {
+    TalkOrder.CREATED_AT_DESC: ("created_us DESC, id DESC", "(created_us, id) < (?, ?)", 2),
+    TalkOrder.CREATED_AT_ASC: ("created_us ASC, id ASC", "(created_us, id) > (?, ?)", 2),
+    TalkOrder.ID_DESC: ("id DESC", "id < ?", 1),
+    TalkOrder.ID_ASC: ("id ASC", "id > ?", 1),
+}
+
+
+def _dumps(doc: Doc) -> str:
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _micros(iso: str | None) -> int | None:
+    if iso is None:
+        return None
+    moment = datetime.fromisoformat(iso)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _micros_of(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def sqlite_path(url: str) -> str:
+    """The file path inside `sqlite:///PATH` (relative) or `sqlite:////PATH` (absolute)."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError("a SQLite URL starts with sqlite:///")
+    path = url.removeprefix("sqlite:///")
+    if not path or path.startswith(":memory:"):
+        raise ValueError("talkgate needs a SQLite file (WAL mode), not an in-memory database")
+    return path
+
+
+def match_words(text: str) -> list[str]:
+    """FTS5 phrases for each word of `text`, quoted so no query syntax gets through."""
+    words = _WORD.findall(text)
+    if not words:
+        raise BadUserInput("the text filter holds no word")
+    return ['"' + w.replace('"', '""') + '"' for w in words]
+
+
+class SQLiteStore:
+    """TalkStore on a SQLite file."""
+
+    def __init__(self, url: str, *, readers: int = 4) -> None:
+        self._path = sqlite_path(url)
+        self._readers = readers
+        self._local = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        self._write_pool: ThreadPoolExecutor | None = None
+        self._read_pool: ThreadPoolExecutor | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="talkgate-sqlite-w")
+        self._read_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="talkgate-sqlite-r")
+        await self._write(self._open_writer)
+
+    async def close(self) -> None:
+        if self._write_pool is not None:
+            await self._write(self._close_writer)
+            self._write_pool.shutdown(wait=True)
+        if self._read_pool is not None:
+            self._read_pool.shutdown(wait=True)
+        with self._lock:
+            for connection in self._reader_connections:
+                connection.close()
+            self._reader_connections.clear()
+        self._write_pool = self._read_pool = None
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, timeout=5.0
+        )
+        connection.execute("PRAGMA busy_timeout = 5000")
+        return connection
+
+    def _open_writer(self) -> None:
+        connection = self._connect()
+        connection.execute("PRAGMA journal_mode = WAL")
+        # FULL: a 202 promises the delivery survives a power cut, not only a crash.
+        connection.execute("PRAGMA synchronous = FULL")
+        self._migrate(connection)
+        self._writer = connection
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.execute("PRAGMA optimize")
+            self._writer.close()
+            self._writer = None
+
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(script):
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {number:d}")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def _reader(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            connection.execute("PRAGMA query_only = ON")
+            self._local.connection = connection
+            with self._lock:
+                self._reader_connections.append(connection)
+        return connection
+
+    async def _write(self, work: Callable[..., T], *args: Any) -> T:
+        if self._write_pool is None:
+            raise StoreUnavailable("the store is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._write_pool, partial(work, *args))
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._read_pool is None:
+            raise StoreUnavailable("the store is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._read_pool, lambda: work(self._reader()))
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        connection = self._writer
+        if connection is None:
+            raise StoreUnavailable("the store is not open")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def ingest(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
+        return await self._write(self._ingest, deliveries)
+
+    def _ingest(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
+        outcomes: list[DeliveryOutcome] = []
+        received_at = _now()
+        with self._transaction() as c:
+            for delivery in deliveries:
+                talk_ids = [t.id for t in delivery.talks]
+                inserted = c.execute(
+                    "INSERT INTO deliveries (key, source, received_at, body) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (key) DO NOTHING RETURNING seq",
+                    (delivery.key, delivery.source, received_at, delivery.body),
+                ).fetchone()
+                if inserted is None:
+                    outcomes.append(DeliveryOutcome(delivery.key, True, talk_ids, []))
+                    continue
+                (arrival,) = inserted
+                c.executemany(
+                    "INSERT OR IGNORE INTO delivery_talks (seq, talk_id) VALUES (?, ?)",
+                    [(arrival, i) for i in talk_ids],
+                )
+                changed = [t.id for t in delivery.talks if self._merge_talk(c, t, arrival)]
+                outcomes.append(DeliveryOutcome(delivery.key, False, talk_ids, changed))
+        return outcomes
+
+    def _merge_talk(self, c: sqlite3.Connection, talk: NormalizedTalk, arrival: int) -> bool:
+        """Apply the merge rules of `merge` to one snapshot; True when anything changed."""
+        row = c.execute(
+            "SELECT rank_finished, rank_message, rank_arrival, doc FROM talks WHERE id = ?",
+            (talk.id,),
+        ).fetchone()
+        stored = merge.Rank(bool(row[0]), row[1], row[2]) if row else None
+        plan = merge.plan(stored, talk, arrival)
+        doc_json = _dumps(talk.doc)
+        top_changed = plan.wins and (row is None or row[3] != doc_json)
+
+        messages = [
+            (m["id"], talk.id, m.get("user_id"), m.get("message"), _dumps(m)) for m in talk.messages
+        ]
+        related = _upsert(c, "messages", _MESSAGE_COLUMNS, messages, overwrite=plan.wins)
+        events = [(e["id"], talk.id, _dumps(e)) for e in talk.events]
+        related += _upsert(c, "events", _EVENT_COLUMNS, events, overwrite=plan.wins)
+        if talk.customer is not None:
+            customer = talk.customer
+            row_values = (customer["id"], customer.get("name"), customer.get("external_id"), 0)
+            related += _upsert(
+                c, "customers", _CUSTOMER_COLUMNS, [(*row_values, _dumps(customer))], plan.wins
+            )
+        else:
+            related += _insert_stubs(c, "customers", [talk.doc["customer_id"]])
+        users = [(u["id"], u.get("login"), 0, _dumps(u)) for u in talk.users]
+        related += _upsert(c, "agents", _AGENT_COLUMNS, users, overwrite=plan.wins)
+        related += _insert_stubs(c, "agents", sorted(talk.agent_ids))
+        channels = [(ch["id"], _dumps(ch)) for ch in talk.channels]
+        _upsert(c, "channels", ("id", "doc"), channels, overwrite=plan.wins)
+
+        if row is None:
+            c.execute(
+                "INSERT INTO talks (id, customer_id, agent_id, queue_id, channel_id,"
+                " tracking_number, external_protocol, created_us, status, was_success,"
+                " is_critical, rank_finished, rank_message, rank_arrival, version, doc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                (talk.id, *self._talk_columns(talk.doc), *_rank_columns(plan.rank), doc_json),
+            )
+            return True
+        if top_changed:
+            c.execute(
+                "UPDATE talks SET customer_id = ?, agent_id = ?, queue_id = ?, channel_id = ?,"
+                " tracking_number = ?, external_protocol = ?, created_us = ?, status = ?,"
+                " was_success = ?, is_critical = ?, rank_finished = ?, rank_message = ?,"
+                " rank_arrival = ?, version = version + 1, doc = ? WHERE id = ?",
+                (*self._talk_columns(talk.doc), *_rank_columns(plan.rank), doc_json, talk.id),
+            )
+            return True
+        if related:
+            c.execute(
+                "UPDATE talks SET rank_finished = ?, rank_message = ?, rank_arrival = ?,"
+                " version = version + 1 WHERE id = ?",
+                (*_rank_columns(plan.rank), talk.id),
+            )
+            return True
+        return False
+
+    @staticmethod
+    def _talk_columns(doc: Doc) -> tuple[Any, ...]:
+        return (
+            doc["customer_id"],
+            doc.get("agent_id"),
+            doc.get("queue_id"),
+            doc["channel_id"],
+            doc["tracking_number"],
+            doc.get("external_protocol"),
+            _micros(doc["created_at"]),
+            talk_status(doc),
+            int(bool(doc.get("was_success"))),
+            int(bool(doc.get("is_critical"))),
+        )
+
+    async def add_dead_letter(
+        self,
+        *,
+        source: str,
+        reason: str,
+        errors: list[dict[str, str]],
+        body: bytes,
+        body_size: int,
+        truncated: bool = False,
+    ) -> int:
+        def work() -> int:
+            with self._transaction() as c:
+                row = c.execute(
+                    "INSERT INTO dead_letters (received_at, source, reason, errors, body,"
+                    " body_size, truncated) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        _now(),
+                        source,
+                        reason,
+                        orjson.dumps(errors).decode(),
+                        body,
+                        body_size,
+                        int(truncated),
+                    ),
+                ).fetchone()
+            return int(row[0])
+
+        return await self._write(work)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        def work(c: sqlite3.Connection) -> list[DeadLetter]:
+            rows = c.execute(
+                "SELECT id, received_at, source, reason, errors, body, body_size, truncated"
+                " FROM dead_letters ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [
+                DeadLetter(
+                    r[0], r[1], r[2], r[3], orjson.loads(r[4]), bytes(r[5]), r[6], bool(r[7])
+                )
+                for r in rows
+            ]
+
+        return await self._read(work)
+
+    async def raw_deliveries(self, *, talk_id: int) -> list[bytes]:
+        def work(c: sqlite3.Connection) -> list[bytes]:
+            rows = c.execute(
+                "SELECT d.body FROM delivery_talks dt JOIN deliveries d ON d.seq = dt.seq"
+                " WHERE dt.talk_id = ? ORDER BY dt.seq",
+                (talk_id,),
+            ).fetchall()
+            return [bytes(r[0]) for r in rows]
+
+        return await self._read(work)
+
+    async def talks_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("talks", ids)
+
+    async def customers_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("customers", ids)
+
+    async def agents_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("agents", ids)
+
+    async def channels_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("channels", ids)
+
+    async def _docs_by_id(self, table: str, ids: Sequence[int]) -> dict[int, Doc]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+
+        def work(c: sqlite3.Connection) -> dict[int, Doc]:
+            marks = ",".join("?" * len(wanted))
+            rows = c.execute(
+                f"SELECT id, doc FROM {table} WHERE id IN ({marks})",  # noqa: S608
+                wanted,
+            ).fetchall()
+            return {r[0]: orjson.loads(r[1]) for r in rows}
+
+        return await self._read(work)
+
+    async def talk_by_tracking_number(self, tracking_number: str) -> Doc | None:
+        def work(c: sqlite3.Connection) -> Doc | None:
+            row = c.execute(
+                "SELECT doc FROM talks WHERE tracking_number = ? ORDER BY id LIMIT 1",
+                (tracking_number,),
+            ).fetchone()
+            return orjson.loads(row[0]) if row else None
+
+        return await self._read(work)
+
+    async def agent_by_login(self, login: str) -> Doc | None:
+        def work(c: sqlite3.Connection) -> Doc | None:
+            row = c.execute(
+                "SELECT doc FROM agents WHERE login = ? ORDER BY id LIMIT 1", (login,)
+            ).fetchone()
+            return orjson.loads(row[0]) if row else None
+
+        return await self._read(work)
+
+    async def talk_pages(
+        self,
+        *,
+        query: TalkQuery,
+        page: PageRequest,
+        order: TalkOrder,
+        group: TalkGroup | None = None,
+        group_ids: Sequence[int] = (),
+    ) -> dict[int | None, Page]:
+        if group is not None and not group_ids:
+            return {}
+        order_by, keyset, size = _TALK_ORDERS[order]
+        kind = f"talk:{order.value}"
+        where, params = _talk_where(query, group, group_ids)
+        if page.after is not None:
+            where.append(keyset)
+            params.extend(cursor.decode(kind, page.after, size))
+        sql_where = " AND ".join(where) or "1"
+        if group is None:
+            sql = (
+                f"SELECT NULL, created_us, id, doc FROM talks WHERE {sql_where}"  # noqa: S608
+                f" ORDER BY {order_by} LIMIT ?"
+            )
+        else:
+            sql = (
+                f"SELECT grp, created_us, id, doc FROM (SELECT {group} AS grp,"  # noqa: S608
+                f" created_us, id, doc, ROW_NUMBER() OVER (PARTITION BY {group}"
+                f" ORDER BY {order_by}) AS rn FROM talks WHERE {sql_where})"
+                f" WHERE rn <= ? ORDER BY grp, rn"
+            )
+        params.append(page.first + 1)
+
+        def key(created_us: int, talk_id: int) -> str:
+            return (
+                cursor.encode(kind, created_us, talk_id)
+                if size == 2
+                else cursor.encode(kind, talk_id)
+            )
+
+        def work(c: sqlite3.Connection) -> dict[int | None, Page]:
+            pages: dict[int | None, Page] = (
+                {None: Page()} if group is None else {i: Page() for i in group_ids}
+            )
+            for grp, created_us, talk_id, doc in c.execute(sql, params):
+                target = pages.setdefault(grp, Page())
+                if len(target.items) == page.first:
+                    target.has_next = True
+                else:
+                    target.items.append((key(created_us, talk_id), orjson.loads(doc)))
+            return pages
+
+        return await self._read(work)
+
+    async def count_talks(
+        self, *, query: TalkQuery, group: TalkGroup | None = None, group_ids: Sequence[int] = ()
+    ) -> dict[int | None, int]:
+        if group is not None and not group_ids:
+            return {}
+        where, params = _talk_where(query, group, group_ids)
+        sql_where = " AND ".join(where) or "1"
+        select = "NULL" if group is None else group
+        sql = f"SELECT {select}, COUNT(*) FROM talks WHERE {sql_where} GROUP BY 1"  # noqa: S608
+
+        def work(c: sqlite3.Connection) -> dict[int | None, int]:
+            counts: dict[int | None, int] = (
+                {None: 0} if group is None else dict.fromkeys(group_ids, 0)
+            )
+            counts.update({r[0]: r[1] for r in c.execute(sql, params)})
+            return counts
+
+        return await self._read(work)
+
+    async def message_pages(self, *, talk_ids: Sequence[int], page: PageRequest) -> dict[int, Page]:
+        ids = sorted(set(talk_ids))
+        if not ids:
+            return {}
+        params: list[Any] = list(ids)
+        keyset = ""
+        if page.after is not None:
+            (after_id,) = cursor.decode("message", page.after, 1)
+            keyset = " AND id > ?"
+            params.append(after_id)
+        params.append(page.first + 1)
+        marks = ",".join("?" * len(ids))
+        sql = (
+            "SELECT talk_id, id, doc FROM (SELECT talk_id, id, doc, ROW_NUMBER() OVER"  # noqa: S608
+            f" (PARTITION BY talk_id ORDER BY id) AS rn FROM messages"
+            f" WHERE talk_id IN ({marks}){keyset}) WHERE rn <= ? ORDER BY talk_id, id"
+        )
+
+        def work(c: sqlite3.Connection) -> dict[int, Page]:
+            pages = {i: Page() for i in ids}
+            for talk_id, message_id, doc in c.execute(sql, params):
+                target = pages[talk_id]
+                if len(target.items) == page.first:
+                    target.has_next = True
+                else:
+                    target.items.append((cursor.encode("message", message_id), orjson.loads(doc)))
+            return pages
+
+        return await self._read(work)
+
+    async def count_messages(self, talk_ids: Sequence[int]) -> dict[int, int]:
+        ids = sorted(set(talk_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+
+        def work(c: sqlite3.Connection) -> dict[int, int]:
+            counts = dict.fromkeys(ids, 0)
+            counts.update(
+                c.execute(
+                    f"SELECT talk_id, COUNT(*) FROM messages WHERE talk_id IN ({marks})"  # noqa: S608
+                    " GROUP BY talk_id",
+                    ids,
+                ).fetchall()
+            )
+            return counts
+
+        return await self._read(work)
+
+    async def events_by_talk(self, talk_ids: Sequence[int]) -> dict[int, list[Doc]]:
+        ids = sorted(set(talk_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+
+        def work(c: sqlite3.Connection) -> dict[int, list[Doc]]:
+            events: dict[int, list[Doc]] = {i: [] for i in ids}
+            for talk_id, doc in c.execute(
+                f"SELECT talk_id, doc FROM events WHERE talk_id IN ({marks})"  # noqa: S608
+                " ORDER BY talk_id, id",
+                ids,
+            ):
+                events[talk_id].append(orjson.loads(doc))
+            return events
+
+        return await self._read(work)
+
+    async def customer_page(self, *, search: str | None, page: PageRequest) -> Page:
+        where, params = _customer_where(search)
+        if page.after is not None:
+            where.append("id > ?")
+            params.extend(cursor.decode("customer", page.after, 1))
+        sql_where = " AND ".join(where) or "1"
+        sql = f"SELECT id, doc FROM customers WHERE {sql_where} ORDER BY id LIMIT ?"  # noqa: S608
+        params.append(page.first + 1)
+        return await self._read(lambda c: _page(c.execute(sql, params), "customer", page.first))
+
+    async def count_customers(self, *, search: str | None) -> int:
+        where, params = _customer_where(search)
+        sql = f"SELECT COUNT(*) FROM customers WHERE {' AND '.join(where) or '1'}"  # noqa: S608
+        return await self._read(lambda c: int(c.execute(sql, params).fetchone()[0]))
+
+    async def agent_page(self, *, page: PageRequest) -> Page:
+        params: list[Any] = []
+        where = "1"
+        if page.after is not None:
+            where = "id > ?"
+            params.extend(cursor.decode("agent", page.after, 1))
+        params.append(page.first + 1)
+        sql = f"SELECT id, doc FROM agents WHERE {where} ORDER BY id LIMIT ?"  # noqa: S608
+        return await self._read(lambda c: _page(c.execute(sql, params), "agent", page.first))
+
+    async def count_agents(self) -> int:
+        return await self._read(
+            lambda c: int(c.execute("SELECT COUNT(*) FROM agents").fetchone()[0])
+        )
+
+
+_MESSAGE_COLUMNS = ("id", "talk_id", "user_id", "message", "doc")
+_EVENT_COLUMNS = ("id", "talk_id", "doc")
+_CUSTOMER_COLUMNS = ("id", "name", "external_id", "stub", "doc")
+_AGENT_COLUMNS = ("id", "login", "stub", "doc")
+_STUBBED = frozenset({"customers", "agents"})
+
+
+def _upsert(
+    c: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    overwrite: bool,
+) -> int:
+    """Insert rows missing by id; replace a stored row whose doc differs when `overwrite`
+    (the snapshot won) or when the stored row is only a stub. Returns rows written."""
+    if not rows:
+        return 0
+    assignments = ", ".join(f"{col} = excluded.{col}" for col in columns if col != "id")
+    if table == "customers":
+        assignments += ", version = customers.version + 1"
+    if overwrite:
+        condition = f"{table}.doc IS NOT excluded.doc"
+    elif table in _STUBBED:
+        condition = f"{table}.stub = 1"
+    else:
+        condition = "0"
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+        f" ON CONFLICT (id) DO UPDATE SET {assignments} WHERE {condition}"
+    )
+    return c.executemany(sql, rows).rowcount
+
+
+def _insert_stubs(c: sqlite3.Connection, table: str, ids: list[int]) -> int:
+    """Rows for ids seen without their object, upgraded when the object arrives."""
+    sql = f"INSERT INTO {table} (id, stub, doc) VALUES (?, 1, ?) ON CONFLICT (id) DO NOTHING"  # noqa: S608
+    return c.executemany(sql, [(i, _dumps({"id": i})) for i in ids]).rowcount
+
+
+def _rank_columns(rank: merge.Rank) -> tuple[int, int, int]:
+    return int(rank.finished), rank.latest_message_id, rank.arrival
+
+
+def _page(rows: sqlite3.Cursor, kind: str, first: int) -> Page:
+    result = Page()
+    for row_id, doc in rows:
+        if len(result.items) == first:
+            result.has_next = True
+            break
+        result.items.append((cursor.encode(kind, row_id), orjson.loads(doc)))
+    return result
+
+
+def _talk_where(
+    query: TalkQuery, group: TalkGroup | None, group_ids: Sequence[int]
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for column in (
+        "customer_id",
+        "agent_id",
+        "queue_id",
+        "channel_id",
+        "tracking_number",
+        "external_protocol",
+        "status",
+    ):
+        value = getattr(query, column)
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    for column in ("was_success", "is_critical"):
+        value = getattr(query, column)
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(int(value))
+    if query.created_from is not None:
+        where.append("created_us >= ?")
+        params.append(_micros_of(query.created_from))
+    if query.created_to is not None:
+        where.append("created_us < ?")
+        params.append(_micros_of(query.created_to))
+    if query.text is not None:
+        for phrase in match_words(query.text):
+            where.append(
+                "id IN (SELECT m.talk_id FROM messages_fts f JOIN messages m ON m.id = f.rowid"
+                " WHERE messages_fts MATCH ?)"
+            )
+            params.append(phrase)
+    if group is not None:
+        where.append(f"{group} IN ({','.join('?' * len(group_ids))})")
+        params.extend(group_ids)
+    return where, params
+
+
+def _customer_where(search: str | None) -> tuple[list[str], list[Any]]:
+    if search is None or not search.strip():
+        return [], []
+    text = search.strip()
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return ["(name LIKE ? ESCAPE '\\' OR external_id = ?)"], [pattern, text]
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script on complete statements (triggers hold inner semicolons)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete statement in migration: {buffer.strip()[:60]}")

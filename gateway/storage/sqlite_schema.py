@@ -1,0 +1,115 @@
+"""The SQLite schema, versioned through `PRAGMA user_version`."""
+
+from __future__ import annotations
+
+# Each entry upgrades the schema by one version; entries are never edited once released.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE deliveries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        body BLOB NOT NULL
+    );
+    CREATE TABLE delivery_talks (
+        seq INTEGER NOT NULL,
+        talk_id INTEGER NOT NULL,
+        PRIMARY KEY (talk_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        errors TEXT NOT NULL,
+        body BLOB NOT NULL,
+        body_size INTEGER NOT NULL,
+        truncated INTEGER NOT NULL
+    );
+    CREATE TABLE talks (
+        id INTEGER PRIMARY KEY,
+        customer_id INTEGER NOT NULL,
+        agent_id INTEGER,
+        queue_id INTEGER,
+        channel_id INTEGER NOT NULL,
+        tracking_number TEXT NOT NULL,
+        external_protocol TEXT,
+        created_us INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        was_success INTEGER NOT NULL,
+        is_critical INTEGER NOT NULL,
+        rank_finished INTEGER NOT NULL,
+        rank_message INTEGER NOT NULL,
+        rank_arrival INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX talks_created ON talks (created_us, id);
+    CREATE INDEX talks_customer ON talks (customer_id, created_us, id);
+    CREATE INDEX talks_agent ON talks (agent_id, created_us, id);
+    CREATE INDEX talks_queue ON talks (queue_id, created_us, id);
+    CREATE INDEX talks_channel ON talks (channel_id, created_us, id);
+    CREATE INDEX talks_status ON talks (status, created_us, id);
+    CREATE INDEX talks_success ON talks (was_success, created_us, id);
+    CREATE INDEX talks_critical ON talks (is_critical, created_us, id);
+    CREATE INDEX talks_tracking ON talks (tracking_number);
+    CREATE INDEX talks_protocol ON talks (external_protocol);
+
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        talk_id INTEGER NOT NULL,
+        user_id INTEGER,
+        message TEXT,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX messages_talk ON messages (talk_id, id);
+    CREATE INDEX messages_user ON messages (user_id);
+    CREATE VIRTUAL TABLE messages_fts USING fts5 (
+        message, content='messages', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, message) VALUES (new.id, new.message);
+    END;
+    CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, message)
+        VALUES ('delete', old.id, old.message);
+    END;
+    CREATE TRIGGER messages_au AFTER UPDATE OF message ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, message)
+        VALUES ('delete', old.id, old.message);
+        INSERT INTO messages_fts (rowid, message) VALUES (new.id, new.message);
+    END;
+
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        talk_id INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX events_talk ON events (talk_id, id);
+
+    CREATE TABLE customers (
+        id INTEGER PRIMARY KEY,
+        name TEXT,
+        external_id TEXT,
+        stub INTEGER NOT NULL DEFAULT 0,
+        version INTEGER NOT NULL DEFAULT 1,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX customers_external ON customers (external_id);
+
+    CREATE TABLE agents (
+        id INTEGER PRIMARY KEY,
+        login TEXT,
+        stub INTEGER NOT NULL DEFAULT 0,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX agents_login ON agents (login);
+
+    CREATE TABLE channels (
+        id INTEGER PRIMARY KEY,
+        doc TEXT NOT NULL
+    );
+    """,
+)

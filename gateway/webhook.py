@@ -1,0 +1,143 @@
+"""`POST /webhooks/talks`: PipeRun pushes talks here."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.auth import KeyRing, bearer_key, is_loopback
+from gateway.ingest import Body, BodyRejected, Ingestor
+from gateway.settings import Settings
+from gateway.signatures import secret_bytes, verify
+from gateway.storage import StoreUnavailable
+
+log = logging.getLogger("talkgate.webhook")
+
+# Kept of an oversized body in the dead-letter table: enough to see what it was.
+_OVERSIZE_SAMPLE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Auth:
+    ok: bool
+    needs_signature: bool = False
+
+
+def _error(status: int, reason: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"error": reason, **extra}, status_code=status)
+
+
+class TalkWebhook:
+    """Authenticates a delivery, reads it within the size limit, and ingests it."""
+
+    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+        self.settings = settings
+        self.keys = keys
+        secret = settings.webhook_secret
+        self._secret = secret.get_secret_value() if secret else None
+
+    async def __call__(self, request: Request) -> Response:
+        ingestor: Ingestor = request.state.ingestor
+        auth = self._authenticate_without_body(request)
+        if not auth.ok and not auth.needs_signature:
+            return _error(401, "missing or wrong webhook credentials")
+
+        limit = self.settings.webhook_max_bytes
+        declared = request.headers.get("content-length", "")
+        try:
+            body, size = await _read_limited(request, limit)
+        except ClientDisconnect:
+            return _error(400, "the client went away before the body was read")
+        oversize = (declared.isdigit() and int(declared) > limit) or size > limit
+
+        if auth.needs_signature:
+            if oversize:  # cannot be verified without the whole body: store nothing
+                return _error(413, f"the body is over {limit} bytes")
+            if not self._signature_ok(request, body):
+                return _error(401, "missing or wrong webhook credentials")
+
+        source = "webhook"
+        key = request.headers.get("webhook-id") if auth.needs_signature else None
+        try:
+            if oversize:
+                rejected = await ingestor.reject(
+                    Body(body[:_OVERSIZE_SAMPLE], source),
+                    413,
+                    f"the body is over {limit} bytes",
+                    [],
+                    body_size=max(size, int(declared) if declared.isdigit() else 0),
+                    truncated=True,
+                )
+                return _error(413, rejected.reason, deadLetterId=rejected.dead_letter_id)
+            outcome = await ingestor.ingest(Body(body, source, key))
+        except BodyRejected as exc:
+            return _error(
+                exc.status, exc.reason, errors=exc.errors, deadLetterId=exc.dead_letter_id
+            )
+        except StoreUnavailable as exc:
+            log.warning("store unavailable, delivery refused: %s", exc)
+            return Response(status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {
+                "accepted": len(outcome.talk_ids),
+                "ids": outcome.talk_ids,
+                "duplicate": outcome.duplicate,
+            },
+            status_code=202,
+        )
+
+    def _authenticate_without_body(self, request: Request) -> _Auth:
+        """Token header, `?token=`, or an API key with webhooks:write; else maybe a signature."""
+        secret = self._secret
+        if secret is not None:
+            for given in (
+                request.headers.get("x-webhook-token"),
+                request.query_params.get("token"),
+            ):
+                if given is not None and hmac.compare_digest(given.encode(), secret.encode()):
+                    return _Auth(ok=True)
+            if "webhook-signature" in request.headers:
+                return _Auth(ok=False, needs_signature=True)
+        key = bearer_key(request.headers.get("authorization"))
+        if key is not None:
+            principal = self.keys.authenticate(key)
+            return _Auth(ok=principal is not None and "webhooks:write" in principal.scopes)
+        if secret is None and self.settings.demo:
+            return _Auth(ok=is_loopback(request.client.host if request.client else None))
+        return _Auth(ok=False)
+
+    def _signature_ok(self, request: Request, body: bytes) -> bool:
+        assert self._secret is not None
+        headers = request.headers
+        msg_id = headers.get("webhook-id")
+        timestamp = headers.get("webhook-timestamp")
+        signatures = headers.get("webhook-signature")
+        if not msg_id or not timestamp or not signatures:
+            return False
+        return verify(
+            secret_bytes(self._secret),
+            msg_id=msg_id,
+            timestamp=timestamp,
+            signatures=signatures,
+            body=body,
+            now=time.time(),
+        )
+
+
+async def _read_limited(request: Request, limit: int) -> tuple[bytes, int]:
+    """The body, read no further than `limit` + 1 bytes; and how many bytes were read."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            remaining = limit + 1 - (size - len(chunk))
+            chunks.append(chunk[: max(remaining, 0)])
+            break
+        chunks.append(chunk)
+    return b"".join(chunks), size

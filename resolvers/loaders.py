@@ -1,0 +1,143 @@
+"""Per-request batch loaders: each level of a query costs one store call, whatever its width."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from gateway.errors import TalkgateError
+from gateway.storage import TalkStore
+from gateway.storage.protocol import TalkGroup
+from gateway.storage.records import Doc, PageRequest, TalkOrder, TalkQuery
+from resolvers.pagination import connection, page_request
+from schema.context import ChildPageKey, PageArgs
+from schema.types import (
+    Agent,
+    Channel,
+    Connection,
+    Customer,
+    Talk,
+    TalkEvent,
+    TalkHistory,
+    agent_from_doc,
+    channel_from_doc,
+    customer_from_doc,
+    event_from_doc,
+    history_from_doc,
+    talk_from_doc,
+)
+
+T = TypeVar("T")
+
+
+def _by_id(
+    fetch: Callable[[Sequence[int]], Awaitable[dict[int, Doc]]], build: Callable[[Doc], T]
+) -> DataLoader[int, T | None]:
+    async def load(ids: list[int]) -> list[T | None]:
+        docs = await fetch(ids)
+        return [build(docs[i]) if i in docs else None for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _counts(
+    fetch: Callable[[list[int]], Awaitable[dict[int, int]]],
+) -> DataLoader[int, int]:
+    async def load(ids: list[int]) -> list[int]:
+        counts = await fetch(ids)
+        return [counts.get(i, 0) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+async def _child_pages(
+    keys: list[ChildPageKey],
+    fetch: Callable[[list[int], PageRequest], Awaitable[dict[int, T]]],
+) -> list[T | BaseException]:
+    """Group keys by page arguments: one store call per distinct (first, after)."""
+    groups: dict[PageArgs, list[int]] = defaultdict(list)
+    for key in keys:
+        groups[key.page].append(key.parent_id)
+    results: dict[ChildPageKey, T | BaseException] = {}
+    for args, parent_ids in groups.items():
+        try:
+            pages = await fetch(parent_ids, page_request(args.first, args.after))
+        except TalkgateError as exc:
+            results.update((ChildPageKey(i, args), exc) for i in parent_ids)
+            continue
+        results.update((ChildPageKey(i, args), pages[i]) for i in parent_ids)
+    return [results[key] for key in keys]
+
+
+class RequestLoaders:
+    """The loaders of one request; their caches live exactly as long as it."""
+
+    def __init__(self, store: TalkStore) -> None:
+        self._store = store
+        self.talk: DataLoader[int, Talk | None] = _by_id(store.talks_by_id, talk_from_doc)
+        self.customer: DataLoader[int, Customer | None] = _by_id(
+            store.customers_by_id, customer_from_doc
+        )
+        self.agent: DataLoader[int, Agent | None] = _by_id(store.agents_by_id, agent_from_doc)
+        self.channel: DataLoader[int, Channel | None] = _by_id(
+            store.channels_by_id, channel_from_doc
+        )
+        self.events: DataLoader[int, list[TalkEvent]] = DataLoader(load_fn=self._events)
+        self.histories: DataLoader[ChildPageKey, Connection[TalkHistory]] = DataLoader(
+            load_fn=self._histories
+        )
+        self.history_count = _counts(store.count_messages)
+        self.customer_talks = self._talks_of("customer_id")
+        self.agent_talks = self._talks_of("agent_id")
+
+    async def _events(self, talk_ids: list[int]) -> list[list[TalkEvent]]:
+        events = await self._store.events_by_talk(talk_ids)
+        return [[event_from_doc(d) for d in events.get(i, ())] for i in talk_ids]
+
+    async def _histories(
+        self, keys: list[ChildPageKey]
+    ) -> list[Connection[TalkHistory] | BaseException]:
+        async def fetch(
+            talk_ids: list[int], page: PageRequest
+        ) -> dict[int, Connection[TalkHistory]]:
+            pages = await self._store.message_pages(talk_ids=talk_ids, page=page)
+            return {
+                i: connection(pages[i], history_from_doc, self._count(self.history_count, i))
+                for i in talk_ids
+            }
+
+        return await _child_pages(keys, fetch)
+
+    def _talks_of(self, group: TalkGroup) -> DataLoader[ChildPageKey, Connection[Talk]]:
+        async def count(ids: list[int]) -> dict[int, int]:
+            counts = await self._store.count_talks(query=TalkQuery(), group=group, group_ids=ids)
+            return {k: v for k, v in counts.items() if k is not None}
+
+        counter = _counts(count)
+
+        async def fetch(parent_ids: list[int], page: PageRequest) -> dict[int, Connection[Talk]]:
+            pages = await self._store.talk_pages(
+                query=TalkQuery(),
+                page=page,
+                order=TalkOrder.CREATED_AT_DESC,
+                group=group,
+                group_ids=parent_ids,
+            )
+            return {
+                i: connection(pages[i], talk_from_doc, self._count(counter, i)) for i in parent_ids
+            }
+
+        async def load(keys: list[ChildPageKey]) -> list[Connection[Talk] | BaseException]:
+            return await _child_pages(keys, fetch)
+
+        return DataLoader(load_fn=load)
+
+    @staticmethod
+    def _count(loader: DataLoader[int, int], key: int) -> Callable[[], Awaitable[int]]:
+        async def count() -> int:
+            return await loader.load(key)
+
+        return count

@@ -1,0 +1,172 @@
+"""Root query fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry import ID, Info
+
+from gateway.errors import BadUserInput
+from gateway.storage.records import TalkOrder as StoreOrder
+from gateway.storage.records import TalkQuery
+from resolvers.context import RequestContext
+from resolvers.pagination import connection, page_request, parse_id
+from schema.enums import TalkOrder
+from schema.inputs import TalkFilter
+from schema.permissions import needs
+from schema.types import (
+    After,
+    Agent,
+    Connection,
+    Customer,
+    First,
+    Talk,
+    agent_from_doc,
+    customer_from_doc,
+    talk_from_doc,
+)
+
+Ctx = Info[RequestContext, None]
+
+
+def _optional_id(value: ID | None, argument: str) -> int | None:
+    return None if value is None else parse_id(value, argument)
+
+
+def talk_query(talk_filter: TalkFilter | None) -> TalkQuery:
+    """The store's filter for a GraphQL TalkFilter."""
+    if talk_filter is None:
+        return TalkQuery()
+    f = talk_filter
+    return TalkQuery(
+        customer_id=_optional_id(f.customer_id, "filter.customerId"),
+        agent_id=_optional_id(f.agent_id, "filter.agentId"),
+        queue_id=_optional_id(f.queue_id, "filter.queueId"),
+        channel_id=_optional_id(f.channel_id, "filter.channelId"),
+        tracking_number=f.tracking_number,
+        external_protocol=f.external_protocol,
+        created_from=None if f.created_from is None else datetime.fromisoformat(f.created_from),
+        created_to=None if f.created_to is None else datetime.fromisoformat(f.created_to),
+        status=None if f.status is None else f.status.name,
+        was_success=f.was_success,
+        is_critical=f.is_critical,
+        text=f.text,
+    )
+
+
+@strawberry.type(description="Reading the contact center: talks, customers and agents.")
+class Query:
+    @strawberry.field(
+        description="One talk, by its id or by its protocol number (give exactly one).",
+        extensions=needs("talks:read"),
+    )
+    async def talk(
+        self,
+        info: Ctx,
+        id: Annotated[
+            ID | None, strawberry.argument(description="Internal id of the talk.")
+        ] = None,
+        tracking_number: Annotated[
+            str | None, strawberry.argument(description="Protocol number of the talk.")
+        ] = None,
+    ) -> Talk | None:
+        if (id is None) == (tracking_number is None):
+            raise BadUserInput("give exactly one of id and trackingNumber")
+        if id is not None:
+            return await info.context.loaders.talk.load(parse_id(id, "id"))
+        assert tracking_number is not None
+        doc = await info.context.store.talk_by_tracking_number(tracking_number)
+        return talk_from_doc(doc) if doc else None
+
+    @strawberry.field(
+        description="Talks matching a filter, one page at a time.",
+        extensions=needs("talks:read"),
+    )
+    async def talks(
+        self,
+        info: Ctx,
+        filter: Annotated[
+            TalkFilter | None, strawberry.argument(description="Conditions the talks must meet.")
+        ] = None,
+        first: First = 20,
+        after: After = None,
+        order_by: Annotated[
+            TalkOrder, strawberry.argument(description="Ordering of the talks.")
+        ] = TalkOrder.CREATED_AT_DESC,
+    ) -> Connection[Talk] | None:
+        page = page_request(first, after)
+        query = talk_query(filter)
+        store = info.context.store
+        pages = await store.talk_pages(query=query, page=page, order=StoreOrder(order_by.value))
+
+        async def count() -> int:
+            return (await store.count_talks(query=query))[None]
+
+        return connection(pages[None], talk_from_doc, count)
+
+    @strawberry.field(description="One customer by id.", extensions=needs("talks:read"))
+    async def customer(
+        self,
+        info: Ctx,
+        id: Annotated[ID, strawberry.argument(description="Internal id of the customer.")],
+    ) -> Customer | None:
+        return await info.context.loaders.customer.load(parse_id(id, "id"))
+
+    @strawberry.field(
+        description="Customers, by id, optionally searched by name or external id.",
+        extensions=needs("talks:read"),
+    )
+    async def customers(
+        self,
+        info: Ctx,
+        search: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Part of the name (case ignored), or the exact external id."
+            ),
+        ] = None,
+        first: First = 20,
+        after: After = None,
+    ) -> Connection[Customer] | None:
+        page = page_request(first, after)
+        store = info.context.store
+        result = await store.customer_page(search=search, page=page)
+
+        async def count() -> int:
+            return await store.count_customers(search=search)
+
+        return connection(result, customer_from_doc, count)
+
+    @strawberry.field(
+        description="One agent, by id or by login (give exactly one).",
+        extensions=needs("talks:read"),
+    )
+    async def agent(
+        self,
+        info: Ctx,
+        id: Annotated[
+            ID | None, strawberry.argument(description="Internal id of the agent.")
+        ] = None,
+        login: Annotated[str | None, strawberry.argument(description="Login of the agent.")] = None,
+    ) -> Agent | None:
+        if (id is None) == (login is None):
+            raise BadUserInput("give exactly one of id and login")
+        if id is not None:
+            return await info.context.loaders.agent.load(parse_id(id, "id"))
+        assert login is not None
+        doc = await info.context.store.agent_by_login(login)
+        return agent_from_doc(doc) if doc else None
+
+    @strawberry.field(description="Agents, by id.", extensions=needs("talks:read"))
+    async def agents(
+        self,
+        info: Ctx,
+        first: First = 20,
+        after: After = None,
+    ) -> Connection[Agent] | None:
+        page = page_request(first, after)
+        store = info.context.store
+        result = await store.agent_page(page=page)
+        return connection(result, agent_from_doc, store.count_agents)

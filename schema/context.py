@@ -1,0 +1,79 @@
+"""What the types may ask of a request's context: batch loaders and the caller's identity.
+
+The types delegate every lookup to these loaders; `resolvers/` builds them per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from strawberry.dataloader import DataLoader
+
+if TYPE_CHECKING:
+    from schema.types import (
+        Agent,
+        Channel,
+        Connection,
+        Customer,
+        Talk,
+        TalkEvent,
+        TalkHistory,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PageArgs:
+    """`first` and `after` of a nested connection, part of its loader key."""
+
+    first: int
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildPageKey:
+    """Which page of a parent's children a nested connection wants."""
+
+    parent_id: int
+    page: PageArgs
+
+
+class Loaders(Protocol):
+    @property
+    def customer(self) -> DataLoader[int, Customer | None]: ...
+
+    @property
+    def agent(self) -> DataLoader[int, Agent | None]: ...
+
+    @property
+    def channel(self) -> DataLoader[int, Channel | None]: ...
+
+    @property
+    def events(self) -> DataLoader[int, list[TalkEvent]]: ...
+
+    @property
+    def histories(self) -> DataLoader[ChildPageKey, Connection[TalkHistory]]: ...
+
+    @property
+    def customer_talks(self) -> DataLoader[ChildPageKey, Connection[Talk]]: ...
+
+    @property
+    def agent_talks(self) -> DataLoader[ChildPageKey, Connection[Talk]]: ...
+
+
+class Caller(Protocol):
+    """Who is asking; `scopes` are the ones granted to the API key."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def scopes(self) -> frozenset[str]: ...
+
+
+class GraphContext(Protocol):
+    @property
+    def caller(self) -> Caller: ...
+
+    @property
+    def loaders(self) -> Loaders: ...

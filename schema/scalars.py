@@ -1,0 +1,44 @@
+"""Custom scalars: datetimes leave talkgate as ISO 8601 strings in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import NewType
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types.scalar import ScalarDefinition
+
+UtcDateTime = NewType("UtcDateTime", str)
+
+
+def _serialize(value: object) -> str:
+    # Stored documents already hold ISO 8601 UTC strings; they pass through untouched.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def _parse(value: object) -> UtcDateTime:
+    if not isinstance(value, str):
+        raise GraphQLError("DateTime must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise GraphQLError(f"not an ISO 8601 date-time: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return UtcDateTime(moment.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+
+
+SCALARS: dict[object, ScalarDefinition] = {
+    UtcDateTime: strawberry.scalar(
+        name="DateTime",
+        description=(
+            "A moment in time as ISO 8601 in UTC, e.g. 2025-09-08T14:01:17Z. As input, an "
+            "offset may be given; a moment without one is read as UTC."
+        ),
+        serialize=_serialize,
+        parse_value=_parse,
+    )
+}
