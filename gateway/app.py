@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/webhooks/talks", TalkWebhook(settings, keys), methods=["POST"]),
+        Route("/webhooks/talks", TalkWebhook(settings, keys).handle, methods=["POST"]),
         Route("/graphql", GraphQLEndpoint(view, keys, demo=settings.demo)),
     ]
     return Starlette(

@@ -41,7 +41,7 @@ class TalkWebhook:
         secret = settings.webhook_secret
         self._secret = secret.get_secret_value() if secret else None
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         ingestor: Ingestor = request.state.ingestor
         auth = self._authenticate_without_body(request)
         if not auth.ok and not auth.needs_signature:

@@ -1,0 +1,107 @@
+"""Shared fixtures: settings on a temporary SQLite file, the app with its lifespan, clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.auth import key_digest
+from gateway.settings import ApiKeyEntry, Settings
+from gateway.storage.sqlite import SQLiteStore
+
+WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+READ_KEY = "tgk_test_reader"
+ALL_KEY = "tgk_test_everything"
+NO_SCOPE_KEY = "tgk_test_no_talks"
+PUSH_KEY = "tgk_test_pusher"
+
+KEYS = {
+    READ_KEY: ("reader", {"talks:read"}),
+    ALL_KEY: (
+        "operator",
+        {
+            "talks:read",
+            "customers:pii",
+            "recordings:read",
+            "agents:control",
+            "webhooks:write",
+            "admin",
+        },
+    ),
+    NO_SCOPE_KEY: ("recordings-only", {"recordings:read"}),
+    PUSH_KEY: ("pusher", {"webhooks:write"}),
+}
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for one test: its own SQLite file, the test keys and webhook secret."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'talkgate.db'}",
+        "api_keys": tuple(
+            ApiKeyEntry(name=name, sha256=key_digest(key), scopes=frozenset(scopes))
+            for key, (name, scopes) in KEYS.items()
+        ),
+        "webhook_secret": SecretStr(WEBHOOK_SECRET),
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Starlette:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in process, with the lifespan running."""
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+
+
+async def gql(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    key: str | None = READ_KEY,
+) -> dict[str, Any]:
+    """POST a GraphQL operation; returns the decoded JSON body (asserting HTTP 200)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def push(
+    client: httpx.AsyncClient, payload: object, *, token: str = WEBHOOK_SECRET
+) -> httpx.Response:
+    """POST a payload to the webhook with the shared secret in X-Webhook-Token."""
+    return await client.post("/webhooks/talks", json=payload, headers={"X-Webhook-Token": token})
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[SQLiteStore]:
+    """A second, independent view of the app's database file: what was really committed."""
+    opened = SQLiteStore(settings.database_url)
+    await opened.open()
+    yield opened
+    await opened.close()

@@ -1,0 +1,52 @@
+"""Small builders of PipeRun payloads for tests, all derived from the real example."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from gateway.demo import example_talk
+
+Payload = dict[str, Any]
+
+
+def talk(talk_id: int = 114603, **fields: Any) -> Payload:
+    """The documented example payload with another id (messages and events follow it)."""
+    payload = copy.deepcopy(example_talk())
+    payload["id"] = talk_id
+    payload["tracking_number"] = f"TN{talk_id}"
+    for history in payload["talk_histories"]:
+        history["talk_id"] = talk_id
+        history["id"] = history["id"] - 114603 * 0 + (talk_id - 114603) * 100
+    for event in payload["talk_events"]:
+        event["talk_id"] = talk_id
+        event["id"] = event["id"] + (talk_id - 114603) * 100
+    payload.update(fields)
+    return payload
+
+
+def message(message_id: int, text: str, *, talk_id: int = 114603, kind: str = "in") -> Payload:
+    """A message shaped like the example's first one."""
+    history: Payload = copy.deepcopy(example_talk()["talk_histories"][0])
+    history.update(id=message_id, talk_id=talk_id, message=text, type=kind)
+    return history
+
+
+def event(event_id: int, *, talk_id: int = 114603, success: bool = False) -> Payload:
+    item: Payload = copy.deepcopy(example_talk()["talk_events"][0])
+    item.update(id=event_id, talk_id=talk_id, is_success=success)
+    return item
+
+
+def snapshot(
+    talk_id: int,
+    message_ids: list[int],
+    *,
+    finished: bool = False,
+    **fields: Any,
+) -> Payload:
+    """A snapshot of a talk holding exactly these messages, finished or not."""
+    payload = talk(talk_id, **fields)
+    payload["talk_histories"] = [message(i, f"message {i}", talk_id=talk_id) for i in message_ids]
+    payload["finished_at"] = "2025-09-08 11:30:00" if finished else None
+    return payload

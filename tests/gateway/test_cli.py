@@ -1,0 +1,240 @@
+"""The `talkgate` command, run as users run it: a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from gateway.auth import KeyRing
+from gateway.settings import ApiKeyEntry
+from gateway.storage.records import TalkQuery
+from gateway.storage.sqlite import SQLiteStore
+from tests.factories import talk
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The caller's environment without any TALKGATE_ setting, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALKGATE_")}
+    env["TALKGATE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
+    env.update(extra)
+    return env
+
+
+def talkgate(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own console entry point
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=tmp_path,
+        env=env or env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+async def open_store(tmp_path: Path) -> SQLiteStore:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'cli.db'}")
+    await store.open()
+    return store
+
+
+# -- ingest ---------------------------------------------------------------------------------
+
+
+async def test_ingest_loads_a_json_file_with_one_talk(tmp_path: Path) -> None:
+    path = tmp_path / "one.json"
+    path.write_bytes(orjson.dumps(talk(11), option=orjson.OPT_INDENT_2))
+    result = talkgate(tmp_path, "ingest", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "accepted 1, duplicates 0, rejected 0" in result.stdout
+    store = await open_store(tmp_path)
+    try:
+        assert list(await store.talks_by_id([11])) == [11]
+    finally:
+        await store.close()
+
+
+async def test_ingest_loads_an_array_and_ndjson_and_reports_rejects(tmp_path: Path) -> None:
+    array = tmp_path / "array.json"
+    array.write_bytes(orjson.dumps([talk(1), talk(2)]))
+    lines = [
+        orjson.dumps(talk(3)),
+        b"",
+        b"{not json",
+        orjson.dumps({"id": "x"}),
+        orjson.dumps(talk(4)),
+    ]
+    ndjson = tmp_path / "talks.ndjson"
+    ndjson.write_bytes(b"\n".join(lines) + b"\n")
+
+    result = talkgate(tmp_path, "ingest", str(array), str(ndjson))
+
+    assert result.returncode == 1  # some bodies were rejected
+    assert "accepted 4, duplicates 0, rejected 2 (kept as dead letters)" in result.stdout
+    assert "the body is not JSON" in result.stderr
+    store = await open_store(tmp_path)
+    try:
+        assert (await store.count_talks(query=TalkQuery()))[None] == 4
+        sources = sorted(letter.source for letter in await store.dead_letters())
+        assert sources == ["file:talks.ndjson:3", "file:talks.ndjson:4"]
+    finally:
+        await store.close()
+
+
+def test_ingesting_the_same_file_twice_counts_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "talks.ndjson"
+    path.write_bytes(b"\n".join(orjson.dumps(talk(i)) for i in range(1, 6)))
+    assert talkgate(tmp_path, "ingest", str(path)).returncode == 0
+    again = talkgate(tmp_path, "ingest", str(path))
+    assert "accepted 0, duplicates 5, rejected 0" in again.stdout
+
+
+def test_ingest_shows_progress_and_a_summary(tmp_path: Path) -> None:
+    path = tmp_path / "talks.ndjson"
+    path.write_bytes(b"\n".join(orjson.dumps(talk(i)) for i in range(1, 30)))
+    result = talkgate(tmp_path, "ingest", "--batch", "7", str(path))
+    assert "100.0%" in result.stderr  # the final progress line
+    assert "29 talks" in result.stderr
+    assert "talks changed 29" in result.stdout
+
+
+def test_ingest_of_a_missing_file_fails_with_a_reason(tmp_path: Path) -> None:
+    result = talkgate(tmp_path, "ingest", str(tmp_path / "nope.json"))
+    assert result.returncode == 2
+    assert "no such file" in result.stderr
+
+
+# -- schema and keys ------------------------------------------------------------------------
+
+
+def test_schema_prints_the_committed_sdl(tmp_path: Path) -> None:
+    result = talkgate(tmp_path, "schema")
+    assert result.returncode == 0
+    assert result.stdout == (ROOT / "schema.graphql").read_text()
+
+
+def test_keys_new_prints_a_key_and_an_entry_that_accepts_it(tmp_path: Path) -> None:
+    result = talkgate(tmp_path, "keys", "new", "--name", "crm", "--scopes", "talks:read,admin")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    key = lines[0].rsplit(" ", 1)[1]
+    entry = ApiKeyEntry.model_validate(json.loads(lines[1].split(": ", 1)[1]))
+    principal = KeyRing([entry]).authenticate(key)
+    assert principal is not None
+    assert principal.name == "crm"
+    assert principal.scopes == {"talks:read", "admin"}
+
+
+def test_keys_new_refuses_unknown_scopes(tmp_path: Path) -> None:
+    result = talkgate(tmp_path, "keys", "new", "--name", "x", "--scopes", "talks:write")
+    assert result.returncode == 2
+    assert "unknown" in result.stderr
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+def test_serve_without_keys_refuses_to_start_with_one_line(tmp_path: Path) -> None:
+    result = talkgate(tmp_path, "serve", "--port", "0", timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "TALKGATE_API_KEYS" in result.stderr
+
+
+def test_demo_refuses_to_listen_beyond_localhost(tmp_path: Path) -> None:
+    result = talkgate(tmp_path, "serve", "--demo", "--host", "0.0.0.0", timeout=30)  # noqa: S104
+    assert result.returncode == 2
+    assert "localhost only" in result.stderr
+
+
+def test_invalid_settings_are_one_line_errors(tmp_path: Path) -> None:
+    env = env_for(tmp_path, TALKGATE_SOURCE_TIMEZONE="Mars/Olympus")
+    result = talkgate(tmp_path, "serve", "--demo", env=env, timeout=30)
+    assert result.returncode == 2
+    assert "TALKGATE_SOURCE_TIMEZONE" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`talkgate serve --demo` as a real process on a free loopback port; its stderr file."""
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "gateway.cli", "serve", "--demo", "--port", str(port)],
+            cwd=tmp_path,
+            env=env_for(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serve --demo did not start: {log_path.read_text()}")
+            time.sleep(0.1)
+        yield base, log_path
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_serve_demo_answers_graphql_from_localhost_without_a_key(
+    demo_server: tuple[str, Path],
+) -> None:
+    base, _ = demo_server
+    response = httpx.post(
+        f"{base}/graphql",
+        json={"query": "{ talks(first: 5) { totalCount edges { node { id createdAt } } } }"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    talks = response.json()["data"]["talks"]
+    assert talks["totalCount"] == 40
+    assert all(edge["node"]["createdAt"].endswith("Z") for edge in talks["edges"])
+    assert response.headers["x-request-id"]
+
+
+@pytest.mark.slow
+def test_serve_demo_prints_the_graphiql_url_and_logs_json_lines(
+    demo_server: tuple[str, Path],
+) -> None:
+    base, log_path = demo_server
+    httpx.get(f"{base}/healthz", timeout=5, headers={"X-Request-ID": "probe-1"})
+    deadline = time.monotonic() + 10
+    while '"probe-1"' not in log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stderr = log_path.read_text()
+    assert f"GraphiQL: {base}/graphql" in stderr
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    access = [r for r in records if r["logger"] == "talkgate.access"]
+    assert {"path": "/healthz", "request_id": "probe-1", "status": 200}.items() <= next(
+        r for r in access if r.get("request_id") == "probe-1"
+    ).items()

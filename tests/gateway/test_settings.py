@@ -1,0 +1,77 @@
+"""Settings: environment, validation, and secrets that never show."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from gateway.auth import key_digest
+from gateway.settings import Settings
+
+
+def test_defaults_follow_the_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(_env_file=None)
+    assert settings.database_url == "sqlite:///./talkgate.db"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.talkme_login_url == "https://agente.talkk.me/login"
+    assert settings.talkme_agent_api_url == "https://api-agente.talk.me"
+    assert settings.talkme_bc_api_url == "https://api-bc.talk.me"
+    assert settings.talkme_timeout_s == 10
+    assert settings.source_timezone == "America/Sao_Paulo"
+    assert settings.recording_ttl_s == 300
+    assert (settings.breaker_failures, settings.breaker_reset_s) == (5, 30)
+    assert settings.base_url == "http://127.0.0.1:8000"
+    assert settings.api_keys == ()
+
+
+def test_settings_come_from_talkgate_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = {"name": "crm", "sha256": key_digest("k"), "scopes": ["talks:read"]}
+    monkeypatch.setenv("TALKGATE_API_KEYS", json.dumps([entry]))
+    monkeypatch.setenv("TALKGATE_PORT", "9001")
+    monkeypatch.setenv("TALKGATE_WEBHOOK_SECRET", "s3cr3t-value")
+    settings = Settings(_env_file=None)
+    assert settings.port == 9001
+    assert settings.api_keys[0].name == "crm"
+    assert settings.api_keys[0].scopes == {"talks:read"}
+
+
+def test_settings_are_read_from_a_dotenv_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("TALKGATE_SOURCE_TIMEZONE=America/Manaus\n")
+    assert Settings().source_timezone == "America/Manaus"
+
+
+def test_secrets_never_show_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WEBHOOK_SECRET", "SECRET_KEY", "TALKME_TOKEN", "TALKME_EXTERNAL_LOGIN_TOKEN"):
+        monkeypatch.setenv(f"TALKGATE_{name}", f"very-secret-{name.lower()}")
+    monkeypatch.setenv("TALKGATE_REDIS_URL", "redis://:hunter2@localhost:6379/0")
+    settings = Settings(_env_file=None)
+    shown = repr(settings) + str(settings) + repr(settings.model_dump())
+    assert "very-secret" not in shown
+    assert "hunter2" not in shown
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TALKGATE_API_KEYS", '[{"name": "x", "sha256": "abc", "scopes": []}]'),
+        ("TALKGATE_API_KEYS", '[{"name": "x", "sha256": "' + "a" * 64 + '", "scopes": ["root"]}]'),
+        ("TALKGATE_API_KEYS", "not json"),
+        ("TALKGATE_SOURCE_TIMEZONE", "Mars/Olympus"),
+        ("TALKGATE_DATABASE_URL", "mysql://db"),
+        ("TALKGATE_WEBHOOK_SECRET", "changethis"),
+        ("TALKGATE_TALKME_TOKEN", "ABCDEFGHJKLM"),
+        ("TALKGATE_TALKME_TIMEOUT_S", "0"),
+    ],
+)
+def test_invalid_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)
