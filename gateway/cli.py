@@ -103,7 +103,7 @@ class _Progress:
         self.stream = stream
         self.tty = stream.isatty()
         self.start = time.perf_counter()
-        self.last = 0.0
+        self.last = self.start
 
     def update(self, done_bytes: int, items: int, final: bool = False) -> None:
         now = time.perf_counter()
@@ -205,6 +205,10 @@ def ingest(args: argparse.Namespace) -> None:
     if missing:
         _fail(f"no such file: {', '.join(missing)}")
     settings = _settings()
+    from gateway.logs import configure_logging
+
+    # Rejections are reported in the summary; the log keeps only what goes wrong beyond that.
+    configure_logging("ERROR")
     start = time.perf_counter()
     tally = asyncio.run(_ingest_files(settings, paths, args.batch))
     elapsed = time.perf_counter() - start

@@ -55,7 +55,8 @@ class TypedErrors(SchemaExtension):
             return _with(
                 error, "the store is unavailable, retry later", {"code": "SERVICE_UNAVAILABLE"}
             )
-        if original is None:
+        if original is None or isinstance(original, GraphQLError):
+            # Parse, validation and variable-coercion errors: the document or its inputs.
             code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
             return _with(error, error.message, {**(error.extensions or {}), "code": code})
         request_id = request_id_var.get()

@@ -38,6 +38,8 @@ def _blank_to_none(value: object) -> object:
 
 
 def _lenient_int(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an integer")
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -113,7 +115,7 @@ def parse_datetime(value: object, zone: tzinfo = DEFAULT_ZONE) -> datetime | Non
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"not a datetime: {value[:40]!r}") from None
+            raise ValueError("not a datetime in any known spelling") from None
     else:
         raise ValueError(f"a datetime must be a string, not {type(value).__name__}")
     if moment.tzinfo is None:
@@ -523,6 +525,13 @@ def _unique_by_id(docs: list[Doc]) -> list[Doc]:
 
 
 _TALKS = TypeAdapter(list[TalkPayload])
+_JSON_NAMES: dict[type, str] = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 class PayloadRejected(ValueError):
@@ -541,12 +550,14 @@ def validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[Normali
         single = True
     elif isinstance(data, list):
         if not data:
-            raise PayloadRejected("the array holds no talk", [])
+            raise PayloadRejected(
+                "the array holds no talk", [{"loc": "", "msg": "an empty array holds no talk"}]
+            )
         items, single = data, False
     else:
         raise PayloadRejected(
             "the body must be a talk object or an array of talks",
-            [{"loc": "", "msg": f"got a JSON {type(data).__name__}"}],
+            [{"loc": "", "msg": f"got a JSON {_JSON_NAMES.get(type(data), 'value')}"}],
         )
     try:
         talks = _TALKS.validate_python(items, context={"zone": zone})

@@ -124,7 +124,7 @@ class Query:
         search: Annotated[
             str | None,
             strawberry.argument(
-                description="Part of the name (case ignored), or the exact external id."
+                description="Part of the name (case and accents ignored), or the exact external id."
             ),
         ] = None,
         first: First = 20,

@@ -15,6 +15,7 @@ from strawberry import ID, Info
 from gateway.payload import talk_status
 from schema.context import ChildPageKey, GraphContext, PageArgs
 from schema.enums import InitiationType, MessageType, TalkStatus
+from schema.permissions import needs
 from schema.scalars import UtcDateTime
 
 T = TypeVar("T")
@@ -42,6 +43,14 @@ def build(cls: type[T], source: Doc, /, **extra: Any) -> T:
 
 def _field(description: str, **kwargs: Any) -> Any:
     return strawberry.field(description=description, **kwargs)
+
+
+def _pii(description: str) -> Any:
+    """A field holding personal data: null, with a FORBIDDEN error, without customers:pii."""
+    return strawberry.field(
+        description=description + " Needs the customers:pii scope.",
+        extensions=needs("customers:pii"),
+    )
 
 
 # -- pagination -----------------------------------------------------------------------------
@@ -217,7 +226,7 @@ class Customer:
     id: ID = _field("Internal id of the customer.")
     name: str | None = _field("Name of the customer.")
     external_id: str | None = _field("Id of the customer in an external system (ERP, CRM).")
-    document_number: str | None = _field("Document number (CPF or CNPJ).")
+    document_number: str | None = _pii("Document number (CPF or CNPJ).")
     wildcard_01: str | None = _field("Free field 1 of the account's customer register.")
     wildcard_02: str | None = _field("Free field 2 of the account's customer register.")
     wildcard_03: str | None = _field("Free field 3 of the account's customer register.")
@@ -250,16 +259,25 @@ class Customer:
         info = self.doc.get("profile_info")
         return build(ProfileInfo, info) if info else None
 
-    @strawberry.field(description="Custom fields of the customer.")
-    def custom_fields(self) -> list[CustomField]:
+    @strawberry.field(
+        description="Custom fields of the customer. Needs the customers:pii scope.",
+        extensions=needs("customers:pii"),
+    )
+    def custom_fields(self) -> list[CustomField] | None:
         return [build(CustomField, f) for f in self.doc.get("custom_fields") or ()]
 
-    @strawberry.field(description="Telephone numbers of the customer.")
-    def telephones(self) -> list[Telephone]:
+    @strawberry.field(
+        description="Telephone numbers of the customer. Needs the customers:pii scope.",
+        extensions=needs("customers:pii"),
+    )
+    def telephones(self) -> list[Telephone] | None:
         return [build(Telephone, t) for t in self.doc.get("telephones") or ()]
 
-    @strawberry.field(description="E-mail addresses of the customer.")
-    def emails(self) -> list[Email]:
+    @strawberry.field(
+        description="E-mail addresses of the customer. Needs the customers:pii scope.",
+        extensions=needs("customers:pii"),
+    )
+    def emails(self) -> list[Email] | None:
         return [build(Email, e) for e in self.doc.get("emails") or ()]
 
     @strawberry.field(description="Talks of this customer, newest first.")
@@ -381,11 +399,11 @@ class Talk:
         "Internal id of the satisfaction survey sent to the customer after the talk finished."
     )
     started_at: UtcDateTime | None = _field("When the talk was sent to the waiting queue.")
-    latitude: str | None = _field(
+    latitude: str | None = _pii(
         "Latitude of the customer's service installation; only for accounts whose ERP "
         "integration provides the customer's location."
     )
-    longitude: str | None = _field(
+    longitude: str | None = _pii(
         "Longitude of the customer's service installation; only for accounts whose ERP "
         "integration provides the customer's location."
     )
@@ -399,8 +417,8 @@ class Talk:
     is_shopping: bool = _field("Whether the talk was started from HubStore.")
     is_ads: bool = _field("Whether the talk has a message received through a Meta ad link.")
     scaled_to_id: ID | None = _field("Internal id of the agent the talk was escalated to.")
-    client_ip: str | None = _field("IP address of the customer; only for Webchat talks.")
-    client_user_agent: str | None = _field(
+    client_ip: str | None = _pii("IP address of the customer; only for Webchat talks.")
+    client_user_agent: str | None = _pii(
         "User agent of the customer's browser; only for Webchat talks."
     )
     survey_id: ID | None = _field("Internal id of the survey that generated the talk.")

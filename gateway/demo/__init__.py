@@ -66,7 +66,16 @@ def sample_talks(count: int = 40, *, seed: int = 7) -> list[dict[str, Any]]:
         )
         talk["customer"].update(id=customer_id, name=_NAMES[n % len(_NAMES)])
         for history_number, history in enumerate(talk["talk_histories"]):
-            history.update(id=talk_id * 10 + history_number, talk_id=talk_id)
+            moment = created + timedelta(minutes=2 * history_number)
+            history.update(
+                id=talk_id * 10 + history_number,
+                talk_id=talk_id,
+                # PipeRun's mix of spellings: naive local `sent_at`, UTC `created_at`.
+                sent_at=moment.astimezone(_LOCAL).strftime("%Y-%m-%d %H:%M:%S"),
+                created_at=moment.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+                read_at=None,
+                left_at=None,
+            )
         talk["talk_histories"][0]["message"] = _LINES[n % len(_LINES)]
         user = talk["talk_histories"][2]["user"]
         user.update(

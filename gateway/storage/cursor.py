@@ -25,7 +25,7 @@ def decode(kind: str, cursor: str, size: int) -> tuple[int, ...]:
         not isinstance(value, list)
         or len(value) != size + 1
         or value[0] != kind
-        or not all(type(v) is int for v in value[1:])
+        or not all(type(v) is int and -(2**63) <= v < 2**63 for v in value[1:])
     ):
         raise BadUserInput("the cursor belongs to another list or ordering") from None
     return tuple(value[1:])

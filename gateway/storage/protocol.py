@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal, Protocol
 
 from gateway.storage.records import (
@@ -96,3 +97,19 @@ class TalkStore(Protocol):
     async def count_agents(self) -> int: ...
 
     async def channels_by_id(self, ids: Sequence[int]) -> dict[int, Doc]: ...
+
+    async def set_agent_status(self, *, login: str, status: str, changed_at: str) -> None:
+        """Remember the last queue status talkgate set for `login` through Talk.me."""
+        ...
+
+    async def agent_statuses(self, logins: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(status, changed_at) of each login talkgate set a status for."""
+        ...
+
+    async def put_ticket(self, *, digest: str, sealed: str, expires_at: datetime) -> None:
+        """Keep a one-time login ticket (by the digest of its id) until `expires_at`."""
+        ...
+
+    async def take_ticket(self, *, digest: str, now: datetime) -> str | None:
+        """Remove and return a ticket's sealed content; None if unknown, used or expired."""
+        ...

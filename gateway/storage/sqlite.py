@@ -8,9 +8,11 @@ own connection, which WAL lets read while the writer writes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -67,8 +69,12 @@ def _micros_of(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return _utcnow().isoformat().replace("+00:00", "Z")
 
 
 def sqlite_path(url: str) -> str:
@@ -79,6 +85,14 @@ def sqlite_path(url: str) -> str:
     if not path or path.startswith(":memory:"):
         raise ValueError("talkgate needs a SQLite file (WAL mode), not an in-memory database")
     return path
+
+
+def search_key(text: str | None) -> str | None:
+    """`text` folded for search: case and accents ignored ("JOÃO" and "joao" are equal)."""
+    if text is None:
+        return None
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def match_words(text: str) -> list[str]:
@@ -212,21 +226,34 @@ class SQLiteStore:
         with self._transaction() as c:
             for delivery in deliveries:
                 talk_ids = [t.id for t in delivery.talks]
+                # A known key, or a body received before under any key, is a redelivery.
                 inserted = c.execute(
-                    "INSERT INTO deliveries (key, source, received_at, body) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (key) DO NOTHING RETURNING seq",
-                    (delivery.key, delivery.source, received_at, delivery.body),
+                    "INSERT INTO deliveries (key, source, received_at, body_sha256, body)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
+                    (
+                        delivery.key,
+                        delivery.source,
+                        received_at,
+                        hashlib.sha256(delivery.body).hexdigest(),
+                        delivery.body,
+                    ),
                 ).fetchone()
                 if inserted is None:
                     outcomes.append(DeliveryOutcome(delivery.key, True, talk_ids, []))
                     continue
-                (arrival,) = inserted
+                (sequence,) = inserted
                 c.executemany(
                     "INSERT OR IGNORE INTO delivery_talks (seq, talk_id) VALUES (?, ?)",
-                    [(arrival, i) for i in talk_ids],
+                    [(sequence, i) for i in talk_ids],
                 )
-                changed = [t.id for t in delivery.talks if self._merge_talk(c, t, arrival)]
-                outcomes.append(DeliveryOutcome(delivery.key, False, talk_ids, changed))
+                changed = [
+                    t.id
+                    for position, t in enumerate(delivery.talks)
+                    if self._merge_talk(c, t, merge.arrival(sequence, position))
+                ]
+                outcomes.append(
+                    DeliveryOutcome(delivery.key, False, talk_ids, list(dict.fromkeys(changed)))
+                )
         return outcomes
 
     def _merge_talk(self, c: sqlite3.Connection, talk: NormalizedTalk, arrival: int) -> bool:
@@ -240,15 +267,17 @@ class SQLiteStore:
         doc_json = _dumps(talk.doc)
         top_changed = plan.wins and (row is None or row[3] != doc_json)
 
-        messages = [
-            (m["id"], talk.id, m.get("user_id"), m.get("message"), _dumps(m)) for m in talk.messages
-        ]
-        related = _upsert(c, "messages", _MESSAGE_COLUMNS, messages, overwrite=plan.wins)
-        events = [(e["id"], talk.id, _dumps(e)) for e in talk.events]
-        related += _upsert(c, "events", _EVENT_COLUMNS, events, overwrite=plan.wins)
+        rank = merge.rank_of(talk, arrival)
+        messages = {
+            m["id"]: (talk.id, m.get("user_id"), m.get("message"), _dumps(m)) for m in talk.messages
+        }
+        related = _merge_rows(c, "messages", _MESSAGE_COLUMNS, messages, rank)
+        events = {e["id"]: (talk.id, _dumps(e)) for e in talk.events}
+        related += _merge_rows(c, "events", _EVENT_COLUMNS, events, rank)
         if talk.customer is not None:
             customer = talk.customer
-            row_values = (customer["id"], customer.get("name"), customer.get("external_id"), 0)
+            name = customer.get("name")
+            row_values = (customer["id"], name, search_key(name), customer.get("external_id"), 0)
             related += _upsert(
                 c, "customers", _CUSTOMER_COLUMNS, [(*row_values, _dumps(customer))], plan.wins
             )
@@ -575,10 +604,63 @@ class SQLiteStore:
             lambda c: int(c.execute("SELECT COUNT(*) FROM agents").fetchone()[0])
         )
 
+    # -- agent control ---------------------------------------------------------------------
 
-_MESSAGE_COLUMNS = ("id", "talk_id", "user_id", "message", "doc")
-_EVENT_COLUMNS = ("id", "talk_id", "doc")
-_CUSTOMER_COLUMNS = ("id", "name", "external_id", "stub", "doc")
+    async def set_agent_status(self, *, login: str, status: str, changed_at: str) -> None:
+        def work() -> None:
+            with self._transaction() as c:
+                c.execute(
+                    "INSERT INTO agent_status (login, status, changed_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (login) DO UPDATE SET status = excluded.status,"
+                    " changed_at = excluded.changed_at",
+                    (login, status, changed_at),
+                )
+
+        await self._write(work)
+
+    async def agent_statuses(self, logins: Sequence[str]) -> dict[str, tuple[str, str]]:
+        wanted = sorted(set(logins))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        sql = f"SELECT login, status, changed_at FROM agent_status WHERE login IN ({marks})"  # noqa: S608
+        return await self._read(
+            lambda c: {r[0]: (r[1], r[2]) for r in c.execute(sql, wanted).fetchall()}
+        )
+
+    async def put_ticket(self, *, digest: str, sealed: str, expires_at: datetime) -> None:
+        expires_us = _micros_of(expires_at)
+
+        def work() -> None:
+            with self._transaction() as c:
+                c.execute(
+                    "DELETE FROM login_tickets WHERE expires_us < ?", (_micros_of(_utcnow()),)
+                )
+                c.execute(
+                    "INSERT INTO login_tickets (digest, sealed, expires_us) VALUES (?, ?, ?)",
+                    (digest, sealed, expires_us),
+                )
+
+        await self._write(work)
+
+    async def take_ticket(self, *, digest: str, now: datetime) -> str | None:
+        def work() -> str | None:
+            with self._transaction() as c:
+                row = c.execute(
+                    "DELETE FROM login_tickets WHERE digest = ? RETURNING sealed, expires_us",
+                    (digest,),
+                ).fetchone()
+            if row is None or row[1] < _micros_of(now):
+                return None
+            return str(row[0])
+
+        return await self._write(work)
+
+
+_RANK_COLUMNS = ("rank_finished", "rank_message", "rank_arrival")
+_MESSAGE_COLUMNS = ("id", "talk_id", "user_id", "message", *_RANK_COLUMNS, "doc")
+_EVENT_COLUMNS = ("id", "talk_id", *_RANK_COLUMNS, "doc")
+_CUSTOMER_COLUMNS = ("id", "name", "name_key", "external_id", "stub", "doc")
 _AGENT_COLUMNS = ("id", "login", "stub", "doc")
 _STUBBED = frozenset({"customers", "agents"})
 
@@ -608,6 +690,37 @@ def _upsert(
         f" ON CONFLICT (id) DO UPDATE SET {assignments} WHERE {condition}"
     )
     return c.executemany(sql, rows).rowcount
+
+
+def _merge_rows(
+    c: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: dict[int, tuple[Any, ...]],
+    rank: merge.Rank,
+) -> int:
+    """Messages or events of one snapshot (id -> values, doc last), by `merge.merge_rows`."""
+    if not rows:
+        return 0
+    marks = ",".join("?" * len(rows))
+    stored = {
+        row_id: (merge.Rank(bool(finished), message, arrival), doc)
+        for row_id, finished, message, arrival, doc in c.execute(
+            f"SELECT id, {', '.join(_RANK_COLUMNS)}, doc FROM {table} WHERE id IN ({marks})",  # noqa: S608
+            list(rows),
+        )
+    }
+    plan = merge.merge_rows(stored, ((i, values[-1]) for i, values in rows.items()), rank)
+    if plan.writes:
+        ranked = _rank_columns(rank)
+        assignments = ", ".join(f"{col} = excluded.{col}" for col in columns if col != "id")
+        c.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608
+            f" VALUES ({', '.join('?' * len(columns))})"
+            f" ON CONFLICT (id) DO UPDATE SET {assignments}",
+            [(i, *rows[i][:-1], *ranked, rows[i][-1]) for i in sorted(plan.writes)],
+        )
+    return plan.changed
 
 
 def _insert_stubs(c: sqlite3.Connection, table: str, ids: list[int]) -> int:
@@ -676,8 +789,9 @@ def _customer_where(search: str | None) -> tuple[list[str], list[Any]]:
     if search is None or not search.strip():
         return [], []
     text = search.strip()
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return ["(name LIKE ? ESCAPE '\\' OR external_id = ?)"], [pattern, text]
+    key = search_key(text) or ""
+    pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return ["(name_key LIKE ? ESCAPE '\\' OR external_id = ?)"], [pattern, text]
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -10,6 +10,7 @@ MIGRATIONS: tuple[str, ...] = (
         key TEXT NOT NULL UNIQUE,
         source TEXT NOT NULL,
         received_at TEXT NOT NULL,
+        body_sha256 TEXT NOT NULL UNIQUE,
         body BLOB NOT NULL
     );
     CREATE TABLE delivery_talks (
@@ -61,6 +62,9 @@ MIGRATIONS: tuple[str, ...] = (
         talk_id INTEGER NOT NULL,
         user_id INTEGER,
         message TEXT,
+        rank_finished INTEGER NOT NULL,
+        rank_message INTEGER NOT NULL,
+        rank_arrival INTEGER NOT NULL,
         doc TEXT NOT NULL
     );
     CREATE INDEX messages_talk ON messages (talk_id, id);
@@ -85,6 +89,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
         talk_id INTEGER NOT NULL,
+        rank_finished INTEGER NOT NULL,
+        rank_message INTEGER NOT NULL,
+        rank_arrival INTEGER NOT NULL,
         doc TEXT NOT NULL
     );
     CREATE INDEX events_talk ON events (talk_id, id);
@@ -92,6 +99,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE customers (
         id INTEGER PRIMARY KEY,
         name TEXT,
+        name_key TEXT,
         external_id TEXT,
         stub INTEGER NOT NULL DEFAULT 0,
         version INTEGER NOT NULL DEFAULT 1,
@@ -110,6 +118,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE channels (
         id INTEGER PRIMARY KEY,
         doc TEXT NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE login_tickets (
+        digest TEXT PRIMARY KEY,
+        sealed TEXT NOT NULL,
+        expires_us INTEGER NOT NULL
+    );
+    CREATE TABLE agent_status (
+        login TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        changed_at TEXT NOT NULL
     );
     """,
 )

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+
+# Stage 1: wheels of talkgate and of every dependency, built with the full toolchain.
+FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+# pyproject.toml names README.md as the package's long description: the build needs it.
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+COPY schema ./schema
+COPY resolvers ./resolvers
+RUN pip wheel --wheel-dir /wheels .
+
+# Stage 2: the runtime, with the wheels installed and nothing to build with.
+FROM python:3.11-slim
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN groupadd --system --gid 10001 talkgate \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home \
+        --shell /usr/sbin/nologin talkgate \
+    && mkdir /data \
+    && chown 10001:10001 /data
+# Mounted, not copied, so the wheels do not stay in a layer of the image.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-index --find-links=/wheels talkgate
+
+WORKDIR /data
+ENV TALKGATE_HOST=0.0.0.0 \
+    TALKGATE_PORT=8000 \
+    TALKGATE_DATABASE_URL=sqlite:////data/talkgate.db \
+    PYTHONUNBUFFERED=1
+EXPOSE 8000
+VOLUME /data
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('TALKGATE_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)"]
+USER 10001
+ENTRYPOINT ["talkgate"]
+CMD ["serve"]

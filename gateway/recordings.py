@@ -1,0 +1,116 @@
+"""Call recordings by protocol: fetched from Talk.me once per protocol, reused for a while."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from gateway.talkme import TalkmeError
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A public link to a call's recording, and when talkgate got it."""
+
+    protocol: str
+    url: str
+    fetched_at: str
+
+
+class AudioSource(Protocol):
+    async def fetch_audio(self, protocol: str) -> str: ...
+
+
+class RecordingCache:
+    """Recent answers kept for `ttl_s`, at most `max_entries`, oldest evicted first."""
+
+    def __init__(
+        self,
+        ttl_s: float,
+        *,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_s
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Recording]] = OrderedDict()
+
+    def get(self, protocol: str) -> Recording | None:
+        entry = self._entries.get(protocol)
+        if entry is None:
+            return None
+        stored_at, recording = entry
+        if self._clock() - stored_at >= self._ttl:
+            del self._entries[protocol]
+            return None
+        return recording
+
+    def put(self, recording: Recording) -> None:
+        if self._ttl <= 0:
+            return
+        self._entries[recording.protocol] = (self._clock(), recording)
+        self._entries.move_to_end(recording.protocol)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
+class Recordings:
+    """Fetches recordings: cache first, then one upstream call per protocol, bounded.
+
+    The bound is process-wide, so many concurrent requests cannot flood Talk.me; a protocol
+    already being fetched by another request is awaited, not fetched again.
+    """
+
+    def __init__(self, source: AudioSource, cache: RecordingCache, *, concurrency: int) -> None:
+        self._source = source
+        self._cache = cache
+        self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight: dict[str, asyncio.Future[Recording]] = {}
+
+    async def fetch_many(self, protocols: Sequence[str]) -> list[Recording | TalkmeError]:
+        """One result per protocol, in order; failures are returned, not raised."""
+        unique = list(dict.fromkeys(protocols))
+        results = await asyncio.gather(*(self.fetch(p) for p in unique), return_exceptions=True)
+        by_protocol: dict[str, Recording | TalkmeError] = {}
+        for protocol, result in zip(unique, results, strict=True):
+            if isinstance(result, Recording | TalkmeError):
+                by_protocol[protocol] = result
+            else:
+                raise result
+        return [by_protocol[p] for p in protocols]
+
+    async def fetch(self, protocol: str) -> Recording:
+        cached = self._cache.get(protocol)
+        if cached is not None:
+            return cached
+        pending = self._in_flight.get(protocol)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Recording] = asyncio.get_running_loop().create_future()
+        self._in_flight[protocol] = future
+        try:
+            async with self._slots:
+                url = await self._source.fetch_audio(protocol)
+            recording = Recording(protocol, url, _now())
+            self._cache.put(recording)
+            future.set_result(recording)
+            return recording
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unawaited future does not warn
+            raise
+        finally:
+            del self._in_flight[protocol]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

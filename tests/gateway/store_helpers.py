@@ -1,0 +1,79 @@
+"""Builders for the store tests: deliveries made from payloads, and a talk's whole stored state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.ingest import delivery_key
+from gateway.payload import NormalizedTalk, validate_talks
+from gateway.storage.records import Delivery, Doc, PageRequest
+from gateway.storage.sqlite import SQLiteStore
+from tests.factories import Payload, snapshot
+
+
+def delivery(
+    data: Payload | list[Payload], *, key: str | None = None, source: str = "test"
+) -> Delivery:
+    """A delivery of this body as the webhook would store it (keyed by its hash unless `key`)."""
+    body = orjson.dumps(data)
+    return Delivery(
+        key=delivery_key(body, key), source=source, body=body, talks=validate_talks(data)
+    )
+
+
+def normalized(payload: Payload) -> NormalizedTalk:
+    [talk] = validate_talks(payload)
+    return talk
+
+
+def tagged_snapshot(
+    talk_id: int,
+    message_ids: list[int],
+    tag: str,
+    *,
+    finished: bool = False,
+    event_ids: tuple[int, ...] = (),
+    **fields: Any,
+) -> Payload:
+    """A snapshot whose messages, customer and agent all carry `tag`, to see which version won."""
+    payload = snapshot(talk_id, message_ids, finished=finished, **fields)
+    for history in payload["talk_histories"]:
+        history["message"] = f"message {history['id']} from {tag}"
+        history["user"]["name"] = f"PipeBot {tag}"
+    payload["customer"]["name"] = f"CLIENTE {tag}"
+    payload["talk_events"] = [
+        {**payload["talk_events"][0], "id": event_id, "talk_id": talk_id} for event_id in event_ids
+    ]
+    return payload
+
+
+@dataclass(frozen=True, slots=True)
+class TalkState:
+    """Everything the store answers about one talk."""
+
+    doc: Doc
+    messages: dict[int, Doc]
+    events: dict[int, Doc]
+    customer: Doc | None
+    agents: dict[int, Doc]
+
+
+async def talk_state(store: SQLiteStore, talk_id: int) -> TalkState:
+    docs = await store.talks_by_id([talk_id])
+    doc = docs[talk_id]
+    pages = await store.message_pages(talk_ids=[talk_id], page=PageRequest(first=1000))
+    messages = {m["id"]: m for _, m in pages[talk_id].items}
+    events = {e["id"]: e for e in (await store.events_by_talk([talk_id]))[talk_id]}
+    customers = await store.customers_by_id([doc["customer_id"]])
+    user_ids = {m["user_id"] for m in messages.values() if m.get("user_id") is not None}
+    agents = await store.agents_by_id(sorted(user_ids))
+    return TalkState(
+        doc=doc,
+        messages=messages,
+        events=events,
+        customer=customers.get(doc["customer_id"]),
+        agents=agents,
+    )

@@ -1,0 +1,119 @@
+"""The Talkk.me sandbox, an HTTP client wired to it, and a client with fake time."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from gateway.settings import Settings
+from gateway.talkme import SandboxState, TalkmeClient, create_sandbox
+
+TOKEN = "tok-sandbox-7f3a9c51"
+EXTERNAL_LOGIN_TOKEN = "ext-sandbox-21bd04e8"
+LOGIN = "1234"
+PASSWORD = "pw-agent-5555-q9"
+SECRETS = (TOKEN, EXTERNAL_LOGIN_TOKEN, PASSWORD)
+SANDBOX_URL = "http://talkme.sandbox"
+FAILURES = 3
+RESET_S = 30.0
+
+
+def talkme_settings(**overrides: Any) -> Settings:
+    """Settings pointing both Talkk.me bases at the sandbox, with its tokens."""
+    values: dict[str, Any] = {
+        "talkme_agent_api_url": SANDBOX_URL,
+        "talkme_bc_api_url": SANDBOX_URL,
+        "talkme_token": SecretStr(TOKEN),
+        "talkme_external_login_token": SecretStr(EXTERNAL_LOGIN_TOKEN),
+        "talkme_timeout_s": 1.0,
+        "breaker_failures": FAILURES,
+        "breaker_reset_s": RESET_S,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+class FakeClock:
+    """A monotonic clock that only moves when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordedSleep:
+    """An `asyncio.sleep` stand-in that notes each delay and returns at once."""
+
+    def __init__(self, clock: FakeClock | None = None, *, advances_by: float | None = None) -> None:
+        self.delays: list[float] = []
+        self._clock = clock
+        self._advances_by = advances_by
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        if self._clock is not None:
+            self._clock.advance(delay if self._advances_by is None else self._advances_by)
+
+
+def assert_no_secrets(texts: Iterable[str]) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def record_texts(records: Iterable[logging.LogRecord]) -> list[str]:
+    """Everything a log record could print: its message and every attribute."""
+    texts: list[str] = []
+    for record in records:
+        texts.append(record.getMessage())
+        texts.extend(str(value) for value in record.__dict__.values())
+    return texts
+
+
+@pytest.fixture
+def sandbox_app() -> Starlette:
+    return create_sandbox(
+        {LOGIN: PASSWORD, "5678": "other-agent-pw"},
+        token=TOKEN,
+        external_login_token=EXTERNAL_LOGIN_TOKEN,
+    )
+
+
+@pytest.fixture
+def sandbox(sandbox_app: Starlette) -> SandboxState:
+    state: SandboxState = sandbox_app.state.sandbox
+    return state
+
+
+@pytest.fixture
+async def http(sandbox_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=sandbox_app)
+    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
+        yield client
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sleep() -> RecordedSleep:
+    return RecordedSleep()
+
+
+@pytest.fixture
+def talkme(http: httpx.AsyncClient, sleep: RecordedSleep, clock: FakeClock) -> TalkmeClient:
+    return TalkmeClient(http, talkme_settings(), sleep=sleep, rng=random.Random(20251), clock=clock)
