@@ -3,26 +3,40 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.auth import KeyRing
 from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
 from gateway.ingest import Body, Ingestor
+from gateway.launch import launch
 from gateway.middleware import RequestIdMiddleware
+from gateway.recordings import RecordingCache, Recordings
+from gateway.sessions import SessionSealer
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore, open_store
+from gateway.talkme import TalkmeClient, create_sandbox
+from gateway.tickets import LoginTickets
 from gateway.webhook import TalkWebhook
+from resolvers.context import Services
 
 log = logging.getLogger("talkgate")
+
+SANDBOX_PREFIX = "/_sandbox/talkme"
+# The demo's sandbox accepts these; they are sample values, not secrets.
+DEMO_AGENTS = {"1001": "demo-password", "1002": "demo-password"}
+DEMO_TOKEN = "demo-token"  # noqa: S105
+DEMO_EXTERNAL_LOGIN_TOKEN = "demo-external-login-token"  # noqa: S105
 
 
 class State(TypedDict):
@@ -31,6 +45,8 @@ class State(TypedDict):
     settings: Settings
     store: TalkStore
     ingestor: Ingestor
+    tickets: LoginTickets
+    services: Services
 
 
 async def healthz(request: Request) -> Response:
@@ -56,9 +72,55 @@ async def seed_demo(ingestor: Ingestor) -> int:
     return len(outcomes)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the gateway. Nothing is opened until the lifespan starts."""
+def demo_settings(settings: Settings) -> Settings:
+    """Point Talk.me at the built-in sandbox, with demo tokens, unless configured otherwise."""
+    from pydantic import SecretStr
+
+    base = settings.base_url + SANDBOX_PREFIX
+    return settings.model_copy(
+        update={
+            "talkme_login_url": base + "/login",
+            "talkme_agent_api_url": base,
+            "talkme_bc_api_url": base,
+            "talkme_token": SecretStr(DEMO_TOKEN),
+            "talkme_external_login_token": SecretStr(DEMO_EXTERNAL_LOGIN_TOKEN),
+        }
+    )
+
+
+def _secret_key(settings: Settings) -> str:
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    if not settings.demo:
+        log.warning(
+            "TALKGATE_SECRET_KEY is not set: agent sessions and login links are sealed with a "
+            "key made at start-up; they stop working on restart and on other replicas"
+        )
+    return secrets.token_urlsafe(32)
+
+
+def create_app(
+    settings: Settings | None = None, *, talkme_transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    """Build the gateway. Nothing is opened until the lifespan starts.
+
+    `talkme_transport` carries the Talk.me client's requests (tests hand it the sandbox);
+    by default they go over the network. In demo mode they go to the built-in sandbox.
+    """
     settings = settings or Settings()
+    routes: list[BaseRoute] = []
+    if settings.demo:
+        settings = demo_settings(settings)
+        sandbox = create_sandbox(
+            DEMO_AGENTS,
+            token=DEMO_TOKEN,
+            external_login_token=DEMO_EXTERNAL_LOGIN_TOKEN,
+        )
+        routes.append(Mount(SANDBOX_PREFIX, app=sandbox))
+        if talkme_transport is None:
+            talkme_transport = httpx.ASGITransport(
+                app=Starlette(routes=[Mount(SANDBOX_PREFIX, app=sandbox)])
+            )
     keys = KeyRing(settings.api_keys)
     view = GraphQLView(build_schema(), settings)
 
@@ -67,19 +129,47 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store = open_store(settings.database_url)
         await store.open()
         try:
-            ingestor = Ingestor(store, settings.zone)
-            if settings.demo:
-                loaded = await seed_demo(ingestor)
-                log.info("demo talks loaded", extra={"talks": loaded})
-            yield {"settings": settings, "store": store, "ingestor": ingestor}
+            async with httpx.AsyncClient(
+                transport=talkme_transport,
+                timeout=httpx.Timeout(settings.talkme_timeout_s),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                headers={"User-Agent": "talkgate"},
+            ) as http:
+                talkme = TalkmeClient(http, settings)
+                secret_key = _secret_key(settings)
+                tickets = LoginTickets(store, secret_key)
+                services = Services(
+                    settings=settings,
+                    store=store,
+                    talkme=talkme,
+                    recordings=Recordings(
+                        talkme,
+                        RecordingCache(settings.recording_ttl_s),
+                        concurrency=settings.recording_concurrency,
+                    ),
+                    sealer=SessionSealer(secret_key),
+                    tickets=tickets,
+                )
+                ingestor = Ingestor(store, settings.zone)
+                if settings.demo:
+                    loaded = await seed_demo(ingestor)
+                    log.info("demo talks loaded", extra={"talks": loaded})
+                yield {
+                    "settings": settings,
+                    "store": store,
+                    "ingestor": ingestor,
+                    "tickets": tickets,
+                    "services": services,
+                }
         finally:
             await store.close()
 
-    routes = [
+    routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/webhooks/talks", TalkWebhook(settings, keys).handle, methods=["POST"]),
         Route("/graphql", GraphQLEndpoint(view, keys, demo=settings.demo)),
+        Route("/talkme/launch/{ticket}", launch, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,

@@ -21,8 +21,9 @@ from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loop
 from gateway.errors import TalkgateError
 from gateway.logs import request_id_var
 from gateway.settings import Settings
-from gateway.storage import StoreUnavailable, TalkStore
-from resolvers.context import RequestContext
+from gateway.storage import StoreUnavailable
+from resolvers.context import RequestContext, Services
+from resolvers.mutation import Mutation
 from resolvers.query import Query
 from schema.scalars import SCALARS
 
@@ -95,6 +96,7 @@ def build_schema() -> strawberry.Schema:
     """The talkgate schema; built here and nowhere else."""
     return _Schema(
         query=Query,
+        mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[TypedErrors],
     )
@@ -110,11 +112,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> RequestContext:
-        store: TalkStore = request.state.store
+        services: Services = request.state.services
         caller: Principal = request.scope.get(PRINCIPAL_KEY) or Principal("anonymous", frozenset())
-        return RequestContext(
-            caller=caller, store=store, settings=self.settings, request_id=request_id_var.get()
-        )
+        return RequestContext(caller=caller, services=services, request_id=request_id_var.get())
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     source_timezone: str = "America/Sao_Paulo"
     public_url: str | None = None
     recording_ttl_s: float = Field(default=300.0, ge=0)
+    recording_concurrency: int = Field(default=16, ge=1)
+    session_ttl_s: float = Field(default=12 * 3600.0, gt=0)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=30.0, gt=0)
 

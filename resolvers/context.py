@@ -1,13 +1,29 @@
-"""The per-request GraphQL context: who calls, and the loaders bound to this request."""
+"""The per-request GraphQL context: who calls, the services, and this request's loaders."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from gateway.auth import Principal
+from gateway.recordings import Recordings
+from gateway.sessions import SessionSealer
 from gateway.settings import Settings
 from gateway.storage import TalkStore
+from gateway.talkme import TalkmeClient
+from gateway.tickets import LoginTickets
 from resolvers.loaders import RequestLoaders
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Long-lived services the lifespan opened; shared by every request."""
+
+    settings: Settings
+    store: TalkStore
+    talkme: TalkmeClient
+    recordings: Recordings
+    sealer: SessionSealer
+    tickets: LoginTickets
 
 
 @dataclass(slots=True)
@@ -15,10 +31,29 @@ class RequestContext:
     """What resolvers may use; built fresh for every operation."""
 
     caller: Principal
-    store: TalkStore
-    settings: Settings
+    services: Services
     request_id: str | None
     loaders: RequestLoaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = RequestLoaders(self.store)
+        self.loaders = RequestLoaders(self.services.store, self.services.recordings)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def store(self) -> TalkStore:
+        return self.services.store
+
+    @property
+    def talkme(self) -> TalkmeClient:
+        return self.services.talkme
+
+    @property
+    def sealer(self) -> SessionSealer:
+        return self.services.sealer
+
+    @property
+    def tickets(self) -> LoginTickets:
+        return self.services.tickets

@@ -9,11 +9,16 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 
 from gateway.errors import TalkgateError
+from gateway.recordings import Recording as FetchedRecording
+from gateway.recordings import Recordings
 from gateway.storage import TalkStore
 from gateway.storage.protocol import TalkGroup
 from gateway.storage.records import Doc, PageRequest, TalkOrder, TalkQuery
 from resolvers.pagination import connection, page_request
+from resolvers.upstream import upstream_error
+from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
 from schema.context import ChildPageKey, PageArgs
+from schema.scalars import UtcDateTime
 from schema.types import (
     Agent,
     Channel,
@@ -75,8 +80,9 @@ async def _child_pages(
 class RequestLoaders:
     """The loaders of one request; their caches live exactly as long as it."""
 
-    def __init__(self, store: TalkStore) -> None:
+    def __init__(self, store: TalkStore, recordings: Recordings) -> None:
         self._store = store
+        self._recordings = recordings
         self.talk: DataLoader[int, Talk | None] = _by_id(store.talks_by_id, talk_from_doc)
         self.customer: DataLoader[int, Customer | None] = _by_id(
             store.customers_by_id, customer_from_doc
@@ -92,6 +98,32 @@ class RequestLoaders:
         self.history_count = _counts(store.count_messages)
         self.customer_talks = self._talks_of("customer_id")
         self.agent_talks = self._talks_of("agent_id")
+        self.queue_status: DataLoader[str, AgentQueueStatus] = DataLoader(
+            load_fn=self._queue_statuses
+        )
+        self.recording: DataLoader[str, Recording] = DataLoader(load_fn=self._recordings_of)
+
+    async def _queue_statuses(self, logins: list[str]) -> list[AgentQueueStatus]:
+        known = await self._store.agent_statuses(logins)
+        unknown = AgentQueueStatus(status=QueueStatus.UNKNOWN, changed_at=None)
+        return [
+            AgentQueueStatus(
+                status=QueueStatus[known[login][0]], changed_at=UtcDateTime(known[login][1])
+            )
+            if login in known
+            else unknown
+            for login in logins
+        ]
+
+    async def _recordings_of(self, protocols: list[str]) -> list[Recording | BaseException]:
+        """One upstream call per distinct protocol (the loader dedupes), run concurrently."""
+        results = await self._recordings.fetch_many(protocols)
+        return [
+            Recording(protocol=r.protocol, url=r.url, fetched_at=UtcDateTime(r.fetched_at))
+            if isinstance(r, FetchedRecording)
+            else upstream_error(r)
+            for r in results
+        ]
 
     async def _events(self, talk_ids: list[int]) -> list[list[TalkEvent]]:
         events = await self._store.events_by_talk(talk_ids)

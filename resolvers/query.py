@@ -13,6 +13,7 @@ from gateway.storage.records import TalkOrder as StoreOrder
 from gateway.storage.records import TalkQuery
 from resolvers.context import RequestContext
 from resolvers.pagination import connection, page_request, parse_id
+from schema.agent_control import Recording
 from schema.enums import TalkOrder
 from schema.inputs import TalkFilter
 from schema.permissions import needs
@@ -170,3 +171,16 @@ class Query:
         store = info.context.store
         result = await store.agent_page(page=page)
         return connection(result, agent_from_doc, store.count_agents)
+
+    @strawberry.field(
+        description="The public link to a call recording, from Talk.me by protocol number.",
+        extensions=needs("recordings:read"),
+    )
+    async def recording(
+        self,
+        info: Ctx,
+        protocol: Annotated[str, strawberry.argument(description="Protocol number of the call.")],
+    ) -> Recording | None:
+        if not protocol.strip():
+            raise BadUserInput("protocol must not be empty", argument="protocol")
+        return await info.context.loaders.recording.load(protocol)

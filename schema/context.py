@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from strawberry.dataloader import DataLoader
 
 if TYPE_CHECKING:
+    from schema.agent_control import AgentQueueStatus, Recording
     from schema.types import (
         Agent,
         Channel,
@@ -59,6 +60,12 @@ class Loaders(Protocol):
 
     @property
     def agent_talks(self) -> DataLoader[ChildPageKey, Connection[Talk]]: ...
+
+    @property
+    def queue_status(self) -> DataLoader[str, AgentQueueStatus]: ...
+
+    @property
+    def recording(self) -> DataLoader[str, Recording]: ...
 
 
 class Caller(Protocol):

@@ -13,6 +13,7 @@ import strawberry
 from strawberry import ID, Info
 
 from gateway.payload import talk_status
+from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
 from schema.context import ChildPageKey, GraphContext, PageArgs
 from schema.enums import InitiationType, MessageType, TalkStatus
 from schema.permissions import needs
@@ -209,6 +210,17 @@ class Agent:
     level_id: int | None = _field("Internal id of the user's access level.")
     branch_id: int | None = _field("Internal id of the user's branch.")
     language_id: int | None = _field("Internal id of the user's language.")
+
+    @strawberry.field(
+        description=(
+            "The last queue status talkgate set for this agent's login through Talk.me "
+            "(UNKNOWN if it never did)."
+        )
+    )
+    async def queue_status(self, info: Ctx) -> AgentQueueStatus:
+        if not self.login:
+            return AgentQueueStatus(status=QueueStatus.UNKNOWN, changed_at=None)
+        return await info.context.loaders.queue_status.load(self.login)
 
     @strawberry.field(description="Talks handled by this agent (`agentId`), newest first.")
     async def talks(
@@ -476,6 +488,18 @@ class Talk:
     @strawberry.field(description="Tabulations recorded on the talk, oldest first.")
     async def events(self, info: Ctx) -> list[TalkEvent]:
         return await info.context.loaders.events.load(int(self.id))
+
+    @strawberry.field(
+        description=(
+            "The call recording, from Talk.me by `externalProtocol` (or `trackingNumber` when "
+            "that is null). Null, with an error at this path, when Talk.me has none or fails. "
+            "Needs the recordings:read scope."
+        ),
+        extensions=needs("recordings:read"),
+    )
+    async def recording(self, info: Ctx) -> Recording | None:
+        protocol = self.external_protocol or self.tracking_number
+        return await info.context.loaders.recording.load(protocol)
 
     @strawberry.field(description="Variables captured by the bot that did the pre-service.")
     def bot_variables(self) -> list[BotVariable]:

@@ -1,0 +1,48 @@
+"""One-time login tickets: the link `agentLogin` hands out, redeemed once within 60 seconds.
+
+The link carries only a random ticket id. The store keeps the sha256 of that id and the
+credentials sealed with SECRET_KEY, so neither the URL nor the database holds a password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from gateway.sessions import AgentCredentials, SessionSealer
+from gateway.storage import TalkStore
+
+TICKET_TTL = timedelta(seconds=60)
+
+
+def _digest(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+class LoginTickets:
+    """Issues tickets for credentials and redeems each one at most once."""
+
+    def __init__(self, store: TalkStore, secret_key: str) -> None:
+        self._store = store
+        self._sealer = SessionSealer(secret_key, purpose="login-ticket")
+
+    async def issue(self, credentials: AgentCredentials) -> tuple[str, datetime]:
+        """A fresh ticket id and when it expires."""
+        ticket = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        expires_at = now + TICKET_TTL
+        sealed = self._sealer.seal(
+            credentials, ttl_s=TICKET_TTL.total_seconds(), now=now.timestamp()
+        )
+        await self._store.put_ticket(digest=_digest(ticket), sealed=sealed, expires_at=expires_at)
+        return ticket, expires_at
+
+    async def redeem(self, ticket: str) -> AgentCredentials | None:
+        """The ticket's credentials, once; None when unknown, already used or expired."""
+        if not ticket or len(ticket) > 128:
+            return None
+        sealed = await self._store.take_ticket(digest=_digest(ticket), now=datetime.now(UTC))
+        if sealed is None:
+            return None
+        return self._sealer.open(sealed)
