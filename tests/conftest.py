@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from gateway.app import create_app
 from gateway.auth import key_digest
 from gateway.settings import ApiKeyEntry, Settings
 from gateway.storage.sqlite import SQLiteStore
+from gateway.talkme import create_sandbox
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 READ_KEY = "tgk_test_reader"
@@ -105,3 +107,58 @@ async def store(settings: Settings) -> AsyncIterator[SQLiteStore]:
     await opened.open()
     yield opened
     await opened.close()
+
+
+# -- Talk.me through the sandbox ------------------------------------------------------------
+
+TALKME_URL = "http://talkme.sandbox"
+TALKME_TOKEN = "tok-account-4e1f0b"
+TALKME_EXTERNAL_TOKEN = "ext-login-93ac7d"
+AGENT_LOGIN = "1234"
+AGENT_PASSWORD = "agent-pw-7Hq2x"
+SECRET_KEY = "secret-key-for-tests-4d8a1c9e7b"
+
+
+@pytest.fixture
+def sandbox() -> Starlette:
+    """The Talk.me sandbox, knowing one agent; its controls are `sandbox.state.sandbox`."""
+    return create_sandbox(
+        {AGENT_LOGIN: AGENT_PASSWORD},
+        token=TALKME_TOKEN,
+        external_login_token=TALKME_EXTERNAL_TOKEN,
+    )
+
+
+def talkme_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Test settings with Talk.me pointed at the sandbox, short timeouts and a SECRET_KEY."""
+    values: dict[str, Any] = {
+        "talkme_login_url": f"{TALKME_URL}/login",
+        "talkme_agent_api_url": TALKME_URL,
+        "talkme_bc_api_url": TALKME_URL,
+        "talkme_token": SecretStr(TALKME_TOKEN),
+        "talkme_external_login_token": SecretStr(TALKME_EXTERNAL_TOKEN),
+        "talkme_timeout_s": 0.5,
+        "secret_key": SecretStr(SECRET_KEY),
+        "public_url": "https://gateway.example",
+    }
+    values.update(overrides)
+    return make_settings(tmp_path, **values)
+
+
+@asynccontextmanager
+async def serving(
+    app: Starlette,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` with its lifespan running."""
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+
+
+@pytest.fixture
+async def talkme_client(tmp_path: Path, sandbox: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the gateway whose Talk.me calls reach the sandbox over ASGI."""
+    app = create_app(talkme_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
+    async with serving(app) as c:
+        yield c
