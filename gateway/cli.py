@@ -69,7 +69,8 @@ def serve(args: argparse.Namespace) -> None:
         print(
             f"talkgate demo: sample talks loaded; open access from this machine.\n"
             f"  GraphiQL: {url}\n"
-            f"  webhook:  POST http://{settings.host}:{settings.port}/webhooks/talks",
+            f"  webhook:  POST http://{settings.host}:{settings.port}/webhooks/talks\n"
+            f"  Talk.me sandbox agents: 1001 and 1002, password demo-password",
             file=sys.stderr,
             flush=True,
         )
