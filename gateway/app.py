@@ -12,6 +12,7 @@ import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -20,7 +21,9 @@ from gateway.auth import KeyRing
 from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
 from gateway.ingest import Body, Ingestor
 from gateway.launch import launch
-from gateway.middleware import RequestIdMiddleware
+from gateway.metrics import Metrics, metrics_endpoint
+from gateway.middleware import MetricsMiddleware, RequestIdMiddleware
+from gateway.ratelimit import LocalRateLimiter
 from gateway.recordings import RecordingCache, Recordings
 from gateway.sessions import SessionSealer
 from gateway.settings import Settings
@@ -122,7 +125,15 @@ def create_app(
                 app=Starlette(routes=[Mount(SANDBOX_PREFIX, app=sandbox)])
             )
     keys = KeyRing(settings.api_keys)
-    view = GraphQLView(build_schema(), settings)
+    metrics = Metrics()
+    view = GraphQLView(build_schema(settings, metrics), settings)
+    endpoint = GraphQLEndpoint(
+        view,
+        keys,
+        settings=settings,
+        limiter=LocalRateLimiter(settings.rate_limit_per_minute),
+        metrics=metrics,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -135,7 +146,7 @@ def create_app(
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
                 headers={"User-Agent": "talkgate"},
             ) as http:
-                talkme = TalkmeClient(http, settings)
+                talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
                 secret_key = _secret_key(settings)
                 tickets = LoginTickets(store, secret_key)
                 services = Services(
@@ -167,12 +178,26 @@ def create_app(
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/webhooks/talks", TalkWebhook(settings, keys).handle, methods=["POST"]),
-        Route("/graphql", GraphQLEndpoint(view, keys, demo=settings.demo)),
+        Route("/webhooks/talks", TalkWebhook(settings, keys, metrics).handle, methods=["POST"]),
+        Route("/graphql", endpoint),
         Route("/talkme/launch/{ticket}", launch, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    return Starlette(
-        routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
-        lifespan=lifespan,
-    )
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(MetricsMiddleware, metrics=metrics),
+    ]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID", "Retry-After"],
+                max_age=600,
+            )
+        )
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.metrics = metrics
+    return app

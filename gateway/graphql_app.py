@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -10,16 +12,19 @@ import strawberry
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
 from gateway.errors import TalkgateError
+from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
 from gateway.logs import request_id_var
+from gateway.metrics import Metrics
+from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable
 from resolvers.context import RequestContext, Services
@@ -30,17 +35,25 @@ from schema.scalars import SCALARS
 log = logging.getLogger("talkgate.graphql")
 
 PRINCIPAL_KEY = "talkgate.principal"
+_SUGGESTION = re.compile(r" Did you mean .*\?$")
+_OPERATION_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
+_MAX_OPERATION_NAMES = 500
 
 
 class TypedErrors(SchemaExtension):
     """Give every error its `extensions.code`; mask the unexpected ones.
 
-    Expected failures are TalkgateError subclasses, raised by resolvers and loaders. Parse
-    and validation errors are the caller's: BAD_USER_INPUT. Anything else is a bug: its
-    message is replaced, and its trace goes to the log under the request id.
+    Expected failures are TalkgateError subclasses, raised by resolvers and loaders. Parse,
+    validation and variable errors are the caller's: BAD_USER_INPUT (QUERY_TOO_COMPLEX when a
+    limit stopped them). Anything else is a bug: its message is replaced, and its trace goes
+    to the log under the request id.
     """
 
-    def on_operation(self) -> Any:
+    def __init__(self, *, hide_suggestions: bool = False, metrics: Metrics | None = None) -> None:
+        self.hide_suggestions = hide_suggestions
+        self.metrics = metrics
+
+    def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
@@ -58,8 +71,16 @@ class TypedErrors(SchemaExtension):
             )
         if original is None or isinstance(original, GraphQLError):
             # Parse, validation and variable-coercion errors: the document or its inputs.
+            if is_token_limit_error(error):
+                if self.metrics is not None:
+                    self.metrics.rejected_queries.labels("tokens").inc()
+                limited = too_complex("tokens", _token_count(error), _token_limit(error))
+                return _with(error, limited.message, dict(limited.extensions or {}))
+            message = error.message
+            if self.hide_suggestions:
+                message = _SUGGESTION.sub("", message)
             code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
-            return _with(error, error.message, {**(error.extensions or {}), "code": code})
+            return _with(error, message, {**(error.extensions or {}), "code": code})
         request_id = request_id_var.get()
         log.error(
             "unexpected error in %s",
@@ -73,6 +94,16 @@ class TypedErrors(SchemaExtension):
         )
 
 
+def _token_limit(error: GraphQLError) -> int:
+    found = re.search(r"more than (\d+) tokens", error.message)
+    return int(found.group(1)) if found else 0
+
+
+def _token_count(error: GraphQLError) -> int:
+    # graphql-core stops counting at the limit; the document holds at least one more.
+    return _token_limit(error) + 1
+
+
 def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
     return GraphQLError(
         message,
@@ -84,6 +115,36 @@ def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> Grap
     )
 
 
+class CountOperations(SchemaExtension):
+    """Counts operations by name, type and outcome for /metrics."""
+
+    def __init__(self, metrics: Metrics, names: set[str]) -> None:
+        self.metrics = metrics
+        self.names = names  # shared by every operation of the app
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        result = context.result
+        errors = getattr(result, "errors", None)
+        data = getattr(result, "data", None)
+        outcome = "ok" if not errors else ("partial" if data else "error")
+        try:
+            kind = context.operation_type.value
+        except RuntimeError:  # the document never parsed
+            kind = "unknown"
+        self.metrics.operations.labels(self._name(context.operation_name), kind, outcome).inc()
+
+    def _name(self, name: str | None) -> str:
+        # Operation names come from clients: keep the label set bounded.
+        if not name or not _OPERATION_NAME.match(name):
+            return "anonymous"
+        if name not in self.names and len(self.names) >= _MAX_OPERATION_NAMES:
+            return "other"
+        self.names.add(name)
+        return name
+
+
 class _Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -92,13 +153,38 @@ class _Schema(strawberry.Schema):
         return
 
 
-def build_schema() -> strawberry.Schema:
-    """The talkgate schema; built here and nowhere else."""
+def build_schema(
+    settings: Settings | None = None, metrics: Metrics | None = None
+) -> strawberry.Schema:
+    """The talkgate schema; built here and nowhere else (its SDL does not depend on settings)."""
+    introspection = settings.introspection if settings is not None else True
+    # Factories: every operation gets fresh extension instances.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: TypedErrors(hide_suggestions=not introspection, metrics=metrics)
+    ]
+    if settings is not None:
+        limits = QueryLimits(
+            depth=settings.max_query_depth,
+            aliases=settings.max_query_aliases,
+            tokens=settings.max_query_tokens,
+            cost=settings.max_query_cost,
+        )
+
+        def rejected(reason: str) -> None:
+            if metrics is not None:
+                metrics.rejected_queries.labels(reason).inc()
+
+        extensions.append(lambda: LimitQueries(limits, on_reject=rejected))
+    if not introspection:
+        extensions.append(DisableIntrospection)
+    if metrics is not None:
+        names: set[str] = set()
+        extensions.append(lambda: CountOperations(metrics, names))
     return _Schema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(scalar_map=SCALARS),
-        extensions=[TypedErrors],
+        extensions=extensions,
     )
 
 
@@ -106,7 +192,11 @@ class GraphQLView(GraphQL[RequestContext, None]):
     """strawberry's ASGI view with talkgate's context and orjson encoding."""
 
     def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql", subscription_protocols=())
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            subscription_protocols=(),
+        )
         self.settings = settings
 
     async def get_context(
@@ -120,54 +210,153 @@ class GraphQLView(GraphQL[RequestContext, None]):
         return orjson.dumps(data)
 
 
-class GraphQLEndpoint:
-    """Authenticates a request, then hands it to the view.
+def graphql_error_response(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None, **extensions: Any
+) -> Response:
+    return Response(
+        orjson.dumps(
+            {
+                "data": None,
+                "errors": [{"message": message, "extensions": {"code": code, **extensions}}],
+            }
+        ),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
-    A browser asking for the page gets GraphiQL without a key (the key goes in its
-    headers tab); every operation needs `Authorization: Bearer <key>`, or 401.
+
+# GraphiQL from strawberry loads its scripts and styles from public CDNs.
+_IDE_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com"
+        b" https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://unpkg.com"
+        b" https://cdn.jsdelivr.net; img-src 'self' data:; connect-src 'self';"
+        b" font-src 'self' data: https://unpkg.com https://cdn.jsdelivr.net;"
+        b" frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+]
+
+
+class GraphQLEndpoint:
+    """Authenticates, rate-limits and size-limits a request, then hands it to the view.
+
+    A browser asking for the page gets GraphiQL without a key (the key goes in its headers
+    tab); every operation needs `Authorization: Bearer <key>`, or 401.
     """
 
-    def __init__(self, view: GraphQLView, keys: KeyRing, *, demo: bool) -> None:
+    def __init__(
+        self,
+        view: GraphQLView,
+        keys: KeyRing,
+        *,
+        settings: Settings,
+        limiter: RateLimiter,
+        metrics: Metrics,
+    ) -> None:
         self.view = view
         self.keys = keys
-        self.demo = demo
+        self.settings = settings
+        self.limiter = limiter
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.view(scope, receive, send)
             return
         request = Request(scope)
-        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-            await self.view(scope, receive, send)
+        if (
+            self.settings.graphiql
+            and request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+        ):
+            await self.view(scope, receive, _with_headers(send, _IDE_HEADERS))
             return
         principal = self._principal(request)
         if principal is None:
-            response = Response(
-                orjson.dumps(
-                    {
-                        "data": None,
-                        "errors": [
-                            {
-                                "message": "a valid API key is required:"
-                                " Authorization: Bearer <key>",
-                                "extensions": {"code": "UNAUTHENTICATED"},
-                            }
-                        ],
-                    }
-                ),
-                status_code=401,
-                media_type="application/json",
+            response = graphql_error_response(
+                401,
+                "a valid API key is required: Authorization: Bearer <key>",
+                "UNAUTHENTICATED",
                 headers={"WWW-Authenticate": 'Bearer realm="talkgate"'},
             )
             await response(scope, receive, send)
             return
+        retry_after = await self.limiter.take(principal.name)
+        if retry_after is not None:
+            self.metrics.rate_limited.inc()
+            seconds = max(1, round(retry_after + 0.5))
+            response = graphql_error_response(
+                429,
+                f"rate limit of {self.settings.rate_limit_per_minute} requests a minute reached",
+                "RATE_LIMITED",
+                headers={"Retry-After": str(seconds)},
+                retryAfter=seconds,
+            )
+            await response(scope, receive, send)
+            return
         scope[PRINCIPAL_KEY] = principal
+        if request.method == "POST":
+            body = await _read_limited(receive, self.settings.graphql_max_bytes)
+            if body is None:
+                response = graphql_error_response(
+                    413,
+                    f"the request body is over {self.settings.graphql_max_bytes} bytes",
+                    "BAD_USER_INPUT",
+                )
+                await response(scope, receive, send)
+                return
+            receive = _replay(body, receive)
         await self.view(scope, receive, send)
 
     def _principal(self, request: Request) -> Principal | None:
         key = bearer_key(request.headers.get("authorization"))
         if key is not None:
             return self.keys.authenticate(key)
-        if self.demo and is_loopback(request.client.host if request.client else None):
+        if self.settings.demo and is_loopback(request.client.host if request.client else None):
             return DEMO_PRINCIPAL
         return None
+
+
+async def _read_limited(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it grows over `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Hands the already-read body over once; later calls wait on the real channel."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *headers]}
+        await send(message)
+
+    return wrapped

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     breaker_reset_s: float = Field(default=30.0, gt=0)
 
     webhook_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+    graphql_max_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_query_depth: int = Field(default=12, ge=1)
+    max_query_aliases: int = Field(default=30, ge=0)
+    max_query_tokens: int = Field(default=3000, ge=1)
+    max_query_cost: int = Field(default=10_000, ge=1)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    introspection: bool = True
+    graphiql: bool = True
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: str = "INFO"
     demo: bool = False
 
@@ -73,6 +82,19 @@ class Settings(BaseSettings):
             from pydantic import TypeAdapter
 
             return TypeAdapter(tuple[ApiKeyEntry, ...]).validate_json(value or "[]")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        """A JSON list, or origins separated by commas."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                from pydantic import TypeAdapter
+
+                return TypeAdapter(tuple[str, ...]).validate_json(text)
+            return tuple(o.strip() for o in text.split(",") if o.strip())
         return value
 
     @field_validator("source_timezone")

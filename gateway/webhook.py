@@ -7,16 +7,27 @@ import logging
 import time
 from dataclasses import dataclass
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import KeyRing, bearer_key, is_loopback
 from gateway.ingest import Body, BodyRejected, Ingestor
+from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.signatures import secret_bytes, verify
 from gateway.storage import StoreUnavailable
 
 log = logging.getLogger("talkgate.webhook")
+
+_OUTCOMES = {
+    202: "accepted",
+    400: "not_json",
+    401: "unauthorized",
+    413: "too_large",
+    422: "invalid",
+    503: "store_unavailable",
+}
 
 # Kept of an oversized body in the dead-letter table: enough to see what it was.
 _OVERSIZE_SAMPLE = 64 * 1024
@@ -35,13 +46,22 @@ def _error(status: int, reason: str, **extra: object) -> JSONResponse:
 class TalkWebhook:
     """Authenticates a delivery, reads it within the size limit, and ingests it."""
 
-    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, keys: KeyRing, metrics: Metrics) -> None:
         self.settings = settings
         self.keys = keys
+        self.metrics = metrics
         secret = settings.webhook_secret
         self._secret = secret.get_secret_value() if secret else None
 
     async def handle(self, request: Request) -> Response:
+        response = await self._receive(request)
+        outcome = _OUTCOMES.get(response.status_code, str(response.status_code))
+        if response.status_code == 202 and orjson.loads(bytes(response.body))["duplicate"]:
+            outcome = "duplicate"
+        self.metrics.webhooks.labels(outcome).inc()
+        return response
+
+    async def _receive(self, request: Request) -> Response:
         ingestor: Ingestor = request.state.ingestor
         auth = self._authenticate_without_body(request)
         if not auth.ok and not auth.needs_signature:

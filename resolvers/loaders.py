@@ -102,6 +102,11 @@ class RequestLoaders:
             load_fn=self._queue_statuses
         )
         self.recording: DataLoader[str, Recording] = DataLoader(load_fn=self._recordings_of)
+        self.raw_payloads: DataLoader[int, list[bytes]] = DataLoader(load_fn=self._raw_payloads)
+
+    async def _raw_payloads(self, talk_ids: list[int]) -> list[list[bytes]]:
+        # An admin's debugging aid, not a hot path: one store call per talk.
+        return [await self._store.raw_deliveries(talk_id=i) for i in talk_ids]
 
     async def _queue_statuses(self, logins: list[str]) -> list[AgentQueueStatus]:
         known = await self._store.agent_statuses(logins)

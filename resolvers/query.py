@@ -12,11 +12,13 @@ from gateway.errors import BadUserInput
 from gateway.storage.records import TalkOrder as StoreOrder
 from gateway.storage.records import TalkQuery
 from resolvers.context import RequestContext
-from resolvers.pagination import connection, page_request, parse_id
+from resolvers.pagination import MAX_FIRST, connection, page_request, parse_id
+from schema.admin import DeadLetter, FieldError
 from schema.agent_control import Recording
 from schema.enums import TalkOrder
 from schema.inputs import TalkFilter
 from schema.permissions import needs
+from schema.scalars import UtcDateTime
 from schema.types import (
     After,
     Agent,
@@ -184,3 +186,33 @@ class Query:
         if not protocol.strip():
             raise BadUserInput("protocol must not be empty", argument="protocol")
         return await info.context.loaders.recording.load(protocol)
+
+    @strawberry.field(
+        description="Bodies talkgate refused, most recent first. Needs the admin scope.",
+        extensions=needs("admin"),
+    )
+    async def dead_letters(
+        self,
+        info: Ctx,
+        first: Annotated[
+            int, strawberry.argument(description="How many, most recent first; 1 to 100.")
+        ] = 20,
+    ) -> list[DeadLetter] | None:
+        if not 1 <= first <= MAX_FIRST:
+            raise BadUserInput(f"first must be between 1 and {MAX_FIRST}", argument="first")
+        letters = await info.context.store.dead_letters(limit=first)
+        return [
+            DeadLetter(
+                id=ID(str(letter.id)),
+                received_at=UtcDateTime(letter.received_at),
+                source=letter.source,
+                reason=letter.reason,
+                errors=[
+                    FieldError(loc=e.get("loc", ""), msg=e.get("msg", "")) for e in letter.errors
+                ],
+                body=letter.body.decode("utf-8", errors="replace"),
+                body_size=letter.body_size,
+                truncated=letter.truncated,
+            )
+            for letter in letters
+        ]

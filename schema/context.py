@@ -67,6 +67,9 @@ class Loaders(Protocol):
     @property
     def recording(self) -> DataLoader[str, Recording]: ...
 
+    @property
+    def raw_payloads(self) -> DataLoader[int, list[bytes]]: ...
+
 
 class Caller(Protocol):
     """Who is asking; `scopes` are the ones granted to the API key."""

@@ -501,6 +501,17 @@ class Talk:
         protocol = self.external_protocol or self.tracking_number
         return await info.context.loaders.recording.load(protocol)
 
+    @strawberry.field(
+        description=(
+            "Every accepted delivery that carried this talk, raw as received, oldest first "
+            "(the cache is their merge). Needs the admin scope."
+        ),
+        extensions=needs("admin"),
+    )
+    async def raw_payloads(self, info: Ctx) -> list[str] | None:
+        bodies = await info.context.loaders.raw_payloads.load(int(self.id))
+        return [b.decode("utf-8", errors="replace") for b in bodies]
+
     @strawberry.field(description="Variables captured by the bot that did the pre-service.")
     def bot_variables(self) -> list[BotVariable]:
         return [build(BotVariable, v) for v in self.doc.get("bot_variables") or ()]

@@ -90,8 +90,10 @@ class TalkmeClient:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        observe: Callable[[Operation, str], None] | None = None,
     ) -> None:
         self._http = http
+        self._observe = observe
         self._agent_api_url = settings.talkme_agent_api_url.rstrip("/")
         self._bc_api_url = settings.talkme_bc_api_url.rstrip("/")
         self._token = _reveal(settings.talkme_token)
@@ -247,6 +249,8 @@ class TalkmeClient:
         reason: str | None = None,
     ) -> None:
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        if self._observe is not None:
+            self._observe(operation, outcome)
         logger.info(
             "talkme %s %s%s: status %s, %d attempt(s), %.1f ms",
             operation,

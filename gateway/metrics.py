@@ -1,0 +1,82 @@
+"""Prometheus metrics of one gateway: requests, GraphQL operations, upstream calls, webhooks."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+# Paths become route templates so a label never holds a ticket or grows without bound.
+_ROUTES = ("/graphql", "/webhooks/talks", "/healthz", "/readyz", "/metrics", "/explorer")
+
+
+def route_of(path: str) -> str:
+    if path in _ROUTES:
+        return path
+    if path.startswith("/talkme/launch/"):
+        return "/talkme/launch/{ticket}"
+    if path.startswith("/_sandbox/"):
+        return "/_sandbox"
+    return "other"
+
+
+class Metrics:
+    """The collectors, in a registry of their own (one per app, so tests stay independent)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "talkgate_http_requests_total",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "talkgate_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["route"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.operations = Counter(
+            "talkgate_graphql_operations_total",
+            "GraphQL operations by operation name, type and outcome (ok, partial, error).",
+            ["name", "type", "outcome"],
+            registry=r,
+        )
+        self.rejected_queries = Counter(
+            "talkgate_graphql_rejected_total",
+            "GraphQL documents refused before execution, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "talkgate_rate_limited_total",
+            "Requests refused by the per-key rate limit.",
+            registry=r,
+        )
+        self.upstream = Counter(
+            "talkgate_upstream_calls_total",
+            "Talk.me calls by operation and outcome.",
+            ["operation", "outcome"],
+            registry=r,
+        )
+        self.webhooks = Counter(
+            "talkgate_webhook_deliveries_total",
+            "Webhook deliveries by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+
+    def observe_upstream(self, operation: str, outcome: str) -> None:
+        self.upstream.labels(operation, outcome).inc()
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    return metrics.render()
