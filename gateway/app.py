@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from gateway.auth import KeyRing
 from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
@@ -23,6 +23,7 @@ from gateway.ingest import Body, Ingestor
 from gateway.launch import launch
 from gateway.metrics import Metrics, metrics_endpoint
 from gateway.middleware import MetricsMiddleware, RequestIdMiddleware
+from gateway.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.ratelimit import LocalRateLimiter
 from gateway.recordings import RecordingCache, Recordings
 from gateway.sessions import SessionSealer
@@ -50,6 +51,7 @@ class State(TypedDict):
     ingestor: Ingestor
     tickets: LoginTickets
     services: Services
+    broker: Broker
 
 
 async def healthz(request: Request) -> Response:
@@ -126,7 +128,7 @@ def create_app(
             )
     keys = KeyRing(settings.api_keys)
     metrics = Metrics()
-    view = GraphQLView(build_schema(settings, metrics), settings)
+    view = GraphQLView(build_schema(settings, metrics), settings, keys)
     endpoint = GraphQLEndpoint(
         view,
         keys,
@@ -147,6 +149,9 @@ def create_app(
                 headers={"User-Agent": "talkgate"},
             ) as http:
                 talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
+                fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
+                app.state.fanout = fanout
+                broker = LocalBroker(fanout)
                 secret_key = _secret_key(settings)
                 tickets = LoginTickets(store, secret_key)
                 services = Services(
@@ -160,8 +165,9 @@ def create_app(
                     ),
                     sealer=SessionSealer(secret_key),
                     tickets=tickets,
+                    broker=broker,
                 )
-                ingestor = Ingestor(store, settings.zone)
+                ingestor = Ingestor(store, settings.zone, broker)
                 if settings.demo:
                     loaded = await seed_demo(ingestor)
                     log.info("demo talks loaded", extra={"talks": loaded})
@@ -171,6 +177,7 @@ def create_app(
                     "ingestor": ingestor,
                     "tickets": tickets,
                     "services": services,
+                    "broker": broker,
                 }
         finally:
             await store.close()
@@ -180,6 +187,7 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/webhooks/talks", TalkWebhook(settings, keys, metrics).handle, methods=["POST"]),
         Route("/graphql", endpoint),
+        WebSocketRoute("/graphql", endpoint),
         Route("/talkme/launch/{ticket}", launch, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]

@@ -13,7 +13,9 @@ class TalkgateError(Exception):
     def __init__(self, message: str, **extensions: object) -> None:
         super().__init__(message)
         self.message = message
-        self.extensions = extensions
+        # graphql-core copies an original error's `extensions` onto the GraphQL error, so the
+        # code travels with it on every path (subscriptions' pre-stream errors included).
+        self.extensions = {"code": self.code, **extensions}
 
 
 class Unauthenticated(TalkgateError):

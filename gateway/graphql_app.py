@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import strawberry
@@ -15,9 +15,12 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionContext
+from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
 from gateway.errors import TalkgateError
@@ -30,12 +33,29 @@ from gateway.storage import StoreUnavailable
 from resolvers.context import RequestContext, Services
 from resolvers.mutation import Mutation
 from resolvers.query import Query
+from resolvers.subscription import Subscription
 from schema.scalars import SCALARS
 
 log = logging.getLogger("talkgate.graphql")
 
 PRINCIPAL_KEY = "talkgate.principal"
 _SUGGESTION = re.compile(r" Did you mean .*\?$")
+# graphql-core quotes rejected input values in its messages; inputs may be passwords.
+_VARIABLE_VALUE = re.compile(
+    r"^(Variable '\$[^']*') got invalid value .*?(?=( at '[^']*')?; )", re.S
+)
+_VALUE_TAIL = re.compile(r"(cannot represent [^:;]*?value|non-enum value|got): .*$", re.S)
+# "..., found: {...}.", "..., found "x".", "... Found: {...}."
+_FOUND = re.compile(r",? [Ff]ound:? .*$", re.S)
+
+
+def scrub_values(message: str) -> str:
+    """`message` without the input values graphql-core quotes in it."""
+    message = _VARIABLE_VALUE.sub(r"\1 got an invalid value", message)
+    message = re.sub(r"([?.])\.$", r"\1", _FOUND.sub(".", message))
+    return _VALUE_TAIL.sub(r"\1", message)
+
+
 _OPERATION_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
 _MAX_OPERATION_NAMES = 500
 
@@ -63,7 +83,7 @@ class TypedErrors(SchemaExtension):
     def _typed(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
         if isinstance(original, TalkgateError):
-            return _with(error, original.message, {"code": original.code, **original.extensions})
+            return _with(error, original.message, original.extensions)
         if isinstance(original, StoreUnavailable):
             log.warning("store unavailable: %s", original)
             return _with(
@@ -76,7 +96,7 @@ class TypedErrors(SchemaExtension):
                     self.metrics.rejected_queries.labels("tokens").inc()
                 limited = too_complex("tokens", _token_count(error), _token_limit(error))
                 return _with(error, limited.message, dict(limited.extensions or {}))
-            message = error.message
+            message = scrub_values(error.message)
             if self.hide_suggestions:
                 message = _SUGGESTION.sub("", message)
             code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
@@ -183,28 +203,57 @@ def build_schema(
     return _Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,
     )
 
 
-class GraphQLView(GraphQL[RequestContext, None]):
-    """strawberry's ASGI view with talkgate's context and orjson encoding."""
+ANONYMOUS = Principal("anonymous", frozenset())
 
-    def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
+
+class GraphQLView(GraphQL[RequestContext, None]):
+    """strawberry's ASGI view: talkgate's context, orjson, WebSocket keys in connection_init.
+
+    Only graphql-transport-ws is spoken; the legacy graphql-ws protocol stays off.
+    """
+
+    def __init__(self, schema: strawberry.Schema, settings: Settings, keys: KeyRing) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
-            subscription_protocols=(),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.settings = settings
+        self.keys = keys
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> RequestContext:
         services: Services = request.state.services
-        caller: Principal = request.scope.get(PRINCIPAL_KEY) or Principal("anonymous", frozenset())
-        return RequestContext(caller=caller, services=services, request_id=request_id_var.get())
+        return RequestContext(
+            caller=request.scope.get(PRINCIPAL_KEY) or ANONYMOUS,
+            services=services,
+            request_id=request_id_var.get(),
+            client_host=request.client.host if request.client else None,
+        )
+
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object]:
+        """Accept the socket only for `{"authorization": "Bearer <key>"}` in connection_init."""
+        params = context.connection_params or {}
+        given = params.get("authorization", params.get("Authorization"))
+        key = bearer_key(given) if isinstance(given, str) else None
+        if key is not None:
+            principal = self.keys.authenticate(key)
+        elif self.settings.demo and is_loopback(context.client_host):
+            principal = DEMO_PRINCIPAL
+        else:
+            principal = None
+        if principal is None:
+            raise ConnectionRejectionError({"reason": "a valid API key is required"})
+        context.caller = principal
+        return cast(UnsetType, UNSET)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

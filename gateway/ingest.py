@@ -11,6 +11,7 @@ from datetime import tzinfo
 import orjson
 
 from gateway.payload import PayloadRejected, validate_talks
+from gateway.pubsub import TALKS, Broker
 from gateway.storage import TalkStore
 from gateway.storage.records import Delivery, DeliveryOutcome
 
@@ -49,9 +50,10 @@ def delivery_key(body: bytes, key: str | None) -> str:
 class Ingestor:
     """Validates bodies, stores the good ones in one transaction, dead-letters the others."""
 
-    def __init__(self, store: TalkStore, zone: tzinfo) -> None:
+    def __init__(self, store: TalkStore, zone: tzinfo, broker: Broker | None = None) -> None:
         self._store = store
         self._zone = zone
+        self._broker = broker
 
     async def ingest(self, body: Body) -> DeliveryOutcome:
         """Store one body; raises BodyRejected (after dead-lettering it) when it is not a talk."""
@@ -79,7 +81,12 @@ class Ingestor:
             key = delivery_key(body.raw, body.key)
             deliveries.append(Delivery(key=key, source=body.source, body=body.raw, talks=talks))
             results.append(None)
-        outcomes = iter(await self._store.ingest(deliveries) if deliveries else [])
+        stored = await self._store.ingest(deliveries) if deliveries else []
+        if self._broker is not None:
+            # Published after the commit: a subscriber reading the talk finds the change.
+            for talk_id in dict.fromkeys(i for o in stored for i in o.changed_ids):
+                await self._broker.publish(TALKS, {"id": talk_id})
+        outcomes = iter(stored)
         return [r if r is not None else next(outcomes) for r in results]
 
     async def reject(

@@ -10,15 +10,14 @@ from __future__ import annotations
 import html
 import logging
 import secrets
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from gateway.agent_status import record_status
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
-from gateway.storage import TalkStore
 from gateway.tickets import LoginTickets
 
 log = logging.getLogger("talkgate.launch")
@@ -78,6 +77,9 @@ def launch_page(settings: Settings, login: str, password: str, nonce: str) -> st
 
 
 async def launch(request: Request) -> Response:
+    if request.method != "GET":
+        # HEAD (link checkers, previews) must not spend the single-use ticket.
+        return Response(status_code=405, headers={"Allow": "GET", **_headers(None, None)})
     settings: Settings = request.state.settings
     tickets: LoginTickets | None = request.state.tickets
     ticket = request.path_params["ticket"]
@@ -87,9 +89,9 @@ async def launch(request: Request) -> Response:
         credentials = None
     if credentials is None:
         return HTMLResponse(_GONE, status_code=410, headers=_headers(None, None))
-    store: TalkStore = request.state.store
-    changed_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    await store.set_agent_status(login=credentials.login, status="ACTIVE", changed_at=changed_at)
+    await record_status(
+        request.state.store, request.state.broker, login=credentials.login, status="ACTIVE"
+    )
     log.info("login launched", extra={"agent_login": credentials.login})
     nonce = secrets.token_urlsafe(16)
     page = launch_page(settings, credentials.login, credentials.password, nonce)

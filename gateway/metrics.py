@@ -63,6 +63,11 @@ class Metrics:
             ["operation", "outcome"],
             registry=r,
         )
+        self.dropped_events = Counter(
+            "talkgate_subscription_events_dropped_total",
+            "Events a slow subscriber lost because its queue was full (oldest dropped).",
+            registry=r,
+        )
         self.webhooks = Counter(
             "talkgate_webhook_deliveries_total",
             "Webhook deliveries by outcome.",

@@ -15,6 +15,13 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 access_log = logging.getLogger("talkgate.access")
 
 
+def loggable_path(path: str) -> str:
+    """The path as logged: a login ticket is a credential, so it never reaches the log."""
+    if path.startswith("/talkme/launch/"):
+        return "/talkme/launch/<ticket>"
+    return path
+
+
 class RequestIdMiddleware:
     """Tags each request with `X-Request-ID` (the client's, if sane) and logs its outcome.
 
@@ -50,7 +57,7 @@ class RequestIdMiddleware:
                 "request",
                 extra={
                     "method": scope.get("method", "WS"),
-                    "path": scope["path"],
+                    "path": loggable_path(scope["path"]),
                     "status": status,
                     "duration_ms": monotonic_ms(start),
                 },

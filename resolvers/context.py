@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.auth import Principal
+from gateway.pubsub import Broker
 from gateway.recordings import Recordings
 from gateway.sessions import SessionSealer
 from gateway.settings import Settings
@@ -24,6 +25,7 @@ class Services:
     recordings: Recordings
     sealer: SessionSealer
     tickets: LoginTickets
+    broker: Broker
 
 
 @dataclass(slots=True)
@@ -33,9 +35,15 @@ class RequestContext:
     caller: Principal
     services: Services
     request_id: str | None
+    client_host: str | None = None
+    # Set by the WebSocket protocol from `connection_init`'s payload.
+    connection_params: dict[str, object] | None = None
     loaders: RequestLoaders = field(init=False)
 
     def __post_init__(self) -> None:
+        self.renew_loaders()
+
+    def renew_loaders(self) -> None:
         self.loaders = RequestLoaders(self.services.store, self.services.recordings)
 
     @property
@@ -57,3 +65,7 @@ class RequestContext:
     @property
     def tickets(self) -> LoginTickets:
         return self.services.tickets
+
+    @property
+    def broker(self) -> Broker:
+        return self.services.broker

@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 from strawberry import Info
 
+from gateway.agent_status import record_status
 from gateway.errors import BadUserInput
 from gateway.sessions import AgentCredentials
 from gateway.talkme import TalkmeError
@@ -67,11 +68,12 @@ async def _change_status(
             )
     except TalkmeError as exc:
         raise upstream_error(exc) from None
-    changed_at = _iso(datetime.now(UTC))
-    await info.context.store.set_agent_status(
-        login=credentials.login, status=status.name, changed_at=changed_at
+    changed_at = await record_status(
+        info.context.store, info.context.broker, login=credentials.login, status=status.name
     )
-    return AgentStatusPayload(login=credentials.login, status=status, changed_at=changed_at)
+    return AgentStatusPayload(
+        login=credentials.login, status=status, changed_at=UtcDateTime(changed_at)
+    )
 
 
 @strawberry.type(description="Driving agents on the Talk.me (CobMAIS) platform.")

@@ -25,7 +25,7 @@ def _parse(value: object) -> UtcDateTime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise GraphQLError(f"not an ISO 8601 date-time: {value[:40]!r}") from None
+        raise GraphQLError("DateTime must be an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return UtcDateTime(moment.astimezone(UTC).isoformat().replace("+00:00", "Z"))

@@ -162,3 +162,25 @@ async def talkme_client(tmp_path: Path, sandbox: Starlette) -> AsyncIterator[htt
     app = create_app(talkme_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
     async with serving(app) as c:
         yield c
+
+
+@asynccontextmanager
+async def live_server(app: Starlette) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free loopback port (lifespan included); yields its base URL."""
+    import asyncio
+
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # start-up failed: raise its error
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

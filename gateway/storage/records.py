@@ -55,6 +55,7 @@ class TalkQuery:
     was_success: bool | None = None
     is_critical: bool | None = None
     text: str | None = None
+    talk_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

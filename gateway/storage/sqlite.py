@@ -761,6 +761,9 @@ def _talk_where(
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    if query.talk_id is not None:
+        where.append("id = ?")
+        params.append(query.talk_id)
     for column in ("was_success", "is_critical"):
         value = getattr(query, column)
         if value is not None:

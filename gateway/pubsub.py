@@ -1,0 +1,93 @@
+"""Publish/subscribe of change events: talks changed, agent statuses set.
+
+Each subscriber has a bounded queue. A subscriber that does not keep up loses its oldest
+events (counted), so one slow client can never grow the process's memory without bound.
+`LocalBroker` fans out within this process; a Redis broker (scale-out) shares events between
+replicas and fans out locally the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+log = logging.getLogger("talkgate.pubsub")
+
+TALKS = "talks"
+AGENT_STATUS = "agent-status"
+
+Event = dict[str, Any]
+
+
+class Broker(Protocol):
+    async def publish(self, topic: str, event: Event) -> None: ...
+
+    def subscribe(self, topic: str) -> AsyncIterator[Event]:
+        """Events of `topic` published after the subscription starts, until it is closed."""
+        ...
+
+
+class Subscription:
+    """One subscriber's bounded queue; drops the oldest event when full."""
+
+    def __init__(self, size: int, on_drop: Callable[[], None]) -> None:
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=size)
+        self._on_drop = on_drop
+
+    def offer(self, event: Event) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self._on_drop()
+        self._queue.put_nowait(event)
+
+    async def next(self) -> Event:
+        return await self._queue.get()
+
+
+class LocalFanout:
+    """Delivers events to this process's subscribers; the part every broker shares."""
+
+    def __init__(self, queue_size: int = 100, on_drop: Callable[[], None] | None = None) -> None:
+        self._queue_size = queue_size
+        self._on_drop = on_drop or (lambda: None)
+        self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+
+    def deliver(self, topic: str, event: Event) -> None:
+        for subscriber in tuple(self._subscribers.get(topic, ())):
+            subscriber.offer(event)
+
+    def subscribers(self, topic: str) -> int:
+        return len(self._subscribers.get(topic, ()))
+
+    @asynccontextmanager
+    async def subscription(self, topic: str) -> AsyncIterator[Subscription]:
+        subscriber = Subscription(self._queue_size, self._on_drop)
+        self._subscribers[topic].add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            self._subscribers[topic].discard(subscriber)
+            if not self._subscribers[topic]:
+                del self._subscribers[topic]
+
+    async def stream(self, topic: str) -> AsyncIterator[Event]:
+        async with self.subscription(topic) as subscriber:
+            while True:
+                yield await subscriber.next()
+
+
+class LocalBroker:
+    """Events stay in this process (one replica, or Redis unavailable)."""
+
+    def __init__(self, fanout: LocalFanout) -> None:
+        self.fanout = fanout
+
+    async def publish(self, topic: str, event: Event) -> None:
+        self.fanout.deliver(topic, event)
+
+    def subscribe(self, topic: str) -> AsyncIterator[Event]:
+        return self.fanout.stream(topic)

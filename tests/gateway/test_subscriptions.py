@@ -1,0 +1,282 @@
+"""Subscriptions over a real WebSocket (graphql-transport-ws) on a loopback server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from gateway.app import create_app
+from gateway.pubsub import LocalFanout
+from tests.conftest import (
+    AGENT_LOGIN,
+    AGENT_PASSWORD,
+    ALL_KEY,
+    NO_SCOPE_KEY,
+    READ_KEY,
+    WEBHOOK_SECRET,
+    live_server,
+    make_settings,
+    talkme_settings,
+)
+from tests.factories import message, talk
+
+PROTOCOL = "graphql-transport-ws"
+TIMEOUT = 5.0
+
+
+class GraphQLSocket:
+    """A minimal graphql-transport-ws client."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def receive(self) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.ws.recv(), TIMEOUT)
+        received: dict[str, Any] = json.loads(raw)
+        return received
+
+    async def init(self, key: str | None) -> dict[str, Any]:
+        payload = {"authorization": f"Bearer {key}"} if key else {}
+        await self.send({"type": "connection_init", "payload": payload})
+        return await self.receive()
+
+    async def subscribe(
+        self, query: str, variables: dict[str, Any] | None = None, op_id: str = "1"
+    ) -> None:
+        await self.send(
+            {
+                "id": op_id,
+                "type": "subscribe",
+                "payload": {"query": query, "variables": variables or {}},
+            }
+        )
+
+
+async def until_subscribed(app: Starlette, topic: str, count: int = 1) -> None:
+    """Wait until the app's broker has `count` subscribers on `topic` (no sleeping guesses)."""
+    fanout = _fanout(app)
+    for _ in range(500):
+        if fanout.subscribers(topic) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no subscriber on {topic}")
+
+
+def _fanout(app: Starlette) -> LocalFanout:
+    fanout: LocalFanout = app.state.fanout
+    return fanout
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[Starlette, str]]:
+    app = create_app(make_settings(tmp_path))
+    async with live_server(app) as address:
+        yield app, address
+
+
+async def open_socket(address: str, *, subprotocol: str = PROTOCOL) -> ClientConnection:
+    return await connect(f"ws://{address}/graphql", subprotocols=[subprotocol])  # type: ignore[list-item]
+
+
+async def post_talk(address: str, payload: object) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+        response = await client.post(
+            "/webhooks/talks", json=payload, headers={"X-Webhook-Token": WEBHOOK_SECRET}
+        )
+        assert response.status_code == 202, response.text
+
+
+TALK_UPDATED = """subscription($filter: TalkFilter) {
+  talkUpdated(filter: $filter) { id queueId histories { totalCount } customer { name } }
+}"""
+
+
+async def test_a_delivered_talk_reaches_its_subscriber(served: tuple[Starlette, str]) -> None:
+    app, address = served
+    async with await open_socket(address) as ws:
+        client = GraphQLSocket(ws)
+        assert (await client.init(READ_KEY))["type"] == "connection_ack"
+        await client.subscribe(TALK_UPDATED)
+        await until_subscribed(app, "talks")
+        await post_talk(address, talk(7001))
+        event = await client.receive()
+    assert event["type"] == "next"
+    assert event["payload"]["data"]["talkUpdated"] == {
+        "id": "7001",
+        "queueId": "17",
+        "histories": {"totalCount": 3},
+        "customer": {"name": "JONAS"},
+    }
+
+
+async def test_a_filter_lets_only_matching_talks_through(served: tuple[Starlette, str]) -> None:
+    app, address = served
+    async with await open_socket(address) as ws:
+        client = GraphQLSocket(ws)
+        await client.init(READ_KEY)
+        await client.subscribe(TALK_UPDATED, {"filter": {"queueId": "99", "text": "boleto"}})
+        await until_subscribed(app, "talks")
+        await post_talk(address, talk(7002, queue_id=99))  # no "boleto" in its messages
+        await post_talk(address, talk(7003, queue_id=5))
+        wanted = talk(7004, queue_id=99)
+        wanted["talk_histories"].append(message(7004_01, "segunda via do boleto", talk_id=7004))
+        await post_talk(address, wanted)
+        event = await client.receive()
+    assert event["payload"]["data"]["talkUpdated"]["id"] == "7004"
+
+
+async def test_a_redelivery_that_changes_nothing_is_not_pushed(
+    served: tuple[Starlette, str],
+) -> None:
+    app, address = served
+    async with await open_socket(address) as ws:
+        client = GraphQLSocket(ws)
+        await client.init(READ_KEY)
+        await client.subscribe(TALK_UPDATED)
+        await until_subscribed(app, "talks")
+        await post_talk(address, talk(7005))
+        await post_talk(address, talk(7005))  # the same body again
+        await post_talk(address, talk(7006))
+        first = await client.receive()
+        second = await client.receive()
+    ids = [e["payload"]["data"]["talkUpdated"]["id"] for e in (first, second)]
+    assert ids == ["7005", "7006"]
+
+
+async def test_each_event_is_read_fresh_not_from_an_earlier_event(
+    served: tuple[Starlette, str],
+) -> None:
+    app, address = served
+    async with await open_socket(address) as ws:
+        client = GraphQLSocket(ws)
+        await client.init(READ_KEY)
+        await client.subscribe(TALK_UPDATED)
+        await until_subscribed(app, "talks")
+        await post_talk(address, talk(7007))
+        renamed = talk(7008)
+        renamed["customer"]["name"] = "JONAS RENAMED"
+        await post_talk(address, renamed)
+        await client.receive()
+        second = await client.receive()
+    assert second["payload"]["data"]["talkUpdated"]["customer"]["name"] == "JONAS RENAMED"
+
+
+@pytest.mark.parametrize("key", [None, "tgk_wrong"], ids=["missing", "wrong"])
+async def test_a_socket_without_a_valid_key_gets_no_ack_and_is_closed_4403(
+    served: tuple[Starlette, str], key: str | None
+) -> None:
+    _, address = served
+    async with await open_socket(address) as ws:
+        client = GraphQLSocket(ws)
+        payload = {"authorization": f"Bearer {key}"} if key else {}
+        await client.send({"type": "connection_init", "payload": payload})
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.receive()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
+
+
+async def test_subscribing_before_the_ack_closes_the_socket_4401(
+    served: tuple[Starlette, str],
+) -> None:
+    _, address = served
+    async with await open_socket(address) as ws:
+        client = GraphQLSocket(ws)
+        await client.subscribe(TALK_UPDATED)
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.receive()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+
+
+async def test_the_key_scopes_apply_to_what_is_pushed(served: tuple[Starlette, str]) -> None:
+    _, address = served
+    async with await open_socket(address) as ws:
+        client = GraphQLSocket(ws)
+        assert (await client.init(NO_SCOPE_KEY))["type"] == "connection_ack"
+        await client.subscribe(TALK_UPDATED)
+        answer = await client.receive()
+    # Refused before any event: the protocol's `error` message, with our typed error.
+    assert answer["type"] == "error", answer
+    assert answer["payload"][0]["extensions"]["code"] == "FORBIDDEN", answer
+
+
+async def test_the_legacy_graphql_ws_protocol_is_refused(served: tuple[Starlette, str]) -> None:
+    _, address = served
+    with pytest.raises(Exception, match=r"subprotocol|4406|rejected"):
+        async with await open_socket(address, subprotocol="graphql-ws") as ws:
+            await GraphQLSocket(ws).init(READ_KEY)
+
+
+async def test_subscriptions_per_connection_are_capped(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, max_subscriptions_per_connection=2))
+    async with live_server(app) as address, await open_socket(address) as ws:
+        client = GraphQLSocket(ws)
+        await client.init(READ_KEY)
+        for op_id in ("1", "2", "3"):
+            await client.subscribe(TALK_UPDATED, op_id=op_id)
+        refused = await client.receive()
+    assert refused["id"] == "3"
+    assert refused["type"] == "error"
+    assert "limit" in refused["payload"][0]["message"].lower()
+
+
+async def test_a_slow_subscriber_loses_its_oldest_events_counted(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, subscription_queue_size=2))
+    async with live_server(app) as address:
+        fanout = _fanout(app)
+        async with fanout.subscription("talks") as slow:
+            for talk_id in range(1, 6):
+                fanout.deliver("talks", {"id": talk_id})
+            kept = [await slow.next(), await slow.next()]
+        async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+            metrics = (await client.get("/metrics")).text
+    assert kept == [{"id": 4}, {"id": 5}]
+    assert "talkgate_subscription_events_dropped_total 3.0" in metrics
+
+
+async def test_agent_status_changes_are_pushed(tmp_path: Path) -> None:
+    from gateway.talkme import create_sandbox
+    from tests.conftest import TALKME_EXTERNAL_TOKEN, TALKME_TOKEN
+
+    sandbox = create_sandbox(
+        {AGENT_LOGIN: AGENT_PASSWORD},
+        token=TALKME_TOKEN,
+        external_login_token=TALKME_EXTERNAL_TOKEN,
+    )
+    app = create_app(talkme_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
+    query = "subscription($l: String) { agentStatusChanged(login: $l) { login status changedAt } }"
+    async with live_server(app) as address, await open_socket(address) as ws:
+        client = GraphQLSocket(ws)
+        await client.init(READ_KEY)
+        await client.subscribe(query, {"l": AGENT_LOGIN})
+        await until_subscribed(app, "agent-status")
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            response = await http.post(
+                "/graphql",
+                json={
+                    "query": "mutation($i: AgentAuthInput!) { pauseAgent(input: $i) { status } }",
+                    "variables": {
+                        "i": {"credentials": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}}
+                    },
+                },
+                headers={"Authorization": f"Bearer {ALL_KEY}"},
+            )
+            assert response.json()["data"]["pauseAgent"]["status"] == "PAUSED"
+        event = await client.receive()
+    pushed = event["payload"]["data"]["agentStatusChanged"]
+    assert pushed["login"] == AGENT_LOGIN
+    assert pushed["status"] == "PAUSED"
+    assert pushed["changedAt"].endswith("Z")
