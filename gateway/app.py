@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypedDict
 
 import httpx
@@ -24,13 +24,13 @@ from gateway.launch import launch
 from gateway.metrics import Metrics, metrics_endpoint
 from gateway.middleware import MetricsMiddleware, RequestIdMiddleware
 from gateway.pubsub import Broker, LocalBroker, LocalFanout
-from gateway.ratelimit import LocalRateLimiter
+from gateway.ratelimit import LocalRateLimiter, RateLimiter
 from gateway.recordings import RecordingCache, Recordings
 from gateway.sessions import SessionSealer
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore, open_store
 from gateway.talkme import TalkmeClient, create_sandbox
-from gateway.tickets import LoginTickets
+from gateway.tickets import LoginTickets, TicketVault
 from gateway.webhook import TalkWebhook
 from resolvers.context import Services
 
@@ -52,6 +52,7 @@ class State(TypedDict):
     tickets: LoginTickets
     services: Services
     broker: Broker
+    limiter: RateLimiter
 
 
 async def healthz(request: Request) -> Response:
@@ -104,6 +105,32 @@ def _secret_key(settings: Settings) -> str:
     return secrets.token_urlsafe(32)
 
 
+@asynccontextmanager
+async def _sharing(
+    settings: Settings, store: TalkStore, fanout: LocalFanout, metrics: Metrics
+) -> AsyncIterator[tuple[Broker, RateLimiter, TicketVault]]:
+    """What replicas share: through Redis when TALKGATE_REDIS_URL is set, else this process."""
+    if settings.redis_url is None:
+        yield LocalBroker(fanout), LocalRateLimiter(settings.rate_limit_per_minute), store
+        return
+    from redis.asyncio import Redis
+
+    from gateway.redis_shared import RedisBroker, RedisRateLimiter, RedisTicketVault
+
+    client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=2.0)
+    broker = RedisBroker(client, fanout, on_health=lambda up: metrics.redis_up.set(int(up)))
+    await broker.start()
+    try:
+        yield (
+            broker,
+            RedisRateLimiter(client, settings.rate_limit_per_minute),
+            RedisTicketVault(client),
+        )
+    finally:
+        await broker.close()
+        await client.aclose()
+
+
 def create_app(
     settings: Settings | None = None, *, talkme_transport: httpx.AsyncBaseTransport | None = None
 ) -> Starlette:
@@ -129,58 +156,56 @@ def create_app(
     keys = KeyRing(settings.api_keys)
     metrics = Metrics()
     view = GraphQLView(build_schema(settings, metrics), settings, keys)
-    endpoint = GraphQLEndpoint(
-        view,
-        keys,
-        settings=settings,
-        limiter=LocalRateLimiter(settings.rate_limit_per_minute),
-        metrics=metrics,
-    )
+    endpoint = GraphQLEndpoint(view, keys, settings=settings, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        store = open_store(settings.database_url)
-        await store.open()
-        try:
-            async with httpx.AsyncClient(
-                transport=talkme_transport,
-                timeout=httpx.Timeout(settings.talkme_timeout_s),
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-                headers={"User-Agent": "talkgate"},
-            ) as http:
-                talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
-                fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
-                app.state.fanout = fanout
-                broker = LocalBroker(fanout)
-                secret_key = _secret_key(settings)
-                tickets = LoginTickets(store, secret_key)
-                services = Services(
-                    settings=settings,
-                    store=store,
-                    talkme=talkme,
-                    recordings=Recordings(
-                        talkme,
-                        RecordingCache(settings.recording_ttl_s),
-                        concurrency=settings.recording_concurrency,
-                    ),
-                    sealer=SessionSealer(secret_key),
-                    tickets=tickets,
-                    broker=broker,
+        async with AsyncExitStack() as stack:
+            store = open_store(settings.database_url)
+            await store.open()
+            stack.push_async_callback(store.close)
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=talkme_transport,
+                    timeout=httpx.Timeout(settings.talkme_timeout_s),
+                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                    headers={"User-Agent": "talkgate"},
                 )
-                ingestor = Ingestor(store, settings.zone, broker)
-                if settings.demo:
-                    loaded = await seed_demo(ingestor)
-                    log.info("demo talks loaded", extra={"talks": loaded})
-                yield {
-                    "settings": settings,
-                    "store": store,
-                    "ingestor": ingestor,
-                    "tickets": tickets,
-                    "services": services,
-                    "broker": broker,
-                }
-        finally:
-            await store.close()
+            )
+            talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
+            fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
+            app.state.fanout = fanout
+            broker, limiter, vault = await stack.enter_async_context(
+                _sharing(settings, store, fanout, metrics)
+            )
+            secret_key = _secret_key(settings)
+            tickets = LoginTickets(vault, secret_key)
+            services = Services(
+                settings=settings,
+                store=store,
+                talkme=talkme,
+                recordings=Recordings(
+                    talkme,
+                    RecordingCache(settings.recording_ttl_s),
+                    concurrency=settings.recording_concurrency,
+                ),
+                sealer=SessionSealer(secret_key),
+                tickets=tickets,
+                broker=broker,
+            )
+            ingestor = Ingestor(store, settings.zone, broker)
+            if settings.demo:
+                loaded = await seed_demo(ingestor)
+                log.info("demo talks loaded", extra={"talks": loaded})
+            yield {
+                "settings": settings,
+                "store": store,
+                "ingestor": ingestor,
+                "tickets": tickets,
+                "services": services,
+                "broker": broker,
+                "limiter": limiter,
+            }
 
     routes += [
         Route("/healthz", healthz, methods=["GET"]),

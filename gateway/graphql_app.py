@@ -304,13 +304,11 @@ class GraphQLEndpoint:
         keys: KeyRing,
         *,
         settings: Settings,
-        limiter: RateLimiter,
         metrics: Metrics,
     ) -> None:
         self.view = view
         self.keys = keys
         self.settings = settings
-        self.limiter = limiter
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -335,7 +333,8 @@ class GraphQLEndpoint:
             )
             await response(scope, receive, send)
             return
-        retry_after = await self.limiter.take(principal.name)
+        limiter: RateLimiter = request.state.limiter
+        retry_after = await limiter.take(principal.name)
         if retry_after is not None:
             self.metrics.rate_limited.inc()
             seconds = max(1, round(retry_after + 0.5))

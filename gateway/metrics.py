@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
@@ -66,6 +66,11 @@ class Metrics:
         self.dropped_events = Counter(
             "talkgate_subscription_events_dropped_total",
             "Events a slow subscriber lost because its queue was full (oldest dropped).",
+            registry=r,
+        )
+        self.redis_up = Gauge(
+            "talkgate_redis_up",
+            "1 while events and limits are shared through Redis, 0 while it is unreachable.",
             registry=r,
         )
         self.webhooks = Counter(

@@ -9,11 +9,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from gateway.sessions import AgentCredentials, SessionSealer
-from gateway.storage import TalkStore
 
 TICKET_TTL = timedelta(seconds=60)
+
+
+class TicketVault(Protocol):
+    """Where tickets wait: the store (one replica, or a shared database) or Redis."""
+
+    async def put_ticket(self, *, digest: str, sealed: str, expires_at: datetime) -> None: ...
+
+    async def take_ticket(self, *, digest: str, now: datetime) -> str | None: ...
 
 
 def _digest(ticket: str) -> str:
@@ -23,8 +31,8 @@ def _digest(ticket: str) -> str:
 class LoginTickets:
     """Issues tickets for credentials and redeems each one at most once."""
 
-    def __init__(self, store: TalkStore, secret_key: str) -> None:
-        self._store = store
+    def __init__(self, vault: TicketVault, secret_key: str) -> None:
+        self._vault = vault
         self._sealer = SessionSealer(secret_key, purpose="login-ticket")
 
     async def issue(self, credentials: AgentCredentials) -> tuple[str, datetime]:
@@ -35,14 +43,14 @@ class LoginTickets:
         sealed = self._sealer.seal(
             credentials, ttl_s=TICKET_TTL.total_seconds(), now=now.timestamp()
         )
-        await self._store.put_ticket(digest=_digest(ticket), sealed=sealed, expires_at=expires_at)
+        await self._vault.put_ticket(digest=_digest(ticket), sealed=sealed, expires_at=expires_at)
         return ticket, expires_at
 
     async def redeem(self, ticket: str) -> AgentCredentials | None:
         """The ticket's credentials, once; None when unknown, already used or expired."""
         if not ticket or len(ticket) > 128:
             return None
-        sealed = await self._store.take_ticket(digest=_digest(ticket), now=datetime.now(UTC))
+        sealed = await self._vault.take_ticket(digest=_digest(ticket), now=datetime.now(UTC))
         if sealed is None:
             return None
         return self._sealer.open(sealed)

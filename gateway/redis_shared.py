@@ -1,0 +1,179 @@
+"""Sharing between replicas through Redis: events, rate-limit buckets, login tickets.
+
+Imported only when TALKGATE_REDIS_URL is set (the `redis` extra). Each part keeps working in
+this process while Redis is unreachable, and says so once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.pubsub import AGENT_STATUS, TALKS, Event, LocalFanout
+from gateway.ratelimit import LocalRateLimiter
+
+log = logging.getLogger("talkgate.redis")
+
+
+class RedisBroker:
+    """Events cross replicas through Redis pub/sub; each replica fans them out locally.
+
+    A replica publishes to Redis and receives its own events back through its listener, like
+    every other replica. If Redis is unreachable, events stay in this process (said once in
+    the log and in the `talkgate_redis_up` gauge) until Redis answers again.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        fanout: LocalFanout,
+        *,
+        prefix: str = "talkgate:",
+        on_health: Callable[[bool], None] | None = None,
+    ) -> None:
+        self._client = client
+        self.fanout = fanout
+        self._prefix = prefix
+        self._on_health = on_health or (lambda up: None)
+        self._healthy: bool | None = None
+        self._listening = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="talkgate-redis-listener")
+
+    async def wait_listening(self) -> None:
+        """Returns once the listener is subscribed (callers bound the wait themselves)."""
+        await self._listening.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def publish(self, topic: str, event: Event) -> None:
+        try:
+            await self._client.publish(self._prefix + topic, orjson.dumps(event))
+        except (RedisError, OSError) as exc:
+            self._health(False, f"publish failed: {exc}")
+            self.fanout.deliver(topic, event)
+
+    def subscribe(self, topic: str) -> AsyncIterator[Event]:
+        return self.fanout.stream(topic)
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        channels = [self._prefix + TALKS, self._prefix + AGENT_STATUS]
+        while True:
+            try:
+                pubsub = self._client.pubsub()
+                try:
+                    await pubsub.subscribe(*channels)
+                    self._listening.set()
+                    self._health(True, "listening")
+                    backoff = 0.1
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        channel = message["channel"]
+                        if isinstance(channel, bytes):
+                            channel = channel.decode()
+                        self.fanout.deliver(
+                            channel.removeprefix(self._prefix), orjson.loads(message["data"])
+                        )
+                finally:
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self._listening.clear()
+                self._health(False, f"listener lost Redis: {exc}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _health(self, up: bool, detail: str) -> None:
+        if self._healthy is up:
+            return
+        if self._healthy is not None or not up:
+            if up:
+                log.info("Redis is back: events are shared between replicas again")
+            else:
+                log.warning("Redis unreachable, events stay in this replica: %s", detail)
+        self._healthy = up
+        self._on_health(up)
+
+
+# A token bucket in one Redis hash, updated atomically; Redis's clock serves every replica.
+_TAKE = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(bucket[1]) or capacity
+local at = tonumber(bucket[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 1)
+return tostring(wait)
+"""
+
+
+class RedisRateLimiter:
+    """Per-key token buckets shared by every replica; local buckets while Redis is away."""
+
+    def __init__(self, client: Redis, per_minute: int, *, prefix: str = "talkgate:") -> None:
+        self._client = client
+        self._per_minute = per_minute
+        self._prefix = prefix + "rate:"
+        self._script = client.register_script(_TAKE)
+        self._fallback = LocalRateLimiter(per_minute)
+        self._warned = False
+
+    async def take(self, key: str) -> float | None:
+        try:
+            wait = float(
+                await self._script(
+                    keys=[self._prefix + key], args=[self._per_minute, self._per_minute / 60]
+                )
+            )
+        except (RedisError, OSError) as exc:
+            if not self._warned:
+                log.warning("Redis unreachable, rate limits are counted per replica: %s", exc)
+                self._warned = True
+            return await self._fallback.take(key)
+        if self._warned:
+            log.info("Redis is back: rate limits are shared again")
+            self._warned = False
+        return wait if wait > 0 else None
+
+
+class RedisTicketVault:
+    """Login tickets in Redis, so a ticket made on one replica is redeemed on any other."""
+
+    def __init__(self, client: Redis, *, prefix: str = "talkgate:") -> None:
+        self._client = client
+        self._prefix = prefix + "ticket:"
+
+    async def put_ticket(self, *, digest: str, sealed: str, expires_at: datetime) -> None:
+        await self._client.set(
+            self._prefix + digest, sealed, pxat=int(expires_at.timestamp() * 1000)
+        )
+
+    async def take_ticket(self, *, digest: str, now: datetime) -> str | None:
+        # GETDEL is atomic: of two replicas redeeming at once, one gets the ticket.
+        value = await self._client.getdel(self._prefix + digest)
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)

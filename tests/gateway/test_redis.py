@@ -1,0 +1,169 @@
+"""Sharing through a real Redis: events, rate limits and login tickets across replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.pubsub import LocalFanout
+from gateway.redis_shared import RedisBroker, RedisRateLimiter, RedisTicketVault
+from tests.conftest import AGENT_LOGIN, AGENT_PASSWORD, ALL_KEY, gql, serving, talkme_settings
+
+REDIS_URL = os.environ.get("TALKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def _reachable(url: str) -> str | None:
+    client = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        await client.ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await client.aclose()
+    return None
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own; skips, saying why, when Redis is not reachable."""
+    problem = await _reachable(REDIS_URL)
+    if problem is not None:
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {problem}")
+    prefix = f"talkgate-test:{secrets.token_hex(4)}:"
+    yield prefix
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[tuple[Redis, Redis]]:
+    """Two connections, as two replicas would have."""
+    first, second = Redis.from_url(REDIS_URL), Redis.from_url(REDIS_URL)
+    yield first, second
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_an_event_published_on_one_replica_reaches_subscribers_on_both(
+    redis_prefix: str, clients: tuple[Redis, Redis]
+) -> None:
+    fanouts = LocalFanout(), LocalFanout()
+    brokers = [
+        RedisBroker(client, fanout, prefix=redis_prefix)
+        for client, fanout in zip(clients, fanouts, strict=True)
+    ]
+    for broker in brokers:
+        await broker.start()
+        await asyncio.wait_for(broker.wait_listening(), 5)
+    try:
+        async with (
+            fanouts[0].subscription("talks") as here,
+            fanouts[1].subscription("talks") as there,
+        ):
+            await brokers[0].publish("talks", {"id": 42})
+            assert await asyncio.wait_for(there.next(), 5) == {"id": 42}
+            # The publishing replica hears it once, through Redis like every other.
+            assert await asyncio.wait_for(here.next(), 5) == {"id": 42}
+            await asyncio.sleep(0.1)
+            assert here._queue.empty()
+    finally:
+        for broker in brokers:
+            await broker.close()
+
+
+async def test_events_stay_local_when_redis_is_unreachable_and_it_is_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    client = Redis.from_url(f"redis://127.0.0.1:{closed_port}/0", socket_connect_timeout=0.2)
+    fanout = LocalFanout()
+    health: list[bool] = []
+    broker = RedisBroker(client, fanout, prefix="x:", on_health=health.append)
+    await broker.start()
+    try:
+        async with fanout.subscription("talks") as subscription:
+            with caplog.at_level(logging.WARNING, logger="talkgate.redis"):
+                await broker.publish("talks", {"id": 1})
+                await broker.publish("talks", {"id": 2})
+            assert await asyncio.wait_for(subscription.next(), 5) == {"id": 1}
+            assert await asyncio.wait_for(subscription.next(), 5) == {"id": 2}
+    finally:
+        await broker.close()
+        await client.aclose()
+    warnings = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
+    assert len(warnings) == 1
+    assert health == [False]
+
+
+async def test_rate_limit_buckets_are_shared_between_replicas(
+    redis_prefix: str, clients: tuple[Redis, Redis]
+) -> None:
+    first = RedisRateLimiter(clients[0], per_minute=4, prefix=redis_prefix)
+    second = RedisRateLimiter(clients[1], per_minute=4, prefix=redis_prefix)
+    answers = [await limiter.take("crm") for limiter in (first, second, first, second, first)]
+    assert answers[:4] == [None, None, None, None]
+    assert answers[4] is not None
+    assert 0 < answers[4] <= 15  # one token comes back every 15 s at 4 a minute
+    assert await second.take("another-key") is None
+
+
+async def test_a_ticket_put_on_one_replica_is_taken_once_on_another(
+    redis_prefix: str, clients: tuple[Redis, Redis]
+) -> None:
+    here = RedisTicketVault(clients[0], prefix=redis_prefix)
+    there = RedisTicketVault(clients[1], prefix=redis_prefix)
+    now = datetime.now(UTC)
+    await here.put_ticket(digest="d1", sealed="sealed-1", expires_at=now + timedelta(seconds=60))
+    taken = await asyncio.gather(
+        there.take_ticket(digest="d1", now=now), here.take_ticket(digest="d1", now=now)
+    )
+    assert sorted(taken, key=str) == [None, "sealed-1"]
+
+
+async def test_an_expired_ticket_is_gone(redis_prefix: str, clients: tuple[Redis, Redis]) -> None:
+    vault = RedisTicketVault(clients[0], prefix=redis_prefix)
+    now = datetime.now(UTC)
+    await vault.put_ticket(digest="d2", sealed="s", expires_at=now + timedelta(milliseconds=50))
+    await asyncio.sleep(0.2)
+    assert await vault.take_ticket(digest="d2", now=datetime.now(UTC)) is None
+
+
+async def test_a_login_link_made_on_one_replica_opens_on_the_other(
+    redis_prefix: str, tmp_path: Path, sandbox: Starlette
+) -> None:
+    # Each "replica" has its own SQLite file: only Redis joins them.
+    def replica(name: str) -> Starlette:
+        (tmp_path / name).mkdir()
+        settings = talkme_settings(tmp_path / name, redis_url=SecretStr(REDIS_URL))
+        return create_app(settings, talkme_transport=httpx.ASGITransport(app=sandbox))
+
+    async with serving(replica("a")) as a, serving(replica("b")) as b:
+        body = await gql(
+            a,
+            "mutation($i: AgentCredentialsInput!) { agentLogin(input: $i) { launchUrl } }",
+            {"i": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}},
+            key=ALL_KEY,
+        )
+        path = body["data"]["agentLogin"]["launchUrl"].removeprefix("https://gateway.example")
+        assert (await b.get(path)).status_code == 200
+        assert (await a.get(path)).status_code == 410
