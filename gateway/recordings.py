@@ -71,7 +71,7 @@ class Recordings:
         self._source = source
         self._cache = cache
         self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight: dict[str, asyncio.Future[Recording]] = {}
+        self._in_flight: dict[str, asyncio.Task[Recording]] = {}
 
     async def fetch_many(self, protocols: Sequence[str]) -> list[Recording | TalkmeError]:
         """One result per protocol, in order; failures are returned, not raised."""
@@ -89,27 +89,27 @@ class Recordings:
         cached = self._cache.get(protocol)
         if cached is not None:
             return cached
-        pending = self._in_flight.get(protocol)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Recording] = asyncio.get_running_loop().create_future()
-        self._in_flight[protocol] = future
-        try:
-            async with self._slots:
-                url = await self._source.fetch_audio(protocol)
-            recording = Recording(protocol, url, _now())
-            self._cache.put(recording)
-            future.set_result(recording)
-            return recording
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved here, so an unawaited future does not warn
-            raise
-        finally:
+        task = self._in_flight.get(protocol)
+        if task is None:
+            # Its own task: a caller that goes away (client disconnect) cancels only its wait,
+            # never the fetch other callers share.
+            task = asyncio.create_task(self._fetch_upstream(protocol))
+            self._in_flight[protocol] = task
+            task.add_done_callback(lambda done: self._settled(protocol, done))
+        return await asyncio.shield(task)
+
+    async def _fetch_upstream(self, protocol: str) -> Recording:
+        async with self._slots:
+            url = await self._source.fetch_audio(protocol)
+        recording = Recording(protocol, url, _now())
+        self._cache.put(recording)
+        return recording
+
+    def _settled(self, protocol: str, task: asyncio.Task[Recording]) -> None:
+        if self._in_flight.get(protocol) is task:
             del self._in_flight[protocol]
+        if not task.cancelled():
+            task.exception()  # retrieved, so a failure nobody waits for any more is not "lost"
 
 
 def _now() -> str:
