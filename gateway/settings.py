@@ -111,10 +111,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_store(cls, value: str) -> str:
-        if value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("PostgreSQL support is not built yet; use sqlite:///PATH")
-        if not value.startswith("sqlite:///"):
-            raise ValueError("must start with sqlite:///")
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
     @model_validator(mode="after")

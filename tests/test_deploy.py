@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +44,7 @@ def test_the_image_is_multi_stage_non_root_and_runs_serve() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert len(re.findall(r"^FROM ", dockerfile, re.MULTILINE)) >= 2
     user = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
-    assert user and user[-1] not in ("root", "0")
+    assert user
+    assert user[-1] not in ("root", "0")
     assert re.search(r'^CMD \["serve"\]', dockerfile, re.MULTILINE)
     assert "TALKGATE_HOST=0.0.0.0" in dockerfile

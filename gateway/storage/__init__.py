@@ -8,9 +8,14 @@ __all__ = ["StoreUnavailable", "TalkStore", "open_store"]
 
 
 def open_store(url: str) -> TalkStore:
-    """The store for `url` (not opened yet): SQLite for sqlite:///, PostgreSQL later."""
+    """The store for `url` (not opened yet): SQLite for sqlite:///, PostgreSQL for
+    postgresql:// or postgres://."""
     if url.startswith("sqlite:///"):
         from gateway.storage.sqlite import SQLiteStore
 
         return SQLiteStore(url)
-    raise ValueError("PostgreSQL support is not built yet; use a sqlite:/// TALKGATE_DATABASE_URL")
+    if url.startswith(("postgresql://", "postgres://")):
+        from gateway.storage.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError("TALKGATE_DATABASE_URL must start with sqlite:/// or postgresql://")

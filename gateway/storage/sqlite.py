@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import sqlite3
 import threading
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,7 +21,6 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gateway.errors import BadUserInput
 from gateway.payload import NormalizedTalk, talk_status
 from gateway.storage import cursor, merge
 from gateway.storage.protocol import StoreUnavailable, TalkGroup
@@ -38,10 +35,9 @@ from gateway.storage.records import (
     TalkQuery,
 )
 from gateway.storage.sqlite_schema import MIGRATIONS
+from gateway.storage.text import match_words, search_key
 
 T = TypeVar("T")
-
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 # ORDER BY clause, keyset condition, and how many sort values the cursor carries.
 _TALK_ORDERS: dict[TalkOrder, tuple[str, str, int]] = {
@@ -85,22 +81,6 @@ def sqlite_path(url: str) -> str:
     if not path or path.startswith(":memory:"):
         raise ValueError("talkgate needs a SQLite file (WAL mode), not an in-memory database")
     return path
-
-
-def search_key(text: str | None) -> str | None:
-    """`text` folded for search: case and accents ignored ("JOÃO" and "joao" are equal)."""
-    if text is None:
-        return None
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-def match_words(text: str) -> list[str]:
-    """FTS5 phrases for each word of `text`, quoted so no query syntax gets through."""
-    words = _WORD.findall(text)
-    if not words:
-        raise BadUserInput("the text filter holds no word")
-    return ['"' + w.replace('"', '""') + '"' for w in words]
 
 
 class SQLiteStore:

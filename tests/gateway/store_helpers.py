@@ -9,8 +9,8 @@ import orjson
 
 from gateway.ingest import delivery_key
 from gateway.payload import NormalizedTalk, validate_talks
+from gateway.storage import TalkStore
 from gateway.storage.records import Delivery, Doc, PageRequest
-from gateway.storage.sqlite import SQLiteStore
 from tests.factories import Payload, snapshot
 
 
@@ -61,7 +61,7 @@ class TalkState:
     agents: dict[int, Doc]
 
 
-async def talk_state(store: SQLiteStore, talk_id: int) -> TalkState:
+async def talk_state(store: TalkStore, talk_id: int) -> TalkState:
     docs = await store.talks_by_id([talk_id])
     doc = docs[talk_id]
     pages = await store.message_pages(talk_ids=[talk_id], page=PageRequest(first=1000))

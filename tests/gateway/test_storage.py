@@ -1,4 +1,7 @@
-"""The SQLite store on its own: merging deliveries, transactions, pages, filters and search."""
+"""The store on its own: merging deliveries, transactions, pages, filters and search.
+
+One suite, every backend: each test runs on SQLite and on PostgreSQL (see backends.py).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from hypothesis import strategies as st
 from gateway.errors import BadUserInput
 from gateway.ingest import Body, BodyRejected, Ingestor
 from gateway.payload import DEFAULT_ZONE, NormalizedTalk
-from gateway.storage import cursor
+from gateway.storage import TalkStore, cursor, open_store
+from gateway.storage.postgres import PostgresStore
 from gateway.storage.records import (
     DeliveryOutcome,
     Page,
@@ -33,6 +37,7 @@ from gateway.storage.records import (
 from gateway.storage.sqlite import SQLiteStore
 from gateway.storage.sqlite_schema import MIGRATIONS
 from tests.factories import Payload, message, snapshot, talk
+from tests.gateway.backends import BACKENDS, empty_store_url, opened_store
 from tests.gateway.store_helpers import (
     TalkState,
     delivery,
@@ -45,17 +50,14 @@ TALK = 114700
 CUSTOMER = 144527
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(f"sqlite:///{tmp_path / 's.db'}")
-    await opened.open()
-    try:
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TalkStore]:
+    """An empty store of each backend."""
+    async with opened_store(request.param, tmp_path, request) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
-async def deliver(store: SQLiteStore, *payloads: Payload) -> list[DeliveryOutcome]:
+async def deliver(store: TalkStore, *payloads: Payload) -> list[DeliveryOutcome]:
     """Each payload as its own delivery, one after the other (so each arrives later)."""
     outcomes: list[DeliveryOutcome] = []
     for payload in payloads:
@@ -64,13 +66,13 @@ async def deliver(store: SQLiteStore, *payloads: Payload) -> list[DeliveryOutcom
 
 
 async def talk_ids(
-    store: SQLiteStore, query: TalkQuery, order: TalkOrder = TalkOrder.ID_ASC
+    store: TalkStore, query: TalkQuery, order: TalkOrder = TalkOrder.ID_ASC
 ) -> list[int]:
     pages = await store.talk_pages(query=query, page=PageRequest(first=100), order=order)
     return [doc["id"] for _, doc in pages[None].items]
 
 
-async def walk_talks(store: SQLiteStore, order: TalkOrder, first: int) -> list[Page]:
+async def walk_talks(store: TalkStore, order: TalkOrder, first: int) -> list[Page]:
     """Every page of talks in `order`, following end cursors until has_next is false."""
     pages: list[Page] = []
     after: str | None = None
@@ -123,7 +125,7 @@ def advancing_snapshots() -> dict[str, Payload]:
     ids="-".join,
 )
 async def test_snapshots_in_any_order_merge_to_the_in_order_state(
-    store: SQLiteStore, order: tuple[str, ...]
+    store: TalkStore, order: tuple[str, ...]
 ) -> None:
     snapshots = advancing_snapshots()
     await deliver(store, *(snapshots[name] for name in order))
@@ -150,7 +152,7 @@ def tied_snapshots() -> dict[str, Payload]:
 
 @pytest.mark.parametrize("order", list(itertools.permutations(["a", "b", "c"])), ids="-".join)
 async def test_between_tied_snapshots_the_later_arrival_wins_in_any_order(
-    store: SQLiteStore, order: tuple[str, ...]
+    store: TalkStore, order: tuple[str, ...]
 ) -> None:
     snapshots = tied_snapshots()
     await deliver(store, *(snapshots[name] for name in order))
@@ -164,7 +166,7 @@ async def test_between_tied_snapshots_the_later_arrival_wins_in_any_order(
 
 @pytest.mark.parametrize("order", list(itertools.permutations(["x", "y", "z"])), ids="-".join)
 async def test_a_message_missing_from_the_winner_keeps_the_most_advanced_version_held(
-    store: SQLiteStore, order: tuple[str, ...]
+    store: TalkStore, order: tuple[str, ...]
 ) -> None:
     # z wins (finished) but lacks message 12; y outranks x and both hold 12.
     snapshots = {
@@ -200,23 +202,23 @@ def _pool_payload(index: int) -> Payload:
     )
 
 
-async def _merged_state(order: Sequence[int]) -> TalkState:
+async def _merged_state(
+    backend: str, order: Sequence[int], request: pytest.FixtureRequest
+) -> TalkState:
     with tempfile.TemporaryDirectory() as directory:
-        store = SQLiteStore(f"sqlite:///{Path(directory) / 's.db'}")
-        await store.open()
-        try:
+        async with opened_store(backend, Path(directory), request) as store:
             await deliver(store, *(_pool_payload(i) for i in order))
             return await talk_state(store, TALK)
-        finally:
-            await store.close()
 
 
+# Each example needs an empty store of its own (a new file, a new schema): not a fixture.
+@pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=60, deadline=None, database=None)
 @given(order=st.lists(st.integers(0, len(_POOL) - 1), min_size=1, max_size=8))
 def test_any_order_with_redeliveries_merges_to_the_most_advanced_snapshot(
-    order: list[int],
+    backend: str, request: pytest.FixtureRequest, order: list[int]
 ) -> None:
-    state = asyncio.run(_merged_state(order))
+    state = asyncio.run(_merged_state(backend, order, request))
 
     first_arrival = {index: n for n, index in reversed(list(enumerate(order)))}
     talks: dict[int, NormalizedTalk] = {i: normalized(_pool_payload(i)) for i in first_arrival}
@@ -232,7 +234,7 @@ def test_any_order_with_redeliveries_merges_to_the_most_advanced_snapshot(
 
 
 async def test_two_snapshots_of_a_talk_in_one_array_count_the_later_as_the_later_arrival(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     snapshots = tied_snapshots()
 
@@ -245,7 +247,7 @@ async def test_two_snapshots_of_a_talk_in_one_array_count_the_later_as_the_later
 
 
 async def test_a_delivery_with_a_key_seen_before_is_a_duplicate_and_changes_nothing(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     first = delivery(snapshot(TALK, [11, 12]), key="webhook-1")
     await store.ingest([first])
@@ -258,7 +260,7 @@ async def test_a_delivery_with_a_key_seen_before_is_a_duplicate_and_changes_noth
     assert await store.raw_deliveries(talk_id=TALK) == [first.body]
 
 
-async def test_the_same_body_under_another_key_changes_nothing(store: SQLiteStore) -> None:
+async def test_the_same_body_under_another_key_changes_nothing(store: TalkStore) -> None:
     payload = tagged_snapshot(TALK, [11, 12], "only", event_ids=(71,))
     await store.ingest([delivery(payload, key="webhook-1")])
     before = await talk_state(store, TALK)
@@ -272,7 +274,7 @@ async def test_the_same_body_under_another_key_changes_nothing(store: SQLiteStor
 
 
 async def test_a_body_redelivered_under_another_key_does_not_take_back_a_tied_talk(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     snapshots = tied_snapshots()
     await store.ingest([delivery(snapshots["a"], key="webhook-a")])
@@ -285,7 +287,7 @@ async def test_a_body_redelivered_under_another_key_does_not_take_back_a_tied_ta
     assert await talk_state(store, TALK) == before
 
 
-async def test_a_new_talk_is_reported_changed(store: SQLiteStore) -> None:
+async def test_a_new_talk_is_reported_changed(store: TalkStore) -> None:
     [outcome] = await deliver(store, snapshot(TALK, [11]))
 
     assert (outcome.duplicate, outcome.talk_ids, outcome.changed_ids) == (False, [TALK], [TALK])
@@ -301,7 +303,7 @@ def winner_and_loser() -> tuple[Payload, Payload]:
 
 
 async def test_a_losing_snapshot_adds_missing_messages_and_events_only(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     winner, loser = winner_and_loser()
     await deliver(store, winner)
@@ -319,7 +321,7 @@ async def test_a_losing_snapshot_adds_missing_messages_and_events_only(
     assert sorted(state.events) == [70, 71]
 
 
-async def test_a_winning_snapshot_replaces_stored_message_versions(store: SQLiteStore) -> None:
+async def test_a_winning_snapshot_replaces_stored_message_versions(store: TalkStore) -> None:
     winner, loser = winner_and_loser()
 
     await deliver(store, loser, winner)
@@ -330,7 +332,7 @@ async def test_a_winning_snapshot_replaces_stored_message_versions(store: SQLite
 
 
 async def test_a_losing_snapshot_does_not_replace_the_customer_or_agents(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     winner, loser = winner_and_loser()
 
@@ -341,7 +343,7 @@ async def test_a_losing_snapshot_does_not_replace_the_customer_or_agents(
     assert state.agents[2]["name"] == "PipeBot win"
 
 
-async def test_a_winning_snapshot_replaces_the_customer_and_agents(store: SQLiteStore) -> None:
+async def test_a_winning_snapshot_replaces_the_customer_and_agents(store: TalkStore) -> None:
     winner, loser = winner_and_loser()
 
     await deliver(store, loser, winner)
@@ -351,13 +353,13 @@ async def test_a_winning_snapshot_replaces_the_customer_and_agents(store: SQLite
     assert state.agents[2]["name"] == "PipeBot win"
 
 
-async def test_a_customer_seen_only_by_id_is_a_stub(store: SQLiteStore) -> None:
+async def test_a_customer_seen_only_by_id_is_a_stub(store: TalkStore) -> None:
     await deliver(store, snapshot(TALK, [11], customer=None))
 
     assert await store.customers_by_id([CUSTOMER]) == {CUSTOMER: {"id": CUSTOMER}}
 
 
-async def test_a_customer_stub_is_upgraded_even_by_a_losing_snapshot(store: SQLiteStore) -> None:
+async def test_a_customer_stub_is_upgraded_even_by_a_losing_snapshot(store: TalkStore) -> None:
     winner, loser = winner_and_loser()
     winner["customer"] = None
 
@@ -367,7 +369,7 @@ async def test_a_customer_stub_is_upgraded_even_by_a_losing_snapshot(store: SQLi
 
 
 async def test_a_snapshot_without_customer_leaves_the_stored_customer_whole(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     earlier = tagged_snapshot(TALK, [11], "earlier")
     later = tagged_snapshot(TALK, [11, 12], "later", finished=True)
@@ -379,7 +381,7 @@ async def test_a_snapshot_without_customer_leaves_the_stored_customer_whole(
 
 
 async def test_an_agent_seen_only_by_id_is_upgraded_even_by_a_losing_snapshot(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     winner, loser = winner_and_loser()
     winner["agent_id"] = 77
@@ -403,23 +405,36 @@ CRASHING_TALK = 114799
 
 
 @pytest.fixture
-def crash_on_talk(monkeypatch: pytest.MonkeyPatch) -> None:
+def crash_on_talk(monkeypatch: pytest.MonkeyPatch, store: TalkStore) -> None:
     """Make merging CRASHING_TALK raise inside the write transaction, like a crash would."""
-    original = SQLiteStore._merge_talk
+    if isinstance(store, SQLiteStore):
+        merge_talk = SQLiteStore._merge_talk
 
-    def merge_or_crash(
-        self: SQLiteStore, c: sqlite3.Connection, talk: NormalizedTalk, arrival: int
+        def merge_or_crash(
+            self: SQLiteStore, c: sqlite3.Connection, talk: NormalizedTalk, arrival: int
+        ) -> bool:
+            if talk.id == CRASHING_TALK:
+                raise RuntimeError("simulated crash")
+            return merge_talk(self, c, talk, arrival)
+
+        monkeypatch.setattr(SQLiteStore, "_merge_talk", merge_or_crash)
+        return
+    assert isinstance(store, PostgresStore)
+    merge_talk_async = PostgresStore._merge_talk
+
+    async def merge_or_crash_async(
+        self: PostgresStore, c: Any, talk: NormalizedTalk, arrival: int
     ) -> bool:
         if talk.id == CRASHING_TALK:
             raise RuntimeError("simulated crash")
-        return original(self, c, talk, arrival)
+        return await merge_talk_async(self, c, talk, arrival)
 
-    monkeypatch.setattr(SQLiteStore, "_merge_talk", merge_or_crash)
+    monkeypatch.setattr(PostgresStore, "_merge_talk", merge_or_crash_async)
 
 
 @pytest.mark.usefixtures("crash_on_talk")
 async def test_a_batch_failing_midway_leaves_the_previous_state_whole(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     first = delivery(tagged_snapshot(TALK, [11, 12], "first", event_ids=(71,)))
     await store.ingest([first])
@@ -444,7 +459,7 @@ async def test_a_batch_failing_midway_leaves_the_previous_state_whole(
 
 
 @pytest.mark.usefixtures("crash_on_talk")
-async def test_the_store_accepts_deliveries_after_a_failed_batch(store: SQLiteStore) -> None:
+async def test_the_store_accepts_deliveries_after_a_failed_batch(store: TalkStore) -> None:
     with pytest.raises(RuntimeError, match="simulated crash"):
         await store.ingest([delivery(snapshot(CRASHING_TALK, [41]))])
 
@@ -461,7 +476,7 @@ START = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def many_talks(store: SQLiteStore) -> dict[int, datetime]:
+async def many_talks(store: TalkStore) -> dict[int, datetime]:
     """MANY talks, three to a creation time (so ties need the id), stored in shuffled order."""
     created = {114700 + n: START + timedelta(hours=n // 3 * 5 % 17) for n in range(MANY)}
     payloads = [
@@ -484,7 +499,7 @@ def expected_order(created: dict[int, datetime], order: TalkOrder) -> list[int]:
 
 @pytest.mark.parametrize("order", list(TalkOrder), ids=lambda o: o.value)
 async def test_talk_pages_follow_each_order_without_gaps_or_repeats(
-    store: SQLiteStore, many_talks: dict[int, datetime], order: TalkOrder
+    store: TalkStore, many_talks: dict[int, datetime], order: TalkOrder
 ) -> None:
     pages = await walk_talks(store, order, first=5)
 
@@ -494,13 +509,13 @@ async def test_talk_pages_follow_each_order_without_gaps_or_repeats(
 
 
 async def test_talk_count_is_the_number_of_talks(
-    store: SQLiteStore, many_talks: dict[int, datetime]
+    store: TalkStore, many_talks: dict[int, datetime]
 ) -> None:
     assert await store.count_talks(query=TalkQuery()) == {None: MANY}
 
 
 async def test_a_page_holding_everything_has_no_next_page(
-    store: SQLiteStore, many_talks: dict[int, datetime]
+    store: TalkStore, many_talks: dict[int, datetime]
 ) -> None:
     [page] = await walk_talks(store, TalkOrder.ID_ASC, first=MANY)
 
@@ -514,7 +529,7 @@ async def test_a_page_holding_everything_has_no_next_page(
     ids=lambda o: o.value,
 )
 async def test_a_cursor_from_another_order_is_rejected(
-    store: SQLiteStore, many_talks: dict[int, datetime], issued: TalkOrder, used: TalkOrder
+    store: TalkStore, many_talks: dict[int, datetime], issued: TalkOrder, used: TalkOrder
 ) -> None:
     [first_page, *_] = await walk_talks(store, issued, first=5)
 
@@ -540,14 +555,14 @@ async def test_a_cursor_from_another_order_is_rejected(
         cursor.encode("message", 2077775),
     ],
 )
-async def test_a_garbage_cursor_is_rejected(store: SQLiteStore, garbage: str) -> None:
+async def test_a_garbage_cursor_is_rejected(store: TalkStore, garbage: str) -> None:
     with pytest.raises(BadUserInput):
         await store.talk_pages(
             query=TalkQuery(), page=PageRequest(first=5, after=garbage), order=TalkOrder.ID_ASC
         )
 
 
-async def test_a_cursor_holding_a_number_out_of_range_is_rejected(store: SQLiteStore) -> None:
+async def test_a_cursor_holding_a_number_out_of_range_is_rejected(store: TalkStore) -> None:
     forged = cursor.encode("talk:ID_ASC", 2**63)
 
     with pytest.raises(BadUserInput):
@@ -560,7 +575,7 @@ async def test_a_cursor_holding_a_number_out_of_range_is_rejected(store: SQLiteS
 
 
 @pytest.fixture
-async def grouped_talks(store: SQLiteStore) -> None:
+async def grouped_talks(store: TalkStore) -> None:
     """Customer 900001 has talks 114951-114953, customer 900002 has 114954, 900003 none."""
     owners = {114951: (900001, 31), 114952: (900001, 32), 114953: (900001, 32)}
     owners[114954] = (900002, 31)
@@ -569,7 +584,7 @@ async def grouped_talks(store: SQLiteStore) -> None:
 
 
 @pytest.mark.usefixtures("grouped_talks")
-async def test_grouped_pages_hold_one_page_per_requested_customer(store: SQLiteStore) -> None:
+async def test_grouped_pages_hold_one_page_per_requested_customer(store: TalkStore) -> None:
     pages = await store.talk_pages(
         query=TalkQuery(),
         page=PageRequest(first=2),
@@ -586,7 +601,7 @@ async def test_grouped_pages_hold_one_page_per_requested_customer(store: SQLiteS
 
 
 @pytest.mark.usefixtures("grouped_talks")
-async def test_a_grouped_page_continues_after_its_cursor(store: SQLiteStore) -> None:
+async def test_a_grouped_page_continues_after_its_cursor(store: TalkStore) -> None:
     first = await store.talk_pages(
         query=TalkQuery(),
         page=PageRequest(first=2),
@@ -608,7 +623,7 @@ async def test_a_grouped_page_continues_after_its_cursor(store: SQLiteStore) -> 
 
 
 @pytest.mark.usefixtures("grouped_talks")
-async def test_grouped_pages_by_agent_follow_the_talk_agent(store: SQLiteStore) -> None:
+async def test_grouped_pages_by_agent_follow_the_talk_agent(store: TalkStore) -> None:
     pages = await store.talk_pages(
         query=TalkQuery(),
         page=PageRequest(first=10),
@@ -621,7 +636,7 @@ async def test_grouped_pages_by_agent_follow_the_talk_agent(store: SQLiteStore) 
 
 
 @pytest.mark.usefixtures("grouped_talks")
-async def test_grouped_counts_include_groups_without_talks(store: SQLiteStore) -> None:
+async def test_grouped_counts_include_groups_without_talks(store: TalkStore) -> None:
     counts = await store.count_talks(
         query=TalkQuery(), group="customer_id", group_ids=[900001, 900002, 900003]
     )
@@ -630,7 +645,7 @@ async def test_grouped_counts_include_groups_without_talks(store: SQLiteStore) -
 
 
 @pytest.mark.usefixtures("grouped_talks")
-async def test_grouped_pages_and_counts_honour_the_filter(store: SQLiteStore) -> None:
+async def test_grouped_pages_and_counts_honour_the_filter(store: TalkStore) -> None:
     query = TalkQuery(agent_id=32)
 
     pages = await store.talk_pages(
@@ -652,7 +667,7 @@ T1, T2, T3 = 114801, 114802, 114803
 
 
 @pytest.fixture
-async def filtered_talks(store: SQLiteStore) -> None:
+async def filtered_talks(store: TalkStore) -> None:
     """Three talks that differ in every filtered field."""
     payloads = [
         talk(
@@ -743,14 +758,14 @@ SAO_PAULO = ZoneInfo("America/Sao_Paulo")
     ids=described,
 )
 async def test_each_filter_narrows_talks_and_their_count(
-    store: SQLiteStore, query: TalkQuery, expected: list[int]
+    store: TalkStore, query: TalkQuery, expected: list[int]
 ) -> None:
     assert await talk_ids(store, query) == expected
     assert await store.count_talks(query=query) == {None: len(expected)}
 
 
 @pytest.mark.usefixtures("filtered_talks")
-async def test_a_talk_is_found_by_its_tracking_number(store: SQLiteStore) -> None:
+async def test_a_talk_is_found_by_its_tracking_number(store: TalkStore) -> None:
     found = await store.talk_by_tracking_number(f"TN{T2}")
 
     assert found is not None
@@ -764,7 +779,7 @@ X1, X2, X3, X4 = 114901, 114902, 114903, 114904
 
 
 @pytest.fixture
-async def texts(store: SQLiteStore) -> None:
+async def texts(store: TalkStore) -> None:
     bodies = {
         X1: ["Olá, preciso de ajuda com minha fatura", "📣 Atenção! Nosso número mudou."],
         X2: ["fatura or boleto"],
@@ -793,20 +808,20 @@ async def texts(store: SQLiteStore) -> None:
     ],
 )
 async def test_text_search_is_whole_word_and_ignores_case_and_accents(
-    store: SQLiteStore, text: str, expected: list[int]
+    store: TalkStore, text: str, expected: list[int]
 ) -> None:
     assert await talk_ids(store, TalkQuery(text=text)) == expected
 
 
 @pytest.mark.usefixtures("texts")
 async def test_text_search_words_may_be_in_different_messages_of_a_talk(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     assert await talk_ids(store, TalkQuery(text="ajuda mudou")) == [X1]
 
 
 @pytest.mark.usefixtures("texts")
-async def test_text_search_needs_every_word_in_the_talk(store: SQLiteStore) -> None:
+async def test_text_search_needs_every_word_in_the_talk(store: TalkStore) -> None:
     assert await talk_ids(store, TalkQuery(text="ajuda boleto")) == []
 
 
@@ -829,13 +844,13 @@ async def test_text_search_needs_every_word_in_the_talk(store: SQLiteStore) -> N
     ],
 )
 async def test_search_syntax_characters_are_words_not_syntax(
-    store: SQLiteStore, text: str, expected: list[int]
+    store: TalkStore, text: str, expected: list[int]
 ) -> None:
     assert await talk_ids(store, TalkQuery(text=text)) == expected
 
 
 @pytest.mark.parametrize("text", ["", "   ", "!!! ???", '"*"', "📣"])
-async def test_a_text_filter_without_words_is_bad_input(store: SQLiteStore, text: str) -> None:
+async def test_a_text_filter_without_words_is_bad_input(store: TalkStore, text: str) -> None:
     with pytest.raises(BadUserInput):
         await talk_ids(store, TalkQuery(text=text))
     with pytest.raises(BadUserInput):
@@ -843,7 +858,7 @@ async def test_a_text_filter_without_words_is_bad_input(store: SQLiteStore, text
 
 
 async def test_search_follows_a_message_text_replaced_by_a_winning_snapshot(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     first = talk(TALK, finished_at=None, talk_histories=[message(501, "alpha", talk_id=TALK)])
     winner = talk(TALK, talk_histories=[message(501, "bravo", talk_id=TALK)])
@@ -860,7 +875,7 @@ async def test_search_follows_a_message_text_replaced_by_a_winning_snapshot(
 
 
 @pytest.fixture
-async def two_talks_with_messages(store: SQLiteStore) -> None:
+async def two_talks_with_messages(store: TalkStore) -> None:
     payloads = [
         talk(TALK, talk_histories=[message(i, f"m{i}", talk_id=TALK) for i in (305, 301, 303)]),
         talk(114701, talk_histories=[message(i, f"m{i}", talk_id=114701) for i in (302, 304)]),
@@ -874,7 +889,7 @@ async def two_talks_with_messages(store: SQLiteStore) -> None:
 
 @pytest.mark.usefixtures("two_talks_with_messages")
 async def test_message_pages_list_each_talk_oldest_first_through_cursors(
-    store: SQLiteStore,
+    store: TalkStore,
 ) -> None:
     seen: list[int] = []
     after: str | None = None
@@ -889,7 +904,7 @@ async def test_message_pages_list_each_talk_oldest_first_through_cursors(
 
 
 @pytest.mark.usefixtures("two_talks_with_messages")
-async def test_message_pages_keep_talks_apart(store: SQLiteStore) -> None:
+async def test_message_pages_keep_talks_apart(store: TalkStore) -> None:
     pages = await store.message_pages(talk_ids=[TALK, 114701, 114799], page=PageRequest(first=2))
 
     assert {t: ([m["id"] for _, m in p.items], p.has_next) for t, p in pages.items()} == {
@@ -900,19 +915,17 @@ async def test_message_pages_keep_talks_apart(store: SQLiteStore) -> None:
 
 
 @pytest.mark.usefixtures("two_talks_with_messages")
-async def test_messages_are_counted_per_talk(store: SQLiteStore) -> None:
+async def test_messages_are_counted_per_talk(store: TalkStore) -> None:
     assert await store.count_messages([TALK, 114701, 114799]) == {TALK: 5, 114701: 2, 114799: 0}
 
 
 @pytest.mark.parametrize("garbage", ["nope", cursor.encode("talk:ID_ASC", 3)])
-async def test_a_message_cursor_of_another_kind_is_rejected(
-    store: SQLiteStore, garbage: str
-) -> None:
+async def test_a_message_cursor_of_another_kind_is_rejected(store: TalkStore, garbage: str) -> None:
     with pytest.raises(BadUserInput):
         await store.message_pages(talk_ids=[TALK], page=PageRequest(first=2, after=garbage))
 
 
-async def test_events_are_listed_per_talk_by_id(store: SQLiteStore) -> None:
+async def test_events_are_listed_per_talk_by_id(store: TalkStore) -> None:
     await deliver(
         store,
         tagged_snapshot(TALK, [11], "a", event_ids=(75, 71)),
@@ -940,7 +953,7 @@ def customer_talk(talk_id: int, customer_id: int, name: str, external_id: str) -
 
 
 @pytest.fixture
-async def customers(store: SQLiteStore) -> None:
+async def customers(store: TalkStore) -> None:
     people = [
         (700001, "JONAS", "95238935"),
         (700002, "MARIA SILVA", "A-1"),
@@ -955,7 +968,7 @@ async def customers(store: SQLiteStore) -> None:
     )
 
 
-async def customer_ids(store: SQLiteStore, search: str | None) -> list[int]:
+async def customer_ids(store: TalkStore, search: str | None) -> list[int]:
     page = await store.customer_page(search=search, page=PageRequest(first=100))
     return [doc["id"] for _, doc in page.items]
 
@@ -977,7 +990,7 @@ async def customer_ids(store: SQLiteStore, search: str | None) -> list[int]:
     ],
 )
 async def test_customers_are_found_by_part_of_the_name_or_exact_external_id(
-    store: SQLiteStore, search: str, expected: list[int]
+    store: TalkStore, search: str, expected: list[int]
 ) -> None:
     assert await customer_ids(store, search) == expected
     assert await store.count_customers(search=search) == len(expected)
@@ -988,7 +1001,7 @@ async def test_customers_are_found_by_part_of_the_name_or_exact_external_id(
     ("search", "expected"), [("%", [700004]), ("_", [700005]), ("A_B", [700005]), ("0%", [700004])]
 )
 async def test_percent_and_underscore_in_a_customer_search_are_literal(
-    store: SQLiteStore, search: str, expected: list[int]
+    store: TalkStore, search: str, expected: list[int]
 ) -> None:
     assert await customer_ids(store, search) == expected
     assert await store.count_customers(search=search) == len(expected)
@@ -997,14 +1010,14 @@ async def test_percent_and_underscore_in_a_customer_search_are_literal(
 @pytest.mark.usefixtures("customers")
 @pytest.mark.parametrize("search", [None, "", "   "])
 async def test_a_blank_customer_search_lists_every_customer(
-    store: SQLiteStore, search: str | None
+    store: TalkStore, search: str | None
 ) -> None:
     assert await customer_ids(store, search) == list(range(700001, 700008))
     assert await store.count_customers(search=search) == 7
 
 
 @pytest.mark.usefixtures("customers")
-async def test_customer_pages_follow_their_cursors(store: SQLiteStore) -> None:
+async def test_customer_pages_follow_their_cursors(store: TalkStore) -> None:
     first = await store.customer_page(search="a", page=PageRequest(first=3))
     rest = await store.customer_page(search="a", page=PageRequest(first=3, after=first.end_cursor))
 
@@ -1014,14 +1027,14 @@ async def test_customer_pages_follow_their_cursors(store: SQLiteStore) -> None:
     assert not rest.has_next
 
 
-async def test_a_customer_cursor_of_another_kind_is_rejected(store: SQLiteStore) -> None:
+async def test_a_customer_cursor_of_another_kind_is_rejected(store: TalkStore) -> None:
     with pytest.raises(BadUserInput):
         await store.customer_page(
             search=None, page=PageRequest(first=3, after=cursor.encode("agent", 1))
         )
 
 
-async def test_agents_are_found_by_login(store: SQLiteStore) -> None:
+async def test_agents_are_found_by_login(store: TalkStore) -> None:
     await deliver(store, talk(TALK))
 
     bot = await store.agent_by_login("bot")
@@ -1031,7 +1044,7 @@ async def test_agents_are_found_by_login(store: SQLiteStore) -> None:
     assert await store.agent_by_login("nobody") is None
 
 
-async def test_agent_pages_list_agents_and_stubs_by_id(store: SQLiteStore) -> None:
+async def test_agent_pages_list_agents_and_stubs_by_id(store: TalkStore) -> None:
     await deliver(store, talk(TALK, agent_id=40, delivered_to=41, scaled_to=39))
 
     first = await store.agent_page(page=PageRequest(first=2))
@@ -1042,7 +1055,7 @@ async def test_agent_pages_list_agents_and_stubs_by_id(store: SQLiteStore) -> No
     assert await store.count_agents() == 4
 
 
-async def test_channels_are_kept_from_message_channel_objects(store: SQLiteStore) -> None:
+async def test_channels_are_kept_from_message_channel_objects(store: TalkStore) -> None:
     await deliver(store, talk(TALK))
 
     channels = await store.channels_by_id([1, 2])
@@ -1054,7 +1067,7 @@ async def test_channels_are_kept_from_message_channel_objects(store: SQLiteStore
 # -- dead letters and raw deliveries ------------------------------------------------------------
 
 
-async def test_dead_letters_are_kept_and_listed_newest_first(store: SQLiteStore) -> None:
+async def test_dead_letters_are_kept_and_listed_newest_first(store: TalkStore) -> None:
     errors = [{"loc": "id", "msg": "Field required"}]
     older = await store.add_dead_letter(
         source="webhook", reason="not a talk", errors=errors, body=b'{"x": 1}', body_size=8
@@ -1078,7 +1091,7 @@ async def test_dead_letters_are_kept_and_listed_newest_first(store: SQLiteStore)
     ("raw", "status"), [(b"{not json", 400), (orjson.dumps({"id": "nope"}), 422)]
 )
 async def test_a_rejected_body_is_dead_lettered_with_its_reason(
-    store: SQLiteStore, raw: bytes, status: int
+    store: TalkStore, raw: bytes, status: int
 ) -> None:
     ingestor = Ingestor(store, DEFAULT_ZONE)
 
@@ -1093,7 +1106,7 @@ async def test_a_rejected_body_is_dead_lettered_with_its_reason(
     assert letter.errors
 
 
-async def test_raw_deliveries_of_a_talk_are_kept_in_arrival_order(store: SQLiteStore) -> None:
+async def test_raw_deliveries_of_a_talk_are_kept_in_arrival_order(store: TalkStore) -> None:
     bodies: list[Any] = [
         snapshot(TALK, [12]),
         [snapshot(114701, [21]), snapshot(TALK, [11, 12])],
@@ -1110,25 +1123,86 @@ async def test_raw_deliveries_of_a_talk_are_kept_in_arrival_order(store: SQLiteS
     assert await store.raw_deliveries(talk_id=114799) == []
 
 
-async def test_raw_deliveries_keep_the_exact_bytes_received(store: SQLiteStore) -> None:
+async def test_raw_deliveries_keep_the_exact_bytes_received(store: TalkStore) -> None:
     raw = b'{  "weird" : true,\n' + orjson.dumps(talk(TALK))[1:]
     await Ingestor(store, DEFAULT_ZONE).ingest(Body(raw, "webhook"))
 
     assert await store.raw_deliveries(talk_id=TALK) == [raw]
 
 
+# -- text PostgreSQL cannot hold as such -------------------------------------------------------
+
+
+async def test_text_holding_nul_characters_is_kept_whole_and_found(store: TalkStore) -> None:
+    payload = talk(
+        TALK,
+        tracking_number="TN\x00X",
+        talk_histories=[message(901, "antes\x00depois fatura", talk_id=TALK)],
+    )
+    payload["customer"].update(name="ANA\x00BEL", external_id="EXT\x00")
+    sent = delivery(payload)
+
+    await store.ingest([sent])
+
+    state = await talk_state(store, TALK)
+    assert state.messages[901]["message"] == "antes\x00depois fatura"
+    assert state.customer == normalized(payload).customer
+    assert await talk_ids(store, TalkQuery(text="depois fatura")) == [TALK]
+    assert await talk_ids(store, TalkQuery(tracking_number="TN\x00X")) == [TALK]
+    assert await talk_ids(store, TalkQuery(tracking_number="TN")) == []
+    found = await store.talk_by_tracking_number("TN\x00X")
+    assert found is not None
+    assert found["id"] == TALK
+    assert await customer_ids(store, "ana") == [CUSTOMER]
+    assert await customer_ids(store, "EXT\x00") == [CUSTOMER]
+    assert await store.raw_deliveries(talk_id=TALK) == [sent.body]
+
+
+# -- agent control: queue status and login tickets ----------------------------------------------
+
+
+async def test_the_last_status_set_for_each_login_is_kept(store: TalkStore) -> None:
+    await store.set_agent_status(login="1234", status="PAUSED", changed_at="2025-09-08T14:00:00Z")
+    await store.set_agent_status(login="1234", status="ACTIVE", changed_at="2025-09-08T14:05:00Z")
+    await store.set_agent_status(login="odd\x00login", status="PAUSED", changed_at="t")
+
+    statuses = await store.agent_statuses(["1234", "odd\x00login", "5678", "1234"])
+
+    assert statuses == {"1234": ("ACTIVE", "2025-09-08T14:05:00Z"), "odd\x00login": ("PAUSED", "t")}
+    assert await store.agent_statuses([]) == {}
+
+
+async def test_a_login_ticket_is_given_once(store: TalkStore) -> None:
+    expires = datetime.now(UTC) + timedelta(minutes=1)
+    await store.put_ticket(digest="d1", sealed="sealed-1", expires_at=expires)
+
+    assert await store.take_ticket(digest="d1", now=datetime.now(UTC)) == "sealed-1"
+    assert await store.take_ticket(digest="d1", now=datetime.now(UTC)) is None
+    assert await store.take_ticket(digest="unknown", now=datetime.now(UTC)) is None
+
+
+async def test_an_expired_login_ticket_is_not_given(store: TalkStore) -> None:
+    expires = datetime.now(UTC) + timedelta(minutes=1)
+    await store.put_ticket(digest="d2", sealed="sealed-2", expires_at=expires)
+
+    assert await store.take_ticket(digest="d2", now=expires + timedelta(seconds=1)) is None
+
+
 # -- reopening ----------------------------------------------------------------------------------
 
 
-async def test_reopening_the_same_file_keeps_the_data(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'kept.db'}"
-    first = SQLiteStore(url)
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_reopening_the_same_store_keeps_the_data(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = await empty_store_url(backend, tmp_path, request)
+    first = open_store(url)
     await first.open()
     await deliver(first, tagged_snapshot(TALK, [11, 12], "kept", event_ids=(71,)))
     before = await talk_state(first, TALK)
     await first.close()
 
-    second = SQLiteStore(url)
+    second = open_store(url)
     await second.open()
     try:
         assert await talk_state(second, TALK) == before
@@ -1137,7 +1211,7 @@ async def test_reopening_the_same_file_keeps_the_data(tmp_path: Path) -> None:
         await second.close()
 
 
-async def test_reopening_leaves_the_schema_at_the_latest_version(tmp_path: Path) -> None:
+async def test_reopening_leaves_the_sqlite_schema_at_the_latest_version(tmp_path: Path) -> None:
     path = tmp_path / "twice.db"
     for _ in range(3):
         opened = SQLiteStore(f"sqlite:///{path}")

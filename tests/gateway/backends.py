@@ -1,0 +1,118 @@
+"""Where store tests run: a SQLite file, or a fresh schema in a throwaway PostgreSQL database.
+
+The PostgreSQL server is TALKGATE_TEST_POSTGRES_URL (`.ci/run` exports it), or the local
+default. Tests on it are skipped, with the reason, when it cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from gateway.storage import TalkStore, open_store
+
+T = TypeVar("T")
+
+POSTGRES_URL = os.environ.get(
+    "TALKGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = ("sqlite", "postgres")
+
+# What "the server is not there" looks like, as opposed to a bug in the tests.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+def shown(url: str) -> str:
+    """`url` without its password, fit for a skip reason or a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def with_schema(url: str, schema: str) -> str:
+    """`url` whose connections work in `schema` (asyncpg sends unknown query keys as settings)."""
+    parts = urlsplit(url)
+    query = f"{parts.query}&search_path={schema}" if parts.query else f"search_path={schema}"
+    return urlunsplit(parts._replace(query=query))
+
+
+def run_apart(work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` on an event loop of its own thread, whatever loop this thread runs."""
+
+    async def main() -> T:
+        return await work()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+async def create_database(admin_url: str) -> str:
+    """A new, empty database on the server of `admin_url`; returns its name."""
+    name = f"talkgate_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    admin = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def fresh_schema(database_url: str) -> str:
+    """The URL of a new, empty schema in the database of `database_url`."""
+    schema = f"t_{secrets.token_hex(6)}"
+    connection = await asyncpg.connect(database_url, timeout=5)
+    try:
+        await connection.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await connection.close()
+    return with_schema(database_url, schema)
+
+
+async def empty_store_url(backend: str, directory: Path, request: pytest.FixtureRequest) -> str:
+    """The URL of an empty store of `backend`: a new SQLite file, or a new schema."""
+    if backend == "sqlite":
+        return f"sqlite:///{directory / f's-{secrets.token_hex(4)}.db'}"
+    database_url: str = request.getfixturevalue("postgres_database")
+    return await fresh_schema(database_url)
+
+
+@asynccontextmanager
+async def opened_store(
+    backend: str, directory: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[TalkStore]:
+    """An empty, open store of `backend`, closed on the way out."""
+    store = open_store(await empty_store_url(backend, directory, request))
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
