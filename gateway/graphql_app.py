@@ -135,20 +135,15 @@ def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> Grap
     )
 
 
-class CountOperations(SchemaExtension):
-    """Counts operations by name, type and outcome for /metrics."""
+class OperationCounter:
+    """Counts operations by name, type and outcome; names come from clients, so the set of
+    label values is bounded."""
 
-    def __init__(self, metrics: Metrics, names: set[str]) -> None:
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self.names = names  # shared by every operation of the app
+        self.names: set[str] = set()
 
-    def on_operation(self) -> Iterator[None]:
-        yield
-        context = self.execution_context
-        result = context.result
-        errors = getattr(result, "errors", None)
-        data = getattr(result, "data", None)
-        outcome = "ok" if not errors else ("partial" if data else "error")
+    def count(self, context: ExecutionContext, outcome: str) -> None:
         try:
             kind = context.operation_type.value
         except RuntimeError:  # the document never parsed
@@ -156,13 +151,28 @@ class CountOperations(SchemaExtension):
         self.metrics.operations.labels(self._name(context.operation_name), kind, outcome).inc()
 
     def _name(self, name: str | None) -> str:
-        # Operation names come from clients: keep the label set bounded.
         if not name or not _OPERATION_NAME.match(name):
             return "anonymous"
         if name not in self.names and len(self.names) >= _MAX_OPERATION_NAMES:
             return "other"
         self.names.add(name)
         return name
+
+
+class CountOperations(SchemaExtension):
+    """Counts each executed operation (refused ones are counted where they are refused)."""
+
+    def __init__(self, counter: OperationCounter) -> None:
+        self.counter = counter
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        data = getattr(result, "data", None)
+        self.counter.count(
+            self.execution_context, "ok" if not errors else ("partial" if data else "error")
+        )
 
 
 class _Schema(strawberry.Schema):
@@ -182,6 +192,7 @@ def build_schema(
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: TypedErrors(hide_suggestions=not introspection, metrics=metrics)
     ]
+    counter = OperationCounter(metrics) if metrics is not None else None
     if settings is not None:
         limits = QueryLimits(
             depth=settings.max_query_depth,
@@ -190,16 +201,17 @@ def build_schema(
             cost=settings.max_query_cost,
         )
 
-        def rejected(reason: str) -> None:
-            if metrics is not None:
+        def rejected(reason: str, context: ExecutionContext) -> None:
+            # The refusal ends the operation before CountOperations sees it: count it here.
+            if metrics is not None and counter is not None:
                 metrics.rejected_queries.labels(reason).inc()
+                counter.count(context, "error")
 
         extensions.append(lambda: LimitQueries(limits, on_reject=rejected))
     if not introspection:
         extensions.append(DisableIntrospection)
-    if metrics is not None:
-        names: set[str] = set()
-        extensions.append(lambda: CountOperations(metrics, names))
+    if counter is not None:
+        extensions.append(lambda: CountOperations(counter))
     return _Schema(
         query=Query,
         mutation=Mutation,
@@ -358,6 +370,12 @@ class GraphQLEndpoint:
                 )
                 await response(scope, receive, send)
                 return
+            if not _object_or_unparsable(body):
+                response = graphql_error_response(
+                    400, "the body must be a JSON object with a `query`", "BAD_USER_INPUT"
+                )
+                await response(scope, receive, send)
+                return
             receive = _replay(body, receive)
         await self.view(scope, receive, send)
 
@@ -385,6 +403,15 @@ async def _read_limited(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _object_or_unparsable(body: bytes) -> bool:
+    """False for JSON that is neither an object nor an array (batches get their own answer)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return True  # not JSON at all: the view answers that itself
+    return isinstance(data, dict | list)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -31,6 +31,7 @@ from graphql import (
 )
 from graphql.type.definition import GraphQLNamedType, GraphQLOutputType
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 TOKEN_LIMIT_MESSAGE = "Document contains more than"  # noqa: S105 - a parser message
 
@@ -59,8 +60,8 @@ def too_complex(reason: str, value: int, limit: int) -> GraphQLError:
 
 
 def is_token_limit_error(error: GraphQLError) -> bool:
-    """graphql-core's parser aborts with this message when `max_tokens` is exceeded."""
-    return error.message.startswith(TOKEN_LIMIT_MESSAGE)
+    """graphql-core's parser aborts with this (syntax error) message past `max_tokens`."""
+    return TOKEN_LIMIT_MESSAGE in error.message
 
 
 def _unwrap(output: GraphQLOutputType) -> tuple[GraphQLNamedType, bool]:
@@ -181,7 +182,11 @@ def measure(
 class LimitQueries(SchemaExtension):
     """Rejects documents over the limits with QUERY_TOO_COMPLEX, before execution."""
 
-    def __init__(self, limits: QueryLimits, on_reject: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        limits: QueryLimits,
+        on_reject: Callable[[str, ExecutionContext], None] | None = None,
+    ) -> None:
         self.limits = limits
         self.on_reject = on_reject
 
@@ -205,7 +210,7 @@ class LimitQueries(SchemaExtension):
                     context.schema._schema,
                     operation,
                     fragments,
-                    context.variables or {},
+                    {**_variable_defaults(operation), **(context.variables or {})},
                     default_list_size=self.limits.default_list_size,
                 )
                 for reason, value, limit in (
@@ -215,9 +220,18 @@ class LimitQueries(SchemaExtension):
                 ):
                     if value > limit:
                         if self.on_reject is not None:
-                            self.on_reject(reason)
+                            self.on_reject(reason, context)
                         raise too_complex(reason, value, limit)
         yield
+
+
+def _variable_defaults(operation: OperationDefinitionNode) -> dict[str, Any]:
+    """`$n: Int = 100` gives n = 100 when the request sends no `n`."""
+    defaults: dict[str, Any] = {}
+    for definition in operation.variable_definitions or ():
+        if isinstance(definition.default_value, IntValueNode):
+            defaults[definition.variable.name.value] = int(definition.default_value.value)
+    return defaults
 
 
 def _operation(definitions: Any, name: str | None) -> OperationDefinitionNode | None:

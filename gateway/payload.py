@@ -37,7 +37,17 @@ def _blank_to_none(value: object) -> object:
     return value
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _lenient_int(value: object) -> object:
+    value = _int_from(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        raise ValueError("the integer is outside the 64-bit range")
+    return value
+
+
+def _int_from(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("a boolean is not an integer")
     if isinstance(value, str):
@@ -107,7 +117,10 @@ def parse_datetime(value: object, zone: tzinfo = DEFAULT_ZONE) -> datetime | Non
     elif isinstance(value, int | float):
         if not math.isfinite(value):
             raise ValueError("a datetime cannot be NaN or infinite")
-        moment = datetime.fromtimestamp(value, UTC)
+        try:
+            moment = datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("the timestamp is out of range") from None
     elif isinstance(value, str):
         text = _SPACED_COLON.sub(":", value.strip())
         if not text or text.startswith(_ZERO_DATES):
@@ -120,7 +133,10 @@ def parse_datetime(value: object, zone: tzinfo = DEFAULT_ZONE) -> datetime | Non
         raise ValueError(f"a datetime must be a string, not {type(value).__name__}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the datetime is out of range") from None
 
 
 def _datetime_field(value: object, info: ValidationInfo) -> datetime | None:

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    database_url: str = "sqlite:///./talkgate.db"
+    # A PostgreSQL URL may hold a password: kept out of repr() and str().
+    database_url: str = Field(default="sqlite:///./talkgate.db", repr=False)
     redis_url: SecretStr | None = None
 
     talkme_login_url: str = "https://agente.talkk.me/login"

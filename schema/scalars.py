@@ -28,7 +28,11 @@ def _parse(value: object) -> UtcDateTime:
         raise GraphQLError("DateTime must be an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return UtcDateTime(moment.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise GraphQLError("DateTime is out of range") from None
+    return UtcDateTime(utc.isoformat().replace("+00:00", "Z"))
 
 
 SCALARS: dict[object, ScalarDefinition] = {

@@ -50,10 +50,12 @@ def test_secrets_never_show_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> N
     for name in ("WEBHOOK_SECRET", "SECRET_KEY", "TALKME_TOKEN", "TALKME_EXTERNAL_LOGIN_TOKEN"):
         monkeypatch.setenv(f"TALKGATE_{name}", f"very-secret-{name.lower()}")
     monkeypatch.setenv("TALKGATE_REDIS_URL", "redis://:hunter2@localhost:6379/0")
+    monkeypatch.setenv("TALKGATE_DATABASE_URL", "postgresql://talkgate:pg-s3cret@db:5432/tg")
     settings = Settings(_env_file=None)
-    shown = repr(settings) + str(settings) + repr(settings.model_dump())
-    assert "very-secret" not in shown
-    assert "hunter2" not in shown
+    shown = repr(settings) + str(settings)
+    assert "very-secret" not in shown + repr(settings.model_dump())
+    assert "hunter2" not in shown + repr(settings.model_dump())
+    assert "pg-s3cret" not in shown
 
 
 @pytest.mark.parametrize(

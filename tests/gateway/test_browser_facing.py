@@ -1,0 +1,243 @@
+"""What browsers see: GraphiQL and its headers, introspection and suggestions, and CORS.
+
+GraphiQL, introspection and field suggestions help people explore the API; each can be
+switched off, and cross-origin browser calls are allowed only from configured origins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from tests.conftest import READ_KEY, make_settings, serving
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+BEARER = {"Authorization": f"Bearer {READ_KEY}"}
+ALLOWED = "https://app.example"
+
+
+@asynccontextmanager
+async def gateway(tmp_path: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(create_app(make_settings(tmp_path, **overrides))) as client:
+        yield client
+
+
+async def ask(client: httpx.AsyncClient, document: str, variables: Any = None) -> Any:
+    response = await client.post(
+        "/graphql", json={"query": document, "variables": variables or {}}, headers=BEARER
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# -- GraphiQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def graphiql(client: httpx.AsyncClient) -> httpx.Response:
+    response = await client.get("/graphql", headers=BROWSER)
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+    return response
+
+
+def test_graphiql_may_not_be_framed(graphiql: httpx.Response) -> None:
+    assert graphiql.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in graphiql.headers["content-security-policy"]
+
+
+def test_graphiql_has_a_content_security_policy_restricting_where_it_connects(
+    graphiql: httpx.Response,
+) -> None:
+    policy = [p.strip() for p in graphiql.headers["content-security-policy"].split(";")]
+    assert "default-src 'self'" in policy
+    assert "connect-src 'self'" in policy
+    assert "base-uri 'none'" in policy
+
+
+def test_graphiql_is_not_sniffed_and_sends_no_referrer(graphiql: httpx.Response) -> None:
+    assert graphiql.headers["x-content-type-options"] == "nosniff"
+    assert graphiql.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_with_graphiql_off_a_browser_without_a_key_gets_401(tmp_path: Path) -> None:
+    async with gateway(tmp_path, graphiql=False) as client:
+        response = await client.get("/graphql", headers=BROWSER)
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "graphiql" not in response.text.lower()
+
+
+async def test_with_graphiql_off_a_browser_with_a_key_gets_no_graphiql(tmp_path: Path) -> None:
+    async with gateway(tmp_path, graphiql=False) as client:
+        response = await client.get("/graphql", headers={**BROWSER, **BEARER})
+    assert response.status_code == 404
+    assert not response.headers["content-type"].startswith("text/html")
+    assert "graphiql" not in response.text.lower()
+
+
+async def test_with_graphiql_off_queries_by_get_are_still_answered(tmp_path: Path) -> None:
+    async with gateway(tmp_path, graphiql=False) as client:
+        response = await client.get(
+            "/graphql", params={"query": "{ talks { totalCount } }"}, headers=BEARER
+        )
+    assert response.json() == {"data": {"talks": {"totalCount": 0}}}
+
+
+# -- introspection --------------------------------------------------------------------------
+
+
+async def test_introspection_is_on_by_default(client: httpx.AsyncClient) -> None:
+    body = await ask(client, "{ __schema { queryType { name } } }")
+    assert body == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
+
+
+@pytest.mark.parametrize(
+    "document",
+    ["{ __schema { queryType { name } } }", '{ __type(name: "Talk") { fields { name } } }'],
+    ids=["__schema", "__type"],
+)
+async def test_with_introspection_off_introspection_queries_are_refused(
+    tmp_path: Path, document: str
+) -> None:
+    async with gateway(tmp_path, introspection=False) as client:
+        body = await ask(client, document)
+    assert body.get("data") is None
+    assert body["errors"]
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"BAD_USER_INPUT"}
+    assert "introspection has been disabled" in body["errors"][0]["message"]
+
+
+async def test_with_introspection_off_typename_is_still_answered(tmp_path: Path) -> None:
+    async with gateway(tmp_path, introspection=False) as client:
+        body = await ask(client, "{ __typename talks { __typename totalCount } }")
+    assert body == {
+        "data": {"__typename": "Query", "talks": {"__typename": "TalkConnection", "totalCount": 0}}
+    }
+
+
+# -- suggestions ----------------------------------------------------------------------------
+
+# A mistake: the document, its variables, what the error names, and what a suggestion would.
+MISTAKES: dict[str, tuple[str, Any, str, str]] = {
+    "field": ("{ talkz { totalCount } }", None, "Cannot query field 'talkz'", "'talks'"),
+    "argument": (
+        "{ talks(frist: 1) { totalCount } }",
+        None,
+        "Unknown argument 'frist'",
+        "'first'",
+    ),
+    "enum value": (
+        "{ talks(orderBy: CREATED_AT_DES) { totalCount } }",
+        None,
+        "CREATED_AT_DES",
+        "CREATED_AT_DESC",
+    ),
+    "type": (
+        "{ ...F } fragment F on Qery { talks { totalCount } }",
+        None,
+        "Unknown type 'Qery'",
+        "'Query'",
+    ),
+    "input field": (
+        "{ talks(filter: {statuz: FINISHED}) { totalCount } }",
+        None,
+        "statuz",
+        "'status'",
+    ),
+    "variable field": (
+        "query ($f: TalkFilter) { talks(filter: $f) { totalCount } }",
+        {"f": {"trackingNumbr": "TN1"}},
+        "trackingNumbr",
+        "'trackingNumber'",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+async def test_with_introspection_on_a_mistake_comes_with_a_suggestion(
+    client: httpx.AsyncClient, mistake: str
+) -> None:
+    document, variables, about, suggestion = MISTAKES[mistake]
+    body = await ask(client, document, variables)
+    [error] = body["errors"]
+    assert about in error["message"]
+    assert "Did you mean" in error["message"]
+    assert suggestion in error["message"]
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+async def test_with_introspection_off_a_mistake_comes_without_a_suggestion(
+    tmp_path: Path, mistake: str
+) -> None:
+    document, variables, about, suggestion = MISTAKES[mistake]
+    async with gateway(tmp_path, introspection=False) as client:
+        body = await ask(client, document, variables)
+    [error] = body["errors"]
+    assert about in error["message"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "did you mean" not in error["message"].lower()
+    assert suggestion not in error["message"]
+
+
+# -- CORS -----------------------------------------------------------------------------------
+
+
+def preflight(origin: str) -> dict[str, str]:
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+
+
+async def test_no_origin_is_allowed_by_default(client: httpx.AsyncClient) -> None:
+    checked = await client.options("/graphql", headers=preflight(ALLOWED))
+    posted = await client.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={**BEARER, "Origin": ALLOWED}
+    )
+    assert "access-control-allow-origin" not in checked.headers
+    assert "access-control-allow-origin" not in posted.headers
+
+
+async def test_an_allowed_origin_passes_the_preflight(tmp_path: Path) -> None:
+    async with gateway(tmp_path, cors_origins=(ALLOWED,)) as client:
+        response = await client.options("/graphql", headers=preflight(ALLOWED))
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+    assert "POST" in response.headers["access-control-allow-methods"]
+    allowed_headers = response.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed_headers
+    assert "content-type" in allowed_headers
+
+
+async def test_an_allowed_origin_may_read_the_answer_to_its_post(tmp_path: Path) -> None:
+    async with gateway(tmp_path, cors_origins=(ALLOWED,)) as client:
+        response = await client.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={**BEARER, "Origin": ALLOWED}
+        )
+    assert response.json() == {"data": {"__typename": "Query"}}
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+
+
+async def test_another_origin_is_not_allowed(tmp_path: Path) -> None:
+    elsewhere = "https://evil.example"
+    async with gateway(tmp_path, cors_origins=(ALLOWED,)) as client:
+        checked = await client.options("/graphql", headers=preflight(elsewhere))
+        posted = await client.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={**BEARER, "Origin": elsewhere}
+        )
+    assert checked.headers.get("access-control-allow-origin") not in (elsewhere, "*")
+    assert "access-control-allow-origin" not in posted.headers
+
+
+async def test_an_origin_differing_only_by_scheme_is_not_allowed(tmp_path: Path) -> None:
+    async with gateway(tmp_path, cors_origins=(ALLOWED,)) as client:
+        checked = await client.options("/graphql", headers=preflight("http://app.example"))
+    assert "access-control-allow-origin" not in checked.headers

@@ -1,0 +1,294 @@
+"""GET /metrics: Prometheus text with requests, latencies, GraphQL operations, rejected queries,
+rate-limited requests, upstream calls and webhook deliveries, each by what went on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.talkme import SandboxState
+from tests.conftest import (
+    AGENT_LOGIN,
+    AGENT_PASSWORD,
+    ALL_KEY,
+    READ_KEY,
+    WEBHOOK_SECRET,
+    make_settings,
+    push,
+    serving,
+)
+from tests.factories import talk
+
+Labels = dict[str, str]
+
+
+async def scrape(client: httpx.AsyncClient) -> list[tuple[str, Labels, float]]:
+    """Every sample /metrics exposes: (name, labels, value)."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    ]
+
+
+async def value(client: httpx.AsyncClient, metric: str, /, **labels: str) -> float:
+    """The value of the one sample `metric` whose labels are exactly `labels` (0 when absent)."""
+    found = [v for n, ls, v in await scrape(client) if n == metric and ls == labels]
+    assert len(found) <= 1
+    return found[0] if found else 0.0
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def operation(
+    client: httpx.AsyncClient, document: str, name: str | None = None, *, key: str = READ_KEY
+) -> None:
+    payload: dict[str, object] = {"query": document}
+    if name is not None:
+        payload["operationName"] = name
+    response = await client.post("/graphql", json=payload, headers=bearer(key))
+    assert response.status_code == 200, response.text
+
+
+# -- HTTP requests --------------------------------------------------------------------------
+
+
+async def test_metrics_are_prometheus_text(client: httpx.AsyncClient) -> None:
+    names = {name for name, _, _ in await scrape(client)}
+    assert "talkgate_rate_limited_total" in names
+
+
+async def test_requests_are_counted_by_route_method_and_status(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.get("/healthz")
+    await client.get("/healthz")
+    await client.post("/graphql", json={"query": "{ talks { totalCount } }"})
+    await operation(client, "{ talks { totalCount } }")
+    count = "talkgate_http_requests_total"
+    assert await value(client, count, route="/healthz", method="GET", status="200") == 2
+    assert await value(client, count, route="/graphql", method="POST", status="401") == 1
+    assert await value(client, count, route="/graphql", method="POST", status="200") == 1
+
+
+async def test_request_latency_is_observed_by_route(client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        await operation(client, "{ talks { totalCount } }")
+    histogram = "talkgate_http_request_duration_seconds_count"
+    assert await value(client, histogram, route="/graphql") == 3
+
+
+async def test_no_label_holds_a_launch_ticket_or_a_raw_path(
+    talkme_client: httpx.AsyncClient,
+) -> None:
+    body = (
+        await talkme_client.post(
+            "/graphql",
+            json={
+                "query": "mutation ($input: AgentCredentialsInput!) "
+                "{ agentLogin(input: $input) { launchUrl } }",
+                "variables": {"input": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}},
+            },
+            headers=bearer(ALL_KEY),
+        )
+    ).json()
+    launch_url: str = body["data"]["agentLogin"]["launchUrl"]
+    ticket = launch_url.rsplit("/", 1)[1]
+    assert (await talkme_client.get(f"/talkme/launch/{ticket}")).status_code == 200
+    assert (await talkme_client.get("/talkme/launch/another-ticket-value")).status_code == 410
+    await talkme_client.get("/no/such/path-with-a-value-9f8e7d")
+    samples = await scrape(talkme_client)
+    labels = [v for _, ls, _ in samples for v in ls.values()]
+    assert not [v for v in labels if ticket in v or "another-ticket" in v or "9f8e7d" in v]
+    requests = "talkgate_http_requests_total"
+    assert (
+        requests,
+        {"route": "/talkme/launch/{ticket}", "method": "GET", "status": "200"},
+        1.0,
+    ) in samples
+    assert (
+        requests,
+        {"route": "/talkme/launch/{ticket}", "method": "GET", "status": "410"},
+        1.0,
+    ) in samples
+
+
+# -- GraphQL operations ---------------------------------------------------------------------
+
+OPERATIONS = "talkgate_graphql_operations_total"
+
+
+async def test_operations_are_counted_by_name_type_and_outcome(client: httpx.AsyncClient) -> None:
+    assert (await push(client, talk(7))).status_code == 202
+    await operation(client, "query Fine { talks { totalCount } }")
+    await operation(client, "query Fine { talks { totalCount } }")
+    await operation(client, "query Half { talks { totalCount } deadLetters { id } }")
+    await operation(client, "query Wrong { talkz }")
+    await operation(client, '{ talk(id: "7") { id } }')
+    assert await value(client, OPERATIONS, name="Fine", type="query", outcome="ok") == 2
+    assert await value(client, OPERATIONS, name="Half", type="query", outcome="partial") == 1
+    assert await value(client, OPERATIONS, name="Wrong", type="query", outcome="error") == 1
+    assert await value(client, OPERATIONS, name="anonymous", type="query", outcome="ok") == 1
+
+
+async def test_a_mutation_is_counted_as_a_mutation(talkme_client: httpx.AsyncClient) -> None:
+    response = await talkme_client.post(
+        "/graphql",
+        json={
+            "query": "mutation Pause($input: AgentAuthInput!)"
+            " { pauseAgent(input: $input) { status } }",
+            "variables": {
+                "input": {"credentials": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}}
+            },
+        },
+        headers=bearer(ALL_KEY),
+    )
+    assert response.json() == {"data": {"pauseAgent": {"status": "PAUSED"}}}
+    assert await value(talkme_client, OPERATIONS, name="Pause", type="mutation", outcome="ok") == 1
+
+
+async def test_an_operation_refused_by_a_limit_is_counted_as_an_error(
+    client: httpx.AsyncClient,
+) -> None:
+    aliases = " ".join(f"a{i}: talks {{ totalCount }}" for i in range(31))
+    await operation(client, "query Greedy { " + aliases + " }")
+    assert await value(client, OPERATIONS, name="Greedy", type="query", outcome="error") == 1
+
+
+async def test_an_operation_name_too_long_for_a_label_is_counted_as_anonymous(
+    client: httpx.AsyncClient,
+) -> None:
+    name = "Q" * 200
+    await operation(client, f"query {name} {{ talks {{ totalCount }} }}", name)
+    names = {ls["name"] for n, ls, _ in await scrape(client) if n == OPERATIONS}
+    assert names == {"anonymous"}
+
+
+# -- refused queries and rate limits --------------------------------------------------------
+
+REJECTED = "talkgate_graphql_rejected_total"
+DEEP = "{ talks { edges { node { customer { talks { edges { node { customer { talks { edges {"
+DEEP += " node { customer { id } } } } } } } } } } } } }"
+BOMB = "{ talks(first: 100) { edges { node { customer { talks(first: 100) { edges { node {"
+BOMB += " histories(first: 100) { edges { node { id } } } } } } } } } } }"
+REFUSED = {
+    "depth": DEEP,
+    "aliases": "{ " + " ".join(f"a{i}: talks {{ totalCount }}" for i in range(31)) + " }",
+    "cost": BOMB,
+    "tokens": "{ " + "... on Query { __typename } " * 500 + "}",
+}
+
+
+@pytest.mark.parametrize("reason", list(REFUSED))
+async def test_refused_queries_are_counted_by_reason(
+    client: httpx.AsyncClient, reason: str
+) -> None:
+    await operation(client, REFUSED[reason])
+    await operation(client, REFUSED[reason])
+    assert await value(client, REJECTED, reason=reason) == 2
+    others = [n for n, ls, v in await scrape(client) if n == REJECTED and ls["reason"] != reason]
+    assert others == []
+
+
+async def test_rate_limited_requests_are_counted(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, rate_limit_per_minute=2))
+    async with serving(app) as client:
+        statuses = [
+            (
+                await client.post(
+                    "/graphql", json={"query": "{ __typename }"}, headers=bearer(READ_KEY)
+                )
+            ).status_code
+            for _ in range(5)
+        ]
+        assert statuses == [200, 200, 429, 429, 429]
+        assert await value(client, "talkgate_rate_limited_total") == 3
+
+
+# -- webhook deliveries ---------------------------------------------------------------------
+
+DELIVERIES = "talkgate_webhook_deliveries_total"
+
+
+async def test_webhook_deliveries_are_counted_by_outcome(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, webhook_max_bytes=64 * 1024))
+    async with serving(app) as client:
+        assert (await push(client, talk(1))).status_code == 202
+        assert (await push(client, talk(2))).status_code == 202
+        assert (await push(client, talk(1))).status_code == 202
+        assert (await push(client, {"id": "not a talk"})).status_code == 422
+        assert (await push(client, talk(3), token="wrong")).status_code == 401
+        bad_json = await client.post(
+            "/webhooks/talks", content=b"{oops", headers={"X-Webhook-Token": WEBHOOK_SECRET}
+        )
+        assert bad_json.status_code == 400
+        huge = await client.post(
+            "/webhooks/talks",
+            content=b"[" + b" " * (64 * 1024) + b"]",
+            headers={"X-Webhook-Token": WEBHOOK_SECRET},
+        )
+        assert huge.status_code == 413
+        samples = {ls["outcome"]: v for n, ls, v in await scrape(client) if n == DELIVERIES}
+    assert samples == {
+        "accepted": 2,
+        "duplicate": 1,
+        "invalid": 1,
+        "unauthorized": 1,
+        "not_json": 1,
+        "too_large": 1,
+    }
+
+
+# -- upstream calls -------------------------------------------------------------------------
+
+UPSTREAM = "talkgate_upstream_calls_total"
+
+
+async def test_upstream_calls_are_counted_by_operation_and_outcome(
+    talkme_client: httpx.AsyncClient, sandbox: Starlette
+) -> None:
+    state: SandboxState = sandbox.state.sandbox
+    credentials = f'{{credentials: {{login: "{AGENT_LOGIN}", password: "%s"}}}}'
+    good = credentials % AGENT_PASSWORD
+    wrong = credentials % "not-the-password"
+    await operation(
+        talkme_client, f"mutation {{ pauseAgent(input: {good}) {{ status }} }}", key=ALL_KEY
+    )
+    await operation(
+        talkme_client, f"mutation {{ resumeAgent(input: {good}) {{ status }} }}", key=ALL_KEY
+    )
+    await operation(
+        talkme_client, f"mutation {{ pauseAgent(input: {wrong}) {{ status }} }}", key=ALL_KEY
+    )
+    await operation(
+        talkme_client, f"mutation {{ agentLogout(input: {good}) {{ status }} }}", key=ALL_KEY
+    )
+    await operation(talkme_client, '{ recording(protocol: "P-1") { url } }', key=ALL_KEY)
+    state.missing("P-2")
+    await operation(talkme_client, '{ recording(protocol: "P-2") { url } }', key=ALL_KEY)
+    state.fail_next(100, status=503)
+    await operation(talkme_client, '{ recording(protocol: "P-3") { url } }', key=ALL_KEY)
+    state.reset()
+    counted = {
+        (ls["operation"], ls["outcome"]): v
+        for n, ls, v in await scrape(talkme_client)
+        if n == UPSTREAM
+    }
+    assert counted == {
+        ("status", "ok"): 2,
+        ("status", "rejected"): 1,
+        ("logout", "ok"): 1,
+        ("fetchaudio", "ok"): 1,
+        ("fetchaudio", "not_found"): 1,
+        ("fetchaudio", "unavailable"): 1,
+    }
