@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,19 @@ from starlette.applications import Starlette
 from gateway.app import create_app
 from gateway.auth import key_digest
 from gateway.settings import ApiKeyEntry, Settings
-from gateway.storage.sqlite import SQLiteStore
+from gateway.storage import TalkStore, open_store
 from gateway.talkme import create_sandbox
+from tests.backends import (
+    BACKENDS,
+    POSTGRES_URL,
+    UNREACHABLE,
+    create_database,
+    drop_database,
+    empty_store_url,
+    run_apart,
+    shown,
+    with_database,
+)
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 READ_KEY = "tgk_test_reader"
@@ -57,9 +68,23 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """URL of a throwaway database; every PostgreSQL test skips, saying why, without one."""
+    try:
+        name = run_apart(lambda: create_database(POSTGRES_URL))
+    except UNREACHABLE as exc:
+        pytest.skip(f"PostgreSQL not reachable at {shown(POSTGRES_URL)}: {exc!r}")
+    yield with_database(POSTGRES_URL, name)
+    run_apart(lambda: drop_database(POSTGRES_URL, name))
+
+
+@pytest.fixture(params=BACKENDS)
+async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Test settings on each store backend: a SQLite file, or a fresh PostgreSQL schema."""
+    return make_settings(
+        tmp_path, database_url=await empty_store_url(request.param, tmp_path, request)
+    )
 
 
 @pytest.fixture
@@ -101,9 +126,9 @@ async def push(
 
 
 @pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[SQLiteStore]:
-    """A second, independent view of the app's database file: what was really committed."""
-    opened = SQLiteStore(settings.database_url)
+async def store(settings: Settings) -> AsyncIterator[TalkStore]:
+    """A second, independent view of the app's database: what was really committed."""
+    opened = open_store(settings.database_url)
     await opened.open()
     yield opened
     await opened.close()

@@ -27,9 +27,7 @@ from gateway.storage.postgres import PostgresStore
 from gateway.storage.postgres_schema import MIGRATIONS
 from gateway.storage.records import Delivery, DeliveryOutcome, PageRequest, TalkOrder, TalkQuery
 from gateway.storage.sqlite import SQLiteStore
-from tests.conftest import ALL_KEY, gql, make_settings, push
-from tests.factories import Payload, message, talk
-from tests.gateway.backends import (
+from tests.backends import (
     POSTGRES_URL,
     create_database,
     drop_database,
@@ -37,6 +35,8 @@ from tests.gateway.backends import (
     opened_store,
     with_database,
 )
+from tests.conftest import ALL_KEY, gql, make_settings, push
+from tests.factories import Payload, message, talk
 from tests.gateway.store_helpers import delivery, normalized, tagged_snapshot, talk_state
 
 TALK = 114700

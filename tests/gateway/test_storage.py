@@ -36,8 +36,8 @@ from gateway.storage.records import (
 )
 from gateway.storage.sqlite import SQLiteStore
 from gateway.storage.sqlite_schema import MIGRATIONS
+from tests.backends import BACKENDS, empty_store_url, opened_store
 from tests.factories import Payload, message, snapshot, talk
-from tests.gateway.backends import BACKENDS, empty_store_url, opened_store
 from tests.gateway.store_helpers import (
     TalkState,
     delivery,

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from gateway.app import create_app
 from gateway.signatures import secret_bytes, sign
+from gateway.storage import TalkStore
 from gateway.storage.records import TalkQuery
 from gateway.storage.sqlite import SQLiteStore
 from tests.conftest import PUSH_KEY, READ_KEY, WEBHOOK_SECRET, make_settings, push
@@ -35,7 +36,7 @@ def signed(body: bytes, *, msg_id: str = "msg_1", at: int | None = None) -> dict
     }
 
 
-async def stored_talks(store: SQLiteStore) -> int:
+async def stored_talks(store: TalkStore) -> int:
     return (await store.count_talks(query=TalkQuery()))[None]
 
 
@@ -59,7 +60,7 @@ async def test_a_talk_with_the_token_header_is_accepted(client: httpx.AsyncClien
 
 
 async def test_the_token_may_come_as_a_query_parameter(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: TalkStore
 ) -> None:
     response = await client.post(f"{URL}?token={WEBHOOK_SECRET}", json=talk(1))
     assert response.status_code == 202
@@ -72,7 +73,7 @@ async def test_the_token_may_come_as_a_query_parameter(
     ids=["missing", "wrong", "prefix"],
 )
 async def test_a_missing_or_wrong_token_is_401_and_stores_nothing(
-    client: httpx.AsyncClient, store: SQLiteStore, headers: dict[str, str]
+    client: httpx.AsyncClient, store: TalkStore, headers: dict[str, str]
 ) -> None:
     response = await client.post(URL, json=talk(1), headers=headers)
     assert response.status_code == 401
@@ -81,7 +82,7 @@ async def test_a_missing_or_wrong_token_is_401_and_stores_nothing(
 
 
 async def test_an_unauthenticated_bad_body_is_not_dead_lettered(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: TalkStore
 ) -> None:
     response = await client.post(URL, content=b"not json", headers={"X-Webhook-Token": "no"})
     assert response.status_code == 401
@@ -181,7 +182,7 @@ async def test_an_array_of_talks_is_accepted_in_order(client: httpx.AsyncClient)
 
 
 async def test_redelivering_the_same_body_changes_nothing(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: TalkStore
 ) -> None:
     await push(client, talk(7))
     before = await store.talks_by_id([7])
@@ -192,7 +193,7 @@ async def test_redelivering_the_same_body_changes_nothing(
 
 
 async def test_a_body_that_is_not_json_is_400_and_dead_lettered(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: TalkStore
 ) -> None:
     response = await client.post(
         URL, content=b'{"id": 1,', headers={"X-Webhook-Token": WEBHOOK_SECRET}
@@ -206,7 +207,7 @@ async def test_a_body_that_is_not_json_is_400_and_dead_lettered(
 
 
 async def test_a_talk_without_an_integer_id_is_422_with_the_field_named(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: TalkStore
 ) -> None:
     payload = talk(1)
     payload["id"] = "not-a-number"
@@ -222,7 +223,7 @@ async def test_a_talk_without_an_integer_id_is_422_with_the_field_named(
 
 
 async def test_one_bad_talk_rejects_the_whole_array_and_keeps_it(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: TalkStore
 ) -> None:
     bad = talk(2)
     bad["talk_histories"][1]["id"] = None
@@ -247,7 +248,7 @@ async def test_one_bad_talk_rejects_the_whole_array_and_keeps_it(
     ids=["empty-array", "string", "number", "null", "empty", "not-utf8"],
 )
 async def test_bodies_that_are_not_talks_are_rejected_and_kept(
-    client: httpx.AsyncClient, store: SQLiteStore, body: bytes, status: int
+    client: httpx.AsyncClient, store: TalkStore, body: bytes, status: int
 ) -> None:
     response = await client.post(URL, content=body, headers={"X-Webhook-Token": WEBHOOK_SECRET})
     assert response.status_code == status
@@ -256,7 +257,7 @@ async def test_bodies_that_are_not_talks_are_rejected_and_kept(
 
 
 async def test_a_body_over_5_mib_is_413_and_a_sample_is_kept(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: TalkStore
 ) -> None:
     payload = talk(1, url_viewer="x" * (5 * 1024 * 1024))
     response = await push(client, payload)
@@ -269,7 +270,7 @@ async def test_a_body_over_5_mib_is_413_and_a_sample_is_kept(
 
 
 async def test_a_chunked_body_over_the_limit_is_413(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: TalkStore
 ) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(6):
