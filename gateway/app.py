@@ -25,7 +25,7 @@ from gateway.metrics import Metrics, metrics_endpoint
 from gateway.middleware import MetricsMiddleware, RequestIdMiddleware
 from gateway.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
-from gateway.recordings import RecordingCache, Recordings
+from gateway.recordings import RecordingCache, Recordings, SharedRecordings
 from gateway.sessions import SessionSealer
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore, open_store
@@ -108,14 +108,19 @@ def _secret_key(settings: Settings) -> str:
 @asynccontextmanager
 async def _sharing(
     settings: Settings, store: TalkStore, fanout: LocalFanout, metrics: Metrics
-) -> AsyncIterator[tuple[Broker, RateLimiter, TicketVault]]:
+) -> AsyncIterator[tuple[Broker, RateLimiter, TicketVault, SharedRecordings | None]]:
     """What replicas share: through Redis when TALKGATE_REDIS_URL is set, else this process."""
     if settings.redis_url is None:
-        yield LocalBroker(fanout), LocalRateLimiter(settings.rate_limit_per_minute), store
+        yield LocalBroker(fanout), LocalRateLimiter(settings.rate_limit_per_minute), store, None
         return
     from redis.asyncio import Redis
 
-    from gateway.redis_shared import RedisBroker, RedisRateLimiter, RedisTicketVault
+    from gateway.redis_shared import (
+        RedisBroker,
+        RedisRateLimiter,
+        RedisRecordings,
+        RedisTicketVault,
+    )
 
     client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=2.0)
     broker = RedisBroker(client, fanout, on_health=lambda up: metrics.redis_up.set(int(up)))
@@ -125,6 +130,7 @@ async def _sharing(
             broker,
             RedisRateLimiter(client, settings.rate_limit_per_minute),
             RedisTicketVault(client),
+            RedisRecordings(client, settings.recording_ttl_s),
         )
     finally:
         await broker.close()
@@ -175,7 +181,7 @@ def create_app(
             talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
             fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
             app.state.fanout = fanout
-            broker, limiter, vault = await stack.enter_async_context(
+            broker, limiter, vault, shared_recordings = await stack.enter_async_context(
                 _sharing(settings, store, fanout, metrics)
             )
             secret_key = _secret_key(settings)
@@ -188,6 +194,7 @@ def create_app(
                     talkme,
                     RecordingCache(settings.recording_ttl_s),
                     concurrency=settings.recording_concurrency,
+                    shared=shared_recordings,
                 ),
                 sealer=SessionSealer(secret_key),
                 tickets=tickets,

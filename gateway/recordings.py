@@ -26,6 +26,14 @@ class AudioSource(Protocol):
     async def fetch_audio(self, protocol: str) -> str: ...
 
 
+class SharedRecordings(Protocol):
+    """Recordings other replicas fetched (Redis); misses and failures are both None."""
+
+    async def get(self, protocol: str) -> Recording | None: ...
+
+    async def put(self, recording: Recording) -> None: ...
+
+
 class RecordingCache:
     """Recent answers kept for `ttl_s`, at most `max_entries`, oldest evicted first."""
 
@@ -67,9 +75,17 @@ class Recordings:
     already being fetched by another request is awaited, not fetched again.
     """
 
-    def __init__(self, source: AudioSource, cache: RecordingCache, *, concurrency: int) -> None:
+    def __init__(
+        self,
+        source: AudioSource,
+        cache: RecordingCache,
+        *,
+        concurrency: int,
+        shared: SharedRecordings | None = None,
+    ) -> None:
         self._source = source
         self._cache = cache
+        self._shared = shared
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: dict[str, asyncio.Task[Recording]] = {}
 
@@ -99,10 +115,16 @@ class Recordings:
         return await asyncio.shield(task)
 
     async def _fetch_upstream(self, protocol: str) -> Recording:
+        if self._shared is not None:
+            known = await self._shared.get(protocol)
+            if known is not None:
+                return known
         async with self._slots:
             url = await self._source.fetch_audio(protocol)
         recording = Recording(protocol, url, _now())
         self._cache.put(recording)
+        if self._shared is not None:
+            await self._shared.put(recording)
         return recording
 
     def _settled(self, protocol: str, task: asyncio.Task[Recording]) -> None:

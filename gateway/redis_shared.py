@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from gateway.pubsub import AGENT_STATUS, TALKS, Event, LocalFanout
 from gateway.ratelimit import LocalRateLimiter
+from gateway.recordings import Recording
 
 log = logging.getLogger("talkgate.redis")
 
@@ -177,3 +178,38 @@ class RedisTicketVault:
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisRecordings:
+    """Recording links shared by the replicas for `ttl_s`; a Redis failure is only a miss."""
+
+    def __init__(self, client: Redis, ttl_s: float, *, prefix: str = "talkgate:") -> None:
+        self._client = client
+        self._ttl_ms = int(ttl_s * 1000)
+        self._prefix = prefix + "recording:"
+        self._warned = False
+
+    async def get(self, protocol: str) -> Recording | None:
+        try:
+            raw = await self._client.get(self._prefix + protocol)
+        except (RedisError, OSError) as exc:
+            self._warn(exc)
+            return None
+        if raw is None:
+            return None
+        data = orjson.loads(raw)
+        return Recording(protocol, data["url"], data["fetched_at"])
+
+    async def put(self, recording: Recording) -> None:
+        if self._ttl_ms <= 0:
+            return
+        value = orjson.dumps({"url": recording.url, "fetched_at": recording.fetched_at})
+        try:
+            await self._client.set(self._prefix + recording.protocol, value, px=self._ttl_ms)
+        except (RedisError, OSError) as exc:
+            self._warn(exc)
+
+    def _warn(self, exc: Exception) -> None:
+        if not self._warned:
+            log.warning("Redis unreachable, recordings are cached per replica: %s", exc)
+            self._warned = True

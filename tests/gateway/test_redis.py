@@ -19,7 +19,13 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.pubsub import LocalFanout
-from gateway.redis_shared import RedisBroker, RedisRateLimiter, RedisTicketVault
+from gateway.recordings import Recording, RecordingCache, Recordings
+from gateway.redis_shared import (
+    RedisBroker,
+    RedisRateLimiter,
+    RedisRecordings,
+    RedisTicketVault,
+)
 from tests.conftest import AGENT_LOGIN, AGENT_PASSWORD, ALL_KEY, gql, serving, talkme_settings
 
 REDIS_URL = os.environ.get("TALKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -167,3 +173,43 @@ async def test_a_login_link_made_on_one_replica_opens_on_the_other(
         path = body["data"]["agentLogin"]["launchUrl"].removeprefix("https://gateway.example")
         assert (await b.get(path)).status_code == 200
         assert (await a.get(path)).status_code == 410
+
+
+class CountingSource:
+    """An AudioSource that answers at once and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def fetch_audio(self, protocol: str) -> str:
+        self.calls.append(protocol)
+        return f"https://rec.example/{protocol}.mp3"
+
+
+async def test_a_recording_fetched_by_one_replica_is_reused_by_another(
+    redis_prefix: str, clients: tuple[Redis, Redis]
+) -> None:
+    sources = CountingSource(), CountingSource()
+    replicas = [
+        Recordings(
+            source,
+            RecordingCache(300),
+            concurrency=4,
+            shared=RedisRecordings(client, 300, prefix=redis_prefix),
+        )
+        for source, client in zip(sources, clients, strict=True)
+    ]
+    first = await replicas[0].fetch("P-77")
+    second = await replicas[1].fetch("P-77")
+    assert second == first
+    assert (sources[0].calls, sources[1].calls) == (["P-77"], [])
+
+
+async def test_recordings_are_not_shared_past_their_ttl(
+    redis_prefix: str, clients: tuple[Redis, Redis]
+) -> None:
+    shared = RedisRecordings(clients[0], 0.05, prefix=redis_prefix)
+    await shared.put(Recording("P-78", "https://rec.example/P-78.mp3", "2026-01-01T00:00:00Z"))
+    assert await shared.get("P-78") is not None
+    await asyncio.sleep(0.2)
+    assert await shared.get("P-78") is None
