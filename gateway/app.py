@@ -22,7 +22,7 @@ from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
 from gateway.ingest import Body, Ingestor
 from gateway.launch import launch
 from gateway.metrics import Metrics, metrics_endpoint
-from gateway.middleware import MetricsMiddleware, RequestIdMiddleware
+from gateway.middleware import ObserveRequests
 from gateway.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
 from gateway.recordings import RecordingCache, Recordings, SharedRecordings
@@ -223,10 +223,7 @@ def create_app(
         Route("/talkme/launch/{ticket}", launch, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    middleware = [
-        Middleware(RequestIdMiddleware),
-        Middleware(MetricsMiddleware, metrics=metrics),
-    ]
+    middleware = [Middleware(ObserveRequests, metrics=metrics)]
     if settings.cors_origins:
         middleware.append(
             Middleware(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -56,7 +55,3 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # talkgate writes its own access line (without query strings, which may hold secrets).
     logging.getLogger("uvicorn.access").disabled = True
-
-
-def monotonic_ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 2)

@@ -1,4 +1,4 @@
-"""ASGI middleware: a request id for every request, and one access log line."""
+"""ASGI middleware: a request id, one access log line and the HTTP metrics of every request."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.logs import monotonic_ms, new_request_id, request_id_var
+from gateway.logs import new_request_id, request_id_var
 from gateway.metrics import Metrics, route_of
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -22,14 +22,16 @@ def loggable_path(path: str) -> str:
     return path
 
 
-class RequestIdMiddleware:
-    """Tags each request with `X-Request-ID` (the client's, if sane) and logs its outcome.
+class ObserveRequests:
+    """Tags each request with `X-Request-ID` (the client's, if sane), logs its outcome and
+    counts it in the metrics, in one wrapper around the app.
 
     The access line holds the path only: query strings may carry the webhook token.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -53,41 +55,19 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - start
+            method = scope.get("method", "WS")
+            if scope["type"] == "http":
+                route = route_of(scope["path"])
+                self.metrics.requests.labels(route, method, str(status)).inc()
+                self.metrics.latency.labels(route).observe(seconds)
             access_log.info(
                 "request",
                 extra={
-                    "method": scope.get("method", "WS"),
+                    "method": method,
                     "path": loggable_path(scope["path"]),
                     "status": status,
-                    "duration_ms": monotonic_ms(start),
+                    "duration_ms": round(seconds * 1000, 2),
                 },
             )
             request_id_var.reset(token)
-
-
-class MetricsMiddleware:
-    """Counts HTTP requests and their latency by route template, method and status."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_recording(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_recording)
-        finally:
-            route = route_of(scope["path"])
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - start)

@@ -10,23 +10,11 @@ import pytest
 
 from gateway.app import create_app
 from gateway.ratelimit import LocalRateLimiter
+from tests.clock import FakeClock
 from tests.conftest import ALL_KEY, READ_KEY, make_settings, push
 from tests.resolvers.helpers import Served, serving, talk_of
 
 QUERY = {"query": "{ talks { totalCount } }"}
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def take_all(limiter: LocalRateLimiter, key: str, times: int) -> list[float | None]:

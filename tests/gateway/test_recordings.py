@@ -10,21 +10,9 @@ import pytest
 
 from gateway.recordings import Recording, RecordingCache, Recordings
 from gateway.talkme import TalkmeError, TalkmeNotFound, TalkmeUnavailable
+from tests.clock import FakeClock
 
 TTL_S = 300.0
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeSource:

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from gateway.settings import Settings
 from gateway.talkme import SandboxState, TalkmeClient, create_sandbox
+from tests.clock import FakeClock
 
 TOKEN = "tok-sandbox-7f3a9c51"
 EXTERNAL_LOGIN_TOKEN = "ext-sandbox-21bd04e8"
@@ -38,19 +39,6 @@ def talkme_settings(**overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class RecordedSleep:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.talkme import CircuitBreaker
-from tests.gateway.talkme.conftest import FakeClock
+from tests.clock import FakeClock
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from gateway.talkme import (
     TalkmeRejected,
     TalkmeUnavailable,
 )
-from tests.gateway.talkme.conftest import FAILURES, LOGIN, PASSWORD, RESET_S, FakeClock
+from tests.clock import FakeClock
+from tests.gateway.talkme.conftest import FAILURES, LOGIN, PASSWORD, RESET_S
 
 
 async def open_the_logout_circuit(talkme: TalkmeClient, sandbox: SandboxState) -> None:

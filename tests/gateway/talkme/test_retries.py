@@ -10,13 +10,8 @@ import httpx
 import pytest
 
 from gateway.talkme import SandboxState, TalkmeClient, TalkmeRejected, TalkmeUnavailable
-from tests.gateway.talkme.conftest import (
-    LOGIN,
-    PASSWORD,
-    FakeClock,
-    RecordedSleep,
-    talkme_settings,
-)
+from tests.clock import FakeClock
+from tests.gateway.talkme.conftest import LOGIN, PASSWORD, RecordedSleep, talkme_settings
 
 
 async def test_a_wrong_password_is_rejected_after_exactly_one_call(
