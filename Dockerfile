@@ -1,5 +1,14 @@
 # syntax=docker/dockerfile:1
 
+# Stage 0: the explorer page (GraphiQL + explorer plugin) from the pinned npm packages.
+FROM node:20-slim AS explorer
+WORKDIR /src/explorer
+COPY explorer/package.json explorer/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY explorer/build.mjs ./
+COPY explorer/src ./src
+RUN npm run build
+
 # Stage 1: wheels of talkgate and of every dependency, built with the full toolchain.
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
@@ -9,7 +18,10 @@ COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY schema ./schema
 COPY resolvers ./resolvers
-RUN pip wheel --wheel-dir /wheels .
+# Package data of the wheel: served on /explorer and to browsers on /graphql.
+COPY --from=explorer /src/gateway/static/explorer ./gateway/static/explorer
+# With the scale-out drivers: the same image runs on SQLite or on PostgreSQL + Redis.
+RUN pip wheel --wheel-dir /wheels ".[postgres,redis]"
 
 # Stage 2: the runtime, with the wheels installed and nothing to build with.
 FROM python:3.11-slim
@@ -21,7 +33,7 @@ RUN groupadd --system --gid 10001 talkgate \
     && chown 10001:10001 /data
 # Mounted, not copied, so the wheels do not stay in a layer of the image.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels talkgate
+    pip install --no-index --find-links=/wheels "talkgate[postgres,redis]"
 
 WORKDIR /data
 ENV TALKGATE_HOST=0.0.0.0 \

@@ -6,6 +6,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import TypedDict
 
 import httpx
@@ -17,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from gateway.auth import KeyRing
+from gateway.auth import KeyRing, key_digest, new_key
+from gateway.explorer import EXPLORER_DIR, ExplorerPage, fallback_routes, log_not_built
 from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
 from gateway.ingest import Body, Ingestor
 from gateway.launch import launch
@@ -27,7 +29,7 @@ from gateway.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
 from gateway.recordings import RecordingCache, Recordings, SharedRecordings
 from gateway.sessions import SessionSealer
-from gateway.settings import Settings
+from gateway.settings import SCOPES, ApiKeyEntry, Settings
 from gateway.storage import StoreUnavailable, TalkStore, open_store
 from gateway.talkme import TalkmeClient, create_sandbox
 from gateway.tickets import LoginTickets, TicketVault
@@ -38,7 +40,7 @@ log = logging.getLogger("talkgate")
 
 SANDBOX_PREFIX = "/_sandbox/talkme"
 # The demo's sandbox accepts these; they are sample values, not secrets.
-DEMO_AGENTS = {"1001": "demo-password", "1002": "demo-password"}
+DEMO_AGENTS = {"1001": "demo-password", "1002": "demo-password", "1003": "demo-password"}
 DEMO_TOKEN = "demo-token"  # noqa: S105
 DEMO_EXTERNAL_LOGIN_TOKEN = "demo-external-login-token"  # noqa: S105
 
@@ -138,17 +140,26 @@ async def _sharing(
 
 
 def create_app(
-    settings: Settings | None = None, *, talkme_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    talkme_transport: httpx.AsyncBaseTransport | None = None,
+    explorer_dir: Path = EXPLORER_DIR,
 ) -> Starlette:
     """Build the gateway. Nothing is opened until the lifespan starts.
 
     `talkme_transport` carries the Talk.me client's requests (tests hand it the sandbox);
     by default they go over the network. In demo mode they go to the built-in sandbox.
+    `explorer_dir` holds the built explorer page (`npm run build` in explorer/).
+    In demo mode a fresh key with every scope is made for the explorer: `app.state.demo_key`.
     """
     settings = settings or Settings()
     routes: list[BaseRoute] = []
+    demo_key: str | None = None
     if settings.demo:
         settings = demo_settings(settings)
+        demo_key = new_key()
+        demo_entry = ApiKeyEntry(name="demo", sha256=key_digest(demo_key), scopes=SCOPES)
+        settings = settings.model_copy(update={"api_keys": (*settings.api_keys, demo_entry)})
         sandbox = create_sandbox(
             DEMO_AGENTS,
             token=DEMO_TOKEN,
@@ -162,7 +173,8 @@ def create_app(
     keys = KeyRing(settings.api_keys)
     metrics = Metrics()
     view = GraphQLView(build_schema(settings, metrics), settings, keys)
-    endpoint = GraphQLEndpoint(view, keys, settings=settings, metrics=metrics)
+    explorer = ExplorerPage.built(explorer_dir, demo_key=demo_key) if settings.graphiql else None
+    endpoint = GraphQLEndpoint(view, keys, settings=settings, metrics=metrics, ide=explorer)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -201,6 +213,8 @@ def create_app(
                 broker=broker,
             )
             ingestor = Ingestor(store, settings.zone, broker)
+            if settings.graphiql and explorer is None:
+                log_not_built()
             if settings.demo:
                 loaded = await seed_demo(ingestor)
                 log.info("demo talks loaded", extra={"talks": loaded})
@@ -223,6 +237,10 @@ def create_app(
         Route("/talkme/launch/{ticket}", launch, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
+    if explorer is not None:
+        routes += explorer.routes()
+    elif settings.graphiql:
+        routes += fallback_routes()
     middleware = [Middleware(ObserveRequests, metrics=metrics)]
     if settings.cors_origins:
         middleware.append(
@@ -237,4 +255,5 @@ def create_app(
         )
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.metrics = metrics
+    app.state.demo_key = demo_key
     return app

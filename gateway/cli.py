@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 from pydantic import ValidationError
@@ -64,23 +65,26 @@ def serve(args: argparse.Namespace) -> None:
     from gateway.logs import configure_logging
 
     configure_logging(settings.log_level)
+    app = create_app(settings)
     if settings.demo:
-        url = f"http://{settings.host}:{settings.port}/graphql"
+        base = f"http://{settings.host}:{settings.port}"
         print(
             f"talkgate demo: sample talks loaded; open access from this machine.\n"
-            f"  GraphiQL: {url}\n"
-            f"  webhook:  POST http://{settings.host}:{settings.port}/webhooks/talks\n"
-            f"  Talk.me sandbox agents: 1001 and 1002, password demo-password",
+            f"  explorer: {base}/explorer\n"
+            f"  GraphiQL: {base}/graphql\n"
+            f"  demo key (all scopes, this run only): {app.state.demo_key}\n"
+            f"  webhook:  POST {base}/webhooks/talks\n"
+            f"  Talk.me sandbox agents: 1001, 1002 and 1003, password demo-password",
             file=sys.stderr,
             flush=True,
         )
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
     )
 
 
@@ -162,8 +166,10 @@ async def _ingest_files(settings: Settings, paths: Sequence[Path], batch: int) -
     store = open_store(settings.database_url)
     await store.open()
     tally = _Tally()
+    announcer = _announcer(settings)
     try:
-        ingestor = Ingestor(store, settings.zone)
+        # With Redis, running servers hear of the changed talks, as from their own webhook.
+        ingestor = Ingestor(store, settings.zone, announcer.broker if announcer else None)
         total = sum(p.stat().st_size for p in paths)
         progress = _Progress(total, sys.stderr)
         done_before = 0
@@ -197,7 +203,28 @@ async def _ingest_files(settings: Settings, paths: Sequence[Path], batch: int) -
         progress.update(total, items, final=True)
     finally:
         await store.close()
+        if announcer is not None:
+            await announcer.client.aclose()
     return tally
+
+
+@dataclass
+class _Announcer:
+    client: Any
+    broker: Any
+
+
+def _announcer(settings: Settings) -> _Announcer | None:
+    """A publish-only broker on TALKGATE_REDIS_URL, if set."""
+    if settings.redis_url is None:
+        return None
+    from redis.asyncio import Redis
+
+    from gateway.pubsub import LocalFanout
+    from gateway.redis_shared import RedisBroker
+
+    client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=2.0)
+    return _Announcer(client, RedisBroker(client, LocalFanout()))
 
 
 def ingest(args: argparse.Namespace) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 import orjson
@@ -12,11 +12,12 @@ import strawberry
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import DisableIntrospection, SchemaExtension
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionContext
@@ -224,6 +225,16 @@ def build_schema(
 ANONYMOUS = Principal("anonymous", frozenset())
 
 
+class _TextFrames(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages are JSON text frames; clients reject binary ones."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLView(GraphQL[RequestContext, None]):
     """strawberry's ASGI view: talkgate's context, orjson, WebSocket keys in connection_init.
 
@@ -239,6 +250,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         )
         self.settings = settings
         self.keys = keys
+        self.websocket_adapter_class = _TextFrames
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -317,11 +329,14 @@ class GraphQLEndpoint:
         *,
         settings: Settings,
         metrics: Metrics,
+        ide: ASGIApp | None = None,
     ) -> None:
         self.view = view
         self.keys = keys
         self.settings = settings
         self.metrics = metrics
+        # talkgate's own explorer page when it was built; else strawberry's CDN GraphiQL.
+        self.ide = ide
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -333,7 +348,10 @@ class GraphQLEndpoint:
             and request.method == "GET"
             and "text/html" in request.headers.get("accept", "")
         ):
-            await self.view(scope, receive, _with_headers(send, _IDE_HEADERS))
+            if self.ide is not None:
+                await self.ide(scope, receive, send)
+            else:
+                await self.view(scope, receive, _with_headers(send, _IDE_HEADERS))
             return
         principal = self._principal(request)
         if principal is None:

@@ -45,11 +45,16 @@ class ObserveRequests:
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
+            elif kind == "websocket.accept":
+                status = 101
+            elif kind == "websocket.close" and status == 500:
+                status = 403  # closed before the upgrade was accepted
             await send(message)
 
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SCOPES: frozenset[str] = frozenset(
@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     graphiql: bool = True
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: str = "INFO"
+    # How long `serve` lets in-flight requests finish after SIGTERM before cancelling them.
+    shutdown_grace_s: float = Field(default=30.0, gt=0)
     demo: bool = False
 
     @field_validator("api_keys", mode="before")
@@ -116,13 +118,12 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
-    @model_validator(mode="after")
-    def _no_placeholder_secrets(self) -> Settings:
-        for name in ("webhook_secret", "secret_key", "talkme_token", "talkme_external_login_token"):
-            secret: SecretStr | None = getattr(self, name)
-            if secret is not None and secret.get_secret_value() in _PLACEHOLDERS:
-                raise ValueError(f"{name} is a placeholder value; set a real secret")
-        return self
+    @field_validator("webhook_secret", "secret_key", "talkme_token", "talkme_external_login_token")
+    @classmethod
+    def _no_placeholder(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and secret.get_secret_value() in _PLACEHOLDERS:
+            raise ValueError("a placeholder value (from an example); set a real secret")
+        return secret
 
     @property
     def zone(self) -> ZoneInfo:

@@ -48,3 +48,9 @@ def test_the_image_is_multi_stage_non_root_and_runs_serve() -> None:
     assert user[-1] not in ("root", "0")
     assert re.search(r'^CMD \["serve"\]', dockerfile, re.MULTILINE)
     assert "TALKGATE_HOST=0.0.0.0" in dockerfile
+
+
+def test_the_image_carries_the_postgresql_and_redis_drivers() -> None:
+    # compose.yaml runs the image on PostgreSQL and Redis: their extras must be installed.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r'pip install [^\n]*"talkgate\[postgres,redis\]"', dockerfile)

@@ -13,10 +13,11 @@ import orjson
 
 _LOCAL = ZoneInfo("America/Sao_Paulo")
 _NAMES = ("JONAS", "MARIA SILVA", "JOÃO PEREIRA", "ANA COSTA", "PEDRO SOUZA", "LUCIA ALVES")
+# Logins are the agents' Talk.me login numbers, which the demo's sandbox accepts.
 _AGENTS = (
-    (31, "carla", "Carla Mendes"),
-    (32, "rafael", "Rafael Lima"),
-    (33, "bianca", "Bianca Rocha"),
+    (31, "1001", "Carla Mendes"),
+    (32, "1002", "Rafael Lima"),
+    (33, "1003", "Bianca Rocha"),
 )
 _LINES = (
     "Olá, preciso de ajuda com minha fatura",
@@ -78,9 +79,8 @@ def sample_talks(count: int = 40, *, seed: int = 7) -> list[dict[str, Any]]:
             )
         talk["talk_histories"][0]["message"] = _LINES[n % len(_LINES)]
         user = talk["talk_histories"][2]["user"]
-        user.update(
-            id=agent_id, login=login, name=agent_name, is_bot=False, email=f"{login}@example.com"
-        )
+        email = agent_name.split()[0].lower() + "@example.com"
+        user.update(id=agent_id, login=login, name=agent_name, is_bot=False, email=email)
         talk["talk_histories"][2]["user_id"] = agent_id
         for event in talk["talk_events"]:
             event.update(id=talk_id * 10, talk_id=talk_id, agent_id=agent_id)

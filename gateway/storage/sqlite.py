@@ -117,7 +117,8 @@ class SQLiteStore:
         self._write_pool = self._read_pool = None
 
     async def ping(self) -> None:
-        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+        # `SELECT 1` never opens the file: read its schema so a lock that stops readers shows.
+        await self._read(lambda c: c.execute("SELECT count(*) FROM sqlite_master").fetchone())
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -238,3 +239,30 @@ def test_serve_demo_prints_the_graphiql_url_and_logs_json_lines(
     assert {"path": "/healthz", "request_id": "probe-1", "status": 200}.items() <= next(
         r for r in access if r.get("request_id") == "probe-1"
     ).items()
+
+
+def test_a_placeholder_secret_is_refused_naming_its_variable(tmp_path: Path) -> None:
+    env = env_for(tmp_path, TALKGATE_WEBHOOK_SECRET="changethis")
+    result = talkgate(tmp_path, "serve", "--demo", env=env, timeout=30)
+    assert result.returncode == 2
+    assert "TALKGATE_WEBHOOK_SECRET" in result.stderr
+    assert "changethis" not in result.stderr
+
+
+@pytest.mark.slow
+def test_serve_demo_prints_the_explorer_url_and_a_demo_key_that_works(
+    demo_server: tuple[str, Path],
+) -> None:
+    base, log_path = demo_server
+    stderr = log_path.read_text()
+    assert f"explorer: {base}/explorer" in stderr
+    found = re.search(r"demo key \(all scopes, this run only\): (\S+)", stderr)
+    assert found is not None, stderr
+    response = httpx.post(
+        f"{base}/graphql",
+        json={"query": '{ customer(id: "144527") { telephones { number } } }'},
+        headers={"Authorization": f"Bearer {found.group(1)}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert "errors" not in response.json()

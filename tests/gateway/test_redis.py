@@ -213,3 +213,38 @@ async def test_recordings_are_not_shared_past_their_ttl(
     assert await shared.get("P-78") is not None
     await asyncio.sleep(0.2)
     assert await shared.get("P-78") is None
+
+
+async def test_talkgate_ingest_announces_changed_talks_to_running_replicas(
+    redis_prefix: str, tmp_path: Path
+) -> None:
+    import json
+    import sys
+
+    from tests.factories import talk
+
+    listener = Redis.from_url(REDIS_URL)
+    fanout = LocalFanout()
+    broker = RedisBroker(listener, fanout)  # the default prefix, as `talkgate ingest` uses
+    await broker.start()
+    await asyncio.wait_for(broker.wait_listening(), 5)
+    talk_id = 880_000 + secrets.randbelow(10_000)
+    path = tmp_path / "backfill.ndjson"
+    path.write_text(json.dumps(talk(talk_id)) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALKGATE_")}
+    env |= {
+        "TALKGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "TALKGATE_REDIS_URL": REDIS_URL,
+    }
+    try:
+        async with fanout.subscription("talks") as events:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gateway.cli", "ingest", str(path), env=env, cwd=tmp_path
+            )
+            assert await asyncio.wait_for(process.wait(), 60) == 0
+            seen: list[object] = []
+            while talk_id not in seen:  # other tests may publish on the same channel
+                seen.append((await asyncio.wait_for(events.next(), 5))["id"])
+    finally:
+        await broker.close()
+        await listener.aclose()

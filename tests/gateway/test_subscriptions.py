@@ -44,6 +44,8 @@ class GraphQLSocket:
 
     async def receive(self) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.ws.recv(), TIMEOUT)
+        # Browser clients (graphql-ws) accept only text frames.
+        assert isinstance(raw, str), f"a binary frame: {raw!r}"
         received: dict[str, Any] = json.loads(raw)
         return received
 
@@ -280,3 +282,20 @@ async def test_agent_status_changes_are_pushed(tmp_path: Path) -> None:
     assert pushed["login"] == AGENT_LOGIN
     assert pushed["status"] == "PAUSED"
     assert pushed["changedAt"].endswith("Z")
+
+
+async def test_a_websocket_session_is_logged_as_switched_protocols(
+    served: tuple[Starlette, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    _, address = served
+    with caplog.at_level(logging.INFO, logger="talkgate.access"):
+        async with await open_socket(address) as ws:
+            await GraphQLSocket(ws).init(READ_KEY)
+        for _ in range(100):  # the access line is written when the server side ends
+            if any(r.__dict__.get("method") == "WS" for r in caplog.records):
+                break
+            await asyncio.sleep(0.02)
+    [line] = [r for r in caplog.records if r.__dict__.get("method") == "WS"]
+    assert line.__dict__["status"] == 101
