@@ -48,12 +48,8 @@ DEMO_EXTERNAL_LOGIN_TOKEN = "demo-external-login-token"  # noqa: S105
 class State(TypedDict):
     """What the lifespan opens; handlers reach it as `request.state.<name>`."""
 
-    settings: Settings
-    store: TalkStore
-    ingestor: Ingestor
-    tickets: LoginTickets
     services: Services
-    broker: Broker
+    ingestor: Ingestor
     limiter: RateLimiter
 
 
@@ -62,7 +58,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    store: TalkStore = request.state.store
+    store = request.state.services.store
     try:
         await store.ping()
     except StoreUnavailable as exc:
@@ -197,7 +193,6 @@ def create_app(
                 _sharing(settings, store, fanout, metrics)
             )
             secret_key = _secret_key(settings)
-            tickets = LoginTickets(vault, secret_key)
             services = Services(
                 settings=settings,
                 store=store,
@@ -209,7 +204,7 @@ def create_app(
                     shared=shared_recordings,
                 ),
                 sealer=SessionSealer(secret_key),
-                tickets=tickets,
+                tickets=LoginTickets(vault, secret_key),
                 broker=broker,
             )
             ingestor = Ingestor(store, settings.zone, broker)
@@ -218,15 +213,7 @@ def create_app(
             if settings.demo:
                 loaded = await seed_demo(ingestor)
                 log.info("demo talks loaded", extra={"talks": loaded})
-            yield {
-                "settings": settings,
-                "store": store,
-                "ingestor": ingestor,
-                "tickets": tickets,
-                "services": services,
-                "broker": broker,
-                "limiter": limiter,
-            }
+            yield {"services": services, "ingestor": ingestor, "limiter": limiter}
 
     routes += [
         Route("/healthz", healthz, methods=["GET"]),

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from gateway.agent_status import record_status
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
-from gateway.tickets import LoginTickets
+from resolvers.context import Services
 
 log = logging.getLogger("talkgate.launch")
 
@@ -80,18 +80,16 @@ async def launch(request: Request) -> Response:
     if request.method != "GET":
         # HEAD (link checkers, previews) must not spend the single-use ticket.
         return Response(status_code=405, headers={"Allow": "GET", **_headers(None, None)})
-    settings: Settings = request.state.settings
-    tickets: LoginTickets | None = request.state.tickets
+    services: Services = request.state.services
+    settings, tickets = services.settings, services.tickets
     ticket = request.path_params["ticket"]
     try:
-        credentials = await tickets.redeem(ticket) if tickets is not None else None
+        credentials = await tickets.redeem(ticket)
     except BadUserInput:
         credentials = None
     if credentials is None:
         return HTMLResponse(_GONE, status_code=410, headers=_headers(None, None))
-    await record_status(
-        request.state.store, request.state.broker, login=credentials.login, status="ACTIVE"
-    )
+    await record_status(services.store, services.broker, login=credentials.login, status="ACTIVE")
     log.info("login launched", extra={"agent_login": credentials.login})
     nonce = secrets.token_urlsafe(16)
     page = launch_page(settings, credentials.login, credentials.password, nonce)

@@ -34,7 +34,7 @@ async def broken_store_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient
     """A client of an app whose store stops answering after start-up."""
     app = create_app(make_settings(tmp_path))
     async with LifespanManager(app) as manager:
-        store = manager._state["store"]
+        store = manager._state["services"].store
 
         async def unreachable() -> None:
             raise StoreUnavailable("disk unplugged")

@@ -138,7 +138,7 @@ async def serving(app: Starlette) -> AsyncIterator[Served]:
     """Run the app's lifespan and hand out a client and a spy on the store it opened."""
     async with LifespanManager(app) as manager:
         # asgi_lifespan keeps the state the lifespan yielded here, and hands it to requests.
-        spy = StoreSpy.on(manager._state["store"])
+        spy = StoreSpy.on(manager._state["services"].store)
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield Served(client, spy)
