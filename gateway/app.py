@@ -25,6 +25,7 @@ from gateway.ingest import Body, Ingestor
 from gateway.launch import launch
 from gateway.metrics import Metrics, metrics_endpoint
 from gateway.middleware import ObserveRequests
+from gateway.persisted import LocalPersistedQueries, PersistedQueries, PersistedQueryPolicy
 from gateway.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
 from gateway.recordings import RecordingCache, Recordings, SharedRecordings
@@ -51,6 +52,7 @@ class State(TypedDict):
     services: Services
     ingestor: Ingestor
     limiter: RateLimiter
+    persisted: PersistedQueries
 
 
 async def healthz(request: Request) -> Response:
@@ -106,15 +108,19 @@ def _secret_key(settings: Settings) -> str:
 @asynccontextmanager
 async def _sharing(
     settings: Settings, store: TalkStore, fanout: LocalFanout, metrics: Metrics
-) -> AsyncIterator[tuple[Broker, RateLimiter, TicketVault, SharedRecordings | None]]:
+) -> AsyncIterator[
+    tuple[Broker, RateLimiter, TicketVault, SharedRecordings | None, PersistedQueries]
+]:
     """What replicas share: through Redis when TALKGATE_REDIS_URL is set, else this process."""
     if settings.redis_url is None:
-        yield LocalBroker(fanout), LocalRateLimiter(settings.rate_limit_per_minute), store, None
+        limiter = LocalRateLimiter(settings.rate_limit_per_minute)
+        yield LocalBroker(fanout), limiter, store, None, LocalPersistedQueries()
         return
     from redis.asyncio import Redis
 
     from gateway.redis_shared import (
         RedisBroker,
+        RedisPersistedQueries,
         RedisRateLimiter,
         RedisRecordings,
         RedisTicketVault,
@@ -129,6 +135,7 @@ async def _sharing(
             RedisRateLimiter(client, settings.rate_limit_per_minute),
             RedisTicketVault(client),
             RedisRecordings(client, settings.recording_ttl_s),
+            RedisPersistedQueries(client),
         )
     finally:
         await broker.close()
@@ -168,9 +175,16 @@ def create_app(
             )
     keys = KeyRing(settings.api_keys)
     metrics = Metrics()
-    view = GraphQLView(build_schema(settings, metrics), settings, keys)
+    # Raises ManifestError (one line) when the persisted-queries file does not verify.
+    persisted = PersistedQueryPolicy.from_settings(settings)
+    schema = build_schema(
+        settings, metrics, allow_list=persisted.allow_list if persisted.only else None
+    )
+    view = GraphQLView(schema, settings, keys)
     explorer = ExplorerPage.built(explorer_dir, demo_key=demo_key) if settings.graphiql else None
-    endpoint = GraphQLEndpoint(view, keys, settings=settings, metrics=metrics, ide=explorer)
+    endpoint = GraphQLEndpoint(
+        view, keys, settings=settings, metrics=metrics, ide=explorer, persisted=persisted
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -189,8 +203,9 @@ def create_app(
             talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
             fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
             app.state.fanout = fanout
-            broker, limiter, vault, shared_recordings = await stack.enter_async_context(
-                _sharing(settings, store, fanout, metrics)
+            sharing = _sharing(settings, store, fanout, metrics)
+            broker, limiter, vault, shared_recordings, documents = await stack.enter_async_context(
+                sharing
             )
             secret_key = _secret_key(settings)
             services = Services(
@@ -213,7 +228,12 @@ def create_app(
             if settings.demo:
                 loaded = await seed_demo(ingestor)
                 log.info("demo talks loaded", extra={"talks": loaded})
-            yield {"services": services, "ingestor": ingestor, "limiter": limiter}
+            yield {
+                "services": services,
+                "ingestor": ingestor,
+                "limiter": limiter,
+                "persisted": documents,
+            }
 
     routes += [
         Route("/healthz", healthz, methods=["GET"]),

@@ -63,9 +63,13 @@ def serve(args: argparse.Namespace) -> None:
 
     from gateway.app import create_app
     from gateway.logs import configure_logging
+    from gateway.persisted import ManifestError
 
     configure_logging(settings.log_level)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ManifestError as exc:
+        _fail(str(exc))
     if settings.demo:
         base = f"http://{settings.host}:{settings.port}"
         print(

@@ -48,3 +48,21 @@ class RateLimited(TalkgateError):
 
 class QueryTooComplex(TalkgateError):
     code = "QUERY_TOO_COMPLEX"
+
+
+class PersistedQueryNotFound(TalkgateError):
+    """APQ: the hash is unknown here; the client sends the document with its hash again."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+
+
+class PersistedQueryNotSupported(TalkgateError):
+    """APQ is off on this gateway; the client sends full documents."""
+
+    code = "PERSISTED_QUERY_NOT_SUPPORTED"
+
+
+class PersistedQueryNotAllowed(TalkgateError):
+    """Allow-list mode: the document is not one of the gateway's persisted documents."""
+
+    code = "PERSISTED_QUERY_NOT_ALLOWED"

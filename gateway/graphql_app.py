@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 import strawberry
@@ -28,6 +29,7 @@ from gateway.errors import TalkgateError
 from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
+from gateway.persisted import AllowListedOnly, PersistedQueries, PersistedQueryPolicy
 from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable
@@ -185,9 +187,15 @@ class _Schema(strawberry.Schema):
 
 
 def build_schema(
-    settings: Settings | None = None, metrics: Metrics | None = None
+    settings: Settings | None = None,
+    metrics: Metrics | None = None,
+    *,
+    allow_list: Mapping[str, str] | None = None,
 ) -> strawberry.Schema:
-    """The talkgate schema; built here and nowhere else (its SDL does not depend on settings)."""
+    """The talkgate schema; built here and nowhere else (its SDL does not depend on settings).
+
+    With `allow_list`, only its documents run, on every transport.
+    """
     introspection = settings.introspection if settings is not None else True
     # Factories: every operation gets fresh extension instances.
     extensions: list[Callable[[], SchemaExtension]] = [
@@ -211,6 +219,9 @@ def build_schema(
         extensions.append(lambda: LimitQueries(limits, on_reject=rejected))
     if not introspection:
         extensions.append(DisableIntrospection)
+    if allow_list is not None:
+        allowed = allow_list
+        extensions.append(lambda: AllowListedOnly(allowed))
     if counter is not None:
         extensions.append(lambda: CountOperations(counter))
     return _Schema(
@@ -330,6 +341,7 @@ class GraphQLEndpoint:
         settings: Settings,
         metrics: Metrics,
         ide: ASGIApp | None = None,
+        persisted: PersistedQueryPolicy | None = None,
     ) -> None:
         self.view = view
         self.keys = keys
@@ -337,6 +349,7 @@ class GraphQLEndpoint:
         self.metrics = metrics
         # talkgate's own explorer page when it was built; else strawberry's CDN GraphiQL.
         self.ide = ide
+        self.persisted = persisted or PersistedQueryPolicy.from_settings(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -394,8 +407,39 @@ class GraphQLEndpoint:
                 )
                 await response(scope, receive, send)
                 return
+            try:
+                body = await self._resolve_body(body, request.state.persisted)
+            except TalkgateError as exc:
+                await _refusal(exc)(scope, receive, send)
+                return
             receive = _replay(body, receive)
+        elif request.method == "GET":
+            try:
+                scope = await self._resolve_query_string(scope, request.state.persisted)
+            except TalkgateError as exc:
+                await _refusal(exc)(scope, receive, send)
+                return
         await self.view(scope, receive, send)
+
+    async def _resolve_body(self, body: bytes, documents: PersistedQueries) -> bytes:
+        """The body with the document its `extensions.persistedQuery` names (Apollo APQ)."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body  # the view answers that itself
+        if not isinstance(data, dict):
+            return body
+        resolved = await self.persisted.resolve(data, documents)
+        return body if resolved == data else orjson.dumps(resolved)
+
+    async def _resolve_query_string(self, scope: Scope, documents: PersistedQueries) -> Scope:
+        """A GET's parameters with the document `extensions` names (a JSON parameter)."""
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        params = dict(parse_qsl(query_string, keep_blank_values=True))
+        resolved = await self.persisted.resolve(params, documents)
+        if resolved == params:
+            return scope
+        return {**scope, "query_string": urlencode(resolved).encode("latin-1")}
 
     def _principal(self, request: Request) -> Principal | None:
         key = bearer_key(request.headers.get("authorization"))
@@ -404,6 +448,14 @@ class GraphQLEndpoint:
         if self.settings.demo and is_loopback(request.client.host if request.client else None):
             return DEMO_PRINCIPAL
         return None
+
+
+# Apollo clients read PERSISTED_QUERY_NOT_FOUND (and _NOT_SUPPORTED) from a 200 answer.
+_REFUSAL_STATUS = {"PERSISTED_QUERY_NOT_FOUND": 200, "PERSISTED_QUERY_NOT_SUPPORTED": 200}
+
+
+def _refusal(error: TalkgateError) -> Response:
+    return graphql_error_response(_REFUSAL_STATUS.get(error.code, 400), error.message, error.code)
 
 
 async def _read_limited(receive: Receive, limit: int) -> bytes | None:

@@ -1,4 +1,4 @@
-"""Sharing between replicas through Redis: events, rate-limit buckets, login tickets.
+"""Sharing between replicas through Redis: events, rate limits, tickets, persisted queries.
 
 Imported only when TALKGATE_REDIS_URL is set (the `redis` extra). Each part keeps working in
 this process while Redis is unreachable, and says so once.
@@ -16,6 +16,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.persisted import LocalPersistedQueries
 from gateway.pubsub import AGENT_STATUS, TALKS, Event, LocalFanout
 from gateway.ratelimit import LocalRateLimiter
 from gateway.recordings import Recording
@@ -212,4 +213,42 @@ class RedisRecordings:
     def _warn(self, exc: Exception) -> None:
         if not self._warned:
             log.warning("Redis unreachable, recordings are cached per replica: %s", exc)
+            self._warned = True
+
+
+class RedisPersistedQueries:
+    """APQ documents shared by the replicas, kept `ttl_s` after their last registration.
+
+    While Redis is unreachable, documents are registered and found in this process.
+    """
+
+    def __init__(
+        self, client: Redis, *, ttl_s: float = 7 * 24 * 3600, prefix: str = "talkgate:"
+    ) -> None:
+        self._client = client
+        self._ttl_ms = int(ttl_s * 1000)
+        self._prefix = prefix + "pq:"
+        self._fallback = LocalPersistedQueries()
+        self._warned = False
+
+    async def get(self, digest: str) -> str | None:
+        try:
+            raw = await self._client.get(self._prefix + digest)
+        except (RedisError, OSError) as exc:
+            self._warn(exc)
+            return await self._fallback.get(digest)
+        if raw is None:
+            return await self._fallback.get(digest)
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    async def put(self, digest: str, document: str) -> None:
+        try:
+            await self._client.set(self._prefix + digest, document, px=self._ttl_ms)
+        except (RedisError, OSError) as exc:
+            self._warn(exc)
+            await self._fallback.put(digest, document)
+
+    def _warn(self, exc: Exception) -> None:
+        if not self._warned:
+            log.warning("Redis unreachable, persisted queries are kept per replica: %s", exc)
             self._warned = True

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SCOPES: frozenset[str] = frozenset(
@@ -74,6 +75,10 @@ class Settings(BaseSettings):
     subscription_queue_size: int = Field(default=100, ge=1)
     introspection: bool = True
     graphiql: bool = True
+    # Automatic persisted queries; the manifest's documents; only those (allow-list mode).
+    persisted_queries: bool = True
+    persisted_queries_file: Path | None = None
+    persisted_queries_only: bool = False
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: str = "INFO"
     # How long `serve` lets in-flight requests finish after SIGTERM before cancelling them.
@@ -101,6 +106,13 @@ class Settings(BaseSettings):
                 return TypeAdapter(tuple[str, ...]).validate_json(text)
             return tuple(o.strip() for o in text.split(",") if o.strip())
         return value
+
+    @field_validator("persisted_queries_only")
+    @classmethod
+    def _allow_list_given(cls, only: bool, info: ValidationInfo) -> bool:
+        if only and info.data.get("persisted_queries_file") is None:
+            raise ValueError("allow-list mode needs TALKGATE_PERSISTED_QUERIES_FILE")
+        return only
 
     @field_validator("source_timezone")
     @classmethod
