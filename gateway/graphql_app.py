@@ -17,7 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import DisableIntrospection, SchemaExtension
+from strawberry.extensions import (
+    DisableIntrospection,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -42,6 +47,7 @@ from schema.scalars import SCALARS
 log = logging.getLogger("talkgate.graphql")
 
 PRINCIPAL_KEY = "talkgate.principal"
+DOCUMENT_CACHE_SIZE = 1024
 _SUGGESTION = re.compile(r" Did you mean .*\?$")
 # graphql-core quotes rejected input values in its messages; inputs may be passwords.
 _VARIABLE_VALUE = re.compile(
@@ -178,6 +184,21 @@ class CountOperations(SchemaExtension):
         )
 
 
+class _CachedParse(ParserCache):
+    """Caches parsed documents; a document that does not parse is left to strawberry, which
+    parses it again and reports the error the usual way (typed by TypedErrors)."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        except GraphQLError:
+            context.graphql_document = None
+        yield
+
+
 class _Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -197,9 +218,12 @@ def build_schema(
     With `allow_list`, only its documents run, on every transport.
     """
     introspection = settings.introspection if settings is not None else True
-    # Factories: every operation gets fresh extension instances.
+    # Factories: every operation gets fresh extension instances. Parsing and validating
+    # repeat for every request of a dashboard that polls: bounded caches keep the results.
     extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: TypedErrors(hide_suggestions=not introspection, metrics=metrics)
+        lambda: TypedErrors(hide_suggestions=not introspection, metrics=metrics),
+        lambda: _CachedParse(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
     ]
     counter = OperationCounter(metrics) if metrics is not None else None
     if settings is not None:
