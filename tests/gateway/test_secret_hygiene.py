@@ -113,7 +113,7 @@ async def exercising(settings: Settings, sandbox: Starlette) -> AsyncIterator[Ex
     app = create_app(settings, talkme_transport=httpx.ASGITransport(app=sandbox))
     async with LifespanManager(app) as manager:
         state = manager._state
-        spy = StoreSpy.on(state["store"])
+        spy = StoreSpy.on(state["services"].store)
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             run = Exercise(client, spy, state["services"])
