@@ -57,15 +57,13 @@ async def _change_status(
 ) -> AgentStatusPayload:
     credentials = _credentials(info, auth)
     talkme = info.context.talkme
+    call = {
+        QueueStatus.LOGGED_OUT: talkme.logout,
+        QueueStatus.PAUSED: talkme.pause,
+        QueueStatus.ACTIVE: talkme.resume,
+    }[status]
     try:
-        if status is QueueStatus.LOGGED_OUT:
-            await talkme.logout(login=credentials.login, password=credentials.password)
-        else:
-            await talkme.set_status(
-                login=credentials.login,
-                password=credentials.password,
-                status="S" if status is QueueStatus.ACTIVE else "N",
-            )
+        await call(login=credentials.login, password=credentials.password)
     except TalkmeError as exc:
         raise upstream_error(exc) from None
     changed_at = await record_status(
