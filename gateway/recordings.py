@@ -7,10 +7,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
 from gateway.talkme import TalkmeError
+from gateway.utc import now_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ class Recordings:
                 return known
         async with self._slots:
             url = await self._source.fetch_audio(protocol)
-        recording = Recording(protocol, url, _now())
+        recording = Recording(protocol, url, now_iso(timespec="seconds"))
         self._cache.put(recording)
         if self._shared is not None:
             await self._shared.put(recording)
@@ -132,7 +132,3 @@ class Recordings:
             del self._in_flight[protocol]
         if not task.cancelled():
             task.exception()  # retrieved, so a failure nobody waits for any more is not "lost"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
@@ -12,6 +12,7 @@ from gateway.agent_status import record_status
 from gateway.errors import BadUserInput
 from gateway.sessions import AgentCredentials
 from gateway.talkme import TalkmeError
+from gateway.utc import iso
 from resolvers.context import RequestContext
 from resolvers.upstream import upstream_error
 from schema.agent_control import (
@@ -35,7 +36,7 @@ Auth = Annotated[
 
 
 def _iso(moment: datetime) -> UtcDateTime:
-    return UtcDateTime(moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
+    return UtcDateTime(iso(moment, timespec="seconds"))
 
 
 def _credentials(info: Ctx, auth: AgentAuthInput) -> AgentCredentials:

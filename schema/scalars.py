@@ -9,13 +9,15 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
 
+from gateway.utc import iso
+
 UtcDateTime = NewType("UtcDateTime", str)
 
 
 def _serialize(value: object) -> str:
     # Stored documents already hold ISO 8601 UTC strings; they pass through untouched.
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return iso(value)
     return str(value)
 
 
@@ -29,10 +31,9 @@ def _parse(value: object) -> UtcDateTime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
-        utc = moment.astimezone(UTC)
+        return UtcDateTime(iso(moment))
     except OverflowError:
         raise GraphQLError("DateTime is out of range") from None
-    return UtcDateTime(utc.isoformat().replace("+00:00", "Z"))
 
 
 SCALARS: dict[object, ScalarDefinition] = {

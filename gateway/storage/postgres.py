@@ -35,6 +35,7 @@ from gateway.storage.records import (
     TalkQuery,
 )
 from gateway.storage.text import query_words, search_key, tokens
+from gateway.utc import now_iso
 
 # Failures that say "not now" rather than "wrong": the caller may retry later.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -78,10 +79,6 @@ def _micros_of(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1_000_000)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _text(value: str | None) -> str | None:
@@ -224,7 +221,7 @@ class PostgresStore:
             keys,
         )
         outcomes: list[DeliveryOutcome] = []
-        received_at = _now()
+        received_at = now_iso()
         for delivery in deliveries:
             talk_ids = [t.id for t in delivery.talks]
             # A known key, or a body received before under any key, is a redelivery.
@@ -351,7 +348,7 @@ class PostgresStore:
             dead_letter_id = await c.fetchval(
                 "INSERT INTO dead_letters (received_at, source, reason, errors, body,"
                 " body_size, truncated) VALUES ($1, $2, $3, $4::json, $5, $6, $7) RETURNING id",
-                _now(),
+                now_iso(),
                 _text(source),
                 _text(reason),
                 orjson.dumps(errors).decode(),

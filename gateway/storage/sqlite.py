@@ -36,6 +36,7 @@ from gateway.storage.records import (
 )
 from gateway.storage.sqlite_schema import MIGRATIONS
 from gateway.storage.text import match_words, search_key
+from gateway.utc import now_iso
 
 T = TypeVar("T")
 
@@ -67,10 +68,6 @@ def _micros_of(moment: datetime) -> int:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _now() -> str:
-    return _utcnow().isoformat().replace("+00:00", "Z")
 
 
 def sqlite_path(url: str) -> str:
@@ -203,7 +200,7 @@ class SQLiteStore:
 
     def _ingest(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
         outcomes: list[DeliveryOutcome] = []
-        received_at = _now()
+        received_at = now_iso()
         with self._transaction() as c:
             for delivery in deliveries:
                 talk_ids = [t.id for t in delivery.talks]
@@ -328,7 +325,7 @@ class SQLiteStore:
                     "INSERT INTO dead_letters (received_at, source, reason, errors, body,"
                     " body_size, truncated) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
-                        _now(),
+                        now_iso(),
                         source,
                         reason,
                         orjson.dumps(errors).decode(),
