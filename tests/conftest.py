@@ -209,3 +209,15 @@ async def live_server(app: Starlette) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+async def until_subscribed(app: Starlette, topic: str, count: int = 1) -> None:
+    """Wait until the app's broker has `count` subscribers on `topic`: a client's subscribe
+    frame is sent before the server registers it, and events in between are not delivered."""
+    import asyncio
+
+    for _ in range(1500):
+        if app.state.fanout.subscribers(topic) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no subscriber on {topic}")

@@ -17,7 +17,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.explorer import BUILD_COMMAND, EXPLORER_DIR
-from tests.conftest import ALL_KEY, WEBHOOK_SECRET, live_server, make_settings
+from tests.conftest import ALL_KEY, WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 from tests.factories import talk
 
 pytestmark = pytest.mark.slow
@@ -113,6 +113,9 @@ async def test_the_explorer_runs_a_query_and_a_subscription_from_this_origin_onl
                 await page.evaluate(SET_HEADERS, headers)
                 await page.click(".graphiql-execute-button")
                 await asyncio.wait_for(subscribed.wait(), timeout=15)
+                # The frame is sent before the server has registered the subscriber: an event
+                # published in between would be lost, so wait for the server's side too.
+                await until_subscribed(app, "talks")
                 assert (await hook.post("/webhooks/talks", json=talk(7102))).status_code == 202
                 await page.wait_for_function(RESULT_HAS, arg='"TN7102"', timeout=15_000)
                 event = json.loads(await page.evaluate(RESULT))

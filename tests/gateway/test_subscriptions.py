@@ -26,6 +26,7 @@ from tests.conftest import (
     live_server,
     make_settings,
     talkme_settings,
+    until_subscribed,
 )
 from tests.factories import message, talk
 
@@ -64,16 +65,6 @@ class GraphQLSocket:
                 "payload": {"query": query, "variables": variables or {}},
             }
         )
-
-
-async def until_subscribed(app: Starlette, topic: str, count: int = 1) -> None:
-    """Wait until the app's broker has `count` subscribers on `topic` (no sleeping guesses)."""
-    fanout = _fanout(app)
-    for _ in range(500):
-        if fanout.subscribers(topic) >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no subscriber on {topic}")
 
 
 def _fanout(app: Starlette) -> LocalFanout:

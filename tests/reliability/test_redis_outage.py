@@ -16,9 +16,16 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
 from gateway.app import create_app
-from tests.conftest import NO_SCOPE_KEY, READ_KEY, WEBHOOK_SECRET, live_server, make_settings
+from tests.conftest import (
+    NO_SCOPE_KEY,
+    READ_KEY,
+    WEBHOOK_SECRET,
+    live_server,
+    make_settings,
+    until_subscribed,
+)
 from tests.factories import snapshot
-from tests.gateway.test_subscriptions import GraphQLSocket, until_subscribed
+from tests.gateway.test_subscriptions import GraphQLSocket
 from tests.reliability.support import proxy_to
 
 REDIS_URL = os.environ.get("TALKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
