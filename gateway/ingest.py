@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -50,10 +50,20 @@ def delivery_key(body: bytes, key: str | None) -> str:
 class Ingestor:
     """Validates bodies, stores the good ones in one transaction, dead-letters the others."""
 
-    def __init__(self, store: TalkStore, zone: tzinfo, broker: Broker | None = None) -> None:
+    def __init__(
+        self,
+        store: TalkStore,
+        zone: tzinfo,
+        broker: Broker | None = None,
+        *,
+        on_commit: Callable[[Sequence[int]], Awaitable[None]] | None = None,
+    ) -> None:
         self._store = store
         self._zone = zone
         self._broker = broker
+        # Told the changed talk ids after each commit that changed any, before the publish
+        # and before the senders get their answers (a response cache invalidates here).
+        self._on_commit = on_commit
 
     async def ingest(self, body: Body) -> DeliveryOutcome:
         """Store one body; raises BodyRejected (after dead-lettering it) when it is not a talk."""
@@ -82,9 +92,12 @@ class Ingestor:
             deliveries.append(Delivery(key=key, source=body.source, body=body.raw, talks=talks))
             results.append(None)
         stored = await self._store.ingest(deliveries) if deliveries else []
+        changed = list(dict.fromkeys(i for o in stored for i in o.changed_ids))
+        if changed and self._on_commit is not None:
+            await self._on_commit(changed)
         if self._broker is not None:
             # Published after the commit: a subscriber reading the talk finds the change.
-            for talk_id in dict.fromkeys(i for o in stored for i in o.changed_ids):
+            for talk_id in changed:
                 await self._broker.publish(TALKS, {"id": talk_id})
         outcomes = iter(stored)
         return [r if r is not None else next(outcomes) for r in results]
