@@ -178,6 +178,10 @@ class PostgresStore:
         async with self._connection() as c:
             await c.fetchval("SELECT 1")
 
+    async def generation(self) -> int:
+        async with self._connection() as c:
+            return int(await c.fetchval("SELECT generation FROM store_generation"))
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
         pool = self._pool
@@ -252,6 +256,10 @@ class PostgresStore:
             outcomes.append(
                 DeliveryOutcome(delivery.key, False, talk_ids, list(dict.fromkeys(changed)))
             )
+        if any(o.changed_ids for o in outcomes):
+            # Last, so the row lock is held only until the commit: writers pass it in commit
+            # order, and a reader seeing generation n sees every commit up to n.
+            await c.execute("UPDATE store_generation SET generation = generation + 1")
         return outcomes
 
     async def _merge_talk(self, c: Any, talk: NormalizedTalk, arrival: int) -> bool:

@@ -125,6 +125,14 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at TEXT NOT NULL
     );
     """,
+    # The response cache's view of the store: advanced by every ingest that changes a talk.
+    """
+    CREATE TABLE store_generation (
+        only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row),
+        generation BIGINT NOT NULL
+    );
+    INSERT INTO store_generation (generation) VALUES (0);
+    """,
 )
 
 

@@ -35,6 +35,11 @@ class TalkStore(Protocol):
         """Raise StoreUnavailable when the store cannot answer."""
         ...
 
+    async def generation(self) -> int:
+        """A number that grows with every commit that changes talks, whoever commits it; a
+        reader that sees a value sees every such commit up to it."""
+        ...
+
     async def ingest(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
         """Store deliveries in one transaction, merging their talks; all or nothing."""
         ...

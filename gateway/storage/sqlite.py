@@ -117,6 +117,11 @@ class SQLiteStore:
         # `SELECT 1` never opens the file: read its schema so a lock that stops readers shows.
         await self._read(lambda c: c.execute("SELECT count(*) FROM sqlite_master").fetchone())
 
+    async def generation(self) -> int:
+        # Deliveries are numbered by one writer in commit order (AUTOINCREMENT: never reused).
+        row = await self._read(lambda c: c.execute("SELECT max(seq) FROM deliveries").fetchone())
+        return int(row[0] or 0)
+
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
             self._path, isolation_level=None, check_same_thread=False, timeout=5.0
