@@ -178,9 +178,10 @@ class PostgresStore:
         async with self._connection() as c:
             await c.fetchval("SELECT 1")
 
-    async def generation(self) -> int:
+    async def generation(self) -> str:
         async with self._connection() as c:
-            return int(await c.fetchval("SELECT generation FROM store_generation"))
+            row = await c.fetchrow("SELECT store_id, generation FROM store_generation")
+        return f"{row[0]}.{row[1]}"
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:

@@ -125,10 +125,12 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at TEXT NOT NULL
     );
     """,
-    # The response cache's view of the store: advanced by every ingest that changes a talk.
+    # The response cache's view of the store: advanced by every ingest that changes a talk;
+    # store_id names this database among all others (a shared cache may outlive a reset).
     """
     CREATE TABLE store_generation (
         only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row),
+        store_id TEXT NOT NULL DEFAULT md5(random()::text || clock_timestamp()::text),
         generation BIGINT NOT NULL
     );
     INSERT INTO store_generation (generation) VALUES (0);

@@ -35,9 +35,10 @@ class TalkStore(Protocol):
         """Raise StoreUnavailable when the store cannot answer."""
         ...
 
-    async def generation(self) -> int:
-        """A number that grows with every commit that changes talks, whoever commits it; a
-        reader that sees a value sees every such commit up to it."""
+    async def generation(self) -> str:
+        """Which state the store is in: this database's id and a number every commit that
+        changes talks advances, whoever commits it. A reader that sees a generation sees
+        every such commit up to it."""
         ...
 
     async def ingest(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:

@@ -117,10 +117,14 @@ class SQLiteStore:
         # `SELECT 1` never opens the file: read its schema so a lock that stops readers shows.
         await self._read(lambda c: c.execute("SELECT count(*) FROM sqlite_master").fetchone())
 
-    async def generation(self) -> int:
+    async def generation(self) -> str:
         # Deliveries are numbered by one writer in commit order (AUTOINCREMENT: never reused).
-        row = await self._read(lambda c: c.execute("SELECT max(seq) FROM deliveries").fetchone())
-        return int(row[0] or 0)
+        row = await self._read(
+            lambda c: c.execute(
+                "SELECT (SELECT id FROM store_identity), (SELECT max(seq) FROM deliveries)"
+            ).fetchone()
+        )
+        return f"{row[0]}.{row[1] or 0}"
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(

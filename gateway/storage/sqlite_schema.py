@@ -132,4 +132,10 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at TEXT NOT NULL
     );
     """,
+    # Names this database among all others: a generation (see SQLiteStore.generation) is
+    # meaningful only together with it, e.g. in a cache shared with a reset store.
+    """
+    CREATE TABLE store_identity (id TEXT NOT NULL);
+    INSERT INTO store_identity (id) VALUES (lower(hex(randomblob(16))));
+    """,
 )
