@@ -29,6 +29,7 @@ from gateway.persisted import LocalPersistedQueries, PersistedQueries, Persisted
 from gateway.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
 from gateway.recordings import RecordingCache, Recordings, SharedRecordings
+from gateway.response_cache import ResponseCache, SharedResponses
 from gateway.sessions import SessionSealer
 from gateway.settings import SCOPES, ApiKeyEntry, Settings
 from gateway.storage import StoreUnavailable, TalkStore, open_store
@@ -53,6 +54,7 @@ class State(TypedDict):
     ingestor: Ingestor
     limiter: RateLimiter
     persisted: PersistedQueries
+    responses: ResponseCache | None
 
 
 async def healthz(request: Request) -> Response:
@@ -107,14 +109,24 @@ def _secret_key(settings: Settings) -> str:
 
 @asynccontextmanager
 async def _sharing(
-    settings: Settings, store: TalkStore, fanout: LocalFanout, metrics: Metrics
+    settings: Settings,
+    store: TalkStore,
+    fanout: LocalFanout,
+    metrics: Metrics,
 ) -> AsyncIterator[
-    tuple[Broker, RateLimiter, TicketVault, SharedRecordings | None, PersistedQueries]
+    tuple[
+        Broker,
+        RateLimiter,
+        TicketVault,
+        SharedRecordings | None,
+        PersistedQueries,
+        SharedResponses | None,
+    ]
 ]:
     """What replicas share: through Redis when TALKGATE_REDIS_URL is set, else this process."""
     if settings.redis_url is None:
         limiter = LocalRateLimiter(settings.rate_limit_per_minute)
-        yield LocalBroker(fanout), limiter, store, None, LocalPersistedQueries()
+        yield LocalBroker(fanout), limiter, store, None, LocalPersistedQueries(), None
         return
     from redis.asyncio import Redis
 
@@ -123,6 +135,7 @@ async def _sharing(
         RedisPersistedQueries,
         RedisRateLimiter,
         RedisRecordings,
+        RedisResponses,
         RedisTicketVault,
     )
 
@@ -136,6 +149,7 @@ async def _sharing(
             RedisTicketVault(client),
             RedisRecordings(client, settings.recording_ttl_s),
             RedisPersistedQueries(client),
+            RedisResponses(client, settings.response_cache_ttl_s),
         )
     finally:
         await broker.close()
@@ -204,8 +218,22 @@ def create_app(
             fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
             app.state.fanout = fanout
             sharing = _sharing(settings, store, fanout, metrics)
-            broker, limiter, vault, shared_recordings, documents = await stack.enter_async_context(
-                sharing
+            (
+                broker,
+                limiter,
+                vault,
+                shared_recordings,
+                documents,
+                shared_responses,
+            ) = await stack.enter_async_context(sharing)
+            responses = (
+                ResponseCache(
+                    max_bytes=settings.response_cache_mb * 1024 * 1024,
+                    shared=shared_responses,
+                    on_outcome=lambda outcome: metrics.response_cache.labels(outcome).inc(),
+                )
+                if settings.response_cache_mb
+                else None
             )
             secret_key = _secret_key(settings)
             services = Services(
@@ -233,6 +261,7 @@ def create_app(
                 "ingestor": ingestor,
                 "limiter": limiter,
                 "persisted": documents,
+                "responses": responses,
             }
 
     routes += [

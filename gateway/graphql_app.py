@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -10,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, print_schema
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,10 +24,11 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
@@ -36,6 +38,13 @@ from gateway.logs import request_id_var
 from gateway.metrics import Metrics
 from gateway.persisted import AllowListedOnly, PersistedQueries, PersistedQueryPolicy
 from gateway.ratelimit import RateLimiter
+from gateway.response_cache import (
+    Cacheability,
+    CachedResponse,
+    ResponseCache,
+    cache_key,
+    matches,
+)
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable
 from resolvers.context import RequestContext, Services
@@ -47,6 +56,8 @@ from schema.scalars import SCALARS
 log = logging.getLogger("talkgate.graphql")
 
 PRINCIPAL_KEY = "talkgate.principal"
+# Set by the view on the request's scope: whether the operation ended without errors.
+RESULT_OK_KEY = "talkgate.result_ok"
 DOCUMENT_CACHE_SIZE = 1024
 _SUGGESTION = re.compile(r" Did you mean .*\?$")
 # graphql-core quotes rejected input values in its messages; inputs may be passwords.
@@ -63,10 +74,6 @@ def scrub_values(message: str) -> str:
     message = _VARIABLE_VALUE.sub(r"\1 got an invalid value", message)
     message = re.sub(r"([?.])\.$", r"\1", _FOUND.sub(".", message))
     return _VALUE_TAIL.sub(r"\1", message)
-
-
-_OPERATION_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
-_MAX_OPERATION_NAMES = 500
 
 
 class TypedErrors(SchemaExtension):
@@ -145,27 +152,17 @@ def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> Grap
 
 
 class OperationCounter:
-    """Counts operations by name, type and outcome; names come from clients, so the set of
-    label values is bounded."""
+    """Counts executed operations by name, type and outcome."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self.names: set[str] = set()
 
     def count(self, context: ExecutionContext, outcome: str) -> None:
         try:
             kind = context.operation_type.value
         except RuntimeError:  # the document never parsed
             kind = "unknown"
-        self.metrics.operations.labels(self._name(context.operation_name), kind, outcome).inc()
-
-    def _name(self, name: str | None) -> str:
-        if not name or not _OPERATION_NAME.match(name):
-            return "anonymous"
-        if name not in self.names and len(self.names) >= _MAX_OPERATION_NAMES:
-            return "other"
-        self.names.add(name)
-        return name
+        self.metrics.count_operation(context.operation_name, kind, outcome)
 
 
 class CountOperations(SchemaExtension):
@@ -317,6 +314,13 @@ class GraphQLView(GraphQL[RequestContext, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        # The response cache keeps only answers without errors; it reads this flag.
+        request.scope[RESULT_OK_KEY] = not result.errors
+        return await super().process_result(request, result)
+
 
 def graphql_error_response(
     status: int, message: str, code: str, headers: dict[str, str] | None = None, **extensions: Any
@@ -374,6 +378,10 @@ class GraphQLEndpoint:
         # talkgate's own explorer page when it was built; else strawberry's CDN GraphiQL.
         self.ide = ide
         self.persisted = persisted or PersistedQueryPolicy.from_settings(settings)
+        graphql_schema = view.schema._schema  # type: ignore[attr-defined]
+        self.cacheable = Cacheability(graphql_schema)
+        # Responses cached by another version of talkgate (a rolling deploy) are not ours.
+        self.schema_id = hashlib.sha256(print_schema(graphql_schema).encode()).hexdigest()[:16]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -415,6 +423,7 @@ class GraphQLEndpoint:
             await response(scope, receive, send)
             return
         scope[PRINCIPAL_KEY] = principal
+        params: dict[str, Any] | None = None
         if request.method == "POST":
             body = await _read_limited(receive, self.settings.graphql_max_bytes)
             if body is None:
@@ -432,38 +441,162 @@ class GraphQLEndpoint:
                 await response(scope, receive, send)
                 return
             try:
-                body = await self._resolve_body(body, request.state.persisted)
+                body, params = await self._resolve_body(body, request.state.persisted)
             except TalkgateError as exc:
                 await _refusal(exc)(scope, receive, send)
                 return
             receive = _replay(body, receive)
         elif request.method == "GET":
             try:
-                scope = await self._resolve_query_string(scope, request.state.persisted)
+                scope, params = await self._resolve_query_string(scope, request.state.persisted)
             except TalkgateError as exc:
                 await _refusal(exc)(scope, receive, send)
                 return
-        await self.view(scope, receive, send)
+        responses: ResponseCache | None = request.state.responses
+        if params is None or responses is None:
+            await self.view(scope, receive, send)
+            return
+        cached = self._cache_key(params, principal)
+        if cached is None:
+            self.metrics.response_cache.labels("uncacheable").inc()
+            await self.view(scope, receive, send)
+            return
+        key, operation_name = cached
+        try:
+            generation = await request.state.services.store.generation()
+        except StoreUnavailable:
+            await self.view(scope, receive, send)  # the operation says SERVICE_UNAVAILABLE
+            return
+        found = await responses.get(key, generation)
+        conditional = request.headers.get("if-none-match") if request.method == "GET" else None
+        if found is not None:
+            # Served, like an execution: counted with the operations.
+            self.metrics.count_operation(operation_name, "query", "ok")
+            await self._answer_cached(found, request.method, conditional, send)
+            return
+        keeping = self._keeping(scope, send, responses, (key, generation), conditional)
+        await self.view(scope, receive, keeping)
 
-    async def _resolve_body(self, body: bytes, documents: PersistedQueries) -> bytes:
-        """The body with the document its `extensions.persistedQuery` names (Apollo APQ)."""
+    def _cache_key(
+        self, params: Mapping[str, Any], principal: Principal
+    ) -> tuple[str, str | None] | None:
+        """The response cache's key for a store-only query and its operation's name; or
+        None."""
+        document = params.get("query")
+        name = params.get("operationName")
+        variables = params.get("variables")
+        if isinstance(variables, str):  # a GET parameter
+            try:
+                variables = orjson.loads(variables) if variables else None
+            except orjson.JSONDecodeError:
+                return None
+        if (
+            not isinstance(document, str)
+            or not (name is None or isinstance(name, str))
+            or not (variables is None or isinstance(variables, dict))
+        ):
+            return None
+        analysis = self.cacheable(document)
+        if not analysis.store_only:
+            return None
+        key = cache_key(
+            schema_id=self.schema_id,
+            document=document,
+            operation_name=name or None,
+            variables=variables,
+            scopes=principal.scopes,
+        )
+        return key, name or analysis.operation_name
+
+    async def _answer_cached(
+        self, found: CachedResponse, method: str, conditional: str | None, send: Send
+    ) -> None:
+        headers = self._validators(found.etag) if method == "GET" else []
+        if method == "GET" and matches(conditional, found.etag):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(found.body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": found.body})
+
+    def _keeping(
+        self,
+        scope: Scope,
+        send: Send,
+        responses: ResponseCache,
+        entry: tuple[str, str],
+        conditional: str | None,
+    ) -> Send:
+        """`send` that keeps a successful answer in the cache (its key, and the generation
+        of the store read before it was computed) and gives a GET its ETag."""
+        start: Message | None = None
+        chunks: list[bytes] = []
+        is_get = scope["method"] == "GET"
+
+        async def keeping(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks)
+            if start["status"] != 200 or scope.get(RESULT_OK_KEY) is not True:
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+                return
+            kept = await responses.put(*entry, body)
+            if is_get and matches(conditional, kept.etag):
+                headers = self._validators(kept.etag)
+                await send({"type": "http.response.start", "status": 304, "headers": headers})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            if is_get:
+                start = {**start, "headers": [*start["headers"], *self._validators(kept.etag)]}
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        return keeping
+
+    def _validators(self, etag: str) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"etag", etag.encode()),
+            (b"cache-control", self.settings.response_cache_control.encode()),
+            (b"vary", b"Authorization"),
+        ]
+
+    async def _resolve_body(
+        self, body: bytes, documents: PersistedQueries
+    ) -> tuple[bytes, dict[str, Any] | None]:
+        """The body with the document its `extensions.persistedQuery` names (Apollo APQ),
+        and its parameters when it is a JSON object."""
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return body  # the view answers that itself
+            return body, None  # the view answers that itself
         if not isinstance(data, dict):
-            return body
+            return body, None
         resolved = await self.persisted.resolve(data, documents)
-        return body if resolved == data else orjson.dumps(resolved)
+        return (body if resolved == data else orjson.dumps(resolved)), resolved
 
-    async def _resolve_query_string(self, scope: Scope, documents: PersistedQueries) -> Scope:
+    async def _resolve_query_string(
+        self, scope: Scope, documents: PersistedQueries
+    ) -> tuple[Scope, dict[str, Any]]:
         """A GET's parameters with the document `extensions` names (a JSON parameter)."""
         query_string = scope.get("query_string", b"").decode("latin-1")
-        params = dict(parse_qsl(query_string, keep_blank_values=True))
+        params: dict[str, Any] = dict(parse_qsl(query_string, keep_blank_values=True))
         resolved = await self.persisted.resolve(params, documents)
         if resolved == params:
-            return scope
-        return {**scope, "query_string": urlencode(resolved).encode("latin-1")}
+            return scope, params
+        return {**scope, "query_string": urlencode(resolved).encode("latin-1")}, resolved
 
     def _principal(self, request: Request) -> Principal | None:
         key = bearer_key(request.headers.get("authorization"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -9,6 +11,9 @@ from starlette.responses import Response
 
 # Paths become route templates so a label never holds a ticket or grows without bound.
 _ROUTES = ("/graphql", "/webhooks/talks", "/healthz", "/readyz", "/metrics", "/explorer")
+
+_OPERATION_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
+_MAX_OPERATION_NAMES = 500
 
 
 def route_of(path: str) -> str:
@@ -25,6 +30,7 @@ class Metrics:
     """The collectors, in a registry of their own (one per app, so tests stay independent)."""
 
     def __init__(self) -> None:
+        self._operation_names: set[str] = set()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -79,6 +85,28 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+
+        self.response_cache = Counter(
+            "talkgate_response_cache_total",
+            "GraphQL requests by response-cache outcome: hit, shared_hit, miss, bypass (the "
+            "cache could not be trusted), uncacheable (not a store-only query).",
+            ["outcome"],
+            registry=r,
+        )
+
+    def count_operation(self, name: str | None, kind: str, outcome: str) -> None:
+        """Count one operation; names come from clients, so the set of label values is
+        bounded."""
+        self.operations.labels(self._operation_name(name), kind, outcome).inc()
+
+    def _operation_name(self, name: str | None) -> str:
+        if not name or not _OPERATION_NAME.match(name):
+            return "anonymous"
+        if name not in self._operation_names:
+            if len(self._operation_names) >= _MAX_OPERATION_NAMES:
+                return "other"
+            self._operation_names.add(name)
+        return name
 
     def observe_upstream(self, operation: str, outcome: str) -> None:
         self.upstream.labels(operation, outcome).inc()

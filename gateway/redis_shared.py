@@ -1,4 +1,5 @@
-"""Sharing between replicas through Redis: events, rate limits, tickets, persisted queries.
+"""Sharing between replicas through Redis: events, rate limits, tickets, persisted queries,
+responses.
 
 Imported only when TALKGATE_REDIS_URL is set (the `redis` extra). Each part keeps working in
 this process while Redis is unreachable, and says so once.
@@ -20,6 +21,7 @@ from gateway.persisted import LocalPersistedQueries
 from gateway.pubsub import AGENT_STATUS, TALKS, Event, LocalFanout
 from gateway.ratelimit import LocalRateLimiter
 from gateway.recordings import Recording
+from gateway.response_cache import SharedUnavailable
 
 log = logging.getLogger("talkgate.redis")
 
@@ -252,3 +254,26 @@ class RedisPersistedQueries:
         if not self._warned:
             log.warning("Redis unreachable, persisted queries are kept per replica: %s", exc)
             self._warned = True
+
+
+class RedisResponses:
+    """Responses shared by the replicas, each under the store generation it was computed at
+    (a write moves the store on, so older entries are never read again and expire)."""
+
+    def __init__(self, client: Redis, ttl_s: float, *, prefix: str = "talkgate:") -> None:
+        self._client = client
+        self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._prefix = prefix + "response:"
+
+    async def get(self, key: str, generation: str) -> bytes | None:
+        try:
+            kept = await self._client.get(f"{self._prefix}{generation}:{key}")
+        except (RedisError, OSError) as exc:
+            raise SharedUnavailable(str(exc)) from None
+        return kept if isinstance(kept, bytes) else None
+
+    async def put(self, key: str, generation: str, body: bytes) -> None:
+        try:
+            await self._client.set(f"{self._prefix}{generation}:{key}", body, px=self._ttl_ms)
+        except (RedisError, OSError) as exc:
+            raise SharedUnavailable(str(exc)) from None

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     graphiql: bool = True
     # Automatic persisted queries; the manifest's documents; only those (allow-list mode).
     persisted_queries: bool = True
+    # Whole responses of store-only queries; 0 turns the cache off.
+    response_cache_mb: int = Field(default=64, ge=0)
+    response_cache_ttl_s: float = Field(default=300.0, gt=0)
+    response_cache_control: str = "private, no-cache"
     persisted_queries_file: Path | None = None
     persisted_queries_only: bool = False
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
