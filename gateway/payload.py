@@ -38,9 +38,17 @@ def _blank_to_none(value: object) -> object:
 
 
 _INT64 = range(-(2**63), 2**63)
+_INT64_MIN, _INT64_STOP = -(2**63), 2**63
 
 
 def _lenient_int(value: object) -> object:
+    # Most values are already ints (or absent): answer those without the general path.
+    if type(value) is int:
+        if _INT64_MIN <= value < _INT64_STOP:
+            return value
+        raise ValueError("the integer is outside the 64-bit range")
+    if value is None:
+        return None
     value = _int_from(value)
     if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
         raise ValueError("the integer is outside the 64-bit range")
@@ -72,6 +80,8 @@ _FALSE = frozenset({"0", "false", "f", "no", "n", "nao", "não", "off", ""})
 
 
 def _lenient_bool(value: object) -> object:
+    if value is True or value is False:
+        return value
     if value is None:
         return False
     if isinstance(value, str):
@@ -85,6 +95,8 @@ def _lenient_bool(value: object) -> object:
 
 def _as_text(value: object) -> object:
     """External ids and similar codes are strings whatever their JSON type."""
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int | float):
@@ -122,13 +134,16 @@ def parse_datetime(value: object, zone: tzinfo = DEFAULT_ZONE) -> datetime | Non
         except (OverflowError, OSError, ValueError):
             raise ValueError("the timestamp is out of range") from None
     elif isinstance(value, str):
-        text = _SPACED_COLON.sub(":", value.strip())
-        if not text or text.startswith(_ZERO_DATES):
-            return None
         try:
-            moment = datetime.fromisoformat(text)
+            # Most values are plain ISO 8601 already; the repairs below cannot change
+            # one that parses as it is (they touch only spaces, which it has none of
+            # around its colons or at its ends).
+            moment = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError("not a datetime in any known spelling") from None
+            repaired = _repaired_datetime(value)
+            if repaired is None:
+                return None
+            moment = repaired
     else:
         raise ValueError(f"a datetime must be a string, not {type(value).__name__}")
     if moment.tzinfo is None:
@@ -137,6 +152,16 @@ def parse_datetime(value: object, zone: tzinfo = DEFAULT_ZONE) -> datetime | Non
         return moment.astimezone(UTC)
     except OverflowError:
         raise ValueError("the datetime is out of range") from None
+
+
+def _repaired_datetime(value: str) -> datetime | None:
+    text = _SPACED_COLON.sub(":", value.strip())
+    if not text or text.startswith(_ZERO_DATES):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not a datetime in any known spelling") from None
 
 
 def _datetime_field(value: object, info: ValidationInfo) -> datetime | None:
