@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -12,10 +13,16 @@ import orjson
 
 from gateway.payload import PayloadRejected, validate_talks
 from gateway.pubsub import TALKS, Broker
-from gateway.storage import TalkStore
+from gateway.storage import StoreUnavailable, TalkStore
 from gateway.storage.records import Delivery, DeliveryOutcome
 
 log = logging.getLogger("talkgate.ingest")
+
+# Most bodies one group commit stores; more wait for the next transaction.
+_GROUP_LIMIT = 256
+
+# A delivery waiting for its group commit, and where its caller waits for the outcome.
+_Waiting = tuple[Delivery, "asyncio.Future[DeliveryOutcome]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,34 +71,53 @@ class Ingestor:
         # Told the changed talk ids after each commit that changed any, before the publish
         # and before the senders get their answers (a response cache invalidates here).
         self._on_commit = on_commit
+        # Bodies waiting for the next group commit, and the task committing them.
+        self._waiting: list[_Waiting] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def ingest(self, body: Body) -> DeliveryOutcome:
-        """Store one body; raises BodyRejected (after dead-lettering it) when it is not a talk."""
-        [outcome] = await self.ingest_many([body])
-        if isinstance(outcome, BodyRejected):
-            raise outcome
-        return outcome
+        """Store one body; raises BodyRejected (after dead-lettering it) when it is not a talk.
+
+        Bodies validated while a transaction commits wait for it and then go together in
+        the next one (group commit: one transaction, one sync to disk, for all of them).
+        Each caller is answered only once the transaction holding its body committed, with
+        its own outcome; a failure of that transaction reaches every caller in it.
+        """
+        prepared = await self._prepare(body)
+        if isinstance(prepared, BodyRejected):
+            raise prepared
+        answer: asyncio.Future[DeliveryOutcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append((prepared, answer))
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_waiting())
+        return await answer
 
     async def ingest_many(self, bodies: Sequence[Body]) -> list[DeliveryOutcome | BodyRejected]:
         """Store the valid bodies together; each invalid one is dead-lettered and reported."""
-        results: list[DeliveryOutcome | BodyRejected | None] = []
-        deliveries: list[Delivery] = []
-        for body in bodies:
-            try:
-                data = orjson.loads(body.raw)
-            except orjson.JSONDecodeError as exc:
-                errors = [{"loc": "", "msg": str(exc)}]
-                results.append(await self.reject(body, 400, "the body is not JSON", errors))
-                continue
-            try:
-                talks = validate_talks(data, zone=self._zone)
-            except PayloadRejected as exc:
-                results.append(await self.reject(body, 422, exc.reason, exc.errors))
-                continue
-            key = delivery_key(body.raw, body.key)
-            deliveries.append(Delivery(key=key, source=body.source, body=body.raw, talks=talks))
-            results.append(None)
+        results = [await self._prepare(body) for body in bodies]
+        deliveries = [r for r in results if isinstance(r, Delivery)]
         stored = await self._store.ingest(deliveries) if deliveries else []
+        await self._committed(stored)
+        outcomes = iter(stored)
+        return [r if isinstance(r, BodyRejected) else next(outcomes) for r in results]
+
+    async def _prepare(self, body: Body) -> Delivery | BodyRejected:
+        """The body as a delivery to store, or its rejection (already dead-lettered)."""
+        try:
+            data = orjson.loads(body.raw)
+        except orjson.JSONDecodeError as exc:
+            errors = [{"loc": "", "msg": str(exc)}]
+            return await self.reject(body, 400, "the body is not JSON", errors)
+        try:
+            talks = validate_talks(data, zone=self._zone)
+        except PayloadRejected as exc:
+            return await self.reject(body, 422, exc.reason, exc.errors)
+        return Delivery(
+            key=delivery_key(body.raw, body.key), source=body.source, body=body.raw, talks=talks
+        )
+
+    async def _committed(self, stored: Sequence[DeliveryOutcome]) -> None:
+        """Tell the hook, then the subscribers, what a commit changed."""
         changed = list(dict.fromkeys(i for o in stored for i in o.changed_ids))
         if changed and self._on_commit is not None:
             await self._on_commit(changed)
@@ -99,8 +125,54 @@ class Ingestor:
             # Published after the commit: a subscriber reading the talk finds the change.
             for talk_id in changed:
                 await self._broker.publish(TALKS, {"id": talk_id})
-        outcomes = iter(stored)
-        return [r if r is not None else next(outcomes) for r in results]
+
+    async def _commit_waiting(self) -> None:
+        try:
+            while self._waiting:
+                group = self._waiting[:_GROUP_LIMIT]
+                del self._waiting[:_GROUP_LIMIT]
+                await self._commit_group(group)
+        except BaseException as exc:  # cancelled: nothing is left to commit the others
+            for _, answer in self._waiting:
+                _fail(answer, exc)
+            self._waiting.clear()
+            raise
+        finally:
+            self._committer = None
+
+    async def _commit_group(self, group: list[_Waiting]) -> None:
+        try:
+            stored = await self._store.ingest([delivery for delivery, _ in group])
+        except StoreUnavailable as exc:
+            for _, answer in group:
+                _fail(answer, exc)
+            return
+        except Exception as exc:
+            if len(group) == 1:
+                _fail(group[0][1], exc)
+                return
+            # Not the store being away: one body may be at fault. Each alone, then, so the
+            # others are answered as if they had come alone.
+            for waiting in group:
+                await self._commit_group([waiting])
+            return
+        except BaseException as exc:
+            for _, answer in group:
+                _fail(answer, exc)
+            raise
+        try:
+            await self._committed(stored)
+        except Exception as exc:  # committed, but the callers hear of the failure as before
+            for _, answer in group:
+                _fail(answer, exc)
+            return
+        except BaseException as exc:
+            for _, answer in group:
+                _fail(answer, exc)
+            raise
+        for (_, answer), outcome in zip(group, stored, strict=True):
+            if not answer.done():  # its caller may have gone away
+                answer.set_result(outcome)
 
     async def reject(
         self,
@@ -125,3 +197,12 @@ class Ingestor:
             extra={"source": body.source, "reason": reason, "dead_letter_id": dead_letter_id},
         )
         return BodyRejected(status, reason, errors, dead_letter_id)
+
+
+def _fail(answer: asyncio.Future[DeliveryOutcome], exc: BaseException) -> None:
+    if answer.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        answer.cancel()
+    else:
+        answer.set_exception(exc)
