@@ -1,0 +1,237 @@
+"""Ingest figures alone: `talkgate ingest`, webhook deliveries, PostgreSQL round trips.
+
+Run: `.venv/bin/python -m bench.ingest_profile PART... [--talks N] [--deliveries N]`, PART
+one or more of:
+
+- `cli`: `talkgate ingest` of N NDJSON talks (default 100k) into an empty SQLite file, and
+  the parse-only floor on the same file, as `bench.http_floor` measures them (talks/s, peak
+  RSS polled from /proc);
+- `webhook`: deliveries/s of the fixture payload at concurrency 8, `talkgate serve` on
+  SQLite against the read-the-body route of `bench.http_floor`'s floor; floor and gateway
+  runs alternate `--rounds` times and each ratio is of back-to-back runs;
+- `postgres`: statements (asyncpg calls, each one round trip) per talk for 500-talk batches
+  of `Ingestor.ingest_many` into an empty PostgreSQL database, new talks and then the same
+  talks again advanced by one message, and talks/s of each;
+- `profile`: cProfile of `Ingestor.ingest_many` on SQLite in this process (batches of 500),
+  the top functions by cumulative and own time.
+
+It prints figures and never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import orjson
+from pydantic import SecretStr
+
+from bench import http_floor
+from bench.backends import POSTGRES_DSN, Layout, talk_payloads
+from gateway.ingest import Body, Ingestor
+from gateway.settings import Settings
+from gateway.storage import open_store
+
+BATCH = 500
+LAYOUT = Layout(block=10_000)
+
+
+def _settings(url: str) -> Settings:
+    return Settings(_env_file=None, database_url=url, secret_key=SecretStr("x" * 32))  # type: ignore[call-arg]
+
+
+def _bodies(first: int, stop: int) -> list[Body]:
+    return [Body(orjson.dumps(t), "bench") for t in talk_payloads(LAYOUT, first, stop)]
+
+
+# -- cli --------------------------------------------------------------------------------------
+
+
+def run_cli(directory: Path, talks: int) -> None:
+    cli, floor = http_floor.bench_cli_ingest(directory, talks)
+    print(
+        f"cli: talkgate ingest of {cli.rows:,} talks: {cli.rate:,.0f} talks/s"
+        f" ({cli.seconds:.1f}s), peak RSS {cli.peak_mib:,.0f} MiB; parse-only floor"
+        f" {floor.rate:,.0f} talks/s, {floor.peak_mib:,.0f} MiB; floor/gateway"
+        f" {floor.rate / cli.rate:.1f}x",
+        flush=True,
+    )
+
+
+# -- webhook ----------------------------------------------------------------------------------
+
+
+async def run_webhook(directory: Path, deliveries: int, rounds: int) -> None:
+    db = directory / "gateway.db"
+    url = f"sqlite:///{db}"
+    await http_floor.fill(url, http_floor.FILL)
+    logs = directory / "gateway.log", directory / "floor.log"
+    gateway = http_floor.start(
+        "gateway",
+        [sys.executable, "-m", "gateway.cli", "serve"],
+        http_floor.gateway_env(url),
+        logs[0],
+    )
+    floor = http_floor.start(
+        "floor",
+        [sys.executable, "-m", "bench.http_floor", "--serve-floor"],
+        http_floor.clean_env() | {http_floor.FLOOR_DB_ENV: url},
+        logs[1],
+    )
+    ratios: list[float] = []
+    try:
+        await http_floor.wait_ready(gateway, logs[0])
+        await http_floor.wait_ready(floor, logs[1])
+        for n in range(rounds):
+            base = 50_000_000 + n * 2 * deliveries
+            body = await http_floor.drive(
+                floor, "floor", deliveries, 16, http_floor.deliveries(base)
+            )
+            hook = await http_floor.drive(
+                gateway, "gateway", deliveries, 16, http_floor.deliveries(base + deliveries)
+            )
+            ratio = body.rate / hook.rate
+            ratios.append(ratio)
+            print(
+                f"webhook round {n + 1}: read-body floor {body.rate:,.0f}/s p50"
+                f" {body.p50 * 1000:.2f} ms; gateway {hook.rate:,.0f}/s p50"
+                f" {hook.p50 * 1000:.2f} ms, {hook.failures} failed, RSS"
+                f" {hook.peak_mib:,.0f} MiB; floor/gateway {ratio:.2f}x",
+                flush=True,
+            )
+    finally:
+        gateway.stop()
+        floor.stop()
+    print(f"webhook: floor/gateway median {statistics.median(ratios):.2f}x", flush=True)
+
+
+# -- postgres ---------------------------------------------------------------------------------
+
+
+_CALLS = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
+
+
+@contextmanager
+def counted_calls() -> Iterator[Counter[str]]:
+    """Count asyncpg connection calls (each one round trip) while the block runs."""
+    counts: Counter[str] = Counter()
+    originals = {name: getattr(asyncpg.Connection, name) for name in _CALLS}
+
+    def wrap(name: str, original: Any) -> Any:
+        async def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return await original(self, *args, **kwargs)
+
+        return call
+
+    for name, original in originals.items():
+        setattr(asyncpg.Connection, name, wrap(name, original))
+    try:
+        yield counts
+    finally:
+        for name, original in originals.items():
+            setattr(asyncpg.Connection, name, original)
+
+
+def _advanced(bodies: list[Body]) -> list[Body]:
+    """The same talks, each with one more message: every one wins over the stored one."""
+    out = []
+    for body in bodies:
+        talk = orjson.loads(body.raw)
+        extra = dict(talk["talk_histories"][-1])
+        extra["id"] = talk["id"] * 10 + 9
+        talk["talk_histories"].append(extra)
+        out.append(Body(orjson.dumps(talk), "bench"))
+    return out
+
+
+async def run_postgres(talks: int) -> None:
+    admin = await asyncpg.connect(POSTGRES_DSN)
+    name = "talkgate_ingest_profile"
+    await admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    await admin.execute(f"CREATE DATABASE {name}")
+    url = POSTGRES_DSN.rsplit("/", 1)[0] + "/" + name
+    store = open_store(url)
+    await store.open()
+    try:
+        ingestor = Ingestor(store, _settings(url).zone)
+        new = [_bodies(f, min(f + BATCH, talks)) for f in range(0, talks, BATCH)]
+        for label, batches in (("new talks", new), ("advanced", [_advanced(b) for b in new])):
+            began = time.perf_counter()
+            with counted_calls() as counts:
+                for bodies in batches:
+                    await ingestor.ingest_many(bodies)
+            seconds = time.perf_counter() - began
+            detail = ", ".join(f"{k} {v / talks:.2f}" for k, v in sorted(counts.items()))
+            print(
+                f"postgres {label}: {sum(counts.values()) / talks:.2f} statements per talk"
+                f" ({detail}); {talks / seconds:,.0f} talks/s ({talks:,} in {seconds:.1f}s)",
+                flush=True,
+            )
+    finally:
+        await store.close()
+        await admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        await admin.close()
+
+
+# -- profile ----------------------------------------------------------------------------------
+
+
+async def run_profile(directory: Path, talks: int) -> None:
+    url = f"sqlite:///{directory / 'profile.db'}"
+    store = open_store(url)
+    await store.open()
+    batches = [_bodies(f, min(f + BATCH, talks)) for f in range(0, talks, BATCH)]
+    try:
+        ingestor = Ingestor(store, _settings(url).zone)
+        profiler = cProfile.Profile()
+        began = time.perf_counter()
+        profiler.enable()
+        for bodies in batches:
+            await ingestor.ingest_many(bodies)
+        profiler.disable()
+        seconds = time.perf_counter() - began
+    finally:
+        await store.close()
+    print(f"profile: {talks / seconds:,.0f} talks/s in process (profiled)", flush=True)
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(25)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest_profile", description=__doc__)
+    parser.add_argument("parts", nargs="+", choices=("cli", "webhook", "postgres", "profile"))
+    parser.add_argument("--talks", type=int, default=100_000, help="cli: NDJSON talks")
+    parser.add_argument("--deliveries", type=int, default=1_500, help="webhook: per run")
+    parser.add_argument("--rounds", type=int, default=2, help="webhook: floor/gateway pairs")
+    parser.add_argument("--pg-talks", type=int, default=5_000, help="postgres: talks")
+    parser.add_argument("--profile-talks", type=int, default=10_000, help="profile: talks")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="talkgate-ingest-") as tmp:
+        directory = Path(tmp)
+        for part in args.parts:
+            if part == "cli":
+                run_cli(directory, args.talks)
+            elif part == "webhook":
+                asyncio.run(run_webhook(directory, args.deliveries, args.rounds))
+            elif part == "postgres":
+                asyncio.run(run_postgres(args.pg_talks))
+            else:
+                asyncio.run(run_profile(directory, args.profile_talks))
+
+
+if __name__ == "__main__":
+    main()
