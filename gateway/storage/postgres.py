@@ -229,26 +229,25 @@ class PostgresStore:
         received_at = now_iso()
         for delivery in deliveries:
             talk_ids = [t.id for t in delivery.talks]
-            # A known key, or a body received before under any key, is a redelivery.
+            # A known key, or a body received before under any key, is a redelivery. The
+            # delivery and its talk ids go in one round trip.
             sequence = await c.fetchval(
-                "INSERT INTO deliveries (key, source, received_at, body_sha256, body, body_json)"
-                " VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING RETURNING seq",
+                "WITH d AS (INSERT INTO deliveries (key, source, received_at, body_sha256,"
+                " body, body_json) VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING"
+                " RETURNING seq), dt AS (INSERT INTO delivery_talks (seq, talk_id)"
+                " SELECT d.seq, t FROM d CROSS JOIN unnest($7::bigint[]) AS t"
+                " ON CONFLICT DO NOTHING) SELECT seq FROM d",
                 _text(delivery.key),
                 _text(delivery.source),
                 received_at,
                 hashlib.sha256(delivery.body).hexdigest(),
                 delivery.body,
                 _body_json(delivery.body),
+                talk_ids,
             )
             if sequence is None:
                 outcomes.append(DeliveryOutcome(delivery.key, True, talk_ids, []))
                 continue
-            await c.execute(
-                "INSERT INTO delivery_talks (seq, talk_id)"
-                " SELECT $1, t FROM unnest($2::bigint[]) AS t ON CONFLICT DO NOTHING",
-                sequence,
-                talk_ids,
-            )
             changed = [
                 t.id
                 for position, t in enumerate(delivery.talks)
