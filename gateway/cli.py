@@ -166,6 +166,7 @@ def _bodies(path: Path) -> Iterator[tuple[bytes, str, int]]:
 async def _ingest_files(settings: Settings, paths: Sequence[Path], batch: int) -> _Tally:
     from gateway.ingest import Body, BodyRejected, Ingestor
     from gateway.storage import open_store
+    from gateway.storage.records import DeliveryOutcome
 
     store = open_store(settings.database_url)
     await store.open()
@@ -179,9 +180,13 @@ async def _ingest_files(settings: Settings, paths: Sequence[Path], batch: int) -
         done_before = 0
         pending: list[Body] = []
         items = 0
+        # One batch is stored (in the store's writer) while the next one is validated (here):
+        # much of storing is the database's own work, done outside the GIL. Two batches at
+        # most are in hand, so memory stays bounded; they are stored in file order.
+        storing: asyncio.Task[list[DeliveryOutcome | BodyRejected]] | None = None
 
-        async def flush() -> None:
-            for outcome in await ingestor.ingest_many(pending):
+        def count(outcomes: list[DeliveryOutcome | BodyRejected]) -> None:
+            for outcome in outcomes:
                 if isinstance(outcome, BodyRejected):
                     tally.rejected += 1
                     tally.rejections.append(
@@ -192,18 +197,33 @@ async def _ingest_files(settings: Settings, paths: Sequence[Path], batch: int) -
                 else:
                     tally.accepted += 1
                     tally.changed += len(outcome.changed_ids)
-            pending.clear()
 
-        for path in paths:
-            consumed = 0
-            for body, source, consumed in _bodies(path):
-                pending.append(Body(body, source))
-                items += 1
-                if len(pending) >= batch:
-                    await flush()
-                progress.update(done_before + consumed, items)
-            done_before += path.stat().st_size
-        await flush()
+        async def flush() -> None:
+            nonlocal storing
+            bodies = list(pending)
+            pending.clear()
+            previous, storing = storing, asyncio.create_task(ingestor.ingest_many(bodies))
+            if previous is not None:
+                count(await previous)
+
+        try:
+            for path in paths:
+                consumed = 0
+                for body, source, consumed in _bodies(path):
+                    pending.append(Body(body, source))
+                    items += 1
+                    if len(pending) >= batch:
+                        await flush()
+                    progress.update(done_before + consumed, items)
+                done_before += path.stat().st_size
+            if pending:
+                await flush()
+            if storing is not None:
+                count(await storing)
+                storing = None
+        finally:
+            if storing is not None:  # a failure above: let the batch in hand finish first
+                await asyncio.gather(storing, return_exceptions=True)
         progress.update(total, items, final=True)
     finally:
         await store.close()
