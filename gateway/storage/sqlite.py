@@ -80,6 +80,9 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+_GENERATION = "SELECT (SELECT id FROM store_identity), (SELECT max(seq) FROM deliveries)"
+
+
 class SQLiteStore:
     """TalkStore on a SQLite file."""
 
@@ -92,6 +95,7 @@ class SQLiteStore:
         self._writer: sqlite3.Connection | None = None
         self._write_pool: ThreadPoolExecutor | None = None
         self._read_pool: ThreadPoolExecutor | None = None
+        self._generation_reader: sqlite3.Connection | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -111,6 +115,7 @@ class SQLiteStore:
             for connection in self._reader_connections:
                 connection.close()
             self._reader_connections.clear()
+        self._generation_reader = None
         self._write_pool = self._read_pool = None
 
     async def ping(self) -> None:
@@ -119,12 +124,27 @@ class SQLiteStore:
 
     async def generation(self) -> str:
         # Deliveries are numbered by one writer in commit order (AUTOINCREMENT: never reused).
-        row = await self._read(
-            lambda c: c.execute(
-                "SELECT (SELECT id FROM store_identity), (SELECT max(seq) FROM deliveries)"
-            ).fetchone()
-        )
+        # Read on the event loop: this runs on every cacheable request, and two index lookups
+        # cost less than a hop to a reader thread. It never waits for a lock (busy_timeout 0):
+        # a busy file is StoreUnavailable, and the caller goes on without the cache.
+        if self._read_pool is None:
+            raise StoreUnavailable("the store is not open")
+        try:
+            row = self._loop_reader().execute(_GENERATION).fetchone()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
         return f"{row[0]}.{row[1] or 0}"
+
+    def _loop_reader(self) -> sqlite3.Connection:
+        if self._generation_reader is None:
+            connection = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            connection.execute("PRAGMA query_only = ON")
+            with self._lock:
+                self._reader_connections.append(connection)
+            self._generation_reader = connection
+        return self._generation_reader
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
