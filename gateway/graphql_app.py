@@ -33,6 +33,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
 from gateway.errors import TalkgateError
+from gateway.execution import FastExecutionContext
 from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
@@ -251,6 +252,7 @@ def build_schema(
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,
+        execution_context_class=FastExecutionContext,
     )
 
 

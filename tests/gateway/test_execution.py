@@ -1,0 +1,454 @@
+"""FastExecutionContext answers exactly as strawberry's own execution context does.
+
+Each test runs the same operation on two schemas that differ only in their execution context
+class and compares the results: data (with the order of its keys) and the formatted errors
+(messages, paths, locations, codes). Hypothesis draws the operations: selections over the
+read schema on talks ingested through the webhook (the documented example among them, and
+copies full of nulls) for a caller with and without customers:pii; and every shape of value
+a plain field may hold, wrong ones included, on a small schema of its own.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import strawberry
+from graphql import GraphQLObjectType, GraphQLSchema, get_named_type, is_leaf_type
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types import ExecutionResult
+
+from gateway.app import create_app
+from gateway.auth import Principal
+from gateway.demo import example_talk
+from gateway.execution import FastExecutionContext
+from gateway.graphql_app import GraphQLView, build_schema
+from resolvers.context import RequestContext, Services
+from schema.scalars import SCALARS, UtcDateTime
+from tests.conftest import READ_KEY, gql, make_settings, push, serving
+from tests.factories import talk
+
+PROPERTIES = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+READER = Principal("reader", frozenset({"talks:read"}))
+PII_READER = Principal("pii-reader", frozenset({"talks:read", "customers:pii"}))
+VARIABLES = {"yes": True, "no": False}
+
+
+def operation(selection: str, fragments: str = "") -> str:
+    """A query of `selection` declaring the variables it uses (an unused one is an error)."""
+    used = [f"${name}: Boolean!" for name in VARIABLES if f"${name}" in selection + fragments]
+    declared = f"({', '.join(used)})" if used else ""
+    return f"query Q{declared} {{ {selection} }} {fragments}"
+
+
+def same(fast: ExecutionResult, plain: ExecutionResult) -> None:
+    """Equal data, keys in the same order, and equal formatted errors in the same order."""
+    assert orjson.dumps(fast.data) == orjson.dumps(plain.data)
+    assert [e.formatted for e in fast.errors or ()] == [e.formatted for e in plain.errors or ()]
+
+
+def with_plain_execution(schema: strawberry.Schema) -> strawberry.Schema:
+    schema.execution_context_class = StrawberryGraphQLCoreExecutionContext
+    return schema
+
+
+# -- the read schema on ingested talks ------------------------------------------------------
+
+
+def dirty_talks() -> list[dict[str, Any]]:
+    """The documented example as PipeRun sends it, and copies with nulls wherever allowed."""
+    nulls = talk(
+        2,
+        agent_id=None,
+        queue_id=None,
+        finished_at=None,
+        external_protocol=None,
+        score=None,
+        latitude=None,
+        client_ip=None,
+        url_viewer=None,
+        bot=None,
+        service_catalog=None,
+        bot_variables=[{"var_name": None, "value": None}],
+        talk_events=[],
+    )
+    nulls["customer"] = {**nulls["customer"], "name": None, "created_at": None}
+    for key in ("telephones", "emails", "custom_fields"):
+        nulls["customer"][key] = []
+    for history in nulls["talk_histories"]:
+        history.update(message=None, sent_at=None, user_id=None, channel_id=None)
+    waiting = talk(3, is_waiting=True, finished_at=None, initiation_type="c")
+    return [example_talk(), talk(1), nulls, waiting, copy.deepcopy(talk(4, score=0))]
+
+
+@dataclass
+class Schemas:
+    fast: strawberry.Schema
+    plain: strawberry.Schema
+    services: Services
+
+    async def both(self, document: str, caller: Principal) -> tuple[ExecutionResult, ...]:
+        results = []
+        for schema in (self.fast, self.plain):
+            context = RequestContext(caller=caller, services=self.services, request_id=None)
+            results.append(
+                await schema.execute(document, variable_values=VARIABLES, context_value=context)
+            )
+        return tuple(results)
+
+
+@pytest.fixture
+async def schemas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Schemas]:
+    """Both schemas over one store holding the dirty talks, with the app's services."""
+    settings_ = make_settings(tmp_path)
+    contexts: list[RequestContext] = []
+    get_context = GraphQLView.get_context
+
+    async def recorded(
+        view: GraphQLView, request: Request | WebSocket, response: Response | WebSocket
+    ) -> RequestContext:
+        context = await get_context(view, request, response)
+        contexts.append(context)
+        return context
+
+    monkeypatch.setattr(GraphQLView, "get_context", recorded)
+    async with serving(create_app(settings_)) as client:
+        assert (await push(client, dirty_talks())).status_code == 202
+        assert "errors" not in await gql(client, "{ __typename }", key=READ_KEY)
+        yield Schemas(
+            fast=build_schema(settings_),
+            plain=with_plain_execution(build_schema(settings_)),
+            services=contexts[0].services,
+        )
+
+
+def _readable_fields(schema: GraphQLSchema, type_name: str) -> list[str]:
+    named = schema.type_map[type_name]
+    assert isinstance(named, GraphQLObjectType)
+    # `recording` asks Talk.me, which these tests do not run.
+    return sorted(name for name in named.fields if name != "recording")
+
+
+DIRECTIVES = ["", "", "", " @include(if: $yes)", " @skip(if: $yes)", " @include(if: $no)"]
+
+
+@st.composite
+def selection_set(
+    draw: st.DrawFn, schema: GraphQLSchema, type_name: str, depth: int, *, spread: bool = True
+) -> str:
+    """Fields of `type_name` (aliased or not, under @skip/@include or not), __typename,
+    inline fragments and the TalkBits fragment, objects down to `depth` levels."""
+    named = schema.type_map[type_name]
+    assert isinstance(named, GraphQLObjectType)
+    fields = _readable_fields(schema, type_name)
+    parts: list[str] = []
+    for i in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["field", "field", "field", "typename", "fragment"]))
+        directive = draw(st.sampled_from(DIRECTIVES))
+        if kind == "typename":
+            parts.append(draw(st.sampled_from(["", f"t{i}: "])) + "__typename" + directive)
+            continue
+        if kind == "fragment":
+            if spread and type_name == "Talk" and draw(st.booleans()):
+                parts.append("...TalkBits" + directive)
+            elif depth > 0:
+                inner = draw(selection_set(schema, type_name, depth - 1, spread=spread))
+                parts.append(f"... on {type_name}{directive} {{ {inner} }}")
+            continue
+        name = draw(st.sampled_from(fields))
+        definition = named.fields[name]
+        arguments = ""
+        if "first" in definition.args and draw(st.booleans()):
+            arguments = f"(first: {draw(st.integers(0, 3))})"
+        # Aliases unique within the document, so that fields do not conflict.
+        alias = f"a{draw(st.integers(0, 10**6))}: " if arguments or draw(st.booleans()) else ""
+        inner_type = get_named_type(definition.type)
+        if is_leaf_type(inner_type):
+            parts.append(f"{alias}{name}{arguments}{directive}")
+        elif depth > 0:
+            inner = draw(selection_set(schema, inner_type.name, depth - 1, spread=spread))
+            parts.append(f"{alias}{name}{arguments}{directive} {{ {inner} }}")
+    return " ".join(parts) or "__typename"
+
+
+@st.composite
+def read_documents(draw: st.DrawFn, schema: GraphQLSchema) -> str:
+    talk_selection = draw(selection_set(schema, "Talk", 3))
+    single = draw(selection_set(schema, "Talk", 2))
+    selection = (
+        f"talks(first: {draw(st.integers(1, 6))}) {{"
+        f" edges {{ cursor node {{ {talk_selection} }} }} pageInfo {{ hasNextPage }} }}"
+        f' one: talk(id: "114603") {{ {single} }}'
+    )
+    fragments = ""
+    if "...TalkBits" in selection:
+        bits = draw(selection_set(schema, "Talk", 2, spread=False))
+        fragments = f"fragment TalkBits on Talk {{ {bits} }}"
+    return operation(selection, fragments)
+
+
+READ_SCHEMA = build_schema()._schema
+
+
+@PROPERTIES
+@given(document=read_documents(READ_SCHEMA), caller=st.sampled_from([READER, PII_READER]))
+async def test_any_read_selection_answers_as_graphql_core_does(
+    schemas: Schemas, document: str, caller: Principal
+) -> None:
+    fast, plain = await schemas.both(document, caller)
+    same(fast, plain)
+
+
+EVERYTHING_OF_A_TALK = """
+query Everything {
+  talks(first: 10) { edges { node { ...T customer { ...C talks(first: 2) { totalCount } } } } }
+}
+fragment T on Talk {
+  __typename id customerId agentId queueId channelId priorityId finishedAt wasSuccess
+  createdAt hasSchedule isCritical score ratingSurveyId startedAt latitude longitude
+  initialSenderChannel isWaiting wasExpired deliveredAt lastWaitingMessageAt isShopping isAds
+  scaledToId clientIp clientUserAgent surveyId talkCategoryId talkServiceId initiationType
+  deliveredToId externalProtocol trackingNumber urlViewer status rawPayloads
+  botVariables { varName value } bot { id description } serviceCatalog { id description }
+  agent { id name login email isBot isActive levelId branchId languageId queueStatus { status } }
+  channel { id description isActive priority primaryColor }
+  events { id talkId eventId isSuccess createdAt reactionType event { id description } }
+  histories(first: 5) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { cursor node { id message from type to sentAt hasAttachment attachmentType
+      user { id name } channel { id } } }
+  }
+}
+fragment C on Customer {
+  id name externalId documentNumber createdAt mainSms isPriority isActive
+  profileInfo { id name isVerifiedUser followerCount }
+  customFields { name value } telephones { id number hasWhatsapp sessionExpiresAt }
+  emails { id email unsubscribedAt }
+}
+"""
+
+
+@pytest.mark.parametrize("caller", [READER, PII_READER], ids=["reader", "pii-reader"])
+async def test_every_field_of_the_dirty_talks_answers_as_graphql_core_does(
+    schemas: Schemas, caller: Principal
+) -> None:
+    fast, plain = await schemas.both(EVERYTHING_OF_A_TALK, caller)
+    same(fast, plain)
+    assert fast.data is not None
+    assert len(fast.data["talks"]["edges"]) == len(dirty_talks())
+    codes = {(e.extensions or {}).get("code") for e in fast.errors or ()}
+    assert codes == {"FORBIDDEN"}  # rawPayloads always; the PII fields for the reader
+
+
+W1 = """
+query W1 { talks(first: 100) { edges { node {
+  id customerId agentId queueId channelId createdAt finishedAt wasSuccess isCritical
+  isWaiting status trackingNumber externalProtocol score customer { id name } } } } }
+"""
+W1_FAST_VALUES_PER_TALK = 17  # node, its 14 plain fields, and customer's id and name
+
+
+async def test_the_fast_path_completes_the_plain_fields_of_a_talks_page(
+    schemas: Schemas,
+) -> None:
+    executors: list[FastExecutionContext] = []
+
+    class Recorded(FastExecutionContext):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            executors.append(self)
+
+    schemas.fast.execution_context_class = Recorded
+    fast, plain = await schemas.both(W1, PII_READER)
+    same(fast, plain)
+    assert fast.data is not None
+    talks = len(fast.data["talks"]["edges"])
+    assert talks == len(dirty_talks())
+    assert [e.fast_values for e in executors] == [W1_FAST_VALUES_PER_TALK * talks]
+
+
+# -- every shape of value on a schema of its own --------------------------------------------
+
+
+@strawberry.enum
+class Shade(Enum):
+    LIGHT = "l"
+    DARK = "d"
+
+
+@strawberry.type
+class Leaf:
+    name: str
+    size: int | None
+
+
+@strawberry.interface
+class Named:
+    name: str | None
+
+
+@strawberry.type
+class Pet(Named):
+    legs: int | None
+
+
+@strawberry.type
+class Sample:
+    text: str
+    maybe_text: str | None
+    number: int
+    maybe_number: int | None
+    ratio: float | None
+    flag: bool
+    maybe_flag: bool | None
+    key: strawberry.ID
+    maybe_key: strawberry.ID | None
+    shade: Shade
+    maybe_shade: Shade | None
+    moment: UtcDateTime | None
+    tags: list[str]
+    maybe_tags: list[str | None] | None
+    leaf: Leaf | None
+    needed_leaf: Leaf
+    leaves: list[Leaf]
+    pet: Pet | None
+    from_: str | None = strawberry.field(name="from")
+
+
+@strawberry.type
+class SampleQuery:
+    @strawberry.field
+    def samples(self, info: strawberry.Info[list[Sample | None], None]) -> list[Sample | None]:
+        return info.context
+
+
+def _sample_schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
+    def one() -> strawberry.Schema:
+        return strawberry.Schema(
+            query=SampleQuery,
+            config=StrawberryConfig(scalar_map=SCALARS),
+            execution_context_class=FastExecutionContext,
+        )
+
+    return one(), with_plain_execution(one())
+
+
+SAMPLE_FAST, SAMPLE_PLAIN = _sample_schemas()
+MISSING = object()  # the attribute is not there at all
+
+
+class Odd:
+    """A value of no builtin type, printed its own way."""
+
+    def __str__(self) -> str:
+        return "odd"
+
+
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.sampled_from([2**31 - 1, 2**31, -(2**31), -(2**31) - 1]),
+    st.floats(),
+    st.text(max_size=4),
+    st.sampled_from([*Shade, "l", "DARK", Odd(), MISSING, ValueError("stored error"), b"x"]),
+    st.just(datetime(2025, 9, 8, 14, 1, 17, tzinfo=UTC)),
+)
+
+
+def built(cls: type[Any], fields: dict[str, Any]) -> Any:
+    """An instance of `cls` holding exactly `fields`, whatever their types."""
+    instance = object.__new__(cls)
+    instance.__dict__.update({k: v for k, v in fields.items() if v is not MISSING})
+    return instance
+
+
+def objects(cls: type[Any], names: list[str], inner: st.SearchStrategy[Any]) -> Any:
+    return st.fixed_dictionaries(dict.fromkeys(names, inner)).map(lambda f: built(cls, f))
+
+
+leaves = objects(Leaf, ["name", "size"], values)
+field_values = st.one_of(
+    values,
+    st.lists(st.one_of(st.text(max_size=3), values), max_size=3),
+    leaves,
+    st.lists(st.one_of(leaves, values), max_size=3),
+    objects(Pet, ["name", "legs"], values),
+)
+SAMPLE_FIELDS = {
+    "text": "text",
+    "maybe_text": "maybeText",
+    "number": "number",
+    "maybe_number": "maybeNumber",
+    "ratio": "ratio",
+    "flag": "flag",
+    "maybe_flag": "maybeFlag",
+    "key": "key",
+    "maybe_key": "maybeKey",
+    "shade": "shade",
+    "maybe_shade": "maybeShade",
+    "moment": "moment",
+    "tags": "tags",
+    "maybe_tags": "maybeTags",
+    "leaf": "leaf { name size __typename }",
+    "needed_leaf": "neededLeaf { size name }",
+    "leaves": "leaves { name }",
+    "pet": "pet { name legs }",
+    "from_": "from",
+}
+samples = st.lists(
+    st.one_of(st.none(), objects(Sample, list(SAMPLE_FIELDS), field_values)), max_size=3
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    items=samples,
+    selected=st.permutations(list(SAMPLE_FIELDS.values())).flatmap(
+        lambda fields: st.integers(1, len(fields)).map(lambda n: fields[:n])
+    ),
+    aliased=st.booleans(),
+)
+def test_any_value_of_a_plain_field_completes_as_graphql_core_does(
+    items: list[Any], selected: list[str], aliased: bool
+) -> None:
+    fields = [f"f{i}: {s}" if aliased else s for i, s in enumerate(selected)]
+    document = "{ samples { __typename " + " ".join(fields) + " } }"
+    fast = SAMPLE_FAST.execute_sync(document, context_value=items)
+    plain = SAMPLE_PLAIN.execute_sync(document, context_value=items)
+    same(fast, plain)
+
+
+def test_a_null_in_a_non_null_plain_field_gets_graphql_core_s_error() -> None:
+    sample = built(Sample, {"text": None, "needed_leaf": built(Leaf, {"name": None})})
+    document = "{ samples { text } more: samples { neededLeaf { name } } }"
+    fast = SAMPLE_FAST.execute_sync(document, context_value=[sample])
+    same(fast, SAMPLE_PLAIN.execute_sync(document, context_value=[sample]))
+    assert fast.data == {"samples": [None], "more": [None]}
+    assert [e.message for e in fast.errors or ()] == [
+        "Cannot return null for non-nullable field Sample.text.",
+        "Cannot return null for non-nullable field Leaf.name.",
+    ]
+
+
+def test_the_app_s_schema_executes_with_the_fast_context() -> None:
+    assert build_schema().execution_context_class is FastExecutionContext
