@@ -28,18 +28,43 @@ After = Annotated[
     str | None, strawberry.argument(description="Cursor of the item to start after (`endCursor`).")
 ]
 
-_INIT_FIELDS: dict[type, tuple[str, ...]] = {}
+_INIT_FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str], bool]] = {}
 
 
 def build(cls: type[T], source: Doc, /, **extra: Any) -> T:
     """An instance of the strawberry type `cls` from a stored document (keys = field names)."""
-    names = _INIT_FIELDS.get(cls)
-    if names is None:
-        names = tuple(f.name for f in dataclasses.fields(cls) if f.init)  # type: ignore[arg-type]
-        _INIT_FIELDS[cls] = names
-    values = {name: source.get(name) for name in names}
+    known = _INIT_FIELDS.get(cls)
+    if known is None:
+        known = _init_fields(cls)
+        _INIT_FIELDS[cls] = known
+    names, accepted, direct = known
+    values = dict(zip(names, map(source.get, names), strict=True))
     values.update(extra)
-    return cls(**values)
+    if not direct or not accepted.issuperset(extra):
+        return cls(**values)  # and its TypeError for a field it does not have
+    # Every field is given, so the dataclass __init__ would only set them; skipping its
+    # keyword-argument handling pays, as a page of talks makes ~200 of these.
+    instance = object.__new__(cls)
+    instance.__dict__.update(values)
+    return instance
+
+
+def _init_fields(cls: type) -> tuple[tuple[str, ...], frozenset[str], bool]:
+    """The fields __init__ takes, and whether setting them is all it does."""
+    fields = dataclasses.fields(cls)
+    names = tuple(f.name for f in fields if f.init)
+    params = getattr(cls, "__dataclass_params__", None)
+    # The generated __init__ leaves alone a field it does not take unless that field has a
+    # default factory (the types here never write their own __init__).
+    direct = (
+        all(f.init or f.default_factory is dataclasses.MISSING for f in fields)
+        and params is not None
+        and params.init
+        and not params.frozen
+        and not hasattr(cls, "__post_init__")
+        and not hasattr(cls, "__slots__")
+    )
+    return names, frozenset(names), direct
 
 
 def _field(description: str, **kwargs: Any) -> Any:

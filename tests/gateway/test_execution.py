@@ -11,6 +11,7 @@ a plain field may hold, wrong ones included, on a small schema of its own.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,17 @@ from gateway.execution import FastExecutionContext
 from gateway.graphql_app import GraphQLView, build_schema
 from resolvers.context import RequestContext, Services
 from schema.scalars import SCALARS, UtcDateTime
+from schema.types import (
+    Bot,
+    Telephone,
+    agent_from_doc,
+    build,
+    channel_from_doc,
+    customer_from_doc,
+    event_from_doc,
+    history_from_doc,
+    talk_from_doc,
+)
 from tests.conftest import READ_KEY, gql, make_settings, push, serving
 from tests.factories import talk
 
@@ -448,6 +460,26 @@ def test_a_null_in_a_non_null_plain_field_gets_graphql_core_s_error() -> None:
         "Cannot return null for non-nullable field Sample.text.",
         "Cannot return null for non-nullable field Leaf.name.",
     ]
+
+
+def test_build_makes_the_objects_their_dataclass_init_makes() -> None:
+    doc = example_talk()
+    made = [
+        talk_from_doc(doc),
+        customer_from_doc(doc["customer"]),
+        history_from_doc(doc["talk_histories"][0]),
+        event_from_doc(doc["talk_events"][0]),
+        agent_from_doc({"id": 7, "name": None}),
+        channel_from_doc({"id": 1}),
+        build(Telephone, doc["customer"]["telephones"][0]),
+        build(Bot, {}),
+    ]
+    for instance in made:
+        kind: type = type(instance)
+        given = {f.name: getattr(instance, f.name) for f in dataclasses.fields(kind) if f.init}
+        assert list(vars(instance).items()) == list(vars(kind(**given)).items())
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+        build(Bot, {}, nope=1)
 
 
 def test_the_app_s_schema_executes_with_the_fast_context() -> None:
