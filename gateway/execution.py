@@ -256,10 +256,12 @@ def _entry(
 
 def _is_plain(field_def: GraphQLField) -> bool:
     """Whether the field only reads an attribute with getattr, as strawberry's basic-field
-    resolver does (no resolver, no extension, no exception handler, no arguments)."""
+    resolver does (no resolver, no extension, no arguments). An exception handler would only
+    see what getattr raises, and then graphql-core runs the field itself."""
     strawberry_field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     return (
         isinstance(strawberry_field, StrawberryField)
+        and type(strawberry_field).get_result is StrawberryField.get_result
         and getattr(field_def.resolve, "_is_default", False) is True
         and strawberry_field.base_resolver is None
         and not strawberry_field.extensions

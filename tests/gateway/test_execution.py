@@ -12,22 +12,29 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
 import strawberry
-from graphql import GraphQLObjectType, GraphQLSchema, get_named_type, is_leaf_type
+from graphql import (
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    get_named_type,
+    is_leaf_type,
+)
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionResult
@@ -460,6 +467,42 @@ def test_a_null_in_a_non_null_plain_field_gets_graphql_core_s_error() -> None:
         "Cannot return null for non-nullable field Sample.text.",
         "Cannot return null for non-nullable field Leaf.name.",
     ]
+
+
+class CountResolves(SchemaExtension):
+    """Middleware: it must see every field, plain ones included."""
+
+    calls: ClassVar[list[str]] = []
+
+    def resolve(
+        self,
+        _next: Callable[..., Any],
+        root: Any,
+        info: GraphQLResolveInfo[Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        self.calls.append(info.field_name)
+        return _next(root, info, *args, **kwargs)
+
+
+def test_with_middleware_every_field_goes_through_it() -> None:
+    def counted(context: type[StrawberryGraphQLCoreExecutionContext]) -> list[str]:
+        schema = strawberry.Schema(
+            query=SampleQuery,
+            config=StrawberryConfig(scalar_map=SCALARS),
+            extensions=[CountResolves],
+            execution_context_class=context,
+        )
+        CountResolves.calls.clear()
+        sample = built(Sample, {"text": "a", "leaf": built(Leaf, {"name": "b", "size": 1})})
+        result = schema.execute_sync("{ samples { text leaf { name } } }", context_value=[sample])
+        assert result.data == {"samples": [{"text": "a", "leaf": {"name": "b"}}]}
+        return list(CountResolves.calls)
+
+    calls = counted(FastExecutionContext)
+    assert calls == counted(StrawberryGraphQLCoreExecutionContext)
+    assert calls == ["samples", "text", "leaf", "name"]
 
 
 def test_build_makes_the_objects_their_dataclass_init_makes() -> None:
