@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -62,15 +62,10 @@ class Ingestor:
         store: TalkStore,
         zone: tzinfo,
         broker: Broker | None = None,
-        *,
-        on_commit: Callable[[Sequence[int]], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._zone = zone
         self._broker = broker
-        # Told the changed talk ids after each commit that changed any, before the publish
-        # and before the senders get their answers (a response cache invalidates here).
-        self._on_commit = on_commit
         # Bodies waiting for the next group commit, and the task committing them.
         self._waiting: list[_Waiting] = []
         self._committer: asyncio.Task[None] | None = None
@@ -117,10 +112,8 @@ class Ingestor:
         )
 
     async def _committed(self, stored: Sequence[DeliveryOutcome]) -> None:
-        """Tell the hook, then the subscribers, what a commit changed."""
+        """Tell the subscribers what a commit changed."""
         changed = list(dict.fromkeys(i for o in stored for i in o.changed_ids))
-        if changed and self._on_commit is not None:
-            await self._on_commit(changed)
         if self._broker is not None:
             # Published after the commit: a subscriber reading the talk finds the change.
             for talk_id in changed:

@@ -118,49 +118,6 @@ async def test_a_body_that_breaks_a_shared_transaction_fails_alone(store: TalkSt
     assert sorted(await store.talks_by_id([1, 2, 3, 4])) == [1, 2, 4]
 
 
-async def test_the_commit_hook_hears_once_per_shared_transaction_before_the_answers(
-    store: TalkStore,
-) -> None:
-    heard: list[list[int]] = []
-    answered: list[int] = []
-
-    async def on_commit(ids: Sequence[int]) -> None:
-        heard.append(sorted(ids))
-        assert answered == []
-
-    gated = GatedStore(store)
-    ingestor = Ingestor(gated, DEFAULT_ZONE, on_commit=on_commit)
-    first = asyncio.create_task(ingestor.ingest(body(1)))
-    await gated.entered.wait()
-
-    async def send(talk_id: int) -> None:
-        await ingestor.ingest(body(talk_id))
-        answered.append(talk_id)
-
-    rest = [asyncio.create_task(send(i)) for i in (2, 3)]
-    await asyncio.sleep(0.05)
-    gated.release.set()
-    await first
-    await asyncio.gather(*rest)
-    assert heard == [[1], [2, 3]]
-
-
-async def test_a_failing_commit_hook_reaches_every_caller_and_later_bodies_still_commit(
-    store: TalkStore,
-) -> None:
-    async def on_commit(ids: Sequence[int]) -> None:
-        if 1 not in ids:
-            raise RuntimeError("the hook failed")
-
-    gated = GatedStore(store)
-    ingestor = Ingestor(gated, DEFAULT_ZONE, on_commit=on_commit)
-    outcomes = await while_one_commits(gated, ingestor, [body(2), body(3)])
-    assert all(isinstance(o, RuntimeError) for o in outcomes)
-    with pytest.raises(RuntimeError):
-        await ingestor.ingest(body(4))
-    assert sorted(await store.talks_by_id([1, 2, 3, 4])) == [1, 2, 3, 4]
-
-
 @pytest.mark.parametrize("count", [1, 20])
 async def test_concurrent_bodies_are_all_stored(store: TalkStore, count: int) -> None:
     ingestor = Ingestor(store, DEFAULT_ZONE)
