@@ -5,13 +5,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from typing import Any, TypeAlias, cast
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
 import strawberry
-from graphql import GraphQLError, print_schema
+from graphql import (
+    GraphQLError,
+    InitialIncrementalExecutionResult,
+    SubsequentIncrementalExecutionResult,
+    get_operation_ast,
+    parse,
+    print_schema,
+)
+from graphql import OperationType as GraphQLOperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,8 +35,12 @@ from strawberry.extensions import (
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StreamResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
@@ -47,6 +59,7 @@ from gateway.response_cache import (
     matches,
 )
 from gateway.settings import Settings
+from gateway.shared_subscriptions import SharedStreams
 from gateway.storage import StoreUnavailable
 from resolvers.context import RequestContext, Services
 from resolvers.mutation import Mutation
@@ -197,12 +210,97 @@ class _CachedParse(ParserCache):
         yield
 
 
+StreamItem: TypeAlias = (
+    PreExecutionError
+    | StrawberryExecutionResult
+    | InitialIncrementalExecutionResult
+    | SubsequentIncrementalExecutionResult
+)
+
+
 class _Schema(strawberry.Schema):
+    """strawberry's schema; subscribers holding the same subscription share its execution.
+
+    The same document, operation name and variables under the same scopes give every
+    subscriber the same results, so they run once per event for all of them (see
+    gateway/shared_subscriptions.py) in a context of their own, logged under their own
+    request id.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shared: SharedStreams[StreamItem] = SharedStreams()
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         # TypedErrors already logged what deserves a log line; expected errors are not news.
         return
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        run = super().stream
+        key = _sharing_key(query, variable_values, context_value, operation_name)
+        if (
+            key is None
+            or root_value is not None
+            or operation_extensions
+            or (
+                allowed_operation_types is not None
+                and OperationType.SUBSCRIPTION not in allowed_operation_types
+            )
+        ):
+            return await run(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                operation_extensions,
+                allowed_operation_types,
+            )
+        context = cast(RequestContext, context_value)
+
+        async def start(request_id: str) -> StreamResult:
+            request_id_var.set(request_id)  # this runs in the shared stream's own task
+            shared = RequestContext(
+                caller=context.caller, services=context.services, request_id=request_id
+            )
+            return await run(query, variable_values, shared, None, operation_name)
+
+        fanout = context.broker.fanout
+        return self.shared.join(key, start, queue_size=fanout.queue_size, on_drop=fanout.on_drop)
+
+
+def _sharing_key(
+    query: str | None,
+    variables: dict[str, Any] | None,
+    context: object,
+    operation_name: str | None,
+) -> Hashable | None:
+    """What makes two subscriptions give the same results, or None for what is not one."""
+    if query is None or not isinstance(context, RequestContext):
+        return None
+    try:
+        document = parse(query, no_location=True, max_tokens=context.settings.max_query_tokens)
+    except GraphQLError:
+        return None  # the ordinary path reports it
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.operation is not GraphQLOperationType.SUBSCRIPTION:
+        return None
+    try:
+        given = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+    return (query, operation_name, given, context.caller.scopes)
 
 
 def build_schema(

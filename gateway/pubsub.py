@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 log = logging.getLogger("talkgate.pubsub")
 
@@ -21,9 +21,13 @@ TALKS = "talks"
 AGENT_STATUS = "agent-status"
 
 Event = dict[str, Any]
+T = TypeVar("T")
 
 
 class Broker(Protocol):
+    # Its subscribers' queues: their bound and drop count serve other per-subscriber queues too.
+    fanout: LocalFanout
+
     async def publish(self, topic: str, event: Event) -> None: ...
 
     def subscribe(self, topic: str) -> AsyncIterator[Event]:
@@ -31,20 +35,25 @@ class Broker(Protocol):
         ...
 
 
-class Subscription:
+class Subscription(Generic[T]):
     """One subscriber's bounded queue; drops the oldest event when full."""
 
     def __init__(self, size: int, on_drop: Callable[[], None]) -> None:
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=size)
+        self._queue: asyncio.Queue[T] = asyncio.Queue()
+        self._size = size
         self._on_drop = on_drop
 
-    def offer(self, event: Event) -> None:
-        if self._queue.full():
+    def offer(self, event: T) -> None:
+        if self._queue.qsize() >= self._size:
             self._queue.get_nowait()
             self._on_drop()
         self._queue.put_nowait(event)
 
-    async def next(self) -> Event:
+    def offer_last(self, event: T) -> None:
+        """Queues `event` after the held ones whatever the bound: a stream's end is not lost."""
+        self._queue.put_nowait(event)
+
+    async def next(self) -> T:
         return await self._queue.get()
 
 
@@ -52,9 +61,9 @@ class LocalFanout:
     """Delivers events to this process's subscribers; the part every broker shares."""
 
     def __init__(self, queue_size: int = 100, on_drop: Callable[[], None] | None = None) -> None:
-        self._queue_size = queue_size
-        self._on_drop = on_drop or (lambda: None)
-        self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self.queue_size = queue_size
+        self.on_drop = on_drop or (lambda: None)
+        self._subscribers: dict[str, set[Subscription[Event]]] = defaultdict(set)
 
     def deliver(self, topic: str, event: Event) -> None:
         for subscriber in tuple(self._subscribers.get(topic, ())):
@@ -64,8 +73,8 @@ class LocalFanout:
         return len(self._subscribers.get(topic, ()))
 
     @asynccontextmanager
-    async def subscription(self, topic: str) -> AsyncIterator[Subscription]:
-        subscriber = Subscription(self._queue_size, self._on_drop)
+    async def subscription(self, topic: str) -> AsyncIterator[Subscription[Event]]:
+        subscriber = Subscription[Event](self.queue_size, self.on_drop)
         self._subscribers[topic].add(subscriber)
         try:
             yield subscriber
