@@ -16,10 +16,10 @@ A talk is the merge of everything received:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.payload import NormalizedTalk
+from gateway.payload import Doc, NormalizedTalk
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -92,3 +92,163 @@ def merge_rows(
             writes.add(row_id)
             changed += current is None or current[1] != doc
     return RowMerge(frozenset(writes), changed)
+
+
+# -- a batch of snapshots -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TalkRow:
+    """A talk row as a batch leaves it: `doc` is JSON text, `source` the snapshot it came from
+    when this batch wrote it, `stored` whether the row existed before the batch."""
+
+    rank: Rank
+    doc: str
+    version: int
+    stored: bool
+    source: NormalizedTalk | None = None
+    dirty: bool = False
+
+
+@dataclass(slots=True)
+class RankedRow:
+    """A message or event row as a batch leaves it. `original` is the (doc, talk id) stored
+    before the batch, None for a new row; `item` is set when the batch wrote its document."""
+
+    rank: Rank
+    doc: str
+    talk_id: int
+    original: tuple[str, int] | None
+    item: Doc | None = None
+    dirty: bool = False
+
+    @property
+    def only_rank_moved(self) -> bool:
+        """Stored before, and only its rank differs from the stored row."""
+        return self.original == (self.doc, self.talk_id)
+
+
+@dataclass(slots=True)
+class DocRow:
+    """A customer, agent or channel row as a batch leaves it; `item` None for a stub."""
+
+    stub: bool
+    doc: str
+    version: int
+    stored: bool
+    item: Doc | None = None
+    dirty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """The ids of the rows a batch of snapshots may touch, to be read in bulk first."""
+
+    talks: list[int]
+    messages: list[int]
+    events: list[int]
+    customers: list[int]
+    agents: list[int]
+    channels: list[int]
+
+
+def wanted(talks: Iterable[NormalizedTalk]) -> Wanted:
+    ids: tuple[set[int], ...] = (set(), set(), set(), set(), set(), set())
+    for talk in talks:
+        ids[0].add(talk.id)
+        ids[1].update(m["id"] for m in talk.messages)
+        ids[2].update(e["id"] for e in talk.events)
+        ids[3].add(talk.customer["id"] if talk.customer is not None else talk.doc["customer_id"])
+        ids[4].update(u["id"] for u in talk.users)
+        ids[4].update(talk.agent_ids)
+        ids[5].update(ch["id"] for ch in talk.channels)
+    return Wanted(*(sorted(s) for s in ids))
+
+
+class Batch:
+    """Snapshots merged one after the other against rows read in bulk, as if each were
+    stored alone in turn: the rows end as the statements of a snapshot at a time would
+    leave them, to be written once. Stores fill the dicts with what they hold of `wanted`
+    (absent ids are rows not stored), then `merge` each snapshot in arrival order.
+    """
+
+    def __init__(self, dumps: Callable[[Doc], str]) -> None:
+        self._dumps = dumps
+        self.talks: dict[int, TalkRow] = {}
+        self.messages: dict[int, RankedRow] = {}
+        self.events: dict[int, RankedRow] = {}
+        self.customers: dict[int, DocRow] = {}
+        self.agents: dict[int, DocRow] = {}
+        self.channels: dict[int, DocRow] = {}
+
+    def merge(self, talk: NormalizedTalk, arrival: int) -> bool:
+        """Apply one snapshot; True when anything changed (the talk's version moves)."""
+        row = self.talks.get(talk.id)
+        decided = plan(row.rank if row is not None else None, talk, arrival)
+        doc_json = self._dumps(talk.doc)
+        top_changed = decided.wins and (row is None or row.doc != doc_json)
+
+        rank = rank_of(talk, arrival)
+        related = self._ranked(self.messages, talk.messages, talk.id, rank)
+        related += self._ranked(self.events, talk.events, talk.id, rank)
+        if talk.customer is not None:
+            related += self._document(self.customers, talk.customer, decided.wins, stubbed=True)
+        else:
+            related += self._stub(self.customers, talk.doc["customer_id"])
+        for user in talk.users:
+            related += self._document(self.agents, user, decided.wins, stubbed=True)
+        for agent_id in sorted(talk.agent_ids):
+            related += self._stub(self.agents, agent_id)
+        for channel in talk.channels:
+            self._document(self.channels, channel, decided.wins, stubbed=False)
+
+        if row is None:
+            self.talks[talk.id] = TalkRow(decided.rank, doc_json, 1, False, talk, True)
+        elif top_changed:
+            row.rank, row.doc, row.source = decided.rank, doc_json, talk
+            row.version += 1
+            row.dirty = True
+        elif related:
+            row.rank = decided.rank
+            row.version += 1
+            row.dirty = True
+        else:
+            return False
+        return True
+
+    def _ranked(
+        self, rows: dict[int, RankedRow], items: list[Doc], talk_id: int, rank: Rank
+    ) -> int:
+        """`merge_rows` of one snapshot's messages or events; how many change content."""
+        changed = 0
+        for item in items:
+            current = rows.get(item["id"])
+            if current is None:
+                rows[item["id"]] = RankedRow(rank, self._dumps(item), talk_id, None, item, True)
+                changed += 1
+            elif rank > current.rank:
+                doc = self._dumps(item)
+                if current.doc != doc:
+                    changed += 1
+                current.rank, current.doc, current.talk_id, current.item = rank, doc, talk_id, item
+                current.dirty = True
+        return changed
+
+    def _document(self, rows: dict[int, DocRow], item: Doc, wins: bool, *, stubbed: bool) -> int:
+        doc = self._dumps(item)
+        current = rows.get(item["id"])
+        if current is None:
+            rows[item["id"]] = DocRow(False, doc, 1, False, item, True)
+            return 1
+        if (current.doc != doc) if wins else (stubbed and current.stub):
+            current.stub, current.doc, current.item = False, doc, item
+            current.version += 1
+            current.dirty = True
+            return 1
+        return 0
+
+    def _stub(self, rows: dict[int, DocRow], row_id: int) -> int:
+        if row_id in rows:
+            return 0
+        rows[row_id] = DocRow(True, self._dumps({"id": row_id}), 1, False, None, True)
+        return 1

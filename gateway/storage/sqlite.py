@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gateway.payload import NormalizedTalk, talk_status
+from gateway.payload import talk_status
 from gateway.storage import cursor, merge
 from gateway.storage.protocol import StoreUnavailable, TalkGroup
 from gateway.storage.records import (
@@ -228,11 +228,11 @@ class SQLiteStore:
         return await self._write(self._ingest, deliveries)
 
     def _ingest(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
-        outcomes: list[DeliveryOutcome] = []
         received_at = now_iso()
         with self._transaction() as c:
-            for delivery in deliveries:
-                talk_ids = [t.id for t in delivery.talks]
+            accepted: list[tuple[int, Delivery, int]] = []
+            outcomes: list[DeliveryOutcome] = []
+            for index, delivery in enumerate(deliveries):
                 # A known key, or a body received before under any key, is a redelivery.
                 inserted = c.execute(
                     "INSERT INTO deliveries (key, source, received_at, body_sha256, body)"
@@ -245,83 +245,89 @@ class SQLiteStore:
                         delivery.body,
                     ),
                 ).fetchone()
-                if inserted is None:
-                    outcomes.append(DeliveryOutcome(delivery.key, True, talk_ids, []))
-                    continue
-                (sequence,) = inserted
-                c.executemany(
-                    "INSERT OR IGNORE INTO delivery_talks (seq, talk_id) VALUES (?, ?)",
-                    [(sequence, i) for i in talk_ids],
-                )
+                talk_ids = [t.id for t in delivery.talks]
+                outcomes.append(DeliveryOutcome(delivery.key, inserted is None, talk_ids, []))
+                if inserted is not None:
+                    accepted.append((index, delivery, inserted[0]))
+            if not accepted:
+                return outcomes
+            # The whole batch is planned from a few bulk reads and written with a few bulk
+            # statements: the snapshots merge in arrival order as if stored one at a time.
+            batch = merge.Batch(_dumps)
+            _load(c, batch, merge.wanted(t for _, d, _ in accepted for t in d.talks))
+            for index, delivery, sequence in accepted:
                 changed = [
                     t.id
                     for position, t in enumerate(delivery.talks)
-                    if self._merge_talk(c, t, merge.arrival(sequence, position))
+                    if batch.merge(t, merge.arrival(sequence, position))
                 ]
-                outcomes.append(
-                    DeliveryOutcome(delivery.key, False, talk_ids, list(dict.fromkeys(changed)))
-                )
+                outcomes[index].changed_ids.extend(dict.fromkeys(changed))
+            _insert_rows(
+                c,
+                "delivery_talks",
+                ("seq", "talk_id"),
+                sorted({(s, t.id) for _, d, s in accepted for t in d.talks}),
+                " ON CONFLICT DO NOTHING",
+            )
+            self._write_batch(c, batch)
         return outcomes
 
-    def _merge_talk(self, c: sqlite3.Connection, talk: NormalizedTalk, arrival: int) -> bool:
-        """Apply the merge rules of `merge` to one snapshot; True when anything changed."""
-        row = c.execute(
-            "SELECT rank_finished, rank_message, rank_arrival, doc FROM talks WHERE id = ?",
-            (talk.id,),
-        ).fetchone()
-        stored = merge.Rank(bool(row[0]), row[1], row[2]) if row else None
-        plan = merge.plan(stored, talk, arrival)
-        doc_json = _dumps(talk.doc)
-        top_changed = plan.wins and (row is None or row[3] != doc_json)
+    def _write_batch(self, c: sqlite3.Connection, batch: merge.Batch) -> None:
+        """Write the rows a batch left changed, each once, in id order."""
+        new_talks: list[tuple[Any, ...]] = []
+        full: list[tuple[Any, ...]] = []
+        ranked: list[tuple[Any, ...]] = []
+        for talk_id, talk in sorted(batch.talks.items()):
+            if not talk.dirty:
+                continue
+            ranks = _rank_columns(talk.rank)
+            if not talk.stored:
+                assert talk.source is not None
+                columns = self._talk_columns(talk.source.doc)
+                new_talks.append((talk_id, *columns, *ranks, talk.version, talk.doc))
+            elif talk.source is not None:
+                columns = self._talk_columns(talk.source.doc)
+                full.append((*columns, *ranks, talk.version, talk.doc, talk_id))
+            else:
+                ranked.append((*ranks, talk.version, talk_id))
+        _insert_rows(c, "talks", _TALK_COLUMNS, new_talks)
+        c.executemany(
+            "UPDATE talks SET customer_id = ?, agent_id = ?, queue_id = ?, channel_id = ?,"
+            " tracking_number = ?, external_protocol = ?, created_us = ?, status = ?,"
+            " was_success = ?, is_critical = ?, rank_finished = ?, rank_message = ?,"
+            " rank_arrival = ?, version = ?, doc = ? WHERE id = ?",
+            full,
+        )
+        c.executemany(
+            "UPDATE talks SET rank_finished = ?, rank_message = ?, rank_arrival = ?,"
+            " version = ? WHERE id = ?",
+            ranked,
+        )
 
-        rank = merge.rank_of(talk, arrival)
-        messages = {
-            m["id"]: (talk.id, m.get("user_id"), m.get("message"), _dumps(m)) for m in talk.messages
-        }
-        related = _merge_rows(c, "messages", _MESSAGE_COLUMNS, messages, rank)
-        events = {e["id"]: (talk.id, _dumps(e)) for e in talk.events}
-        related += _merge_rows(c, "events", _EVENT_COLUMNS, events, rank)
-        if talk.customer is not None:
-            customer = talk.customer
-            name = customer.get("name")
-            row_values = (customer["id"], name, search_key(name), customer.get("external_id"), 0)
-            related += _upsert(
-                c, "customers", _CUSTOMER_COLUMNS, [(*row_values, _dumps(customer))], plan.wins
-            )
-        else:
-            related += _insert_stubs(c, "customers", [talk.doc["customer_id"]])
-        users = [(u["id"], u.get("login"), 0, _dumps(u)) for u in talk.users]
-        related += _upsert(c, "agents", _AGENT_COLUMNS, users, overwrite=plan.wins)
-        related += _insert_stubs(c, "agents", sorted(talk.agent_ids))
-        channels = [(ch["id"], _dumps(ch)) for ch in talk.channels]
-        _upsert(c, "channels", ("id", "doc"), channels, overwrite=plan.wins)
+        def message(row_id: int, row: merge.RankedRow) -> tuple[Any, ...]:
+            item = row.item
+            assert item is not None
+            return (row.talk_id, item.get("user_id"), item.get("message"))
 
-        if row is None:
-            c.execute(
-                "INSERT INTO talks (id, customer_id, agent_id, queue_id, channel_id,"
-                " tracking_number, external_protocol, created_us, status, was_success,"
-                " is_critical, rank_finished, rank_message, rank_arrival, version, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
-                (talk.id, *self._talk_columns(talk.doc), *_rank_columns(plan.rank), doc_json),
-            )
-            return True
-        if top_changed:
-            c.execute(
-                "UPDATE talks SET customer_id = ?, agent_id = ?, queue_id = ?, channel_id = ?,"
-                " tracking_number = ?, external_protocol = ?, created_us = ?, status = ?,"
-                " was_success = ?, is_critical = ?, rank_finished = ?, rank_message = ?,"
-                " rank_arrival = ?, version = version + 1, doc = ? WHERE id = ?",
-                (*self._talk_columns(talk.doc), *_rank_columns(plan.rank), doc_json, talk.id),
-            )
-            return True
-        if related:
-            c.execute(
-                "UPDATE talks SET rank_finished = ?, rank_message = ?, rank_arrival = ?,"
-                " version = version + 1 WHERE id = ?",
-                (*_rank_columns(plan.rank), talk.id),
-            )
-            return True
-        return False
+        _write_ranked(c, "messages", _MESSAGE_COLUMNS, batch.messages, message)
+        _write_ranked(c, "events", _EVENT_COLUMNS, batch.events, lambda i, r: (r.talk_id,))
+
+        def customer(row_id: int, row: merge.DocRow) -> tuple[Any, ...]:
+            if row.item is None:
+                return (row_id, None, None, None, 1, row.version, row.doc)
+            name = row.item.get("name")
+            external_id = row.item.get("external_id")
+            return (row_id, name, search_key(name), external_id, 0, row.version, row.doc)
+
+        _write_documents(c, "customers", _CUSTOMER_COLUMNS, batch.customers, customer)
+
+        def agent(row_id: int, row: merge.DocRow) -> tuple[Any, ...]:
+            if row.item is None:
+                return (row_id, None, 1, row.doc)
+            return (row_id, row.item.get("login"), 0, row.doc)
+
+        _write_documents(c, "agents", _AGENT_COLUMNS, batch.agents, agent)
+        _write_documents(c, "channels", ("id", "doc"), batch.channels, lambda i, r: (i, r.doc))
 
     @staticmethod
     def _talk_columns(doc: Doc) -> tuple[Any, ...]:
@@ -665,75 +671,133 @@ class SQLiteStore:
 
 
 _RANK_COLUMNS = ("rank_finished", "rank_message", "rank_arrival")
-_MESSAGE_COLUMNS = ("id", "talk_id", "user_id", "message", *_RANK_COLUMNS, "doc")
-_EVENT_COLUMNS = ("id", "talk_id", *_RANK_COLUMNS, "doc")
-_CUSTOMER_COLUMNS = ("id", "name", "name_key", "external_id", "stub", "doc")
+_TALK_COLUMNS = (
+    "id",
+    "customer_id",
+    "agent_id",
+    "queue_id",
+    "channel_id",
+    "tracking_number",
+    "external_protocol",
+    "created_us",
+    "status",
+    "was_success",
+    "is_critical",
+    *_RANK_COLUMNS,
+    "version",
+    "doc",
+)
+# Without id, ranks and doc: the columns a message or event takes from its snapshot.
+_MESSAGE_COLUMNS = ("talk_id", "user_id", "message")
+_EVENT_COLUMNS = ("talk_id",)
+_CUSTOMER_COLUMNS = ("id", "name", "name_key", "external_id", "stub", "version", "doc")
 _AGENT_COLUMNS = ("id", "login", "stub", "doc")
-_STUBBED = frozenset({"customers", "agents"})
+# Most values one statement binds (SQLite's default limit since 3.32 is 32766).
+_VARIABLES = 32_000
 
 
-def _upsert(
+def _select(c: sqlite3.Connection, sql: str, ids: list[int]) -> Iterator[Any]:
+    """Rows of `sql` (one `{}` where the id list goes) for `ids`, a statement per chunk."""
+    for start in range(0, len(ids), _VARIABLES):
+        chunk = ids[start : start + _VARIABLES]
+        yield from c.execute(sql.format(",".join("?" * len(chunk))), chunk)
+
+
+def _load(c: sqlite3.Connection, batch: merge.Batch, wanted: merge.Wanted) -> None:
+    """What the store holds of the rows a batch may touch."""
+    for row_id, finished, message, arrival, version, doc in _select(
+        c,
+        "SELECT id, rank_finished, rank_message, rank_arrival, version, doc FROM talks"
+        " WHERE id IN ({})",
+        wanted.talks,
+    ):
+        rank = merge.Rank(bool(finished), message, arrival)
+        batch.talks[row_id] = merge.TalkRow(rank, doc, version, True)
+    for table, ids, ranked in (
+        ("messages", wanted.messages, batch.messages),
+        ("events", wanted.events, batch.events),
+    ):
+        for row_id, talk_id, finished, message, arrival, doc in _select(
+            c,
+            f"SELECT id, talk_id, {', '.join(_RANK_COLUMNS)}, doc FROM {table}"  # noqa: S608
+            " WHERE id IN ({})",
+            ids,
+        ):
+            rank = merge.Rank(bool(finished), message, arrival)
+            ranked[row_id] = merge.RankedRow(rank, doc, talk_id, (doc, talk_id))
+    for sql, ids, documents in (
+        ("SELECT id, stub, version, doc FROM customers", wanted.customers, batch.customers),
+        ("SELECT id, stub, 1, doc FROM agents", wanted.agents, batch.agents),
+        ("SELECT id, 0, 1, doc FROM channels", wanted.channels, batch.channels),
+    ):
+        for row_id, stub, version, doc in _select(c, sql + " WHERE id IN ({})", ids):
+            documents[row_id] = merge.DocRow(bool(stub), doc, version, True)
+
+
+def _insert_rows(
     c: sqlite3.Connection,
     table: str,
     columns: tuple[str, ...],
-    rows: list[tuple[Any, ...]],
-    overwrite: bool,
-) -> int:
-    """Insert rows missing by id; replace a stored row whose doc differs when `overwrite`
-    (the snapshot won) or when the stored row is only a stub. Returns rows written."""
-    if not rows:
-        return 0
-    assignments = ", ".join(f"{col} = excluded.{col}" for col in columns if col != "id")
-    if table == "customers":
-        assignments += ", version = customers.version + 1"
-    if overwrite:
-        condition = f"{table}.doc IS NOT excluded.doc"
-    elif table in _STUBBED:
-        condition = f"{table}.stub = 1"
-    else:
-        condition = "0"
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
-        f" ON CONFLICT (id) DO UPDATE SET {assignments} WHERE {condition}"
+    rows: Sequence[tuple[Any, ...]],
+    suffix: str = "",
+) -> None:
+    """Multi-row INSERTs: one statement runs long outside the GIL, where a statement per
+    row would take it back and forth (the batch that follows is validated meanwhile)."""
+    per = _VARIABLES // len(columns)
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608
+    one = "(" + ",".join("?" * len(columns)) + ")"
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        c.execute(head + ",".join([one] * len(chunk)) + suffix, [v for r in chunk for v in r])
+
+
+def _write_ranked(
+    c: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: dict[int, merge.RankedRow],
+    values: Callable[[int, merge.RankedRow], tuple[Any, ...]],
+) -> None:
+    """Messages or events a batch changed: new rows inserted, the others updated; a row whose
+    document is unchanged gets only its rank (so the text index of a message is left alone)."""
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    ranks: list[tuple[Any, ...]] = []
+    for row_id, row in sorted(rows.items()):
+        if not row.dirty:
+            continue
+        if row.original is None:
+            inserts.append((row_id, *values(row_id, row), *_rank_columns(row.rank), row.doc))
+        elif row.only_rank_moved:
+            ranks.append((*_rank_columns(row.rank), row_id))
+        else:
+            updates.append((*values(row_id, row), *_rank_columns(row.rank), row.doc, row_id))
+    _insert_rows(c, table, ("id", *columns, *_RANK_COLUMNS, "doc"), inserts)
+    assign = ", ".join(f"{col} = ?" for col in (*columns, *_RANK_COLUMNS, "doc"))
+    c.executemany(f"UPDATE {table} SET {assign} WHERE id = ?", updates)  # noqa: S608
+    ranked = ", ".join(f"{col} = ?" for col in _RANK_COLUMNS)
+    c.executemany(f"UPDATE {table} SET {ranked} WHERE id = ?", ranks)  # noqa: S608
+
+
+def _write_documents(
+    c: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: dict[int, merge.DocRow],
+    values: Callable[[int, merge.DocRow], tuple[Any, ...]],
+) -> None:
+    """Customers, agents or channels a batch changed: new rows inserted, the others updated."""
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    for row_id, row in sorted(rows.items()):
+        if row.dirty:
+            (updates if row.stored else inserts).append(values(row_id, row))
+    _insert_rows(c, table, columns, inserts)
+    assign = ", ".join(f"{col} = ?" for col in columns[1:])
+    c.executemany(
+        f"UPDATE {table} SET {assign} WHERE id = ?",  # noqa: S608
+        [(*row[1:], row[0]) for row in updates],
     )
-    return c.executemany(sql, rows).rowcount
-
-
-def _merge_rows(
-    c: sqlite3.Connection,
-    table: str,
-    columns: tuple[str, ...],
-    rows: dict[int, tuple[Any, ...]],
-    rank: merge.Rank,
-) -> int:
-    """Messages or events of one snapshot (id -> values, doc last), by `merge.merge_rows`."""
-    if not rows:
-        return 0
-    marks = ",".join("?" * len(rows))
-    stored = {
-        row_id: (merge.Rank(bool(finished), message, arrival), doc)
-        for row_id, finished, message, arrival, doc in c.execute(
-            f"SELECT id, {', '.join(_RANK_COLUMNS)}, doc FROM {table} WHERE id IN ({marks})",  # noqa: S608
-            list(rows),
-        )
-    }
-    plan = merge.merge_rows(stored, ((i, values[-1]) for i, values in rows.items()), rank)
-    if plan.writes:
-        ranked = _rank_columns(rank)
-        assignments = ", ".join(f"{col} = excluded.{col}" for col in columns if col != "id")
-        c.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608
-            f" VALUES ({', '.join('?' * len(columns))})"
-            f" ON CONFLICT (id) DO UPDATE SET {assignments}",
-            [(i, *rows[i][:-1], *ranked, rows[i][-1]) for i in sorted(plan.writes)],
-        )
-    return plan.changed
-
-
-def _insert_stubs(c: sqlite3.Connection, table: str, ids: list[int]) -> int:
-    """Rows for ids seen without their object, upgraded when the object arrives."""
-    sql = f"INSERT INTO {table} (id, stub, doc) VALUES (?, 1, ?) ON CONFLICT (id) DO NOTHING"  # noqa: S608
-    return c.executemany(sql, [(i, _dumps({"id": i})) for i in ids]).rowcount
 
 
 def _rank_columns(rank: merge.Rank) -> tuple[int, int, int]:

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from gateway.errors import BadUserInput
 from gateway.ingest import Body, BodyRejected, Ingestor
 from gateway.payload import DEFAULT_ZONE, NormalizedTalk
-from gateway.storage import TalkStore, cursor, open_store
+from gateway.storage import TalkStore, cursor, merge, open_store
 from gateway.storage.postgres import PostgresStore
 from gateway.storage.records import (
     DeliveryOutcome,
@@ -408,16 +408,15 @@ CRASHING_TALK = 114799
 def crash_on_talk(monkeypatch: pytest.MonkeyPatch, store: TalkStore) -> None:
     """Make merging CRASHING_TALK raise inside the write transaction, like a crash would."""
     if isinstance(store, SQLiteStore):
-        merge_talk = SQLiteStore._merge_talk
+        # SQLite writes a batch at once: crash once all of it is written, before the commit.
+        write_batch = SQLiteStore._write_batch
 
-        def merge_or_crash(
-            self: SQLiteStore, c: sqlite3.Connection, talk: NormalizedTalk, arrival: int
-        ) -> bool:
-            if talk.id == CRASHING_TALK:
+        def write_or_crash(self: SQLiteStore, c: sqlite3.Connection, batch: merge.Batch) -> None:
+            write_batch(self, c, batch)
+            if CRASHING_TALK in batch.talks:
                 raise RuntimeError("simulated crash")
-            return merge_talk(self, c, talk, arrival)
 
-        monkeypatch.setattr(SQLiteStore, "_merge_talk", merge_or_crash)
+        monkeypatch.setattr(SQLiteStore, "_write_batch", write_or_crash)
         return
     assert isinstance(store, PostgresStore)
     merge_talk_async = PostgresStore._merge_talk
