@@ -5,19 +5,23 @@ class and compares the results: data (with the order of its keys) and the format
 (messages, paths, locations, codes). Hypothesis draws the operations: selections over the
 read schema on talks ingested through the webhook (the documented example among them, and
 copies full of nulls) for a caller with and without customers:pii; and every shape of value
-a plain field may hold, wrong ones included, on a small schema of its own.
+a plain field may hold, wrong ones included, on a small schema of its own. Loader fields
+(customer, agent, channel, user...) are drawn among the others, over a store whose by-id
+lookups work, fail or answer broken documents, and both schemas must make the same store
+calls.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import orjson
 import pytest
@@ -44,6 +48,9 @@ from gateway.auth import Principal
 from gateway.demo import example_talk
 from gateway.execution import FastExecutionContext
 from gateway.graphql_app import GraphQLView, build_schema
+from gateway.storage import TalkStore
+from gateway.storage.protocol import StoreUnavailable
+from gateway.storage.records import Doc
 from resolvers.context import RequestContext, Services
 from schema.scalars import SCALARS, UtcDateTime
 from schema.types import (
@@ -79,10 +86,14 @@ def operation(selection: str, fragments: str = "") -> str:
     return f"query Q{declared} {{ {selection} }} {fragments}"
 
 
-def same(fast: ExecutionResult, plain: ExecutionResult) -> None:
-    """Equal data, keys in the same order, and equal formatted errors in the same order."""
+def same(fast: ExecutionResult, plain: ExecutionResult, *, ordered: bool = True) -> None:
+    """Equal data, keys in the same order, and equal formatted errors in the same order
+    (in any order when not `ordered`)."""
     assert orjson.dumps(fast.data) == orjson.dumps(plain.data)
-    assert [e.formatted for e in fast.errors or ()] == [e.formatted for e in plain.errors or ()]
+    errors = [[e.formatted for e in result.errors or ()] for result in (fast, plain)]
+    if not ordered:
+        errors = [sorted(each, key=orjson.dumps) for each in errors]
+    assert errors[0] == errors[1]
 
 
 def with_plain_execution(schema: strawberry.Schema) -> strawberry.Schema:
@@ -119,19 +130,63 @@ def dirty_talks() -> list[dict[str, Any]]:
     return [example_talk(), talk(1), nulls, waiting, copy.deepcopy(talk(4, score=0))]
 
 
+BY_ID = ("customers_by_id", "agents_by_id", "channels_by_id")
+FAILURES = [None, "unavailable", "broken", "missing"]
+
+
+class ObservedStore:
+    """The app's store, counting the calls made to it, with its by-id lookups (customers,
+    agents, channels) failing as `failure` says: StoreUnavailable ("unavailable"), documents
+    without their non-null id ("broken"), nothing found ("missing")."""
+
+    def __init__(self, store: TalkStore, failure: str | None) -> None:
+        self.store = store
+        self.failure = failure
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+        if not callable(method):
+            return method
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if name in BY_ID and self.failure is not None:
+                return self._failing(*args)
+            return method(*args, **kwargs)
+
+        return counted
+
+    async def _failing(self, ids: Sequence[int]) -> dict[int, Doc]:
+        # Answered at once, without I/O: which loader answers first is then not a race.
+        if self.failure == "unavailable":
+            raise StoreUnavailable("the store is down")
+        if self.failure == "missing":
+            return {}
+        return {i: {"id": None, "name": f"no id {i}", "login": None} for i in ids}
+
+
 @dataclass
 class Schemas:
     fast: strawberry.Schema
     plain: strawberry.Schema
     services: Services
 
-    async def both(self, document: str, caller: Principal) -> tuple[ExecutionResult, ...]:
+    async def both(
+        self, document: str, caller: Principal, failure: str | None = None
+    ) -> tuple[ExecutionResult, ...]:
+        """Both schemas' results; the same store calls made by each."""
         results = []
+        calls = []
         for schema in (self.fast, self.plain):
-            context = RequestContext(caller=caller, services=self.services, request_id=None)
+            store = ObservedStore(self.services.store, failure)
+            services = dataclasses.replace(self.services, store=cast(TalkStore, store))
+            context = RequestContext(caller=caller, services=services, request_id=None)
             results.append(
                 await schema.execute(document, variable_values=VARIABLES, context_value=context)
             )
+            calls.append(store.calls)
+        assert calls[0] == calls[1]
         return tuple(results)
 
 
@@ -229,12 +284,18 @@ READ_SCHEMA = build_schema()._schema
 
 
 @PROPERTIES
-@given(document=read_documents(READ_SCHEMA), caller=st.sampled_from([READER, PII_READER]))
+@given(
+    document=read_documents(READ_SCHEMA),
+    caller=st.sampled_from([READER, PII_READER]),
+    failure=st.sampled_from(FAILURES),
+)
 async def test_any_read_selection_answers_as_graphql_core_does(
-    schemas: Schemas, document: str, caller: Principal
+    schemas: Schemas, document: str, caller: Principal, failure: str | None
 ) -> None:
-    fast, plain = await schemas.both(document, caller)
-    same(fast, plain)
+    fast, plain = await schemas.both(document, caller, failure)
+    # Errors of loaders that wait on different store reads (the two root fields', messages'
+    # and events') come in the order those reads end, with graphql-core too.
+    same(fast, plain, ordered=failure is None)
 
 
 EVERYTHING_OF_A_TALK = """
@@ -278,12 +339,61 @@ async def test_every_field_of_the_dirty_talks_answers_as_graphql_core_does(
     assert codes == {"FORBIDDEN"}  # rawPayloads always; the PII fields for the reader
 
 
+@pytest.mark.parametrize("failure", FAILURES[1:])
+async def test_failing_loaders_answer_as_graphql_core_does(schemas: Schemas, failure: str) -> None:
+    fast, plain = await schemas.both(EVERYTHING_OF_A_TALK, PII_READER, failure)
+    same(fast, plain)
+    assert fast.data is not None
+    nodes = [edge["node"] for edge in fast.data["talks"]["edges"]]
+    assert len(nodes) == len(dirty_talks())
+    assert all(node["customer"] is None and node["channel"] is None for node in nodes)
+    customer = [e.path for e in fast.errors or () if e.path and "customer" in e.path]
+    at = {"missing": [], "unavailable": ["customer"], "broken": ["customer", "id"]}[failure]
+    # At each talk's customer (or its id), in the order of the talks.
+    assert customer == (
+        [["talks", "edges", i, "node", *at] for i in range(len(nodes))] if at else []
+    )
+
+
+W3 = """
+query W3 { talks(first: 20) { edges { node { id createdAt customer { id name }
+  agent { id name queueStatus { status } } channel { id description }
+  histories(first: 50) { edges { node { id message sentAt type from user { id name }
+    channel { id } } } }
+  events { id eventId createdAt agentId agent { id login } } } } } }
+"""
+
+
+async def test_loader_fields_cost_one_store_call_per_level_as_with_graphql_core(
+    schemas: Schemas,
+) -> None:
+    calls = []
+    for schema in (schemas.fast, schemas.plain):
+        store = ObservedStore(schemas.services.store, None)
+        services = dataclasses.replace(schemas.services, store=cast(TalkStore, store))
+        context = RequestContext(caller=PII_READER, services=services, request_id=None)
+        result = await schema.execute(W3, context_value=context)
+        assert result.errors is None
+        calls.append(dict(store.calls))
+    assert calls[0] == calls[1]
+    # The messages' users and the events' agents are the talks' agents: already loaded.
+    assert calls[0] == {
+        "talk_pages": 1,
+        "customers_by_id": 1,
+        "agents_by_id": 1,
+        "agent_statuses": 1,
+        "channels_by_id": 1,
+        "message_pages": 1,
+        "events_by_talk": 1,
+    }
+
+
 W1 = """
 query W1 { talks(first: 100) { edges { node {
   id customerId agentId queueId channelId createdAt finishedAt wasSuccess isCritical
   isWaiting status trackingNumber externalProtocol score customer { id name } } } } }
 """
-W1_FAST_VALUES_PER_TALK = 17  # node, its 14 plain fields, and customer's id and name
+W1_FAST_VALUES_PER_TALK = 18  # node, its 14 plain fields, customer, its id and name
 
 
 async def test_the_fast_path_completes_the_plain_fields_of_a_talks_page(
