@@ -88,8 +88,8 @@ class Metrics:
 
         self.response_cache = Counter(
             "talkgate_response_cache_total",
-            "GraphQL requests by response-cache outcome: hit, shared_hit, miss, bypass (the "
-            "cache could not be trusted), uncacheable (not a store-only query).",
+            "GraphQL requests by response-cache outcome: hit (this replica), shared_hit "
+            "(Redis), miss, uncacheable (not a store-only query).",
             ["outcome"],
             registry=r,
         )
