@@ -7,27 +7,11 @@ calls for each value. FastExecutionContext reads them straight off the object an
 them with the field type's own coercion, in graphql-core's order of keys. Whenever it cannot
 be sure of the same result (a null for a non-null field, a value the coercion refuses, an
 awaitable, middleware), it hands the field to graphql-core, which produces its usual error.
-
-A loader field is a strawberry `async def` resolver taking only `self` and an `info` it
-reads nothing but `info.context` from (checked on its bytecode), with no argument or
-extension, returning a nullable object. graphql-core gives each such field, and each item of
-the list around it, a stack of coroutines and a task. Here the synchronous pass that builds
-an answer leaves a hole for each, and a _Batch drives the resolvers' coroutines itself: all
-started one loop step after the pass (so a DataLoader still gets a whole level in one
-batch), each resumed by its future's done callback, in the order a task would be, and its
-value completed with the plans above. An error lands where graphql-core puts it: the
-field's own path, the field nulled (its type is nullable, so nothing propagates).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import dis
-import functools
-import inspect
-import types
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any, Final
 
@@ -49,7 +33,6 @@ from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cance
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
-from strawberry.types.fields.resolver import StrawberryResolver
 
 __all__ = ["FastExecutionContext"]
 
@@ -72,17 +55,11 @@ _SLOW: Final = 0  # graphql-core's execute_field
 _LEAF: Final = 1  # a scalar, an enum or a list of them: `coerce(getattr(source, attr))`
 _TYPENAME: Final = 2  # `__typename`: the parent type's name
 _OBJECT: Final = 3  # an object without is_type_of: its subfields, through execute_fields
-_LOADER: Final = 4  # a loader field: its resolver's coroutine, driven by the pass's _Batch
 
-# response name, kind, attribute, field type, coercion (leaves) or resolver call (loaders),
-# object type, field group
-_Entry = tuple[str, int, str, GraphQLOutputType, Any, GraphQLObjectType | None, FieldDetailsList]
-# What a loader field's resolver may touch in its info: nothing but this.
-_INFO_READS: Final = "context"
-# Names a resolver could reach its frame's `info` through otherwise.
-_FRAME_READERS: Final = frozenset(
-    {"locals", "vars", "eval", "exec", "_getframe", "currentframe", "f_locals"}
-)
+# response name, kind, attribute, field type, coercion (leaves), object type, field group
+_Entry = tuple[
+    str, int, str, GraphQLOutputType, Coerce | None, GraphQLObjectType | None, FieldDetailsList
+]
 _PLAN_CACHE_SIZE: Final = 256
 
 
@@ -99,15 +76,6 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self.fast_values = 0
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, list[_Entry]]]
         self._plans = {}
-        # Loader fields need the same resolve as graphql-core's with nothing around it: no
-        # abort signal to race the resolver against, no hook waiting for async work; and a
-        # running loop (without one, graphql-core reports that it cannot await).
-        self.loaders = (
-            self.fast and self.abort_signal is None and self.hooks is None and _loop_running()
-        )
-        self.context_info = _ContextInfo(self.context_value)
-        # The batch of the synchronous pass under way, which loader fields join.
-        self._batch: _Batch | None = None
 
     def execute_fields(
         self,
@@ -122,28 +90,6 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        if self._batch is not None:
-            return self._execute_fields(
-                parent_type, source_value, path, grouped_field_set, position_context
-            )
-        # The outermost object of a synchronous pass: loader fields below it join its batch.
-        batch = self._batch = _Batch(self)
-        try:
-            result = self._execute_fields(
-                parent_type, source_value, path, grouped_field_set, position_context
-            )
-        finally:
-            self._batch = None
-        return batch.after_pass(result)
-
-    def _execute_fields(
-        self,
-        parent_type: GraphQLObjectType,
-        source_value: Any,
-        path: Path,
-        grouped_field_set: GroupedFieldSet,
-        position_context: Any,
-    ) -> AwaitableOrValue[dict[str, Any]]:
         plan = self._plan(parent_type, grouped_field_set)
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
@@ -163,24 +109,6 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         continue
                 elif kind == _TYPENAME:
                     results[response_name] = parent_type.name
-                    fast_values += 1
-                    continue
-                elif kind == _LOADER:
-                    assert object_type is not None
-                    assert self._batch is not None
-                    self._batch.add(
-                        _Pending(
-                            coerce(source_value, self.context_info),
-                            results,
-                            response_name,
-                            object_type,
-                            field_group,
-                            Path(path, response_name, parent_type.name),
-                            position_context,
-                        )
-                    )
-                    # A hole, filled when the resolver's value is complete.
-                    results[response_name] = None
                     fast_values += 1
                     continue
                 elif kind == _OBJECT:
@@ -309,15 +237,8 @@ def _entry(
     slow: _Entry = (response_name, _SLOW, name, field_def.type, None, None, field_group)
     if name == "__typename":
         return (response_name, _TYPENAME, name, field_def.type, None, None, field_group)
-    if node.arguments:
+    if node.arguments or not _is_plain(field_def):
         return slow
-    if not _is_plain(field_def):
-        call = _loader_call(context, field_def) if context.loaders else None
-        if call is None:
-            return slow
-        object_type = field_def.type
-        assert isinstance(object_type, GraphQLObjectType)
-        return (response_name, _LOADER, name, object_type, call, object_type, field_group)
     strawberry_field = field_def.extensions[GraphQLCoreConverter.DEFINITION_BACKREF]
     attr = strawberry_field.python_name
     field_type = field_def.type
@@ -349,284 +270,6 @@ def _is_plain(field_def: GraphQLField) -> bool:
         and not field_def.args
         and field_def.subscribe is None
     )
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-def _loader_call(
-    context: FastExecutionContext, field_def: GraphQLField
-) -> Callable[[Any, _ContextInfo], Coroutine[Any, Any, Any]] | None:
-    """How to call a loader field's resolver (see the module's docstring) just as strawberry
-    would, with a `_ContextInfo` for its info; None for any other field."""
-    strawberry_field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    field_type = field_def.type
-    if not (
-        isinstance(strawberry_field, StrawberryField)
-        and isinstance(field_type, GraphQLObjectType)
-        and field_type.is_type_of is None
-        and type(strawberry_field).get_result is StrawberryField.get_result
-        and getattr(field_def.resolve, "_is_default", True) is False
-        and getattr(field_def.resolve, "__name__", None) == "_async_resolver"
-        and strawberry_field.is_async
-        and not strawberry_field.extensions
-        and not strawberry_field.is_subscription
-        and not field_def.args
-        and field_def.subscribe is None
-    ):
-        return None
-    # strawberry wraps resolvers in exception handlers when the schema has any.
-    converter = getattr(
-        getattr(context.schema, "_strawberry_schema", None), "schema_converter", None
-    )
-    if not isinstance(converter, GraphQLCoreConverter) or converter.exception_handlers:
-        return None
-    resolver = strawberry_field.base_resolver
-    if resolver is None or type(resolver).__call__ is not StrawberryResolver.__call__:
-        return None
-    function = resolver.wrapped_func
-    if (
-        not isinstance(function, types.FunctionType)
-        or not inspect.iscoroutinefunction(function)
-        or resolver.arguments
-        or resolver.self_parameter is None
-        or resolver.parent_parameter is not None
-        or resolver.root_parameter is not None
-    ):
-        return None
-    info = resolver.info_parameter
-    if info is None:
-        return lambda source, _info: function(source)
-    if not _reads_only_context(function.__code__, info.name):
-        return None
-    name = info.name
-    return lambda source, context_info: function(source, **{name: context_info})
-
-
-def _reads_only_context(code: types.CodeType, info: str) -> bool:
-    """Whether `code` uses its local `info` only as `info.context`: then a _ContextInfo
-    holding graphql-core's context value is, to it, the same as strawberry's Info."""
-    if info in code.co_cellvars or _FRAME_READERS.intersection(code.co_names):
-        return False
-    instructions = list(dis.get_instructions(code))
-    for at, instruction in enumerate(instructions):
-        if instruction.argval != info and not (
-            isinstance(instruction.argval, tuple) and info in instruction.argval
-        ):
-            continue
-        if instruction.opname != "LOAD_FAST":
-            return False  # a store, a delete, a fused load: doubtful
-        following = instructions[at + 1] if at + 1 < len(instructions) else None
-        if following is None or following.opname != "LOAD_ATTR":
-            return False
-        if following.argval != _INFO_READS:
-            return False
-    return True
-
-
-class _ContextInfo:
-    """The info a loader field's resolver gets: the only attribute it reads."""
-
-    __slots__ = ("context",)
-
-    def __init__(self, context: Any) -> None:
-        self.context = context
-
-
-class _Pending:
-    """A loader field's resolver under way, and where its completed value goes."""
-
-    __slots__ = (
-        "context",
-        "coroutine",
-        "field_group",
-        "key",
-        "object_type",
-        "path",
-        "position_context",
-        "results",
-        "waiting",
-    )
-
-    def __init__(
-        self,
-        coroutine: Coroutine[Any, Any, Any],
-        results: dict[str, Any],
-        key: str,
-        object_type: GraphQLObjectType,
-        field_group: FieldDetailsList,
-        path: Path,
-        position_context: Any,
-    ) -> None:
-        self.coroutine = coroutine
-        self.results = results
-        self.key = key
-        self.object_type = object_type
-        self.field_group = field_group
-        self.path = path
-        self.position_context = position_context
-        # As a task would, the resolver runs in its own copy of the context.
-        self.context = contextvars.copy_context()
-        self.waiting: asyncio.Future[Any] | None = None
-
-
-class _Batch:
-    """The loader fields of one synchronous pass (and of the values they complete), their
-    coroutines driven without a task: started one loop step after they were added, in that
-    order, each resumed by its future's done callback, as asyncio's Task steps them."""
-
-    __slots__ = ("done", "executor", "loop", "pending", "remaining", "to_start")
-
-    def __init__(self, executor: FastExecutionContext) -> None:
-        self.executor = executor
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.to_start: list[_Pending] = []
-        self.remaining = 0
-        self.done: asyncio.Future[None] | None = None
-        self.pending: set[_Pending] = set()
-
-    def add(self, pending: _Pending) -> None:
-        if not self.to_start:
-            if self.loop is None:
-                self.loop = asyncio.get_running_loop()
-            self.loop.call_soon(self._start)
-        self.to_start.append(pending)
-        self.remaining += 1
-
-    def after_pass(
-        self, result: AwaitableOrValue[dict[str, Any]]
-    ) -> AwaitableOrValue[dict[str, Any]]:
-        """The outermost object's answer: `result` once every hole is filled."""
-        if not self.remaining:
-            return result
-        assert self.loop is not None
-        self.done = self.loop.create_future()
-        return self._wait(result)
-
-    async def _wait(self, result: AwaitableOrValue[dict[str, Any]]) -> dict[str, Any]:
-        assert self.done is not None
-        try:
-            if self.executor.is_awaitable(result):
-                answer, _ = await gather_with_cancel(result, self.done)
-                return answer  # type: ignore[no-any-return]
-            await self.done
-            return result  # type: ignore[return-value]
-        except asyncio.CancelledError:
-            # As cancelling their tasks would: the resolvers see their futures cancelled.
-            for pending in list(self.pending):
-                if pending.waiting is not None:
-                    pending.waiting.cancel()
-            raise
-
-    def _start(self) -> None:
-        starting, self.to_start = self.to_start, []
-        for pending in starting:
-            self.pending.add(pending)
-            pending.context.run(self._step, pending, None)
-
-    def _wake(self, pending: _Pending, _future: asyncio.Future[Any]) -> None:
-        pending.waiting = None
-        self._step(pending, None)
-
-    def _step(self, pending: _Pending, error: BaseException | None) -> None:
-        """One step of the resolver, run in its context (as Task.__step)."""
-        coroutine = pending.coroutine
-        try:
-            yielded = coroutine.send(None) if error is None else coroutine.throw(error)
-        except StopIteration as stop:
-            value = stop.value
-        except Exception as raw_error:
-            self._fail(pending, raw_error)
-            return
-        except BaseException:  # cancelled: graphql-core would not complete it either
-            self._finish(pending)
-            raise
-        else:
-            self._wait_for(pending, yielded)
-            return
-        self._complete(pending, value)
-
-    def _wait_for(self, pending: _Pending, yielded: Any) -> None:
-        """What asyncio's Task does with what a coroutine yields."""
-        assert self.loop is not None
-        if getattr(yielded, "_asyncio_future_blocking", None):
-            if yielded.get_loop() is not self.loop:
-                bad: BaseException = RuntimeError(
-                    f"Task got Future {yielded!r} attached to a different loop"
-                )
-                self.loop.call_soon(self._step, pending, bad, context=pending.context)
-                return
-            yielded._asyncio_future_blocking = False
-            pending.waiting = yielded
-            yielded.add_done_callback(
-                functools.partial(self._wake, pending), context=pending.context
-            )
-        elif yielded is None:  # a bare yield: step again on the next loop step
-            self.loop.call_soon(self._step, pending, None, context=pending.context)
-        else:
-            bad = RuntimeError(f"Task got bad yield: {yielded!r}")
-            self.loop.call_soon(self._step, pending, bad, context=pending.context)
-
-    def _complete(self, pending: _Pending, value: Any) -> None:
-        """graphql-core's complete_value for the field's nullable object type."""
-        if isinstance(value, Exception):
-            self._fail(pending, value)
-            return
-        if value is None or value is Undefined:
-            pending.results[pending.key] = None
-            self._finish(pending)
-            return
-        executor = self.executor
-        outer, executor._batch = executor._batch, self
-        try:
-            completed = executor.collect_and_execute_subfields(
-                pending.object_type,
-                pending.field_group,
-                pending.path,
-                value,
-                pending.position_context,
-            )
-        except Exception as raw_error:
-            self._fail(pending, raw_error)
-            return
-        finally:
-            executor._batch = outer
-        if executor.is_awaitable(completed):
-            task = asyncio.ensure_future(self._await_completed(pending, completed))
-            task.add_done_callback(functools.partial(self._finished_task, pending))
-            return
-        pending.results[pending.key] = completed
-        self._finish(pending)
-
-    async def _await_completed(self, pending: _Pending, completed: Awaitable[Any]) -> None:
-        try:
-            pending.results[pending.key] = await completed
-        except Exception as raw_error:
-            self._record(pending, raw_error)
-
-    def _finished_task(self, pending: _Pending, _task: asyncio.Future[None]) -> None:
-        self._finish(pending)
-
-    def _fail(self, pending: _Pending, raw_error: Exception) -> None:
-        self._record(pending, raw_error)
-        self._finish(pending)
-
-    def _record(self, pending: _Pending, raw_error: Exception) -> None:
-        pending.results[pending.key] = None
-        self.executor.handle_field_error(
-            raw_error, pending.object_type, pending.field_group, pending.path
-        )
-
-    def _finish(self, pending: _Pending) -> None:
-        self.pending.discard(pending)
-        self.remaining -= 1
-        if not self.remaining and self.done is not None and not self.done.done():
-            self.done.set_result(None)
 
 
 def _coercion(field_type: GraphQLOutputType, is_awaitable: Callable[[Any], bool]) -> Coerce | None:
