@@ -77,6 +77,16 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, list[_Entry]]]
         self._plans = {}
 
+    def build_per_event_executor(self, payload: Any) -> FastExecutionContext:
+        executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, FastExecutionContext)
+        # graphql-core's copy shares this executor's memos, keyed by the identity of each
+        # event's own field lists: every event of a long-lived subscription would add
+        # entries never read again (without bound, for graphql-core's own memo).
+        executor._relevant_sub_fields = {}
+        executor._plans = {}
+        return executor
+
     def execute_fields(
         self,
         parent_type: GraphQLObjectType,

@@ -637,3 +637,51 @@ def test_build_makes_the_objects_their_dataclass_init_makes() -> None:
 
 def test_the_app_s_schema_executes_with_the_fast_context() -> None:
     assert build_schema().execution_context_class is FastExecutionContext
+
+
+# -- subscriptions --------------------------------------------------------------------------
+
+
+@strawberry.type
+class _Tick:
+    n: int
+    label: str
+
+
+@strawberry.type
+class _TickQuery:
+    ping: int = 0
+
+
+class _Remembered(FastExecutionContext):
+    """Keeps the executors graphql-core builds (per-event copies are made by copy())."""
+
+    built: ClassVar[list[FastExecutionContext]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _Remembered.built.append(self)
+
+
+@strawberry.type
+class _Ticks:
+    @strawberry.subscription
+    async def ticks(self, count: int) -> AsyncIterator[_Tick]:
+        for n in range(count):
+            yield _Tick(n=n, label=f"tick {n}")
+
+
+async def test_events_of_a_long_subscription_leave_no_memo_behind() -> None:
+    # graphql-core's per-event executor is a shallow copy: memos keyed by each event's own
+    # field lists would otherwise grow by an entry per event, for as long as it runs.
+    schema = strawberry.Schema(
+        query=_TickQuery, subscription=_Ticks, execution_context_class=_Remembered
+    )
+    _Remembered.built.clear()
+    stream = await schema.subscribe("subscription { ticks(count: 50) { n label } }")
+    assert not isinstance(stream, ExecutionResult)
+    labels = [result.data["ticks"]["label"] async for result in stream if result.data]
+    assert labels == [f"tick {n}" for n in range(50)]
+    [subscription] = _Remembered.built
+    assert len(subscription._relevant_sub_fields) <= 1
+    assert len(subscription._plans) <= 1
