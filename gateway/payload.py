@@ -23,6 +23,8 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
 )
+from pydantic_core import CoreSchema, SchemaValidator
+from pydantic_core import core_schema as cs
 
 DEFAULT_ZONE = ZoneInfo("America/Sao_Paulo")
 
@@ -167,6 +169,18 @@ def _repaired_datetime(value: str) -> datetime | None:
 def _datetime_field(value: object, info: ValidationInfo) -> datetime | None:
     zone = (info.context or {}).get("zone", DEFAULT_ZONE)
     return parse_datetime(value, zone)
+
+
+def _iso(moment: datetime) -> str:
+    """A UTC datetime as pydantic's JSON mode writes it (`...Z`, microseconds only if any)."""
+    return moment.isoformat()[:-6] + "Z"
+
+
+def _iso_datetime_field(value: object, info: ValidationInfo) -> str | None:
+    if value is None:
+        return None
+    moment = parse_datetime(value, (info.context or {}).get("zone", DEFAULT_ZONE))
+    return None if moment is None else _iso(moment)
 
 
 def _initiation_type(value: object) -> object:
@@ -515,16 +529,17 @@ def talk_status(doc: Doc) -> Literal["WAITING", "IN_PROGRESS", "FINISHED"]:
     return "IN_PROGRESS"
 
 
-def normalize(talk: TalkPayload) -> NormalizedTalk:
-    """Split a validated talk into the documents the store keeps."""
-    dumped = talk.model_dump(mode="json", by_alias=True)
-    histories: list[Doc] = dumped.pop("talk_histories")
-    events: list[Doc] = dumped.pop("talk_events")
-    customer: Doc | None = dumped.pop("customer")
+def _split(doc: Doc) -> NormalizedTalk:
+    """Split the JSON-ready document of a whole talk into the documents the store keeps."""
+    talk_id: int = doc["id"]
+    histories: list[Doc] = doc.pop("talk_histories")
+    events: list[Doc] = doc.pop("talk_events")
+    customer: Doc | None = doc.pop("customer")
 
+    agent_ids = {doc["agent_id"], doc["delivered_to"], doc["scaled_to"]}
     users: dict[int, Doc] = {}
     channels: dict[int, Doc] = {}
-    messages: list[Doc] = []
+    messages: dict[int, Doc] = {}
     for history in histories:
         user = history.pop("user")
         channel = history.pop("channel")
@@ -532,27 +547,21 @@ def normalize(talk: TalkPayload) -> NormalizedTalk:
             users[user["id"]] = user
         if channel is not None:
             channels[channel["id"]] = channel
-        history["talk_id"] = talk.id
-        messages.append(history)
+        history["talk_id"] = talk_id
+        agent_ids.add(history["user_id"])
+        # Later entries win when one snapshot repeats an id (a dict keeps the first position).
+        messages[history["id"]] = history
+    unique_events: dict[int, Doc] = {}
     for event in events:
-        event["talk_id"] = talk.id
-
-    agent_ids = {
-        i
-        for i in (
-            talk.agent_id,
-            talk.delivered_to,
-            talk.scaled_to,
-            *(h.user_id for h in talk.talk_histories),
-            *(e.agent_id for e in talk.talk_events),
-        )
-        if i is not None
-    }
+        event["talk_id"] = talk_id
+        agent_ids.add(event["agent_id"])
+        unique_events[event["id"]] = event
+    agent_ids.discard(None)
     return NormalizedTalk(
-        id=talk.id,
-        doc=dumped,
-        messages=_unique_by_id(messages),
-        events=_unique_by_id(events),
+        id=talk_id,
+        doc=doc,
+        messages=list(messages.values()),
+        events=list(unique_events.values()),
         customer=customer,
         users=list(users.values()),
         channels=list(channels.values()),
@@ -560,12 +569,71 @@ def normalize(talk: TalkPayload) -> NormalizedTalk:
     )
 
 
-def _unique_by_id(docs: list[Doc]) -> list[Doc]:
-    """Later entries win when one snapshot repeats an id."""
-    return list({d["id"]: d for d in docs}.values())
+def _documents_schema(schema: CoreSchema) -> CoreSchema:
+    """`schema`'s validation, yielding what `model_dump(mode="json", by_alias=True)` would.
+
+    Each model becomes a typed dict keyed by alias, each datetime its ISO 8601 text: one pass
+    into the final dicts, instead of building model instances and walking them to dump them.
+    Errors (loc and message) stay those of the models.
+    """
+    kind = schema["type"]
+    if kind == "model":
+        return _model_documents_schema(schema)
+    if kind == "function-before" and schema["function"]["function"] is _datetime_field:
+        inner = schema["schema"]
+        if inner["type"] == "nullable" and inner["schema"]["type"] == "datetime":
+            return cs.with_info_before_validator_function(_iso_datetime_field, cs.any_schema())
+        if inner["type"] == "datetime":
+            return cs.no_info_after_validator_function(_iso, schema)
+        raise TypeError(f"unexpected datetime schema {inner['type']}")
+    converted: dict[str, Any] = dict(schema)
+    for key in ("schema", "items_schema", "keys_schema", "values_schema"):
+        if key in schema:
+            converted[key] = _documents_schema(schema[key])
+    for key in ("choices", "steps", "definitions"):
+        if key in schema:
+            converted[key] = [_documents_schema(s) for s in schema[key]]
+    if kind in {"model-fields", "typed-dict", "dataclass-args", "tagged-union", "tuple"}:
+        raise TypeError(f"{kind} schemas are not converted")
+    return converted
+
+
+def _model_documents_schema(schema: Any) -> CoreSchema:
+    model_fields = schema["schema"]
+    if schema.get("custom_init") or schema.get("root_model") or model_fields.get("computed_fields"):
+        raise TypeError(f"{schema['cls'].__name__} cannot be validated into a plain dict")
+    fields: dict[str, cs.TypedDictField] = {}
+    for name, model_field in model_fields["fields"].items():
+        alias = model_field.get("validation_alias")
+        if alias not in (None, model_field.get("serialization_alias")) or not isinstance(
+            alias or "", str
+        ):
+            raise TypeError(f"{name}: only a plain alias, the same both ways, is converted")
+        fields[alias or name] = cs.typed_dict_field(
+            _documents_schema(model_field["schema"]),
+            required=model_field["schema"]["type"] != "default",
+            # `populate_by_name`: the field is read by its alias or else by its name.
+            validation_alias=[[alias], [name]] if alias else None,
+        )
+    # A model refuses what is not a dict with a message naming it; a typed dict would not.
+    name = schema["cls"].__name__
+    is_dict = cs.custom_error_schema(
+        cs.is_instance_schema(dict),
+        custom_error_type="talk_part_type",
+        custom_error_message=f"Input should be a valid dictionary or instance of {name}",
+    )
+    return cs.chain_schema(
+        [
+            is_dict,
+            cs.typed_dict_schema(
+                fields, extra_behavior="allow", total=True, config=schema.get("config")
+            ),
+        ]
+    )
 
 
 _TALKS = TypeAdapter(list[TalkPayload])
+_TALK_DOCUMENTS = SchemaValidator(_documents_schema(_TALKS.core_schema))
 _JSON_NAMES: dict[type, str] = {
     str: "string",
     int: "number",
@@ -601,7 +669,7 @@ def validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[Normali
             [{"loc": "", "msg": f"got a JSON {_JSON_NAMES.get(type(data), 'value')}"}],
         )
     try:
-        talks = _TALKS.validate_python(items, context={"zone": zone})
+        docs = _TALK_DOCUMENTS.validate_python(items, context={"zone": zone})
     except ValidationError as exc:
         errors = [
             {
@@ -611,4 +679,4 @@ def validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[Normali
             for err in exc.errors(include_url=False, include_input=False, include_context=False)
         ]
         raise PayloadRejected("the body is not a valid talk", errors) from None
-    return [normalize(t) for t in talks]
+    return [_split(doc) for doc in docs]

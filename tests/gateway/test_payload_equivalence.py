@@ -1,0 +1,249 @@
+"""`validate_talks` gives what the plain pydantic path gave: model, `model_dump`, then split.
+
+`validate_talks` validates straight into the final documents (see `_documents_schema`); the
+reference below is the straightforward path it replaced, kept verbatim, so any difference in a
+document, its key order, or a rejection's reason and errors shows here.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from gateway.demo import example_talk, sample_talks
+from gateway.payload import (
+    _JSON_NAMES,
+    DEFAULT_ZONE,
+    Doc,
+    NormalizedTalk,
+    PayloadRejected,
+    TalkPayload,
+    validate_talks,
+)
+from tests.factories import talk
+from tests.gateway.test_fuzz import json_values, mangled_talk, odd_strings, other_values
+
+FIXTURE = Path(__file__).parents[3] / "shared" / "fixtures" / "talk_114603.json"
+UTC_ZONE = ZoneInfo("UTC")
+_REFERENCE_TALKS = TypeAdapter(list[TalkPayload])
+EQUIVALENCE = settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+# -- the reference: validate_talks and normalize as they were ----------------------------------
+
+
+def reference_normalize(talk: TalkPayload) -> NormalizedTalk:
+    dumped = talk.model_dump(mode="json", by_alias=True)
+    histories: list[Doc] = dumped.pop("talk_histories")
+    events: list[Doc] = dumped.pop("talk_events")
+    customer: Doc | None = dumped.pop("customer")
+
+    users: dict[int, Doc] = {}
+    channels: dict[int, Doc] = {}
+    messages: list[Doc] = []
+    for history in histories:
+        user = history.pop("user")
+        channel = history.pop("channel")
+        if user is not None:
+            users[user["id"]] = user
+        if channel is not None:
+            channels[channel["id"]] = channel
+        history["talk_id"] = talk.id
+        messages.append(history)
+    for event in events:
+        event["talk_id"] = talk.id
+
+    agent_ids = {
+        i
+        for i in (
+            talk.agent_id,
+            talk.delivered_to,
+            talk.scaled_to,
+            *(h.user_id for h in talk.talk_histories),
+            *(e.agent_id for e in talk.talk_events),
+        )
+        if i is not None
+    }
+    return NormalizedTalk(
+        id=talk.id,
+        doc=dumped,
+        messages=_unique_by_id(messages),
+        events=_unique_by_id(events),
+        customer=customer,
+        users=list(users.values()),
+        channels=list(channels.values()),
+        agent_ids=frozenset(agent_ids - users.keys()),
+    )
+
+
+def _unique_by_id(docs: list[Doc]) -> list[Doc]:
+    return list({d["id"]: d for d in docs}.values())
+
+
+def reference_validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[NormalizedTalk]:
+    if isinstance(data, dict):
+        items: list[object] = [data]
+        single = True
+    elif isinstance(data, list):
+        if not data:
+            raise PayloadRejected(
+                "the array holds no talk", [{"loc": "", "msg": "an empty array holds no talk"}]
+            )
+        items, single = data, False
+    else:
+        raise PayloadRejected(
+            "the body must be a talk object or an array of talks",
+            [{"loc": "", "msg": f"got a JSON {_JSON_NAMES.get(type(data), 'value')}"}],
+        )
+    try:
+        talks = _REFERENCE_TALKS.validate_python(items, context={"zone": zone})
+    except ValidationError as exc:
+        errors = [
+            {
+                "loc": ".".join(str(p) for p in (err["loc"][1:] if single else err["loc"])),
+                "msg": err["msg"],
+            }
+            for err in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        raise PayloadRejected("the body is not a valid talk", errors) from None
+    return [reference_normalize(t) for t in talks]
+
+
+# -- comparison ---------------------------------------------------------------------------------
+
+
+def outcome(validate: Any, raw: bytes, zone: tzinfo) -> object:
+    """What one path makes of a body: its documents as bytes in key order, or its rejection."""
+    try:
+        talks = validate(orjson.loads(raw), zone=zone)  # each path gets its own copy
+    except PayloadRejected as exc:
+        return ("rejected", exc.reason, exc.errors)
+    return [
+        (
+            t.id,
+            orjson.dumps(t.doc),
+            orjson.dumps(t.messages),
+            orjson.dumps(t.events),
+            orjson.dumps(t.customer),
+            orjson.dumps(t.users),
+            orjson.dumps(t.channels),
+            sorted(t.agent_ids),
+        )
+        for t in talks
+    ]
+
+
+def assert_same(payload: object, zone: tzinfo = DEFAULT_ZONE) -> object:
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:  # refused before validation (integers beyond 64 bits)
+        return None
+    expected = outcome(reference_validate_talks, raw, zone)
+    assert outcome(validate_talks, raw, zone) == expected
+    return expected
+
+
+# -- cases --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zone", [DEFAULT_ZONE, UTC_ZONE])
+def test_the_fixture_talk_is_stored_as_the_model_dump_stored_it(zone: tzinfo) -> None:
+    result = assert_same(FIXTURE.read_bytes(), zone)
+
+    assert isinstance(result, list)
+    assert len(result) == 1
+
+
+def test_the_demo_talks_are_stored_as_the_model_dump_stored_them() -> None:
+    talks = sample_talks(60)
+
+    assert_same(talks)
+    for one in talks:
+        assert_same(one)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        talk(talk_histories=[{**talk()["talk_histories"][0], "from_": "x"}]),
+        talk(talk_histories=[{**talk()["talk_histories"][0], "from_": 5, "from": None}]),
+        talk(talk_histories=[{**talk()["talk_histories"][0], "from_": [1]}]),
+        talk(customer={**example_talk()["customer"], "custom_fields": [{"name": 5}]}),
+        talk(customer={**example_talk()["customer"], "custom_fields": [{"name": []}]}),
+        talk(customer={**example_talk()["customer"], "telephones": ["x", 3]}),
+        talk(customer=[]),
+        talk(bot="bot"),
+        talk(talk_histories=[None, {"id": 1}]),
+        talk(created_at=None),
+        talk(created_at=""),
+        talk(created_at="2025-09-08 11: 01: 18.5"),
+        talk(created_at=1757340077.25),
+        talk(finished_at="0005-01-01T00:00:00.000001Z"),
+        talk(talk_histories=None, talk_events=None, customer=None),
+        talk(user={"nested": {"deep": [1, 2.5, None, "x"]}}),
+        [talk(1), talk(2, id="x")],
+        [talk(1), None, 3],
+        [],
+        "text",
+        None,
+    ],
+)
+def test_odd_payloads_end_the_same(payload: object) -> None:
+    assert_same(payload)
+
+
+@EQUIVALENCE
+@given(body=mangled_talk())
+def test_mangled_talks_end_the_same(body: bytes) -> None:
+    assert_same(body)
+
+
+@EQUIVALENCE
+@given(value=json_values)
+def test_any_json_value_ends_the_same(value: object) -> None:
+    assert_same(value)
+
+
+@st.composite
+def dirtied_talk(draw: st.DrawFn) -> Any:
+    """The example talk with values replaced or unknown keys added anywhere inside it."""
+    payload: Any = talk(draw(st.integers(1, 40)))
+    dicts: list[Any] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            dicts.append(node)
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                collect(child)
+
+    collect(payload)
+    value = st.one_of(other_values, odd_strings, st.sampled_from(["S", "não", " 12 ", "3.0"]))
+    for _ in range(draw(st.integers(1, 8))):
+        node = draw(st.sampled_from(dicts))
+        key = draw(st.sampled_from([*sorted(node), "from_", "extra_field", "id"]))
+        node[key] = draw(value)
+    if draw(st.booleans()):
+        payload = [payload, *draw(st.lists(st.just(talk(41)), max_size=2))]
+    return payload
+
+
+@EQUIVALENCE
+@given(payload=dirtied_talk(), zone=st.sampled_from([DEFAULT_ZONE, UTC_ZONE]))
+def test_dirtied_talks_end_the_same(payload: object, zone: tzinfo) -> None:
+    assert_same(payload, zone)
