@@ -293,9 +293,10 @@ async def test_any_read_selection_answers_as_graphql_core_does(
     schemas: Schemas, document: str, caller: Principal, failure: str | None
 ) -> None:
     fast, plain = await schemas.both(document, caller, failure)
-    # Errors of loaders that wait on different store reads (the two root fields', messages'
-    # and events') come in the order those reads end, with graphql-core too.
-    same(fast, plain, ordered=failure is None)
+    # Errors under fields that wait on different store reads (the two root fields', messages'
+    # and events') come in the order those reads end, which reader threads decide: with
+    # graphql-core alone too. The tests of one root field below compare the order as well.
+    same(fast, plain, ordered=False)
 
 
 EVERYTHING_OF_A_TALK = """
