@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import tzinfo
-from pathlib import Path
+from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,7 +32,8 @@ from gateway.payload import (
 from tests.factories import talk
 from tests.gateway.test_fuzz import json_values, mangled_talk, odd_strings, other_values
 
-FIXTURE = Path(__file__).parents[3] / "shared" / "fixtures" / "talk_114603.json"
+# PipeRun's documented example, as delivered (the package's copy of shared/fixtures/).
+FIXTURE = resources.files("gateway.demo").joinpath("talk_114603.json")
 UTC_ZONE = ZoneInfo("UTC")
 _REFERENCE_TALKS = TypeAdapter(list[TalkPayload])
 EQUIVALENCE = settings(
