@@ -534,14 +534,19 @@ class GraphQLEndpoint:
                 )
                 await response(scope, receive, send)
                 return
-            if not _object_or_unparsable(body):
+            data = _json_of(body)
+            if data is not _NOT_JSON and not isinstance(data, dict | list):
+                # Neither an object nor an array (batches get their own answer).
                 response = graphql_error_response(
                     400, "the body must be a JSON object with a `query`", "BAD_USER_INPUT"
                 )
                 await response(scope, receive, send)
                 return
             try:
-                body, params = await self._resolve_body(body, request.state.persisted)
+                if isinstance(data, dict):
+                    params = await self.persisted.resolve(data, request.state.persisted)
+                    if params != data:
+                        body = orjson.dumps(params)
             except TalkgateError as exc:
                 await _refusal(exc)(scope, receive, send)
                 return
@@ -635,7 +640,6 @@ class GraphQLEndpoint:
         of the store read before it was computed) and gives a GET its ETag."""
         start: Message | None = None
         chunks: list[bytes] = []
-        is_get = scope["method"] == "GET"
 
         async def keeping(message: Message) -> None:
             nonlocal start
@@ -653,16 +657,9 @@ class GraphQLEndpoint:
                 await send(start)
                 await send({"type": "http.response.body", "body": body})
                 return
+            # Sent as a hit is: the same headers, and a 304 when the tag still matches.
             kept = await responses.put(*entry, body)
-            if is_get and matches(conditional, kept.etag):
-                headers = self._validators(kept.etag)
-                await send({"type": "http.response.start", "status": 304, "headers": headers})
-                await send({"type": "http.response.body", "body": b""})
-                return
-            if is_get:
-                start = {**start, "headers": [*start["headers"], *self._validators(kept.etag)]}
-            await send(start)
-            await send({"type": "http.response.body", "body": body})
+            await self._answer_cached(kept, scope["method"], conditional, send)
 
         return keeping
 
@@ -672,20 +669,6 @@ class GraphQLEndpoint:
             (b"cache-control", self.settings.response_cache_control.encode()),
             (b"vary", b"Authorization"),
         ]
-
-    async def _resolve_body(
-        self, body: bytes, documents: PersistedQueries
-    ) -> tuple[bytes, dict[str, Any] | None]:
-        """The body with the document its `extensions.persistedQuery` names (Apollo APQ),
-        and its parameters when it is a JSON object."""
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body, None  # the view answers that itself
-        if not isinstance(data, dict):
-            return body, None
-        resolved = await self.persisted.resolve(data, documents)
-        return (body if resolved == data else orjson.dumps(resolved)), resolved
 
     async def _resolve_query_string(
         self, scope: Scope, documents: PersistedQueries
@@ -732,13 +715,15 @@ async def _read_limited(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def _object_or_unparsable(body: bytes) -> bool:
-    """False for JSON that is neither an object nor an array (batches get their own answer)."""
+_NOT_JSON = object()
+
+
+def _json_of(body: bytes) -> object:
+    """The body's JSON value, or _NOT_JSON (the view answers such a body itself)."""
     try:
-        data = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
-        return True  # not JSON at all: the view answers that itself
-    return isinstance(data, dict | list)
+        return _NOT_JSON
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
