@@ -47,11 +47,11 @@ class BodyRejected(Exception):
         self.dead_letter_id = dead_letter_id
 
 
-def delivery_key(body: bytes, key: str | None) -> str:
+def delivery_key(body_sha256: str, key: str | None) -> str:
     """The sender's idempotency key, or the body's hash so identical bodies are one delivery."""
     if key:
         return "id:" + key
-    return "sha256:" + hashlib.sha256(body).hexdigest()
+    return "sha256:" + body_sha256
 
 
 class Ingestor:
@@ -107,8 +107,13 @@ class Ingestor:
             talks = validate_talks(data, zone=self._zone)
         except PayloadRejected as exc:
             return await self.reject(body, 422, exc.reason, exc.errors)
+        digest = hashlib.sha256(body.raw).hexdigest()
         return Delivery(
-            key=delivery_key(body.raw, body.key), source=body.source, body=body.raw, talks=talks
+            key=delivery_key(digest, body.key),
+            source=body.source,
+            body=body.raw,
+            body_sha256=digest,
+            talks=talks,
         )
 
     async def _committed(self, stored: Sequence[DeliveryOutcome]) -> None:

@@ -10,7 +10,6 @@ talks do not wait for each other, except on a customer or agent document both ch
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -240,7 +239,7 @@ class PostgresStore:
                 _text(delivery.key),
                 _text(delivery.source),
                 received_at,
-                hashlib.sha256(delivery.body).hexdigest(),
+                delivery.body_sha256,
                 delivery.body,
                 _body_json(delivery.body),
                 talk_ids,

@@ -14,11 +14,13 @@ Doc = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One accepted body: its idempotency key, where it came from, the raw bytes, its talks."""
+    """One accepted body: its idempotency key, where it came from, the raw bytes and their
+    sha256 (hex), its talks."""
 
     key: str
     source: str
     body: bytes
+    body_sha256: str
     talks: list[NormalizedTalk]
 
 

@@ -8,7 +8,6 @@ own connection, which WAL lets read while the writer writes.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -241,7 +240,7 @@ class SQLiteStore:
                         delivery.key,
                         delivery.source,
                         received_at,
-                        hashlib.sha256(delivery.body).hexdigest(),
+                        delivery.body_sha256,
                         delivery.body,
                     ),
                 ).fetchone()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,13 @@ def delivery(
 ) -> Delivery:
     """A delivery of this body as the webhook would store it (keyed by its hash unless `key`)."""
     body = orjson.dumps(data)
+    digest = hashlib.sha256(body).hexdigest()
     return Delivery(
-        key=delivery_key(body, key), source=source, body=body, talks=validate_talks(data)
+        key=delivery_key(digest, key),
+        source=source,
+        body=body,
+        body_sha256=digest,
+        talks=validate_talks(data),
     )
 
 
