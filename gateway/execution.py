@@ -1,19 +1,30 @@
-"""A faster execution of plain fields, with the same results as graphql-core's.
+"""A faster execution of plain and loaded fields, with the same results as graphql-core's.
 
 A plain field is a strawberry field that only reads an attribute of its source object: no
 resolver, no field extension (so no permission check), no arguments. graphql-core spends
 most of a large answer on such fields, building a resolve info, a path and four nested
 calls for each value. FastExecutionContext reads them straight off the object and coerces
-them with the field type's own coercion, in graphql-core's order of keys. Whenever it cannot
-be sure of the same result (a null for a non-null field, a value the coercion refuses, an
-awaitable, middleware), it hands the field to graphql-core, which produces its usual error.
+them with the field type's own coercion, in graphql-core's order of keys. Lists of objects
+held by plain fields (a connection's edges) are completed item by item the same way.
+
+A loaded field is one declared with `schema.loaded.loaded_by` (`Talk.customer`): its value
+is one `load` from the request's loaders. graphql-core would run its resolver once per item
+of a list, each with a resolve info, a coroutine and a task, and gather a hundred awaitables
+for a single batch. Here the loads of a whole list are made while its items are completed
+(`_deferred`), awaited together once the list is done, and their objects completed in turn,
+level by level: one awaitable per list instead of several per item. Only nullable loaded
+fields are deferred, so an error there makes that field null and never reaches the items.
+
+Whenever it cannot be sure of the same result (a null for a non-null field, a value the
+coercion refuses, an awaitable, middleware), it hands the field to graphql-core, which
+produces its usual error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from graphql import (
     GraphQLBoolean,
@@ -25,6 +36,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLResolveInfo,
     GraphQLScalarType,
     GraphQLString,
 )
@@ -34,6 +46,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
+from schema.loaded import LoadedBy, loaded_by_of
+
 __all__ = ["FastExecutionContext"]
 
 _MIN_INT: Final = -(2**31)
@@ -42,6 +56,15 @@ _MAX_INT: Final = 2**31 - 1
 
 class _Miss:
     """What a coercion returns when graphql-core must complete the value itself."""
+
+
+class _Failed:
+    """A deferred load that raised."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 _MISS: Final = _Miss()
@@ -55,10 +78,32 @@ _SLOW: Final = 0  # graphql-core's execute_field
 _LEAF: Final = 1  # a scalar, an enum or a list of them: `coerce(getattr(source, attr))`
 _TYPENAME: Final = 2  # `__typename`: the parent type's name
 _OBJECT: Final = 3  # an object without is_type_of: its subfields, through execute_fields
+_LIST: Final = 4  # a list of such objects: each item's subfields, loads deferred to the list
+_LOAD: Final = 5  # a nullable loaded field (schema.loaded) of such an object type
 
-# response name, kind, attribute, field type, coercion (leaves), object type, field group
+# response name, kind, attribute, field type, coercion (leaves), object type (of the object,
+# the list's items or the loaded value), field group, declaration (loaded fields)
 _Entry = tuple[
-    str, int, str, GraphQLOutputType, Coerce | None, GraphQLObjectType | None, FieldDetailsList
+    str,
+    int,
+    str,
+    GraphQLOutputType,
+    Coerce | None,
+    GraphQLObjectType | None,
+    FieldDetailsList,
+    LoadedBy | None,
+]
+# A deferred load: the results it goes into, its response name, the loader's future, the
+# field's type, the loaded object's type, the field group, its path, the position context.
+_Deferred = tuple[
+    dict[str, Any],
+    str,
+    Awaitable[Any],
+    GraphQLOutputType,
+    GraphQLObjectType,
+    FieldDetailsList,
+    Path,
+    Any,
 ]
 _PLAN_CACHE_SIZE: Final = 256
 
@@ -76,6 +121,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self.fast_values = 0
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, list[_Entry]]]
         self._plans = {}
+        # Where loaded fields put their loads while a list is being completed; None outside
+        # one. Only ever set during synchronous work, so no await point ever sees it set.
+        self._deferred: list[_Deferred] | None = None
 
     def build_per_event_executor(self, payload: Any) -> FastExecutionContext:
         executor = super().build_per_event_executor(payload)
@@ -85,6 +133,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # entries never read again (without bound, for graphql-core's own memo).
         executor._relevant_sub_fields = {}
         executor._plans = {}
+        executor._deferred = None
         return executor
 
     def execute_fields(
@@ -106,7 +155,16 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         awaitable_fields: list[str] = []
         fast_values = 0
         try:
-            for response_name, kind, attr, field_type, coerce, object_type, field_group in plan:
+            for (
+                response_name,
+                kind,
+                attr,
+                field_type,
+                coerce,
+                object_type,
+                field_group,
+                spec,
+            ) in plan:
                 if kind == _LEAF:
                     assert coerce is not None
                     try:
@@ -121,9 +179,47 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     results[response_name] = parent_type.name
                     fast_values += 1
                     continue
-                elif kind == _OBJECT:
+                elif kind == _LOAD:
                     assert object_type is not None
-                    result = self._complete_object(
+                    assert spec is not None
+                    loading = self._load(spec, source_value)
+                    if loading is None:
+                        results[response_name] = None
+                        fast_values += 1
+                        continue
+                    if loading is not _MISS:
+                        fast_values += 1
+                        field_path = Path(path, response_name, parent_type.name)
+                        deferred = self._deferred
+                        if deferred is not None:
+                            results[response_name] = None  # until the list settles it
+                            deferred.append(
+                                (
+                                    results,
+                                    response_name,
+                                    loading,
+                                    field_type,
+                                    object_type,
+                                    field_group,
+                                    field_path,
+                                    position_context,
+                                )
+                            )
+                        else:
+                            results[response_name] = self._settle_one(
+                                loading,
+                                field_type,
+                                object_type,
+                                field_group,
+                                field_path,
+                                position_context,
+                            )
+                            awaitable_fields.append(response_name)
+                        continue
+                elif kind in (_OBJECT, _LIST):
+                    assert object_type is not None
+                    complete = self._complete_object if kind == _OBJECT else self._complete_list
+                    result = complete(
                         field_type,
                         object_type,
                         source_value,
@@ -202,6 +298,234 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return self._await_completed(completed, return_type, field_group, path)
         return completed
 
+    def _complete_list(
+        self,
+        return_type: GraphQLOutputType,
+        item_type: GraphQLObjectType,
+        source_value: Any,
+        attr: str,
+        field_group: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """A plain field holding a list of objects, completed as graphql-core's execute_field
+        and complete_value would; _MISS, before any work, when graphql-core must do it."""
+        try:
+            values = getattr(source_value, attr)
+        except Exception:  # graphql-core reports it
+            return _MISS
+        if values is None or values is Undefined:
+            return _MISS if isinstance(return_type, GraphQLNonNull) else None
+        list_type = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+        assert isinstance(list_type, GraphQLList)
+        try:
+            completed = self._complete_items(
+                list_type, item_type, field_group, path, values, position_context
+            )
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_group, path)
+            return None
+        if completed is _MISS or not self.is_awaitable(completed):
+            return completed
+        return self._await_completed(completed, return_type, field_group, path)
+
+    def complete_list_value(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[list[Any]]:
+        # Lists of objects returned by resolvers (a root field's list) defer their loads too.
+        item_type = return_type.of_type
+        if isinstance(item_type, GraphQLNonNull):
+            item_type = item_type.of_type
+        if (
+            self.fast
+            and isinstance(item_type, GraphQLObjectType)
+            and item_type.is_type_of is None
+            and not _streamed(field_details_list)
+        ):
+            completed = self._complete_items(
+                return_type, item_type, field_details_list, path, result, position_context
+            )
+            if completed is not _MISS:
+                return cast("AwaitableOrValue[list[Any]]", completed)
+        return super().complete_list_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def _complete_items(
+        self,
+        list_type: GraphQLList[GraphQLOutputType],
+        item_type: GraphQLObjectType,
+        field_group: FieldDetailsList,
+        path: Path,
+        values: Any,
+        position_context: Any,
+    ) -> Any:
+        """The items of a list of objects, completed as graphql-core's complete_list_value
+        would, raising what it raises; _MISS, before any work, when graphql-core must do it.
+        The items' loaded fields are deferred, and settled together at the end."""
+        if type(values) is not list:
+            return _MISS
+        item_return_type: GraphQLOutputType = list_type.of_type
+        items_nullable = not isinstance(item_return_type, GraphQLNonNull)
+        is_awaitable = self.is_awaitable
+        for item in values:
+            if item is None or item is Undefined:
+                if not items_nullable:
+                    return _MISS
+            elif isinstance(item, Exception) or is_awaitable(item):
+                return _MISS
+        completed: list[Any] = []
+        awaitable_indices: list[int] = []
+        deferred: list[_Deferred] = []
+        outer = self._deferred
+        self._deferred = deferred
+        try:
+            # Every item has the same subfields: collected once, not once per item.
+            fields, defer_usages, _ = self.collect_subfields(item_type, field_group)
+            plain = not defer_usages and position_context is None
+            for index, item in enumerate(values):
+                if item is None or item is Undefined:
+                    completed.append(None)
+                    continue
+                item_path = Path(path, index, None)
+                try:
+                    if plain:  # what execute_collected_subfields does without @defer
+                        value = self.execute_fields(item_type, item, item_path, fields, None)
+                    else:
+                        value = self.execute_collected_subfields(
+                            item_type, item, item_path, fields, defer_usages, position_context
+                        )
+                except Exception as raw_error:
+                    # Raises again for non-null items: then the whole list fails.
+                    self.handle_field_error(raw_error, item_return_type, field_group, item_path)
+                    value = None
+                if is_awaitable(value):
+                    value = self._await_completed(value, item_return_type, field_group, item_path)
+                    awaitable_indices.append(index)
+                completed.append(value)
+        except Exception:
+            if awaitable_indices:
+                self.settle_in_background([completed[i] for i in awaitable_indices])
+            raise
+        finally:
+            self._deferred = outer
+        if not deferred and not awaitable_indices:
+            return completed
+        return self._settle_list(completed, awaitable_indices, deferred)
+
+    async def _settle_list(
+        self, completed: list[Any], awaitable_indices: list[int], deferred: list[_Deferred]
+    ) -> list[Any]:
+        """The list once its deferred loads are settled and its awaitable items awaited,
+        concurrently, so that their batches go out together."""
+        awaitables: list[Awaitable[Any]] = [completed[i] for i in awaitable_indices]
+        if deferred:
+            awaitables.append(self._settle(deferred))
+        if len(awaitables) == 1:
+            awaited = [await awaitables[0]]
+        else:
+            awaited = await gather_with_cancel(*awaitables)
+        for index, value in zip(awaitable_indices, awaited, strict=False):
+            completed[index] = value
+        return completed
+
+    async def _settle(self, deferred: list[_Deferred]) -> None:
+        """Fill in deferred loaded fields, level by level: await this level's loads (their
+        batches are out by now), complete the loaded objects, whose own loaded fields make
+        the next level."""
+        while deferred:
+            outcomes: list[Any] = []
+            for pending in deferred:
+                try:
+                    outcomes.append(await pending[2])
+                except Exception as error:
+                    outcomes.append(_Failed(error))
+            awaiting: list[tuple[dict[str, Any], str]] = []
+            outer = self._deferred
+            later: list[_Deferred] = []
+            self._deferred = later
+            try:
+                for pending, outcome in zip(deferred, outcomes, strict=True):
+                    results, name, _, return_type, object_type, field_group, path, position = (
+                        pending
+                    )
+                    try:
+                        if isinstance(outcome, _Failed):
+                            raise outcome.error
+                        value = self._complete_loaded(
+                            outcome, object_type, field_group, path, position
+                        )
+                    except Exception as raw_error:
+                        # Loaded fields here are nullable: the error is kept, the field null.
+                        self.handle_field_error(raw_error, return_type, field_group, path)
+                        value = None
+                    if self.is_awaitable(value):
+                        value = self._await_completed(value, return_type, field_group, path)
+                        awaiting.append((results, name))
+                    results[name] = value
+            finally:
+                self._deferred = outer
+            if awaiting:
+                awaited = await gather_with_cancel(*(r[name] for r, name in awaiting))
+                for (results, name), value in zip(awaiting, awaited, strict=True):
+                    results[name] = value
+            deferred = later
+
+    def _load(self, spec: LoadedBy, source_value: Any) -> Any:
+        """The loader's future for a loaded field, None for a null key, or _MISS when the
+        resolver must run (and raise) under graphql-core."""
+        try:
+            key = getattr(source_value, spec.key)
+            if key is None:
+                return None
+            return getattr(self.context_value.loaders, spec.loader).load(int(key))
+        except Exception:
+            return _MISS
+
+    async def _settle_one(
+        self,
+        loading: Awaitable[Any],
+        return_type: GraphQLOutputType,
+        object_type: GraphQLObjectType,
+        field_group: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        """A loaded field outside a list, as graphql-core's complete_awaitable_value."""
+        try:
+            completed = self._complete_loaded(
+                await loading, object_type, field_group, path, position_context
+            )
+            if self.is_awaitable(completed):
+                completed = await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_group, path)
+            return None
+        return completed
+
+    def _complete_loaded(
+        self,
+        value: Any,
+        object_type: GraphQLObjectType,
+        field_group: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        """complete_value for a nullable object type without is_type_of."""
+        if isinstance(value, Exception):
+            raise value
+        if value is None or value is Undefined:
+            return None
+        return self.collect_and_execute_subfields(
+            object_type, field_group, path, value, position_context
+        )
+
     async def _await_completed(
         self,
         completed: Awaitable[Any],
@@ -243,25 +567,64 @@ def _entry(
     name = node.name.value
     field_def = context.schema.get_field(parent_type, name)
     if field_def is None:
-        return (response_name, _SLOW, name, GraphQLString, None, None, field_group)
-    slow: _Entry = (response_name, _SLOW, name, field_def.type, None, None, field_group)
+        return (response_name, _SLOW, name, GraphQLString, None, None, field_group, None)
+    field_type = field_def.type
+    slow: _Entry = (response_name, _SLOW, name, field_type, None, None, field_group, None)
     if name == "__typename":
-        return (response_name, _TYPENAME, name, field_def.type, None, None, field_group)
-    if node.arguments or not _is_plain(field_def):
+        return (response_name, _TYPENAME, name, field_type, None, None, field_group, None)
+    if node.arguments:
+        return slow
+    spec = _loaded(field_def)
+    if spec is not None:
+        # Only nullable: a deferred load's error must stop at its own field.
+        if isinstance(field_type, GraphQLObjectType) and field_type.is_type_of is None:
+            return (response_name, _LOAD, name, field_type, None, field_type, field_group, spec)
+        return slow
+    if not _is_plain(field_def):
         return slow
     strawberry_field = field_def.extensions[GraphQLCoreConverter.DEFINITION_BACKREF]
     attr = strawberry_field.python_name
-    field_type = field_def.type
-    if isinstance(field_type, GraphQLNonNull):
-        field_type = field_type.of_type
-    if isinstance(field_type, GraphQLObjectType):
-        if field_type.is_type_of is not None:
+    named = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+    if isinstance(named, GraphQLObjectType):
+        if named.is_type_of is not None:
             return slow
-        return (response_name, _OBJECT, attr, field_def.type, None, field_type, field_group)
-    coerce = _coercion(field_def.type, context.is_awaitable)
+        return (response_name, _OBJECT, attr, field_type, None, named, field_group, None)
+    if isinstance(named, GraphQLList):
+        item = named.of_type.of_type if isinstance(named.of_type, GraphQLNonNull) else named.of_type
+        if isinstance(item, GraphQLObjectType):
+            if item.is_type_of is not None or _streamed(field_group):
+                return slow
+            return (response_name, _LIST, attr, field_type, None, item, field_group, None)
+    coerce = _coercion(field_type, context.is_awaitable)
     if coerce is None:
         return slow
-    return (response_name, _LEAF, attr, field_def.type, coerce, None, field_group)
+    return (response_name, _LEAF, attr, field_type, coerce, None, field_group, None)
+
+
+def _streamed(field_group: FieldDetailsList) -> bool:
+    """Whether a list field asks for @stream (graphql-core's incremental delivery)."""
+    return any(
+        directive.name.value == "stream"
+        for details in field_group
+        for directive in details.node.directives or ()
+    )
+
+
+def _loaded(field_def: GraphQLField) -> LoadedBy | None:
+    """The declaration of a field made with `schema.loaded.loaded_by`, when nothing else runs
+    around its resolver (no field extension, so no permission check; no arguments)."""
+    strawberry_field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if (
+        not isinstance(strawberry_field, StrawberryField)
+        or type(strawberry_field).get_result is not StrawberryField.get_result
+        or strawberry_field.base_resolver is None
+        or strawberry_field.extensions
+        or strawberry_field.is_subscription
+        or field_def.args
+        or field_def.subscribe is not None
+    ):
+        return None
+    return loaded_by_of(strawberry_field.base_resolver.wrapped_func)
 
 
 def _is_plain(field_def: GraphQLField) -> bool:

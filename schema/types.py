@@ -16,6 +16,7 @@ from gateway.payload import talk_status
 from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
 from schema.context import ChildPageKey, GraphContext, PageArgs
 from schema.enums import InitiationType, MessageType, TalkStatus
+from schema.loaded import loaded_by
 from schema.permissions import needs
 from schema.scalars import UtcDateTime
 
@@ -351,10 +352,8 @@ class TalkEvent:
         return build(Disposition, event) if event else None
 
     @strawberry.field(description="The agent who recorded the tabulation.")
-    async def agent(self, info: Ctx) -> Agent | None:
-        if self.agent_id is None:
-            return None
-        return await info.context.loaders.agent.load(int(self.agent_id))
+    @loaded_by("agent", "agent_id")
+    async def agent(self, info: Ctx) -> Agent | None: ...
 
 
 @strawberry.type(description="A message of a talk (PipeRun `talk_histories`).")
@@ -406,16 +405,12 @@ class TalkHistory:
     attachment_type: list[str] = _field("Types of the attachment, as the provider names them.")
 
     @strawberry.field(description="The user (agent or bot) tied to the message.")
-    async def user(self, info: Ctx) -> Agent | None:
-        if self.user_id is None:
-            return None
-        return await info.context.loaders.agent.load(int(self.user_id))
+    @loaded_by("agent", "user_id")
+    async def user(self, info: Ctx) -> Agent | None: ...
 
     @strawberry.field(description="The channel the message went through.")
-    async def channel(self, info: Ctx) -> Channel | None:
-        if self.channel_id is None:
-            return None
-        return await info.context.loaders.channel.load(int(self.channel_id))
+    @loaded_by("channel", "channel_id")
+    async def channel(self, info: Ctx) -> Channel | None: ...
 
 
 @strawberry.type(description="A customer-service conversation (PipeRun talk, 'atendimento').")
@@ -475,30 +470,24 @@ class Talk:
     doc: strawberry.Private[Doc]
 
     @strawberry.field(description="The customer.")
-    async def customer(self, info: Ctx) -> Customer | None:
-        return await info.context.loaders.customer.load(int(self.customer_id))
+    @loaded_by("customer", "customer_id")
+    async def customer(self, info: Ctx) -> Customer | None: ...
 
     @strawberry.field(description="The agent in charge of the talk.")
-    async def agent(self, info: Ctx) -> Agent | None:
-        if self.agent_id is None:
-            return None
-        return await info.context.loaders.agent.load(int(self.agent_id))
+    @loaded_by("agent", "agent_id")
+    async def agent(self, info: Ctx) -> Agent | None: ...
 
     @strawberry.field(description="The agent the talk was handed to.")
-    async def delivered_to(self, info: Ctx) -> Agent | None:
-        if self.delivered_to_id is None:
-            return None
-        return await info.context.loaders.agent.load(int(self.delivered_to_id))
+    @loaded_by("agent", "delivered_to_id")
+    async def delivered_to(self, info: Ctx) -> Agent | None: ...
 
     @strawberry.field(description="The agent the talk was escalated to.")
-    async def scaled_to(self, info: Ctx) -> Agent | None:
-        if self.scaled_to_id is None:
-            return None
-        return await info.context.loaders.agent.load(int(self.scaled_to_id))
+    @loaded_by("agent", "scaled_to_id")
+    async def scaled_to(self, info: Ctx) -> Agent | None: ...
 
     @strawberry.field(description="The channel of the talk.")
-    async def channel(self, info: Ctx) -> Channel | None:
-        return await info.context.loaders.channel.load(int(self.channel_id))
+    @loaded_by("channel", "channel_id")
+    async def channel(self, info: Ctx) -> Channel | None: ...
 
     @strawberry.field(description="Messages of the talk, oldest first.")
     async def histories(
