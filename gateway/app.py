@@ -203,7 +203,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         async with AsyncExitStack() as stack:
-            store = open_store(settings.database_url)
+            store = open_store(settings.database_url, doc_cache_mb=settings.doc_cache_mb)
             await store.open()
             stack.push_async_callback(store.close)
             http = await stack.enter_async_context(

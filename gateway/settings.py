@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     response_cache_mb: int = Field(default=64, ge=0)
     response_cache_ttl_s: float = Field(default=300.0, gt=0)
     response_cache_control: str = "private, no-cache"
+    # Decoded documents of stored rows, reused while a row's stored text is unchanged.
+    doc_cache_mb: int = Field(default=32, ge=0)
     persisted_queries_file: Path | None = None
     persisted_queries_only: bool = False
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()

@@ -7,7 +7,10 @@ delegated to the request's batch loaders (`info.context.loaders`); nothing here 
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Generic, TypeVar
+import functools
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Annotated, Any, Final, Generic, TypeVar
 
 import strawberry
 from strawberry import ID, Info
@@ -30,6 +33,8 @@ After = Annotated[
 ]
 
 _INIT_FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str], bool]] = {}
+# Objects remembered for each kind built from stored documents (_once_per_document).
+_REMEMBERED_PER_KIND: Final = 4096
 
 
 def build(cls: type[T], source: Doc, /, **extra: Any) -> T:
@@ -541,6 +546,34 @@ class Talk:
         return build(ServiceCatalog, service) if service else None
 
 
+def _once_per_document(make: Callable[[Doc], T]) -> Callable[[Doc], T]:
+    """`make`, run once for each document object while it is remembered.
+
+    The store hands out the same dict for a row whose stored text has not changed
+    (gateway/storage/docs.py), so a page read again builds nothing again. The objects are
+    shared between requests and callers: they hold no per-request state, and nothing writes
+    to them (what a caller may see is decided per field, by the schema's permissions).
+    Remembered least recently used first out; each entry keeps its document alive, so the
+    document's id cannot be reused while it is remembered. Called on the event loop only.
+    """
+    made: OrderedDict[int, tuple[Doc, T]] = OrderedDict()
+
+    def build_once(doc: Doc) -> T:
+        key = id(doc)
+        entry = made.get(key)
+        if entry is not None and entry[0] is doc:
+            made.move_to_end(key)
+            return entry[1]
+        built = make(doc)
+        made[key] = (doc, built)
+        if len(made) > _REMEMBERED_PER_KIND:
+            made.popitem(last=False)
+        return built
+
+    return functools.update_wrapper(build_once, make)
+
+
+@_once_per_document
 def talk_from_doc(doc: Doc) -> Talk:
     return build(
         Talk,
@@ -553,21 +586,26 @@ def talk_from_doc(doc: Doc) -> Talk:
     )
 
 
+@_once_per_document
 def history_from_doc(doc: Doc) -> TalkHistory:
     return build(TalkHistory, doc, from_=doc.get("from"), type=MessageType(doc["type"]))
 
 
+@_once_per_document
 def event_from_doc(doc: Doc) -> TalkEvent:
     return build(TalkEvent, doc, doc=doc)
 
 
+@_once_per_document
 def customer_from_doc(doc: Doc) -> Customer:
     return build(Customer, doc, doc=doc)
 
 
+@_once_per_document
 def agent_from_doc(doc: Doc) -> Agent:
     return build(Agent, doc)
 
 
+@_once_per_document
 def channel_from_doc(doc: Doc) -> Channel:
     return build(Channel, doc)

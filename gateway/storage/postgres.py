@@ -21,6 +21,7 @@ import orjson
 
 from gateway.payload import NormalizedTalk, talk_status
 from gateway.storage import cursor, merge
+from gateway.storage.docs import DecodedDocs
 from gateway.storage.postgres_schema import migrate
 from gateway.storage.protocol import StoreUnavailable, TalkGroup
 from gateway.storage.records import (
@@ -132,6 +133,7 @@ class PostgresStore:
         max_size: int = 10,
         connect_timeout: float = 10.0,
         acquire_timeout: float = 10.0,
+        doc_cache_bytes: int = 32 * 2**20,
     ) -> None:
         if not url.startswith(("postgresql://", "postgres://")):
             raise ValueError("a PostgreSQL URL starts with postgresql:// or postgres://")
@@ -141,6 +143,8 @@ class PostgresStore:
         self._connect_timeout = connect_timeout
         self._acquire_timeout = acquire_timeout
         self._pool: Any = None
+        # Documents of talks, messages, events, customers, agents and channels as last read.
+        self.docs = DecodedDocs(doc_cache_bytes)
 
     def __repr__(self) -> str:
         # The URL may carry a password: never show it.
@@ -406,7 +410,8 @@ class PostgresStore:
             f"SELECT id, doc FROM {table} WHERE id = ANY($1::bigint[]) ORDER BY id",  # noqa: S608
             wanted,
         )
-        return {r[0]: orjson.loads(r[1]) for r in rows}
+        decode = self.docs.decode
+        return {r[0]: decode(table, r[0], r[1]) for r in rows}
 
     async def talk_by_tracking_number(self, tracking_number: str) -> Doc | None:
         row = await self._fetchrow(
@@ -470,7 +475,8 @@ class PostgresStore:
             if len(target.items) == page.first:
                 target.has_next = True
             else:
-                target.items.append((key(created_us, talk_id), orjson.loads(doc)))
+                doc_ = self.docs.decode("talks", talk_id, doc)
+                target.items.append((key(created_us, talk_id), doc_))
         return pages
 
     async def count_talks(
@@ -509,7 +515,8 @@ class PostgresStore:
             if len(target.items) == page.first:
                 target.has_next = True
             else:
-                target.items.append((cursor.encode("message", message_id), orjson.loads(doc)))
+                message = self.docs.decode("messages", message_id, doc)
+                target.items.append((cursor.encode("message", message_id), message))
         return pages
 
     async def count_messages(self, talk_ids: Sequence[int]) -> dict[int, int]:
@@ -530,12 +537,12 @@ class PostgresStore:
         if not ids:
             return {}
         events: dict[int, list[Doc]] = {i: [] for i in ids}
-        for talk_id, doc in await self._fetch(
-            "SELECT talk_id, doc FROM events WHERE talk_id = ANY($1::bigint[])"
+        for talk_id, event_id, doc in await self._fetch(
+            "SELECT talk_id, id, doc FROM events WHERE talk_id = ANY($1::bigint[])"
             " ORDER BY talk_id, id",
             ids,
         ):
-            events[talk_id].append(orjson.loads(doc))
+            events[talk_id].append(self.docs.decode("events", event_id, doc))
         return events
 
     async def customer_page(self, *, search: str | None, page: PageRequest) -> Page:

@@ -22,6 +22,7 @@ import orjson
 
 from gateway.payload import talk_status
 from gateway.storage import cursor, merge
+from gateway.storage.docs import DecodedDocs
 from gateway.storage.protocol import StoreUnavailable, TalkGroup
 from gateway.storage.records import (
     DeadLetter,
@@ -85,9 +86,11 @@ _GENERATION = "SELECT (SELECT id FROM store_identity), (SELECT max(seq) FROM del
 class SQLiteStore:
     """TalkStore on a SQLite file."""
 
-    def __init__(self, url: str, *, readers: int = 4) -> None:
+    def __init__(self, url: str, *, readers: int = 4, doc_cache_bytes: int = 32 * 2**20) -> None:
         self._path = sqlite_path(url)
         self._readers = readers
+        # Documents of talks, messages, events, customers, agents and channels as last read.
+        self.docs = DecodedDocs(doc_cache_bytes)
         self._local = threading.local()
         self._reader_connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -424,7 +427,8 @@ class SQLiteStore:
                 f"SELECT id, doc FROM {table} WHERE id IN ({marks})",  # noqa: S608
                 wanted,
             ).fetchall()
-            return {r[0]: orjson.loads(r[1]) for r in rows}
+            decode = self.docs.decode
+            return {r[0]: decode(table, r[0], r[1]) for r in rows}
 
         return await self._read(work)
 
@@ -486,6 +490,8 @@ class SQLiteStore:
                 else cursor.encode(kind, talk_id)
             )
 
+        decode = self.docs.decode
+
         def work(c: sqlite3.Connection) -> dict[int | None, Page]:
             pages: dict[int | None, Page] = (
                 {None: Page()} if group is None else {i: Page() for i in group_ids}
@@ -495,7 +501,8 @@ class SQLiteStore:
                 if len(target.items) == page.first:
                     target.has_next = True
                 else:
-                    target.items.append((key(created_us, talk_id), orjson.loads(doc)))
+                    doc_ = decode("talks", talk_id, doc)
+                    target.items.append((key(created_us, talk_id), doc_))
             return pages
 
         return await self._read(work)
@@ -537,6 +544,8 @@ class SQLiteStore:
             f" WHERE talk_id IN ({marks}){keyset}) WHERE rn <= ? ORDER BY talk_id, id"
         )
 
+        decode = self.docs.decode
+
         def work(c: sqlite3.Connection) -> dict[int, Page]:
             pages = {i: Page() for i in ids}
             for talk_id, message_id, doc in c.execute(sql, params):
@@ -544,7 +553,8 @@ class SQLiteStore:
                 if len(target.items) == page.first:
                     target.has_next = True
                 else:
-                    target.items.append((cursor.encode("message", message_id), orjson.loads(doc)))
+                    message = decode("messages", message_id, doc)
+                    target.items.append((cursor.encode("message", message_id), message))
             return pages
 
         return await self._read(work)
@@ -574,14 +584,16 @@ class SQLiteStore:
             return {}
         marks = ",".join("?" * len(ids))
 
+        decode = self.docs.decode
+
         def work(c: sqlite3.Connection) -> dict[int, list[Doc]]:
             events: dict[int, list[Doc]] = {i: [] for i in ids}
-            for talk_id, doc in c.execute(
-                f"SELECT talk_id, doc FROM events WHERE talk_id IN ({marks})"  # noqa: S608
+            for talk_id, event_id, doc in c.execute(
+                f"SELECT talk_id, id, doc FROM events WHERE talk_id IN ({marks})"  # noqa: S608
                 " ORDER BY talk_id, id",
                 ids,
             ):
-                events[talk_id].append(orjson.loads(doc))
+                events[talk_id].append(decode("events", event_id, doc))
             return events
 
         return await self._read(work)
