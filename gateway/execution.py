@@ -189,37 +189,27 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         continue
                     if loading is not _MISS:
                         fast_values += 1
-                        field_path = Path(path, response_name, parent_type.name)
-                        deferred = self._deferred
-                        if deferred is not None:
+                        pending: _Deferred = (
+                            results,
+                            response_name,
+                            loading,
+                            field_type,
+                            object_type,
+                            field_group,
+                            Path(path, response_name, parent_type.name),
+                            position_context,
+                        )
+                        if self._deferred is not None:
                             results[response_name] = None  # until the list settles it
-                            deferred.append(
-                                (
-                                    results,
-                                    response_name,
-                                    loading,
-                                    field_type,
-                                    object_type,
-                                    field_group,
-                                    field_path,
-                                    position_context,
-                                )
-                            )
+                            self._deferred.append(pending)
                         else:
-                            results[response_name] = self._settle_one(
-                                loading,
-                                field_type,
-                                object_type,
-                                field_group,
-                                field_path,
-                                position_context,
-                            )
+                            results[response_name] = self._settle_one(pending)
                             awaitable_fields.append(response_name)
                         continue
                 elif kind in (_OBJECT, _LIST):
                     assert object_type is not None
-                    complete = self._complete_object if kind == _OBJECT else self._complete_list
-                    result = complete(
+                    result = self._complete_plain(
+                        kind,
                         field_type,
                         object_type,
                         source_value,
@@ -267,8 +257,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
         return get_results()
 
-    def _complete_object(
+    def _complete_plain(
         self,
+        kind: int,
         return_type: GraphQLOutputType,
         object_type: GraphQLObjectType,
         source_value: Any,
@@ -277,57 +268,38 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         position_context: Any,
     ) -> Any:
-        """A plain field holding an object, completed as graphql-core's complete_value would;
-        _MISS, before any work, when graphql-core must complete it."""
+        """A plain field holding an object (_OBJECT) or a list of objects (_LIST), completed
+        as graphql-core's execute_field and complete_value would; _MISS, before any work,
+        when graphql-core must complete it."""
         try:
             value = getattr(source_value, attr)
         except Exception:  # graphql-core reports it
             return _MISS
         if value is None or value is Undefined:
-            return _MISS if return_type is not object_type else None
+            return _MISS if isinstance(return_type, GraphQLNonNull) else None
         if isinstance(value, Exception) or self.is_awaitable(value):
             return _MISS
         try:
-            completed = self.collect_and_execute_subfields(
-                object_type, field_group, path, value, position_context
-            )
+            if kind == _OBJECT:
+                completed = self.collect_and_execute_subfields(
+                    object_type, field_group, path, value, position_context
+                )
+            else:
+                list_type = (
+                    return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+                )
+                assert isinstance(list_type, GraphQLList)
+                completed = self._complete_items(
+                    list_type, object_type, field_group, path, value, position_context
+                )
+                if completed is _MISS:
+                    return _MISS
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_group, path)
             return None
         if self.is_awaitable(completed):
             return self._await_completed(completed, return_type, field_group, path)
         return completed
-
-    def _complete_list(
-        self,
-        return_type: GraphQLOutputType,
-        item_type: GraphQLObjectType,
-        source_value: Any,
-        attr: str,
-        field_group: FieldDetailsList,
-        path: Path,
-        position_context: Any,
-    ) -> Any:
-        """A plain field holding a list of objects, completed as graphql-core's execute_field
-        and complete_value would; _MISS, before any work, when graphql-core must do it."""
-        try:
-            values = getattr(source_value, attr)
-        except Exception:  # graphql-core reports it
-            return _MISS
-        if values is None or values is Undefined:
-            return _MISS if isinstance(return_type, GraphQLNonNull) else None
-        list_type = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
-        assert isinstance(list_type, GraphQLList)
-        try:
-            completed = self._complete_items(
-                list_type, item_type, field_group, path, values, position_context
-            )
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, return_type, field_group, path)
-            return None
-        if completed is _MISS or not self.is_awaitable(completed):
-            return completed
-        return self._await_completed(completed, return_type, field_group, path)
 
     def complete_list_value(
         self,
@@ -488,16 +460,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         except Exception:
             return _MISS
 
-    async def _settle_one(
-        self,
-        loading: Awaitable[Any],
-        return_type: GraphQLOutputType,
-        object_type: GraphQLObjectType,
-        field_group: FieldDetailsList,
-        path: Path,
-        position_context: Any,
-    ) -> Any:
+    async def _settle_one(self, pending: _Deferred) -> Any:
         """A loaded field outside a list, as graphql-core's complete_awaitable_value."""
+        _, _, loading, return_type, object_type, field_group, path, position_context = pending
         try:
             completed = self._complete_loaded(
                 await loading, object_type, field_group, path, position_context
