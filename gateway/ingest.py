@@ -11,7 +11,7 @@ from datetime import tzinfo
 
 import orjson
 
-from gateway.payload import PayloadRejected, validate_talks
+from gateway.payload import NormalizedTalk, PayloadRejected, validate_talks
 from gateway.pubsub import TALKS, Broker
 from gateway.storage import StoreUnavailable, TalkStore
 from gateway.storage.records import Delivery, DeliveryOutcome
@@ -45,6 +45,36 @@ class BodyRejected(Exception):
         self.reason = reason
         self.errors = errors
         self.dead_letter_id = dead_letter_id
+
+
+@dataclass(frozen=True, slots=True)
+class Valid:
+    """A body that holds talks: its sha256 (hex) and the talks, ready to store."""
+
+    body_sha256: str
+    talks: list[NormalizedTalk]
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A body that is not a talk, and why: the status and reason it is rejected with."""
+
+    status: int
+    reason: str
+    errors: list[dict[str, str]]
+
+
+def check_body(raw: bytes, zone: tzinfo) -> Valid | Invalid:
+    """Parse and validate one body. Pure: `talkgate ingest` runs it in worker processes."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Invalid(400, "the body is not JSON", [{"loc": "", "msg": str(exc)}])
+    try:
+        talks = validate_talks(data, zone=zone)
+    except PayloadRejected as exc:
+        return Invalid(422, exc.reason, exc.errors)
+    return Valid(hashlib.sha256(raw).hexdigest(), talks)
 
 
 def delivery_key(body_sha256: str, key: str | None) -> str:
@@ -89,7 +119,19 @@ class Ingestor:
 
     async def ingest_many(self, bodies: Sequence[Body]) -> list[DeliveryOutcome | BodyRejected]:
         """Store the valid bodies together; each invalid one is dead-lettered and reported."""
-        results = [await self._prepare(body) for body in bodies]
+        return await self._store_prepared([await self._prepare(body) for body in bodies])
+
+    async def ingest_checked(
+        self, bodies: Sequence[Body], checks: Sequence[Valid | Invalid]
+    ) -> list[DeliveryOutcome | BodyRejected]:
+        """`ingest_many` of bodies already checked (`check_body`, each in the same order)."""
+        return await self._store_prepared(
+            [await self._resolve(body, check) for body, check in zip(bodies, checks, strict=True)]
+        )
+
+    async def _store_prepared(
+        self, results: list[Delivery | BodyRejected]
+    ) -> list[DeliveryOutcome | BodyRejected]:
         deliveries = [r for r in results if isinstance(r, Delivery)]
         stored = await self._store.ingest(deliveries) if deliveries else []
         await self._committed(stored)
@@ -98,22 +140,17 @@ class Ingestor:
 
     async def _prepare(self, body: Body) -> Delivery | BodyRejected:
         """The body as a delivery to store, or its rejection (already dead-lettered)."""
-        try:
-            data = orjson.loads(body.raw)
-        except orjson.JSONDecodeError as exc:
-            errors = [{"loc": "", "msg": str(exc)}]
-            return await self.reject(body, 400, "the body is not JSON", errors)
-        try:
-            talks = validate_talks(data, zone=self._zone)
-        except PayloadRejected as exc:
-            return await self.reject(body, 422, exc.reason, exc.errors)
-        digest = hashlib.sha256(body.raw).hexdigest()
+        return await self._resolve(body, check_body(body.raw, self._zone))
+
+    async def _resolve(self, body: Body, check: Valid | Invalid) -> Delivery | BodyRejected:
+        if isinstance(check, Invalid):
+            return await self.reject(body, check.status, check.reason, check.errors)
         return Delivery(
-            key=delivery_key(digest, body.key),
+            key=delivery_key(check.body_sha256, body.key),
             source=body.source,
             body=body.raw,
-            body_sha256=digest,
-            talks=talks,
+            body_sha256=check.body_sha256,
+            talks=check.talks,
         )
 
     async def _committed(self, stored: Sequence[DeliveryOutcome]) -> None:
