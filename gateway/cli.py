@@ -10,7 +10,9 @@ import math
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -150,9 +152,14 @@ class _Progress:
         self.stream.flush()
 
 
+_READ_BLOCK = 4 << 20
+
+
 def _bodies(path: Path) -> Iterator[tuple[bytes, str, int]]:
     """(body, source, bytes consumed so far) for each talk in a JSON or NDJSON file."""
-    with path.open("rb") as handle:
+    # Read in large blocks: each read lets go of the GIL, and the store's writer thread may
+    # keep it a whole switch interval before this thread has it back.
+    with path.open("rb", buffering=_READ_BLOCK) as handle:
         first_line = handle.readline()
         handle.seek(0)
         head = first_line.strip()
@@ -182,8 +189,11 @@ def _bodies(path: Path) -> Iterator[tuple[bytes, str, int]]:
         yield orjson.dumps(item), f"file:{path.name}[{index}]", len(raw) * (index + 1) // len(items)
 
 
-async def _ingest_files(settings: Settings, paths: Sequence[Path], batch: int) -> _Tally:
+async def _ingest_files(
+    settings: Settings, paths: Sequence[Path], batch: int, workers: int
+) -> _Tally:
     from gateway.ingest import Body, BodyRejected, Ingestor
+    from gateway.ingest_workers import CheckPool, decode
     from gateway.storage import open_store
     from gateway.storage.records import DeliveryOutcome
 
@@ -199,9 +209,10 @@ async def _ingest_files(settings: Settings, paths: Sequence[Path], batch: int) -
         done_before = 0
         pending: list[Body] = []
         items = 0
-        # One batch is stored (in the store's writer) while the next one is validated (here):
-        # much of storing is the database's own work, done outside the GIL. Two batches at
-        # most are in hand, so memory stays bounded; they are stored in file order.
+        # Batches are checked (parsed, validated) by worker processes while this one stores
+        # earlier batches, in file order. A few batches at most are in hand, so memory stays
+        # bounded: a batch being stored, one decoded before it is, one per worker and one more.
+        checking: deque[tuple[list[Body], asyncio.Future[str]]] = deque()
         storing: asyncio.Task[list[DeliveryOutcome | BodyRejected]] | None = None
 
         def count(outcomes: list[DeliveryOutcome | BodyRejected]) -> None:
@@ -217,38 +228,73 @@ async def _ingest_files(settings: Settings, paths: Sequence[Path], batch: int) -
                     tally.accepted += 1
                     tally.changed += len(outcome.changed_ids)
 
-        async def flush() -> None:
+        async def store_oldest() -> None:
             nonlocal storing
-            bodies = list(pending)
-            pending.clear()
-            previous, storing = storing, asyncio.create_task(ingestor.ingest_many(bodies))
+            bodies, answer = checking.popleft()
+            # Decoded while the store's writer thread stores the batch before it.
+            checks = decode(await answer)
+            task = asyncio.create_task(ingestor.ingest_checked(bodies, checks))
+            previous, storing = storing, task
             if previous is not None:
                 count(await previous)
 
-        try:
-            for path in paths:
-                consumed = 0
-                for body, source, consumed in _bodies(path):
-                    pending.append(Body(body, source))
-                    items += 1
-                    if len(pending) >= batch:
-                        await flush()
-                    progress.update(done_before + consumed, items)
-                done_before += path.stat().st_size
-            if pending:
-                await flush()
-            if storing is not None:
-                count(await storing)
-                storing = None
-        finally:
-            if storing is not None:  # a failure above: let the batch in hand finish first
-                await asyncio.gather(storing, return_exceptions=True)
+        async def flush() -> None:
+            nonlocal pending
+            checking.append((pending, pool.check([body.raw for body in pending])))
+            pending = []
+            if len(checking) > workers + 1:
+                await store_oldest()
+
+        with CheckPool(settings.zone, workers) as pool:
+            try:
+                for path in paths:
+                    consumed = 0
+                    for body, source, consumed in _bodies(path):
+                        pending.append(Body(body, source))
+                        items += 1
+                        if len(pending) >= batch:
+                            await flush()
+                        progress.update(done_before + consumed, items)
+                    done_before += path.stat().st_size
+                if pending:
+                    await flush()
+                while checking:
+                    await store_oldest()
+                if storing is not None:
+                    count(await storing)
+                    storing = None
+            finally:
+                for _, answer in checking:  # a failure above: these batches are dropped
+                    _discard(answer)
+                if storing is not None:  # let the batch in hand finish first
+                    await asyncio.gather(storing, return_exceptions=True)
         progress.update(total, items, final=True)
     finally:
         await store.close()
         if announcer is not None:
             await announcer.client.aclose()
     return tally
+
+
+def _discard(answer: asyncio.Future[Any]) -> None:
+    """Drop a worker's answer nobody will wait for, without a 'never retrieved' warning."""
+    if answer.done() and not answer.cancelled():
+        answer.exception()
+    else:
+        answer.cancel()
+
+
+def _default_workers() -> int:
+    """A worker per CPU this process may use, less the one that stores; one or two.
+
+    One worker checks about as fast as this process stores; a second one helps only when
+    a CPU is free for it, and more would only take memory (some 70 MB each).
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS has no affinity
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus - 1, 2))
 
 
 @dataclass
@@ -271,6 +317,7 @@ def _announcer(settings: Settings) -> _Announcer | None:
 
 
 def ingest(args: argparse.Namespace) -> None:
+    workers: int = args.workers or _default_workers()
     paths = [Path(p) for p in args.files]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -282,7 +329,14 @@ def ingest(args: argparse.Namespace) -> None:
     configure_logging("ERROR")
     start = time.perf_counter()
     _collect_less()
-    tally = asyncio.run(_ingest_files(settings, paths, args.batch))
+    try:
+        tally = asyncio.run(_ingest_files(settings, paths, args.batch, workers))
+    except BrokenProcessPool:
+        _fail(
+            "ingest stopped: a worker process checking the talks died; the talks stored so far"
+            " are kept, and running the same command again finishes the job",
+            code=3,
+        )
     elapsed = time.perf_counter() - start
     for line in tally.rejections[:10]:
         print(f"  rejected: {line}", file=sys.stderr)
@@ -318,6 +372,13 @@ def keys_new(args: argparse.Namespace) -> None:
     print(f"entry for TALKGATE_API_KEYS: {json.dumps(entry)}")
 
 
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talkgate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -331,6 +392,12 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("ingest", help="load talk payloads from JSON or NDJSON files")
     p.add_argument("files", nargs="+", help="JSON (one talk or an array) or NDJSON files")
     p.add_argument("--batch", type=int, default=500, help="talks per transaction")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="processes that parse and validate talks (default: the CPUs less one, at most 2)",
+    )
     p.set_defaults(run=ingest)
 
     p = commands.add_parser("schema", help="print the GraphQL SDL")
