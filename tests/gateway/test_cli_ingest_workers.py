@@ -82,11 +82,14 @@ def test_a_json_array_file_is_checked_by_the_workers_too(tmp_path: Path) -> None
     assert "accepted 2, duplicates 0, rejected 1" in result.stdout
 
 
-def test_workers_must_be_at_least_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("workers", "reason"), [("0", "must be at least 1, not 0"), ("two", "not a whole number")]
+)
+def test_workers_must_be_a_whole_number_from_one(tmp_path: Path, workers: str, reason: str) -> None:
     path = ndjson(tmp_path / "talks.ndjson", [orjson.dumps(talk(1))])
-    result = talkgate(tmp_path, "ingest", "--workers", "0", str(path))
+    result = talkgate(tmp_path, "ingest", "--workers", workers, str(path))
     assert result.returncode == 2
-    assert "must be at least 1" in result.stderr
+    assert reason in result.stderr
 
 
 def _worker_of(pid: int) -> int | None:
