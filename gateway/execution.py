@@ -121,6 +121,10 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self.fast_values = 0
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, list[_Entry]]]
         self._plans = {}
+        # The plan of an object type's subfields for a field group; None with @defer.
+        self._subplans: dict[
+            tuple[GraphQLObjectType, int], tuple[FieldDetailsList, list[_Entry] | None]
+        ] = {}
         # Where loaded fields put their loads while a list is being completed; None outside
         # one. Only ever set during synchronous work, so no await point ever sees it set.
         self._deferred: list[_Deferred] | None = None
@@ -133,6 +137,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # entries never read again (without bound, for graphql-core's own memo).
         executor._relevant_sub_fields = {}
         executor._plans = {}
+        executor._subplans = {}
         executor._deferred = None
         return executor
 
@@ -150,6 +155,17 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 parent_type, source_value, path, grouped_field_set, position_context
             )
         plan = self._plan(parent_type, grouped_field_set)
+        return self._execute_plan(parent_type, source_value, path, plan, position_context)
+
+    def _execute_plan(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path,
+        plan: list[_Entry],
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """execute_fields, once the plan of its fields is known."""
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
@@ -281,7 +297,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return _MISS
         try:
             if kind == _OBJECT:
-                completed = self.collect_and_execute_subfields(
+                completed = self._execute_subfields(
                     object_type, field_group, path, value, position_context
                 )
             else:
@@ -358,20 +374,19 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         outer = self._deferred
         self._deferred = deferred
         try:
-            # Every item has the same subfields: collected once, not once per item.
-            fields, defer_usages, _ = self.collect_subfields(item_type, field_group)
-            plain = not defer_usages and position_context is None
+            # Every item has the same subfields: planned once, not once per item.
+            plan = self._subplan(item_type, field_group) if position_context is None else None
             for index, item in enumerate(values):
                 if item is None or item is Undefined:
                     completed.append(None)
                     continue
                 item_path = Path(path, index, None)
                 try:
-                    if plain:  # what execute_collected_subfields does without @defer
-                        value = self.execute_fields(item_type, item, item_path, fields, None)
+                    if plan is not None:
+                        value = self._execute_plan(item_type, item, item_path, plan, None)
                     else:
-                        value = self.execute_collected_subfields(
-                            item_type, item, item_path, fields, defer_usages, position_context
+                        value = self.collect_and_execute_subfields(
+                            item_type, field_group, item_path, item, position_context
                         )
                 except Exception as raw_error:
                     # Raises again for non-null items: then the whole list fails.
@@ -487,9 +502,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             raise value
         if value is None or value is Undefined:
             return None
-        return self.collect_and_execute_subfields(
-            object_type, field_group, path, value, position_context
-        )
+        return self._execute_subfields(object_type, field_group, path, value, position_context)
 
     async def _await_completed(
         self,
@@ -503,6 +516,40 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_group, path)
             return None
+
+    def _subplan(
+        self, object_type: GraphQLObjectType, field_group: FieldDetailsList
+    ) -> list[_Entry] | None:
+        """The plan of the subfields `field_group` selects on `object_type`, looked up once
+        per object instead of collect_subfields and _plan both; None when @defer takes part
+        (graphql-core's incremental delivery then executes them)."""
+        key = (object_type, id(field_group))
+        cached = self._subplans.get(key)
+        if cached is not None:
+            return cached[1]
+        fields, defer_usages, _ = self.collect_subfields(object_type, field_group)
+        plan = None if defer_usages else self._plan(object_type, fields)
+        if len(self._subplans) >= _PLAN_CACHE_SIZE:
+            self._subplans.clear()
+        # The field group stays referenced, so its id is not reused meanwhile.
+        self._subplans[key] = (field_group, plan)
+        return plan
+
+    def _execute_subfields(
+        self,
+        object_type: GraphQLObjectType,
+        field_group: FieldDetailsList,
+        path: Path,
+        value: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """collect_and_execute_subfields, with the plan looked up once."""
+        plan = self._subplan(object_type, field_group) if position_context is None else None
+        if plan is None:
+            return self.collect_and_execute_subfields(
+                object_type, field_group, path, value, position_context
+            )
+        return self._execute_plan(object_type, value, path, plan, None)
 
     def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> list[_Entry]:
         """How to complete each field of `fields` on `parent_type`, made once per request for
