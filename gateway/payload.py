@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any, Literal
@@ -654,6 +655,12 @@ class PayloadRejected(ValueError):
 
 def validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[NormalizedTalk]:
     """Validate decoded JSON (one talk object or an array of them) into normalized talks."""
+    return [_split(doc) for doc in validated_items(_TALK_DOCUMENTS.validate_python, data, zone)]
+
+
+def validated_items(validate: Callable[..., list[Any]], data: object, zone: tzinfo) -> list[Any]:
+    """`validate` (a pydantic `validate_python`) applied to the talks of `data`, one talk object
+    or an array of them; PayloadRejected, with the errors field by field, for anything else."""
     if isinstance(data, dict):
         items: list[object] = [data]
         single = True
@@ -669,7 +676,7 @@ def validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[Normali
             [{"loc": "", "msg": f"got a JSON {_JSON_NAMES.get(type(data), 'value')}"}],
         )
     try:
-        docs = _TALK_DOCUMENTS.validate_python(items, context={"zone": zone})
+        return validate(items, context={"zone": zone})
     except ValidationError as exc:
         errors = [
             {
@@ -679,4 +686,3 @@ def validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[Normali
             for err in exc.errors(include_url=False, include_input=False, include_context=False)
         ]
         raise PayloadRejected("the body is not a valid talk", errors) from None
-    return [_split(doc) for doc in docs]
