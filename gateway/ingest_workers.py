@@ -49,7 +49,7 @@ def _plain(check: Valid | Invalid) -> list[Any]:
         [t.id, t.doc, t.messages, t.events, t.customer, t.users, t.channels, sorted(t.agent_ids)]
         for t in check.talks
     ]
-    return [check.body_sha256, talks]
+    return [talks]
 
 
 def decode(answer: str) -> list[Valid | Invalid]:
@@ -58,7 +58,7 @@ def decode(answer: str) -> list[Valid | Invalid]:
     data = path.read_bytes()
     path.unlink()
     return [
-        Invalid(*item) if len(item) == 3 else Valid(item[0], [_talk(t) for t in item[1]])
+        Invalid(*item) if len(item) == 3 else Valid([_talk(t) for t in item[0]])
         for item in orjson.loads(data)
     ]
 

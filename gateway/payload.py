@@ -174,14 +174,35 @@ def _datetime_field(value: object, info: ValidationInfo) -> datetime | None:
 
 def _iso(moment: datetime) -> str:
     """A UTC datetime as pydantic's JSON mode writes it (`...Z`, microseconds only if any)."""
-    return moment.isoformat()[:-6] + "Z"
+    # Spelled naive: writing the offset (then cut) tripled the cost of isoformat.
+    return moment.replace(tzinfo=None).isoformat() + "Z"
+
+
+# The texts of datetimes already read, by spelling and zone. Datetimes repeat: an agent's or
+# a customer's come with every talk that carries them, and a message is often sent, delivered
+# and created in the same second. Reading one costs microseconds, a hit a dict lookup.
+_ISO_TEXTS: dict[tuple[str, tzinfo], str | None] = {}
+_ISO_TEXTS_LIMIT = 4096
 
 
 def _iso_datetime_field(value: object, info: ValidationInfo) -> str | None:
     if value is None:
         return None
-    moment = parse_datetime(value, (info.context or {}).get("zone", DEFAULT_ZONE))
-    return None if moment is None else _iso(moment)
+    zone = (info.context or {}).get("zone", DEFAULT_ZONE)
+    if type(value) is not str:
+        moment = parse_datetime(value, zone)
+        return None if moment is None else _iso(moment)
+    key = (value, zone)
+    try:
+        return _ISO_TEXTS[key]
+    except KeyError:
+        pass
+    moment = parse_datetime(value, zone)  # a ValueError is raised again each time
+    text = None if moment is None else _iso(moment)
+    if len(_ISO_TEXTS) >= _ISO_TEXTS_LIMIT:
+        _ISO_TEXTS.clear()
+    _ISO_TEXTS[key] = text
+    return text
 
 
 def _initiation_type(value: object) -> object:
@@ -633,8 +654,56 @@ def _model_documents_schema(schema: Any) -> CoreSchema:
     )
 
 
+def _fast_paths(schema: Any) -> Any:
+    """`schema` with a native check in front of the lenient functions most fields go through.
+
+    Nearly every value is already what its field wants (an int for an int, a bool for a
+    flag, a string or null for text): the lenient function would return it unchanged, and
+    the field's own check accept it. A strict native check accepts exactly those values, so
+    a talk is validated with about 300 fewer Python calls; any other value falls through
+    to the function, as before. The result is the same; the errors are not (a union reports
+    each alternative), so a body this refuses is validated again by the exact schema.
+    """
+    if isinstance(schema, list):
+        return [_fast_paths(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: _fast_paths(value) for key, value in schema.items()}
+    if schema.get("type") != "function-before":
+        return converted
+    function, inner = schema["function"]["function"], schema["schema"]
+    nullable = inner["type"] == "nullable"
+    kind = (inner["schema"] if nullable else inner)["type"]
+    fast: CoreSchema
+    if function is _lenient_int and kind == "int":
+        fast = cs.int_schema(strict=True, ge=_INT64_MIN, lt=_INT64_STOP)
+    elif function is _lenient_bool and kind == "bool":
+        fast = cs.bool_schema(strict=True)
+    elif function is _as_text and kind == "str":
+        fast = cs.str_schema(strict=True)
+    elif function is _iso_datetime_field:  # already nullable: it answers None for None
+        return cs.union_schema([cs.none_schema(), converted], mode="left_to_right")
+    else:
+        return converted
+    if nullable:
+        fast = cs.nullable_schema(fast)
+    return cs.union_schema([fast, converted], mode="left_to_right")
+
+
 _TALKS = TypeAdapter(list[TalkPayload])
-_TALK_DOCUMENTS = SchemaValidator(_documents_schema(_TALKS.core_schema))
+_DOCUMENTS_SCHEMA = _documents_schema(_TALKS.core_schema)
+_TALK_DOCUMENTS = SchemaValidator(_DOCUMENTS_SCHEMA)
+_FAST_DOCUMENTS = SchemaValidator(_fast_paths(_DOCUMENTS_SCHEMA))
+
+
+def _validate_documents(items: list[object], *, context: dict[str, Any]) -> list[Doc]:
+    try:
+        return _FAST_DOCUMENTS.validate_python(items, context=context)  # type: ignore[no-any-return]
+    except ValidationError:
+        # The fast schema's errors name the alternatives it tried: the exact one says why.
+        return _TALK_DOCUMENTS.validate_python(items, context=context)  # type: ignore[no-any-return]
+
+
 _JSON_NAMES: dict[type, str] = {
     str: "string",
     int: "number",
@@ -655,7 +724,7 @@ class PayloadRejected(ValueError):
 
 def validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[NormalizedTalk]:
     """Validate decoded JSON (one talk object or an array of them) into normalized talks."""
-    return [_split(doc) for doc in validated_items(_TALK_DOCUMENTS.validate_python, data, zone)]
+    return [_split(doc) for doc in validated_items(_validate_documents, data, zone)]
 
 
 def validated_items(validate: Callable[..., list[Any]], data: object, zone: tzinfo) -> list[Any]:

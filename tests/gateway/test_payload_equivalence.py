@@ -7,9 +7,12 @@ document, its key order, or a rejection's reason and errors shows here.
 
 from __future__ import annotations
 
+import copy
 import json
+import sys
 from datetime import tzinfo
 from importlib import resources
+from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,8 +20,9 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
+from gateway import payload
 from gateway.demo import example_talk, sample_talks
 from gateway.payload import (
     DEFAULT_ZONE,
@@ -199,7 +203,7 @@ def test_any_json_value_ends_the_same(value: object) -> None:
 
 
 @st.composite
-def dirtied_talk(draw: st.DrawFn) -> Any:
+def dirtied_talk(draw: st.DrawFn, values: st.SearchStrategy[Any] | None = None) -> Any:
     """The example talk with values replaced or unknown keys added anywhere inside it."""
     payload: Any = talk(draw(st.integers(1, 40)))
     dicts: list[Any] = []
@@ -212,7 +216,11 @@ def dirtied_talk(draw: st.DrawFn) -> Any:
                 collect(child)
 
     collect(payload)
-    value = st.one_of(other_values, odd_strings, st.sampled_from(["S", "não", " 12 ", "3.0"]))
+    value = (
+        values
+        if values is not None
+        else st.one_of(other_values, odd_strings, st.sampled_from(["S", "não", " 12 ", "3.0"]))
+    )
     for _ in range(draw(st.integers(1, 8))):
         node = draw(st.sampled_from(dicts))
         key = draw(st.sampled_from([*sorted(node), "from_", "extra_field", "id"]))
@@ -226,3 +234,85 @@ def dirtied_talk(draw: st.DrawFn) -> Any:
 @given(payload=dirtied_talk(), zone=st.sampled_from([DEFAULT_ZONE, UTC_ZONE]))
 def test_dirtied_talks_end_the_same(payload: object, zone: tzinfo) -> None:
     assert_same(payload, zone)
+
+
+# -- the fast schema ------------------------------------------------------------------------------
+
+
+# Values at the edges of what an int, a flag, a text or a datetime field takes as it is.
+EDGE_VALUES = [
+    True,
+    False,
+    None,
+    0,
+    1.0,
+    1.5,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    -(2**63) - 1,
+    "1",
+    " 1 ",
+    "x",
+]
+edge_values = st.sampled_from(EDGE_VALUES)
+
+
+def fast_and_exact(body: object, zone: tzinfo = DEFAULT_ZONE) -> tuple[object, object]:
+    """What the fast and the exact schema make of a body: its documents as JSON, or refused."""
+    items = body if isinstance(body, list) else [body]
+
+    def run(validator: Any) -> object:
+        try:
+            docs = validator.validate_python(copy.deepcopy(items), context={"zone": zone})
+        except ValidationError:
+            return "refused"
+        return json.dumps(docs)  # in key order; extra fields may hold ints beyond 64 bits
+
+    return run(payload._FAST_DOCUMENTS), run(payload._TALK_DOCUMENTS)
+
+
+@pytest.mark.parametrize("value", EDGE_VALUES)
+@pytest.mark.parametrize(
+    "field", ["id", "agent_id", "was_success", "tracking_number", "latitude", "finished_at"]
+)
+def test_the_fast_schema_takes_edge_values_as_the_exact_one(field: str, value: object) -> None:
+    body = talk()
+    body[field] = value
+    fast, exact = fast_and_exact(body)
+    assert fast == exact
+
+
+@EQUIVALENCE
+@given(
+    body=dirtied_talk(st.one_of(edge_values, other_values)),
+    zone=st.sampled_from([DEFAULT_ZONE, UTC_ZONE]),
+)
+def test_the_fast_schema_accepts_what_the_exact_one_does_and_gives_the_same(
+    body: object, zone: tzinfo
+) -> None:
+    fast, exact = fast_and_exact(body, zone)
+    assert fast == exact
+
+
+def test_plain_values_never_reach_the_lenient_functions() -> None:
+    plain = {payload._lenient_int: int, payload._lenient_bool: bool, payload._as_text: str}
+    kinds = {function.__code__: kind for function, kind in plain.items()}
+    calls: list[tuple[str, object]] = []
+
+    def watch(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code in kinds:
+            calls.append((frame.f_code.co_name, frame.f_locals["value"]))
+
+    talks = sample_talks(5)
+    sys.setprofile(watch)
+    try:
+        validate_talks(talks)
+    finally:
+        sys.setprofile(None)
+
+    # Only what PipeRun sends dirty (ints as strings, numbers as text) goes through them;
+    # the thousand-odd values that are already what their field wants do not.
+    by_name = {f.__name__: kind for f, kind in plain.items()}
+    assert [c for c in calls if c[1] is None or type(c[1]) is by_name[c[0]]] == []
+    assert 0 < len(calls) < 20 * len(talks)
