@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cached_property
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -78,31 +79,60 @@ async def _child_pages(
 
 
 class RequestLoaders:
-    """The loaders of one request; their caches live exactly as long as it."""
+    """The loaders of one request; their caches live exactly as long as it. Each is made
+    when first used: a request uses two or three of them."""
 
     def __init__(self, store: TalkStore, recordings: Recordings) -> None:
         self._store = store
         self._recordings = recordings
-        self.talk: DataLoader[int, Talk | None] = _by_id(store.talks_by_id, talk_from_doc)
-        self.customer: DataLoader[int, Customer | None] = _by_id(
-            store.customers_by_id, customer_from_doc
-        )
-        self.agent: DataLoader[int, Agent | None] = _by_id(store.agents_by_id, agent_from_doc)
-        self.channel: DataLoader[int, Channel | None] = _by_id(
-            store.channels_by_id, channel_from_doc
-        )
-        self.events: DataLoader[int, list[TalkEvent]] = DataLoader(load_fn=self._events)
-        self.histories: DataLoader[ChildPageKey, Connection[TalkHistory]] = DataLoader(
-            load_fn=self._histories
-        )
-        self.history_count = _counts(store.count_messages)
-        self.customer_talks = self._talks_of("customer_id")
-        self.agent_talks = self._talks_of("agent_id")
-        self.queue_status: DataLoader[str, AgentQueueStatus] = DataLoader(
-            load_fn=self._queue_statuses
-        )
-        self.recording: DataLoader[str, Recording] = DataLoader(load_fn=self._recordings_of)
-        self.raw_payloads: DataLoader[int, list[bytes]] = DataLoader(load_fn=self._raw_payloads)
+
+    @cached_property
+    def talk(self) -> DataLoader[int, Talk | None]:
+        return _by_id(self._store.talks_by_id, talk_from_doc)
+
+    @cached_property
+    def customer(self) -> DataLoader[int, Customer | None]:
+        return _by_id(self._store.customers_by_id, customer_from_doc)
+
+    @cached_property
+    def agent(self) -> DataLoader[int, Agent | None]:
+        return _by_id(self._store.agents_by_id, agent_from_doc)
+
+    @cached_property
+    def channel(self) -> DataLoader[int, Channel | None]:
+        return _by_id(self._store.channels_by_id, channel_from_doc)
+
+    @cached_property
+    def events(self) -> DataLoader[int, list[TalkEvent]]:
+        return DataLoader(load_fn=self._events)
+
+    @cached_property
+    def histories(self) -> DataLoader[ChildPageKey, Connection[TalkHistory]]:
+        return DataLoader(load_fn=self._histories)
+
+    @cached_property
+    def history_count(self) -> DataLoader[int, int]:
+        return _counts(self._store.count_messages)
+
+    @cached_property
+    def customer_talks(self) -> DataLoader[ChildPageKey, Connection[Talk]]:
+        return self._talks_of("customer_id")
+
+    @cached_property
+    def agent_talks(self) -> DataLoader[ChildPageKey, Connection[Talk]]:
+        return self._talks_of("agent_id")
+
+    @cached_property
+    def queue_status(self) -> DataLoader[str, AgentQueueStatus]:
+        return DataLoader(load_fn=self._queue_statuses)
+
+    @cached_property
+    def recording(self) -> DataLoader[str, Recording]:
+        return DataLoader(load_fn=self._recordings_of)
+
+    @cached_property
+    def raw_payloads(self) -> DataLoader[int, list[bytes]]:
+        return DataLoader(load_fn=self._raw_payloads)
 
     async def _raw_payloads(self, talk_ids: list[int]) -> list[list[bytes]]:
         # An admin's debugging aid, not a hot path: one store call per talk.
