@@ -51,12 +51,21 @@ UNCACHEABLE_FIELDS = frozenset(
 _ANALYSES_KEPT = 1024
 
 
-@dataclass(frozen=True, slots=True)
 class CachedResponse:
-    """A response body as it was sent, and its entity tag."""
+    """A response body as it was sent, and its entity tag, computed when first asked for:
+    only GETs carry one, and most cached answers are to POSTs."""
 
-    body: bytes
-    etag: str
+    __slots__ = ("_etag", "body")
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self._etag: str | None = None
+
+    @property
+    def etag(self) -> str:
+        if self._etag is None:
+            self._etag = entity_tag(self.body)
+        return self._etag
 
 
 class SharedUnavailable(Exception):
@@ -222,7 +231,7 @@ class ResponseCache:
         return response
 
     def _keep(self, key: str, generation: str, body: bytes) -> CachedResponse:
-        response = CachedResponse(body, entity_tag(body))
+        response = CachedResponse(body)
         if generation != self._generation or len(body) > self._max_bytes // 8:
             return response  # out of date already; or one response would crowd out the rest
         old = self._kept.pop(key, None)
