@@ -607,7 +607,7 @@ def _entry(
             if item.is_type_of is not None or _streamed(field_group):
                 return slow
             return (response_name, _LIST, attr, field_type, None, item, field_group, None)
-    coerce = _coercion(field_type, context.is_awaitable)
+    coerce = _cached_coercion(field_type, context.is_awaitable)
     if coerce is None:
         return slow
     return (response_name, _LEAF, attr, field_type, coerce, None, field_group, None)
@@ -655,6 +655,26 @@ def _is_plain(field_def: GraphQLField) -> bool:
         and not field_def.args
         and field_def.subscribe is None
     )
+
+
+# Coercions by field type, made once for all requests (the schema's types live as long as it).
+_COERCIONS: dict[tuple[GraphQLOutputType, Callable[[Any], bool]], Coerce | None] = {}
+_COERCIONS_KEPT: Final = 4096
+
+
+def _cached_coercion(
+    field_type: GraphQLOutputType, is_awaitable: Callable[[Any], bool]
+) -> Coerce | None:
+    key = (field_type, is_awaitable)
+    try:
+        return _COERCIONS[key]
+    except KeyError:
+        pass
+    coerce = _coercion(field_type, is_awaitable)
+    if len(_COERCIONS) >= _COERCIONS_KEPT:  # schemas made over and over (tests)
+        _COERCIONS.clear()
+    _COERCIONS[key] = coerce
+    return coerce
 
 
 def _coercion(field_type: GraphQLOutputType, is_awaitable: Callable[[Any], bool]) -> Coerce | None:
