@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from enum import Enum
+from operator import attrgetter
 from typing import Any, Final, cast
 
 from graphql import (
@@ -80,9 +81,11 @@ _TYPENAME: Final = 2  # `__typename`: the parent type's name
 _OBJECT: Final = 3  # an object without is_type_of: its subfields, through execute_fields
 _LIST: Final = 4  # a list of such objects: each item's subfields, loads deferred to the list
 _LOAD: Final = 5  # a nullable loaded field (schema.loaded) of such an object type
+_LEAVES: Final = 6  # consecutive _LEAF fields, their attributes read in one call (_Leaves)
 
 # response name, kind, attribute, field type, coercion (leaves), object type (of the object,
-# the list's items or the loaded value), field group, declaration (loaded fields)
+# the list's items or the loaded value), field group, declaration (loaded fields) or the
+# fields of a _LEAVES entry
 _Entry = tuple[
     str,
     int,
@@ -91,8 +94,23 @@ _Entry = tuple[
     Coerce | None,
     GraphQLObjectType | None,
     FieldDetailsList,
-    LoadedBy | None,
+    "LoadedBy | _Leaves | None",
 ]
+
+
+class _Leaves:
+    """Consecutive leaf fields of a plan: their attributes are read by one attrgetter call,
+    then each value is coerced as its own _LEAF entry would coerce it."""
+
+    __slots__ = ("coercions", "entries", "names", "read")
+
+    def __init__(self, entries: list[_Entry]) -> None:
+        self.entries = entries
+        self.names = [entry[0] for entry in entries]
+        self.coercions = [cast("Coerce", entry[4]) for entry in entries]
+        self.read: Callable[[Any], tuple[Any, ...]] = attrgetter(*(e[2] for e in entries))
+
+
 # A deferred load: the results it goes into, its response name, the loader's future, the
 # field's type, the loaded object's type, the field group, its path, the position context.
 _Deferred = tuple[
@@ -181,6 +199,35 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 field_group,
                 spec,
             ) in plan:
+                if kind == _LEAVES:
+                    leaves = cast("_Leaves", spec)
+                    try:
+                        values = leaves.read(source_value)
+                    except Exception:  # each field alone: graphql-core reports the failure
+                        values = None
+                    for index, coerce_value in enumerate(leaves.coercions):
+                        if values is not None:
+                            try:
+                                value = coerce_value(values[index])
+                            except Exception:  # graphql-core reports it
+                                value = _MISS
+                            if value is not _MISS:
+                                results[leaves.names[index]] = value
+                                fast_values += 1
+                                continue
+                        entry = leaves.entries[index]
+                        result = self.execute_field(
+                            parent_type,
+                            source_value,
+                            entry[6],
+                            Path(path, entry[0], parent_type.name),
+                            position_context,
+                        )
+                        if result is not Undefined:
+                            results[entry[0]] = result
+                            if is_awaitable(result):
+                                awaitable_fields.append(entry[0])
+                    continue
                 if kind == _LEAF:
                     assert coerce is not None
                     try:
@@ -197,8 +244,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     continue
                 elif kind == _LOAD:
                     assert object_type is not None
-                    assert spec is not None
-                    loading = self._load(spec, source_value)
+                    loading = self._load(cast("LoadedBy", spec), source_value)
                     if loading is None:
                         results[response_name] = None
                         fast_values += 1
@@ -558,10 +604,12 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         cached = self._plans.get(key)
         if cached is not None:
             return cached[1]
-        plan = [
-            _entry(self, parent_type, response_name, field_group)
-            for response_name, field_group in fields.items()
-        ]
+        plan = _grouped_leaves(
+            [
+                _entry(self, parent_type, response_name, field_group)
+                for response_name, field_group in fields.items()
+            ]
+        )
         if len(self._plans) >= _PLAN_CACHE_SIZE:
             self._plans.clear()
         # The grouped field set stays referenced, so its id is not reused meanwhile.
@@ -611,6 +659,25 @@ def _entry(
     if coerce is None:
         return slow
     return (response_name, _LEAF, attr, field_type, coerce, None, field_group, None)
+
+
+def _grouped_leaves(plan: list[_Entry]) -> list[_Entry]:
+    """`plan` with each run of two or more _LEAF entries made one _LEAVES entry."""
+    grouped: list[_Entry] = []
+    run: list[_Entry] = []
+    for entry in [*plan, None]:
+        if entry is not None and entry[1] == _LEAF:
+            run.append(entry)
+            continue
+        if len(run) > 1:
+            first = run[0]
+            grouped.append((first[0], _LEAVES, "", first[3], None, None, first[6], _Leaves(run)))
+        else:
+            grouped.extend(run)
+        run = []
+        if entry is not None:
+            grouped.append(entry)
+    return grouped
 
 
 def _streamed(field_group: FieldDetailsList) -> bool:
