@@ -1,0 +1,84 @@
+"""ByIdLoader: batches by event-loop turn, one load per id per request, failures per batch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from gateway.storage.records import Doc
+from resolvers.loaders import ByIdLoader
+
+
+class Fetches:
+    """A store method that records each call's ids and answers from `docs`."""
+
+    def __init__(self, docs: dict[int, Doc], fail: BaseException | None = None) -> None:
+        self.docs = docs
+        self.fail = fail
+        self.calls: list[list[int]] = []
+
+    async def __call__(self, ids: Sequence[int]) -> dict[int, Doc]:
+        self.calls.append(list(ids))
+        await asyncio.sleep(0)
+        if self.fail is not None:
+            raise self.fail
+        return {i: self.docs[i] for i in ids if i in self.docs}
+
+
+def names(doc: Doc) -> str:
+    return str(doc["name"])
+
+
+DOCS: dict[int, Doc] = {1: {"name": "one"}, 2: {"name": "two"}, 3: {"name": "three"}}
+
+
+async def test_loads_of_one_turn_are_one_fetch_each_id_once() -> None:
+    fetch = Fetches(DOCS)
+    loader = ByIdLoader(fetch, names)
+
+    values = await asyncio.gather(*(loader.load(i) for i in [2, 1, 2, 9, 1]))
+
+    assert values == ["two", "one", "two", None, "one"]
+    assert fetch.calls == [[2, 1, 9]]
+
+
+async def test_a_known_id_is_not_fetched_again_and_a_new_one_makes_a_new_batch() -> None:
+    fetch = Fetches(DOCS)
+    loader = ByIdLoader(fetch, names)
+    assert await loader.load(1) == "one"
+
+    assert list(await asyncio.gather(loader.load(1), loader.load(3))) == ["one", "three"]
+    assert fetch.calls == [[1], [3]]
+
+
+async def test_a_failed_fetch_fails_every_load_of_its_batch_only() -> None:
+    fetch = Fetches(DOCS, fail=RuntimeError("store down"))
+    loader = ByIdLoader(fetch, names)
+    first = [loader.load(1), loader.load(2)]
+
+    results = await asyncio.gather(*first, return_exceptions=True)
+
+    assert [str(r) for r in results] == ["store down", "store down"]
+    fetch.fail = None
+    assert await loader.load(3) == "three"  # a later batch is fetched as usual
+    with pytest.raises(RuntimeError):  # a failed id stays failed for this request
+        await loader.load(1)
+
+
+async def test_one_waiter_cancelled_leaves_the_others_their_value() -> None:
+    fetch = Fetches(DOCS)
+    loader = ByIdLoader(fetch, names)
+
+    async def wait(key: int) -> str | None:
+        return await loader.load(key)
+
+    gone = asyncio.ensure_future(wait(1))
+    stays = asyncio.ensure_future(wait(2))
+    await asyncio.sleep(0)
+    gone.cancel()
+
+    assert await stays == "two"
+    assert gone.cancelled()
+    assert await loader.load(1) == "one"  # loaded again: its first load was cancelled
