@@ -23,8 +23,10 @@ produces its usual error.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime
 from enum import Enum
 from operator import attrgetter
+from types import GeneratorType
 from typing import Any, Final, cast
 
 from graphql import (
@@ -69,8 +71,30 @@ class _Failed:
 
 
 _MISS: Final = _Miss()
-# Values that are neither exceptions nor awaitables.
-_BUILTIN_VALUES: Final = frozenset({str, int, float, bool})
+# Types whose values are neither exceptions nor awaitables: these, and the plain classes
+# found so (`_inert`). Whether `await` takes a value is decided by its type.
+_INERT_TYPES: Final[set[type]] = {str, int, float, bool, type(None), dict, list, datetime, date}
+_INERT_TYPES_KEPT: Final = 1024
+
+
+def _inert(value: Any, is_awaitable: Callable[[Any], bool]) -> bool:
+    """Whether `value` is neither an exception nor awaitable, as graphql-core checks it; the
+    answer for a plain class (no custom attribute access) is remembered for its type."""
+    kind = type(value)
+    if kind in _INERT_TYPES:
+        return True
+    if isinstance(value, Exception) or is_awaitable(value):
+        return False
+    if (
+        vars(object)["__getattribute__"] is getattr(kind, "__getattribute__", None)
+        and getattr(kind, "__getattr__", None) is None
+        and not issubclass(kind, GeneratorType)
+        and all("__class__" not in vars(base) for base in kind.__mro__[:-1])
+        and len(_INERT_TYPES) < _INERT_TYPES_KEPT
+    ):
+        _INERT_TYPES.add(kind)
+    return True
+
 
 Coerce = Callable[[Any], Any]
 
@@ -339,7 +363,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return _MISS
         if value is None or value is Undefined:
             return _MISS if isinstance(return_type, GraphQLNonNull) else None
-        if isinstance(value, Exception) or self.is_awaitable(value):
+        if not _inert(value, self.is_awaitable):
             return _MISS
         try:
             if kind == _OBJECT:
@@ -412,7 +436,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if item is None or item is Undefined:
                 if not items_nullable:
                     return _MISS
-            elif isinstance(item, Exception) or is_awaitable(item):
+            elif not _inert(item, is_awaitable):
                 return _MISS
         completed: list[Any] = []
         awaitable_indices: list[int] = []
@@ -784,9 +808,7 @@ def _leaf(
     def generic(value: Any) -> Any:
         if value is None or value is Undefined:
             return null
-        if type(value) not in _BUILTIN_VALUES and (
-            isinstance(value, Exception) or is_awaitable(value)
-        ):
+        if not _inert(value, is_awaitable):
             return _MISS
         coerced = coerce_output_value(value)
         if coerced is None or coerced is Undefined:
