@@ -22,6 +22,7 @@ produces its usual error.
 
 from __future__ import annotations
 
+from asyncio import Future
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from enum import Enum
@@ -499,14 +500,21 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         while deferred:
             outcomes: list[Any] = []
             for pending in deferred:
+                loading = pending[2]
                 try:
-                    outcomes.append(await pending[2])
+                    # Most loads are done by now: their result, without an await each.
+                    if isinstance(loading, Future) and loading.done():
+                        outcomes.append(loading.result())
+                    else:
+                        outcomes.append(await loading)
                 except Exception as error:
                     outcomes.append(_Failed(error))
             awaiting: list[tuple[dict[str, Any], str]] = []
             outer = self._deferred
             later: list[_Deferred] = []
             self._deferred = later
+            # The plan of each field group's loaded objects, looked up once for the level.
+            plans: dict[int, list[_Entry] | None] = {}
             try:
                 for pending, outcome in zip(deferred, outcomes, strict=True):
                     results, name, _, return_type, object_type, field_group, path, position = (
@@ -515,14 +523,29 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     try:
                         if isinstance(outcome, _Failed):
                             raise outcome.error
-                        value = self._complete_loaded(
-                            outcome, object_type, field_group, path, position
-                        )
+                        plan: list[_Entry] | None = None
+                        if position is None and not (
+                            outcome is None
+                            or outcome is Undefined
+                            or isinstance(outcome, Exception)
+                        ):
+                            if id(field_group) in plans:
+                                plan = plans[id(field_group)]
+                            else:
+                                plan = plans[id(field_group)] = self._subplan(
+                                    object_type, field_group
+                                )
+                        if plan is not None:
+                            value = self._execute_plan(object_type, outcome, path, plan, None)
+                        else:
+                            value = self._complete_loaded(
+                                outcome, object_type, field_group, path, position
+                            )
                     except Exception as raw_error:
                         # Loaded fields here are nullable: the error is kept, the field null.
                         self.handle_field_error(raw_error, return_type, field_group, path)
                         value = None
-                    if self.is_awaitable(value):
+                    if type(value) is not dict and self.is_awaitable(value):
                         value = self._await_completed(value, return_type, field_group, path)
                         awaiting.append((results, name))
                     results[name] = value
