@@ -22,11 +22,12 @@ produces its usual error.
 
 from __future__ import annotations
 
+import keyword
 from asyncio import Future
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from enum import Enum
-from operator import attrgetter
+from functools import partial
 from types import GeneratorType
 from typing import Any, Final, cast
 
@@ -72,6 +73,8 @@ class _Failed:
 
 
 _MISS: Final = _Miss()
+# Path(prev, key, typename) without the Python-level __new__ a NamedTuple has.
+_path: Final[Callable[[tuple[Any, Any, Any]], Path]] = partial(tuple.__new__, Path)
 # Types whose values are neither exceptions nor awaitables: these, and the plain classes
 # found so (`_inert`). Whether `await` takes a value is decided by its type.
 _INERT_TYPES: Final[set[type]] = {str, int, float, bool, type(None), dict, list, datetime, date}
@@ -124,16 +127,69 @@ _Entry = tuple[
 
 
 class _Leaves:
-    """Consecutive leaf fields of a plan: their attributes are read by one attrgetter call,
-    then each value is coerced as its own _LEAF entry would coerce it."""
+    """Consecutive leaf fields of a plan, completed by one generated function (`fill`) that
+    reads each attribute and coerces it inline as its own _LEAF entry's coercion would."""
 
-    __slots__ = ("coercions", "entries", "names", "read")
+    __slots__ = ("entries", "fill")
 
     def __init__(self, entries: list[_Entry]) -> None:
         self.entries = entries
-        self.names = [entry[0] for entry in entries]
-        self.coercions = [cast("Coerce", entry[4]) for entry in entries]
-        self.read: Callable[[Any], tuple[Any, ...]] = attrgetter(*(e[2] for e in entries))
+        self.fill = _leaves_filler(entries)
+
+
+# `fill(source, results)` puts the leaves' values in `results` in order and returns how many
+# it completed: it stops at the first one whose coercion refuses its value or raises.
+_Fill = Callable[[Any, dict[str, Any]], int]
+_FILLERS: dict[tuple[Any, ...], _Fill] = {}
+_FILLERS_KEPT: Final = 512
+# The coercions of _leaf whose fast case can be written inline: (test, conversion or None).
+_INLINE: Final[dict[GraphQLScalarType, tuple[str, str | None]]] = {
+    GraphQLString: ("type(value) is not str", None),
+    GraphQLBoolean: ("type(value) is not bool", None),
+    GraphQLInt: ("type(value) is not int or not MIN <= value <= MAX", None),
+    GraphQLID: ("type(value) is not str", "str(value) if type(value) is int else"),
+}
+
+
+def _leaves_filler(entries: list[_Entry]) -> _Fill:
+    """The `fill` function of `entries`, generated once for each run of leaves seen."""
+    key = tuple((e[0], e[2], e[3], e[4]) for e in entries)
+    fill = _FILLERS.get(key)
+    if fill is not None:
+        return fill
+    namespace: dict[str, Any] = {"MISS": _MISS, "MIN": _MIN_INT, "MAX": _MAX_INT}
+    lines = ["def fill(source, results):", "    done = 0", "    try:"]
+    for index, (response_name, _, attr, field_type, coerce, _, _, _) in enumerate(entries):
+        namespace[f"C{index}"] = coerce
+        namespace[f"A{index}"] = attr
+        named = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+        read = (
+            f"source.{attr}"
+            if attr.isidentifier() and not keyword.iskeyword(attr) and not attr.startswith("__")
+            else f"getattr(source, A{index})"
+        )
+        lines.append(f"        value = {read}")
+        inline = _INLINE.get(named) if isinstance(named, GraphQLScalarType) else None
+        if inline is None:
+            lines += [
+                f"        value = C{index}(value)",
+                f"        if value is MISS: return {index}",
+            ]
+        else:
+            test, convert = inline
+            lines += [
+                f"        if {test}:",
+                f"            value = {convert or ''} C{index}(value)",
+                f"            if value is MISS: return {index}",
+            ]
+        lines += [f"        results[{response_name!r}] = value", f"        done = {index + 1}"]
+    lines += ["    except Exception:", "        pass", "    return done"]
+    exec(compile("\n".join(lines), "<talkgate leaves>", "exec"), namespace)  # noqa: S102
+    fill = cast("_Fill", namespace["fill"])
+    if len(_FILLERS) >= _FILLERS_KEPT:
+        _FILLERS.clear()
+    _FILLERS[key] = fill
+    return fill
 
 
 # A deferred load: the results it goes into, its response name, the loader's future, the
@@ -225,27 +281,25 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 spec,
             ) in plan:
                 if kind == _LEAVES:
-                    leaves = cast("_Leaves", spec)
-                    try:
-                        values = leaves.read(source_value)
-                    except Exception:  # each field alone: graphql-core reports the failure
-                        values = None
-                    for index, coerce_value in enumerate(leaves.coercions):
-                        if values is not None:
+                    leaves: _Leaves = spec  # type: ignore[assignment]
+                    done = leaves.fill(source_value, results)
+                    fast_values += done
+                    for index in range(done, len(leaves.entries)):
+                        entry = leaves.entries[index]
+                        if index > done:  # the one `fill` stopped at is graphql-core's
                             try:
-                                value = coerce_value(values[index])
+                                value = entry[4](getattr(source_value, entry[2]))  # type: ignore[misc]
                             except Exception:  # graphql-core reports it
                                 value = _MISS
                             if value is not _MISS:
-                                results[leaves.names[index]] = value
+                                results[entry[0]] = value
                                 fast_values += 1
                                 continue
-                        entry = leaves.entries[index]
                         result = self.execute_field(
                             parent_type,
                             source_value,
                             entry[6],
-                            Path(path, entry[0], parent_type.name),
+                            _path((path, entry[0], parent_type.name)),
                             position_context,
                         )
                         if result is not Undefined:
@@ -269,7 +323,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     continue
                 elif kind == _LOAD:
                     assert object_type is not None
-                    loading = self._load(cast("LoadedBy", spec), source_value)
+                    declared: LoadedBy = spec  # type: ignore[assignment]
+                    loading = self._load(declared, source_value)
                     if loading is None:
                         results[response_name] = None
                         fast_values += 1
@@ -283,7 +338,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             field_type,
                             object_type,
                             field_group,
-                            Path(path, response_name, parent_type.name),
+                            _path((path, response_name, parent_type.name)),
                             position_context,
                         )
                         if self._deferred is not None:
@@ -302,7 +357,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         source_value,
                         attr,
                         field_group,
-                        Path(path, response_name, parent_type.name),
+                        _path((path, response_name, parent_type.name)),
                         position_context,
                     )
                     if result is not _MISS:
@@ -315,7 +370,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     parent_type,
                     source_value,
                     field_group,
-                    Path(path, response_name, parent_type.name),
+                    _path((path, response_name, parent_type.name)),
                     position_context,
                 )
                 if result is not Undefined:
@@ -451,7 +506,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if item is None or item is Undefined:
                     completed.append(None)
                     continue
-                item_path = Path(path, index, None)
+                item_path = _path((path, index, None))
                 try:
                     if plan is not None:
                         value = self._execute_plan(item_type, item, item_path, plan, None)
