@@ -20,8 +20,11 @@ implementation: uvloop and httptools when installed):
   Its webhook route only reads the body.
 
 The client is httpx.AsyncClient in this process, concurrency CONCURRENCY, a bounded number
-of requests per workload after a short warm-up; floor and gateway runs of one workload are
-back to back. Latency is per request (for W2 per walk of 10 pages). Server RSS is VmHWM
+of requests per workload after a short warm-up. Each workload runs in ROUNDS rounds in
+which the floors and the gateway take turns, and each server's figures pool its rounds: the
+machine's speed drifts over minutes, and every server then meets the same drift (run one
+after the other, the same floor measured 447 to 962 requests/s in different runs).
+Latency is per request (for W2 per walk of 10 pages). Server RSS is VmHWM
 (the peak so far) of each server process after the workload. The machine is small and
 shared (the client shares its 2 CPUs with the server), hence ratios.
 
@@ -76,6 +79,8 @@ SECRET = "bench-http-floor-webhook-secret-3b7e"  # noqa: S105 - a local test ser
 SCOPES = ["talks:read", "customers:pii", "recordings:read", "agents:control", "webhooks:write"]
 CONCURRENCY = 8
 FILL = 2_000
+# Each workload is driven in this many rounds, the servers taking turns (`drive_rounds`).
+ROUNDS = 4
 WALK_PAGES = 10
 PROGRESS_S = 3.0
 FLOOR_DB_ENV = "BENCH_FLOOR_DATABASE_URL"
@@ -524,6 +529,41 @@ async def drive(server: Server, label: str, total: int, warm_up: int, send: Requ
     return run
 
 
+async def drive_rounds(
+    label: str, total: int, warm_up: int, servers: list[tuple[str, Server, Request_]]
+) -> list[Run]:
+    """`drive` of each server's `total` calls in ROUNDS rounds, the servers taking turns in
+    each round: on a shared machine whose speed drifts, every server then meets the same
+    drift, where one server after the other would each meet a different part of it. Call
+    numbers go on from round to round (cold requests stay distinct)."""
+    runs = [Run() for _ in servers]
+    per = -(-total // ROUNDS)
+    for index in range(ROUNDS):
+        first = index * per
+        count = min(per, total - first)
+        if count <= 0:
+            break
+        for (name, server, send), run in zip(servers, runs, strict=True):
+            part = await drive(
+                server, f"{label} {name}", count, warm_up if index == 0 else 0, _from(send, first)
+            )
+            run.latencies += part.latencies
+            run.wall += part.wall
+            run.failures += part.failures
+            run.answer_bytes = part.answer_bytes or run.answer_bytes
+            run.peak_mib = max(run.peak_mib, part.peak_mib)
+    return runs
+
+
+def _from(send: Request_, first: int) -> Request_:
+    """`send` numbering its calls from `first` (warm-up calls, numbered below 0, unchanged)."""
+
+    async def shifted(http: httpx.AsyncClient, i: int) -> int:
+        return await send(http, i + first if i >= 0 else i)
+
+    return shifted
+
+
 def graphql(query: str, variables: Callable[[int], dict[str, Any]] | None = None) -> Request_:
     async def send(http: httpx.AsyncClient, i: int) -> int:
         body = {"query": query, "variables": variables(i) if variables else {}}
@@ -749,12 +789,17 @@ async def bench(plan: Plan, directory: Path) -> None:
         async def measure(
             name: str, total: int, gateway_send: Request_, floors: list[tuple[str, Request_]]
         ) -> None:
-            print(f"  {name}: {total} each", flush=True)
-            floor_runs = [
-                (label, await drive(floor, f"{name} {label}", total, plan.warm_up, send))
-                for label, send in floors
-            ]
-            run = await drive(gateway, f"{name} gateway", total, plan.warm_up, gateway_send)
+            print(f"  {name}: {total} each, in {ROUNDS} rounds", flush=True)
+            *floor_runs_only, run = await drive_rounds(
+                name,
+                total,
+                plan.warm_up,
+                [
+                    *((label, floor, send) for label, send in floors),
+                    ("gateway", gateway, gateway_send),
+                ],
+            )
+            floor_runs = [(label, r) for (label, _), r in zip(floors, floor_runs_only, strict=True)]
             lines.append(Line(name, run, floor_runs))
             print(
                 f"    {name}: gateway p50 {ms(run.p50).strip()} ms; "
@@ -794,12 +839,15 @@ async def bench(plan: Plan, directory: Path) -> None:
                 ("rows floor", floor_post("/rows/w3", W3)),
             ],
         )
-        print(f"  webhook: {plan.webhook} each", flush=True)
-        body_floor = await drive(
-            floor, "webhook floor", plan.webhook, plan.warm_up, deliveries(50_000_000)
-        )
-        hook = await drive(
-            gateway, "webhook gateway", plan.webhook, plan.warm_up, deliveries(60_000_000)
+        print(f"  webhook: {plan.webhook} each, in {ROUNDS} rounds", flush=True)
+        body_floor, hook = await drive_rounds(
+            "webhook",
+            plan.webhook,
+            plan.warm_up,
+            [
+                ("floor", floor, deliveries(50_000_000)),
+                ("gateway", gateway, deliveries(60_000_000)),
+            ],
         )
         lines.append(Line("webhook", hook, [("read body", body_floor)], unit="delivery"))
     finally:
