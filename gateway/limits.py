@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -201,17 +202,12 @@ class LimitQueries(SchemaExtension):
         if document is not None:
             operation = _operation(document.definitions, context.operation_name)
             if operation is not None:
-                fragments = {
-                    d.name.value: d
-                    for d in document.definitions
-                    if isinstance(d, FragmentDefinitionNode)
-                }
-                found = measure(
+                found = _measured(
                     context.schema._schema,
+                    document,
                     operation,
-                    fragments,
                     {**_variable_defaults(operation), **(context.variables or {})},
-                    default_list_size=self.limits.default_list_size,
+                    self.limits.default_list_size,
                 )
                 for reason, value, limit in (
                     ("depth", found.depth, self.limits.depth),
@@ -223,6 +219,40 @@ class LimitQueries(SchemaExtension):
                             self.on_reject(reason, context)
                         raise too_complex(reason, value, limit)
         yield
+
+
+# Measures of the documents last seen (parsed documents are cached, so the same objects come
+# back): (schema, document, operation, int variables, list size) -> (schema, document,
+# measures).
+_MEASURED: dict[
+    tuple[int, int, int, tuple[tuple[str, int], ...], int], tuple[Any, Any, Measures]
+] = {}
+_MEASURED_KEPT = 1024
+
+
+def _measured(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any],
+    default_list_size: int,
+) -> Measures:
+    """`measure`, remembered: only integer variables (`first`) can change the measures."""
+    numbers = tuple(sorted((k, v) for k, v in variables.items() if isinstance(v, int)))
+    key = (id(schema), id(document), id(operation), numbers, default_list_size)
+    known = _MEASURED.get(key)
+    # The entry holds the schema and the document (and through it the operation), so their
+    # ids stay theirs while it is kept.
+    if known is not None and known[0] is schema and known[1] is document:
+        return known[2]
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    found = measure(schema, operation, fragments, variables, default_list_size=default_list_size)
+    if len(_MEASURED) >= _MEASURED_KEPT:
+        _MEASURED.clear()
+    _MEASURED[key] = (schema, document, found)
+    return found
 
 
 def _variable_defaults(operation: OperationDefinitionNode) -> dict[str, Any]:

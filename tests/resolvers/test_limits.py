@@ -257,6 +257,19 @@ async def test_the_cost_bomb_with_first_from_variables_is_refused_with_its_cost(
     assert served.spy.counts() == {}
 
 
+async def test_the_same_document_is_measured_again_for_other_first_variables(
+    served: Served,
+) -> None:
+    # The measures of a document are remembered, but only with the integers they depend on.
+    small = await post(served, BOMB_BY_VARIABLES, {"a": 2, "b": 2, "c": 2})
+    big = await post(served, BOMB_BY_VARIABLES, {"a": 100, "b": 100, "c": 100})
+    small_again = await post(served, BOMB_BY_VARIABLES, {"a": 2, "b": 2, "c": 2})
+
+    assert "errors" not in small
+    assert "errors" not in small_again
+    assert refusal(big)["value"] == COST_BOMB_VALUE
+
+
 async def test_the_cost_bomb_with_first_from_variable_defaults_is_refused_with_its_cost(
     served: Served,
 ) -> None:
