@@ -4,8 +4,10 @@ A plain field is a strawberry field that only reads an attribute of its source o
 resolver, no field extension (so no permission check), no arguments. graphql-core spends
 most of a large answer on such fields, building a resolve info, a path and four nested
 calls for each value. FastExecutionContext reads them straight off the object and coerces
-them with the field type's own coercion, in graphql-core's order of keys. Lists of objects
-held by plain fields (a connection's edges) are completed item by item the same way.
+them with the field type's own coercion, in graphql-core's order of keys; a run of such
+fields is completed by a function generated for it (`_leaves_filler`), which reads each
+attribute directly and writes the usual scalars' coercion inline. Lists of objects held by
+plain fields (a connection's edges) are completed item by item the same way.
 
 A loaded field is one declared with `schema.loaded.loaded_by` (`Talk.customer`): its value
 is one `load` from the request's loaders. graphql-core would run its resolver once per item

@@ -98,12 +98,6 @@ class ByIdLoader(Generic[T]):
                 future.set_result(value)
 
 
-def _by_id(
-    fetch: Callable[[Sequence[int]], Awaitable[dict[int, Doc]]], build: Callable[[Doc], T]
-) -> ByIdLoader[T]:
-    return ByIdLoader(fetch, build)
-
-
 def _counts(
     fetch: Callable[[list[int]], Awaitable[dict[int, int]]],
 ) -> DataLoader[int, int]:
@@ -143,19 +137,19 @@ class RequestLoaders:
 
     @cached_property
     def talk(self) -> ByIdLoader[Talk]:
-        return _by_id(self._store.talks_by_id, talk_from_doc)
+        return ByIdLoader(self._store.talks_by_id, talk_from_doc)
 
     @cached_property
     def customer(self) -> ByIdLoader[Customer]:
-        return _by_id(self._store.customers_by_id, customer_from_doc)
+        return ByIdLoader(self._store.customers_by_id, customer_from_doc)
 
     @cached_property
     def agent(self) -> ByIdLoader[Agent]:
-        return _by_id(self._store.agents_by_id, agent_from_doc)
+        return ByIdLoader(self._store.agents_by_id, agent_from_doc)
 
     @cached_property
     def channel(self) -> ByIdLoader[Channel]:
-        return _by_id(self._store.channels_by_id, channel_from_doc)
+        return ByIdLoader(self._store.channels_by_id, channel_from_doc)
 
     @cached_property
     def events(self) -> DataLoader[int, list[TalkEvent]]:
