@@ -63,8 +63,3 @@ class DecodedDocs:
                 _, (evicted, _) = self._entries.popitem(last=False)
                 self._held -= len(evicted) * _HELD_PER_BYTE
         return doc
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._held = 0
