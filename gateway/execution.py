@@ -297,17 +297,16 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                                 results[entry[0]] = value
                                 fast_values += 1
                                 continue
-                        result = self.execute_field(
+                        self._execute_field_into(
+                            results,
+                            awaitable_fields,
                             parent_type,
                             source_value,
+                            entry[0],
                             entry[6],
-                            _path((path, entry[0], parent_type.name)),
+                            path,
                             position_context,
                         )
-                        if result is not Undefined:
-                            results[entry[0]] = result
-                            if is_awaitable(result):
-                                awaitable_fields.append(entry[0])
                     continue
                 if kind == _LEAF:
                     assert coerce is not None
@@ -368,17 +367,16 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         if is_awaitable(result):
                             awaitable_fields.append(response_name)
                         continue
-                result = self.execute_field(
+                self._execute_field_into(
+                    results,
+                    awaitable_fields,
                     parent_type,
                     source_value,
+                    response_name,
                     field_group,
-                    _path((path, response_name, parent_type.name)),
+                    path,
                     position_context,
                 )
-                if result is not Undefined:
-                    results[response_name] = result
-                    if is_awaitable(result):
-                        awaitable_fields.append(response_name)
         except Exception:
             if awaitable_fields:
                 self.settle_in_background([results[field] for field in awaitable_fields])
@@ -400,6 +398,31 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+    def _execute_field_into(
+        self,
+        results: dict[str, Any],
+        awaitable_fields: list[str],
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        response_name: str,
+        field_group: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> None:
+        """graphql-core's execute_field for a field of a plan the fast path leaves to it; its
+        result goes into `results`, and its name into `awaitable_fields` if it must be awaited."""
+        result = self.execute_field(
+            parent_type,
+            source_value,
+            field_group,
+            _path((path, response_name, parent_type.name)),
+            position_context,
+        )
+        if result is not Undefined:
+            results[response_name] = result
+            if self.is_awaitable(result):
+                awaitable_fields.append(response_name)
 
     def _complete_plain(
         self,
@@ -570,8 +593,6 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             outer = self._deferred
             later: list[_Deferred] = []
             self._deferred = later
-            # The plan of each field group's loaded objects, looked up once for the level.
-            plans: dict[int, list[_Entry] | None] = {}
             try:
                 for pending, outcome in zip(deferred, outcomes, strict=True):
                     results, name, _, return_type, object_type, field_group, path, position = (
@@ -580,24 +601,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     try:
                         if isinstance(outcome, _Failed):
                             raise outcome.error
-                        plan: list[_Entry] | None = None
-                        if position is None and not (
-                            outcome is None
-                            or outcome is Undefined
-                            or isinstance(outcome, Exception)
-                        ):
-                            if id(field_group) in plans:
-                                plan = plans[id(field_group)]
-                            else:
-                                plan = plans[id(field_group)] = self._subplan(
-                                    object_type, field_group
-                                )
-                        if plan is not None:
-                            value = self._execute_plan(object_type, outcome, path, plan, None)
-                        else:
-                            value = self._complete_loaded(
-                                outcome, object_type, field_group, path, position
-                            )
+                        value = self._complete_loaded(
+                            outcome, object_type, field_group, path, position
+                        )
                     except Exception as raw_error:
                         # Loaded fields here are nullable: the error is kept, the field null.
                         self.handle_field_error(raw_error, return_type, field_group, path)
