@@ -544,7 +544,7 @@ async def check_copies(
     payloads = {i: talk_payloads(layout, i, i + 1)[0] for i in sample}
     for i in sample:
         [talk] = validate_talks(payloads[i], zone=settings.zone)
-        doc = talk.doc
+        doc = talk.doc.item
         expected = (
             doc["customer_id"],
             micros(doc["created_at"]),
@@ -558,8 +558,8 @@ async def check_copies(
                 f" expected {expected}"
             )
         assert talk.customer is not None
-        if customers.get(talk.customer["id"]) != canonical(talk.customer):
-            raise SystemExit(f"invalid copy of customer {talk.customer['id']}")
+        if customers.get(talk.customer.id) != canonical(talk.customer.item):
+            raise SystemExit(f"invalid copy of customer {talk.customer.id}")
     return len(sample)
 
 

@@ -2,7 +2,8 @@
 
 PipeRun sends dirty JSON (ints as strings, three datetime spellings, stray spaces inside
 times, broken URLs, unknown fields), and all of it must be accepted. Validation turns one
-payload into a `NormalizedTalk`: plain JSON-ready dicts, datetimes as ISO 8601 in UTC.
+payload into a `NormalizedTalk`: the documents the store keeps, each as its JSON text and the
+few fields the store reads from it, datetimes as ISO 8601 in UTC.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
+import orjson
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -520,26 +522,75 @@ class TalkPayload(_Lenient):
 Doc = dict[str, Any]
 
 
+def dumps_doc(doc: Doc) -> str:
+    """A document as stored: JSON with its keys sorted, so that equal documents are equal text."""
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+
+
+# The fields a store reads from each kind of document, besides its id and its text.
+TALK_FIELDS = (
+    "customer_id",
+    "agent_id",
+    "queue_id",
+    "channel_id",
+    "tracking_number",
+    "external_protocol",
+    "created_at",
+    "finished_at",
+    "is_waiting",
+    "was_success",
+    "is_critical",
+)
+MESSAGE_FIELDS = ("user_id", "message")
+EVENT_FIELDS: tuple[str, ...] = ()
+CUSTOMER_FIELDS = ("name", "external_id")
+USER_FIELDS = ("login",)
+CHANNEL_FIELDS: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One document to store: its id, its text (`dumps_doc`), and `fields`, the values of the
+    fields the store reads from it (its kind's `*_FIELDS`, None when absent).
+
+    Made once, where the talk is validated: a store writes and compares the text and reads
+    `fields`, and never encodes nor decodes the document itself.
+    """
+
+    id: int
+    text: str
+    fields: Doc
+
+    @classmethod
+    def of(cls, doc: Doc, names: tuple[str, ...]) -> Document:
+        return cls(doc["id"], dumps_doc(doc), {name: doc.get(name) for name in names})
+
+    @property
+    def item(self) -> Doc:
+        """The whole document, decoded from its text."""
+        return orjson.loads(self.text)  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True, slots=True)
 class NormalizedTalk:
     """A validated talk split into the documents the store keeps, datetimes in UTC ISO 8601."""
 
     id: int
-    doc: Doc
-    messages: list[Doc]
-    events: list[Doc]
-    customer: Doc | None
-    users: list[Doc]
-    channels: list[Doc]
+    doc: Document
+    messages: list[Document]
+    events: list[Document]
+    customer: Document | None
+    users: list[Document]
+    channels: list[Document]
     agent_ids: frozenset[int] = field(default_factory=frozenset)
 
     @property
     def latest_message_id(self) -> int:
-        return max((m["id"] for m in self.messages), default=0)
+        return max((m.id for m in self.messages), default=0)
 
     @property
     def finished(self) -> bool:
-        return self.doc.get("finished_at") is not None
+        return self.doc.fields["finished_at"] is not None
 
 
 def talk_status(doc: Doc) -> Literal["WAITING", "IN_PROGRESS", "FINISHED"]:
@@ -581,12 +632,12 @@ def _split(doc: Doc) -> NormalizedTalk:
     agent_ids.discard(None)
     return NormalizedTalk(
         id=talk_id,
-        doc=doc,
-        messages=list(messages.values()),
-        events=list(unique_events.values()),
-        customer=customer,
-        users=list(users.values()),
-        channels=list(channels.values()),
+        doc=Document.of(doc, TALK_FIELDS),
+        messages=[Document.of(m, MESSAGE_FIELDS) for m in messages.values()],
+        events=[Document.of(e, EVENT_FIELDS) for e in unique_events.values()],
+        customer=None if customer is None else Document.of(customer, CUSTOMER_FIELDS),
+        users=[Document.of(u, USER_FIELDS) for u in users.values()],
+        channels=[Document.of(ch, CHANNEL_FIELDS) for ch in channels.values()],
         agent_ids=frozenset(agent_ids - users.keys()),
     )
 

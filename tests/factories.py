@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.demo import example_talk
+from gateway.payload import Doc, NormalizedTalk
 
 Payload = dict[str, Any]
 
@@ -50,3 +52,30 @@ def snapshot(
     payload["talk_histories"] = [message(i, f"message {i}", talk_id=talk_id) for i in message_ids]
     payload["finished_at"] = "2025-09-08 11:30:00" if finished else None
     return payload
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedTalk:
+    """A `NormalizedTalk` with each document decoded from the text the store is given."""
+
+    id: int
+    doc: Doc
+    messages: list[Doc]
+    events: list[Doc]
+    customer: Doc | None
+    users: list[Doc]
+    channels: list[Doc]
+    agent_ids: frozenset[int]
+
+
+def decoded(talk: NormalizedTalk) -> DecodedTalk:
+    return DecodedTalk(
+        id=talk.id,
+        doc=talk.doc.item,
+        messages=[m.item for m in talk.messages],
+        events=[e.item for e in talk.events],
+        customer=None if talk.customer is None else talk.customer.item,
+        users=[u.item for u in talk.users],
+        channels=[ch.item for ch in talk.channels],
+        agent_ids=talk.agent_ids,
+    )

@@ -16,10 +16,10 @@ A talk is the merge of everything received:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.payload import Doc, NormalizedTalk
+from gateway.payload import Document, NormalizedTalk, dumps_doc
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -119,7 +119,7 @@ class RankedRow:
     doc: str
     talk_id: int
     original: tuple[str, int] | None
-    item: Doc | None = None
+    item: Document | None = None
     dirty: bool = False
 
     @property
@@ -136,7 +136,7 @@ class DocRow:
     doc: str
     version: int
     stored: bool
-    item: Doc | None = None
+    item: Document | None = None
     dirty: bool = False
 
 
@@ -156,12 +156,13 @@ def wanted(talks: Iterable[NormalizedTalk]) -> Wanted:
     ids: tuple[set[int], ...] = (set(), set(), set(), set(), set(), set())
     for talk in talks:
         ids[0].add(talk.id)
-        ids[1].update(m["id"] for m in talk.messages)
-        ids[2].update(e["id"] for e in talk.events)
-        ids[3].add(talk.customer["id"] if talk.customer is not None else talk.doc["customer_id"])
-        ids[4].update(u["id"] for u in talk.users)
+        ids[1].update(m.id for m in talk.messages)
+        ids[2].update(e.id for e in talk.events)
+        customer = talk.customer
+        ids[3].add(customer.id if customer is not None else talk.doc.fields["customer_id"])
+        ids[4].update(u.id for u in talk.users)
         ids[4].update(talk.agent_ids)
-        ids[5].update(ch["id"] for ch in talk.channels)
+        ids[5].update(ch.id for ch in talk.channels)
     return Wanted(*(sorted(s) for s in ids))
 
 
@@ -172,8 +173,7 @@ class Batch:
     (absent ids are rows not stored), then `merge` each snapshot in arrival order.
     """
 
-    def __init__(self, dumps: Callable[[Doc], str]) -> None:
-        self._dumps = dumps
+    def __init__(self) -> None:
         self.talks: dict[int, TalkRow] = {}
         self.messages: dict[int, RankedRow] = {}
         self.events: dict[int, RankedRow] = {}
@@ -185,7 +185,7 @@ class Batch:
         """Apply one snapshot; True when anything changed (the talk's version moves)."""
         row = self.talks.get(talk.id)
         decided = plan(row.rank if row is not None else None, talk, arrival)
-        doc_json = self._dumps(talk.doc)
+        doc_json = talk.doc.text
         top_changed = decided.wins and (row is None or row.doc != doc_json)
 
         rank = rank_of(talk, arrival)
@@ -194,7 +194,7 @@ class Batch:
         if talk.customer is not None:
             related += self._document(self.customers, talk.customer, decided.wins, stubbed=True)
         else:
-            related += self._stub(self.customers, talk.doc["customer_id"])
+            related += self._stub(self.customers, talk.doc.fields["customer_id"])
         for user in talk.users:
             related += self._document(self.agents, user, decided.wins, stubbed=True)
         for agent_id in sorted(talk.agent_ids):
@@ -217,28 +217,30 @@ class Batch:
         return True
 
     def _ranked(
-        self, rows: dict[int, RankedRow], items: list[Doc], talk_id: int, rank: Rank
+        self, rows: dict[int, RankedRow], items: list[Document], talk_id: int, rank: Rank
     ) -> int:
         """`merge_rows` of one snapshot's messages or events; how many change content."""
         changed = 0
         for item in items:
-            current = rows.get(item["id"])
+            current = rows.get(item.id)
             if current is None:
-                rows[item["id"]] = RankedRow(rank, self._dumps(item), talk_id, None, item, True)
+                rows[item.id] = RankedRow(rank, item.text, talk_id, None, item, True)
                 changed += 1
             elif rank > current.rank:
-                doc = self._dumps(item)
+                doc = item.text
                 if current.doc != doc:
                     changed += 1
                 current.rank, current.doc, current.talk_id, current.item = rank, doc, talk_id, item
                 current.dirty = True
         return changed
 
-    def _document(self, rows: dict[int, DocRow], item: Doc, wins: bool, *, stubbed: bool) -> int:
-        doc = self._dumps(item)
-        current = rows.get(item["id"])
+    def _document(
+        self, rows: dict[int, DocRow], item: Document, wins: bool, *, stubbed: bool
+    ) -> int:
+        doc = item.text
+        current = rows.get(item.id)
         if current is None:
-            rows[item["id"]] = DocRow(False, doc, 1, False, item, True)
+            rows[item.id] = DocRow(False, doc, 1, False, item, True)
             return 1
         if (current.doc != doc) if wins else (stubbed and current.stub):
             current.stub, current.doc, current.item = False, doc, item
@@ -250,5 +252,5 @@ class Batch:
     def _stub(self, rows: dict[int, DocRow], row_id: int) -> int:
         if row_id in rows:
             return 0
-        rows[row_id] = DocRow(True, self._dumps({"id": row_id}), 1, False, None, True)
+        rows[row_id] = DocRow(True, dumps_doc({"id": row_id}), 1, False, None, True)
         return 1

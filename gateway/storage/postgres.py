@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
-from gateway.payload import NormalizedTalk, talk_status
+from gateway.payload import NormalizedTalk, dumps_doc, talk_status
 from gateway.storage import cursor, merge
 from gateway.storage.docs import DecodedDocs
 from gateway.storage.postgres_schema import migrate
@@ -65,10 +65,6 @@ _TALK_ORDERS: dict[TalkOrder, tuple[str, str, int]] = {
     TalkOrder.ID_DESC: ("id DESC", "id < {}", 1),
     TalkOrder.ID_ASC: ("id ASC", "id > {}", 1),
 }
-
-
-def _dumps(doc: Doc) -> str:
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _micros(iso: str) -> int:
@@ -273,40 +269,35 @@ class PostgresStore:
         )
         stored = merge.Rank(row[0], row[1], row[2]) if row else None
         plan = merge.plan(stored, talk, arrival)
-        doc_json = _dumps(talk.doc)
+        doc_json = talk.doc.text
         top_changed = plan.wins and (row is None or row[3] != doc_json)
 
         rank = merge.rank_of(talk, arrival)
         messages = {
-            m["id"]: (
-                talk.id,
-                m.get("user_id"),
-                _search_text(m.get("message")),
-                _dumps(m),
-            )
+            m.id: (talk.id, m.fields["user_id"], _search_text(m.fields["message"]), m.text)
             for m in talk.messages
         }
         related = await _merge_rows(c, _MESSAGES, messages, rank)
-        events = {e["id"]: (talk.id, _dumps(e)) for e in talk.events}
+        events = {e.id: (talk.id, e.text) for e in talk.events}
         related += await _merge_rows(c, _EVENTS, events, rank)
         if talk.customer is not None:
             customer = talk.customer
-            name = customer.get("name")
+            name = customer.fields["name"]
             row_values = (
-                customer["id"],
+                customer.id,
                 _text(name),
                 _text(search_key(name)),
-                _text(customer.get("external_id")),
+                _text(customer.fields["external_id"]),
                 False,
-                _dumps(customer),
+                customer.text,
             )
             related += await _upsert(c, _CUSTOMERS, [row_values], plan.wins)
         else:
-            related += await _insert_stubs(c, "customers", [talk.doc["customer_id"]])
-        users = [(u["id"], _text(u.get("login")), False, _dumps(u)) for u in talk.users]
+            related += await _insert_stubs(c, "customers", [talk.doc.fields["customer_id"]])
+        users = [(u.id, _text(u.fields["login"]), False, u.text) for u in talk.users]
         related += await _upsert(c, _AGENTS, users, plan.wins)
         related += await _insert_stubs(c, "agents", sorted(talk.agent_ids))
-        channels = [(ch["id"], _dumps(ch)) for ch in talk.channels]
+        channels = [(ch.id, ch.text) for ch in talk.channels]
         await _upsert(c, _CHANNELS, channels, plan.wins)
 
         if row is None:
@@ -317,7 +308,7 @@ class PostgresStore:
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1,"
                 " $15::json)",
                 talk.id,
-                *_talk_columns(talk.doc),
+                *_talk_columns(talk.doc.fields),
                 *_rank_columns(plan.rank),
                 doc_json,
             )
@@ -329,7 +320,7 @@ class PostgresStore:
                 " created_us = $7, status = $8, was_success = $9, is_critical = $10,"
                 " rank_finished = $11, rank_message = $12, rank_arrival = $13,"
                 " version = version + 1, doc = $14::json WHERE id = $15",
-                *_talk_columns(talk.doc),
+                *_talk_columns(talk.doc.fields),
                 *_rank_columns(plan.rank),
                 doc_json,
                 talk.id,
@@ -784,7 +775,7 @@ async def _insert_stubs(c: Any, table: str, ids: list[int]) -> int:
         " FROM unnest($1::bigint[], $2::text[]) AS r (id, doc) ORDER BY r.id"
         " ON CONFLICT (id) DO NOTHING RETURNING id",
         ids,
-        [_dumps({"id": i}) for i in ids],
+        [dumps_doc({"id": i}) for i in ids],
     )
     return len(written)
 
@@ -793,18 +784,19 @@ def _rank_columns(rank: merge.Rank) -> tuple[bool, int, int]:
     return rank.finished, rank.latest_message_id, rank.arrival
 
 
-def _talk_columns(doc: Doc) -> tuple[Any, ...]:
+def _talk_columns(fields: Doc) -> tuple[Any, ...]:
+    """The talk's columns, from its `Document.fields`."""
     return (
-        doc["customer_id"],
-        doc.get("agent_id"),
-        doc.get("queue_id"),
-        doc["channel_id"],
-        _text(doc["tracking_number"]),
-        _text(doc.get("external_protocol")),
-        _micros(doc["created_at"]),
-        talk_status(doc),
-        bool(doc.get("was_success")),
-        bool(doc.get("is_critical")),
+        fields["customer_id"],
+        fields["agent_id"],
+        fields["queue_id"],
+        fields["channel_id"],
+        _text(fields["tracking_number"]),
+        _text(fields["external_protocol"]),
+        _micros(fields["created_at"]),
+        talk_status(fields),
+        bool(fields["was_success"]),
+        bool(fields["is_critical"]),
     )
 
 

@@ -73,10 +73,6 @@ def _joined(
     return [] if joined is None else [record.split("\x1f") for record in joined.split("\x1e")]
 
 
-def _dumps(doc: Doc) -> str:
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
-
-
 def _micros(iso: str | None) -> int | None:
     if iso is None:
         return None
@@ -279,7 +275,7 @@ class SQLiteStore:
                 return outcomes
             # The whole batch is planned from a few bulk reads and written with a few bulk
             # statements: the snapshots merge in arrival order as if stored one at a time.
-            batch = merge.Batch(_dumps)
+            batch = merge.Batch()
             _load(c, batch, merge.wanted(t for _, d, _ in accepted for t in d.talks))
             for index, delivery, sequence in accepted:
                 changed = [
@@ -309,10 +305,10 @@ class SQLiteStore:
             ranks = _rank_columns(talk.rank)
             if not talk.stored:
                 assert talk.source is not None
-                columns = self._talk_columns(talk.source.doc)
+                columns = self._talk_columns(talk.source.doc.fields)
                 new_talks.append((talk_id, *columns, *ranks, talk.version, talk.doc))
             elif talk.source is not None:
-                columns = self._talk_columns(talk.source.doc)
+                columns = self._talk_columns(talk.source.doc.fields)
                 full.append((*columns, *ranks, talk.version, talk.doc, talk_id))
             else:
                 ranked.append((*ranks, talk.version, talk_id))
@@ -333,7 +329,7 @@ class SQLiteStore:
         def message(row_id: int, row: merge.RankedRow) -> tuple[Any, ...]:
             item = row.item
             assert item is not None
-            return (row.talk_id, item.get("user_id"), item.get("message"))
+            return (row.talk_id, item.fields["user_id"], item.fields["message"])
 
         _write_ranked(c, "messages", _MESSAGE_COLUMNS, batch.messages, message)
         _write_ranked(c, "events", _EVENT_COLUMNS, batch.events, lambda i, r: (r.talk_id,))
@@ -341,8 +337,8 @@ class SQLiteStore:
         def customer(row_id: int, row: merge.DocRow) -> tuple[Any, ...]:
             if row.item is None:
                 return (row_id, None, None, None, 1, row.version, row.doc)
-            name = row.item.get("name")
-            external_id = row.item.get("external_id")
+            name = row.item.fields["name"]
+            external_id = row.item.fields["external_id"]
             return (row_id, name, search_key(name), external_id, 0, row.version, row.doc)
 
         _write_documents(c, "customers", _CUSTOMER_COLUMNS, batch.customers, customer)
@@ -350,24 +346,25 @@ class SQLiteStore:
         def agent(row_id: int, row: merge.DocRow) -> tuple[Any, ...]:
             if row.item is None:
                 return (row_id, None, 1, row.doc)
-            return (row_id, row.item.get("login"), 0, row.doc)
+            return (row_id, row.item.fields["login"], 0, row.doc)
 
         _write_documents(c, "agents", _AGENT_COLUMNS, batch.agents, agent)
         _write_documents(c, "channels", ("id", "doc"), batch.channels, lambda i, r: (i, r.doc))
 
     @staticmethod
-    def _talk_columns(doc: Doc) -> tuple[Any, ...]:
+    def _talk_columns(fields: Doc) -> tuple[Any, ...]:
+        """The talk's columns, from its `Document.fields`."""
         return (
-            doc["customer_id"],
-            doc.get("agent_id"),
-            doc.get("queue_id"),
-            doc["channel_id"],
-            doc["tracking_number"],
-            doc.get("external_protocol"),
-            _micros(doc["created_at"]),
-            talk_status(doc),
-            int(bool(doc.get("was_success"))),
-            int(bool(doc.get("is_critical"))),
+            fields["customer_id"],
+            fields["agent_id"],
+            fields["queue_id"],
+            fields["channel_id"],
+            fields["tracking_number"],
+            fields["external_protocol"],
+            _micros(fields["created_at"]),
+            talk_status(fields),
+            int(bool(fields["was_success"])),
+            int(bool(fields["is_critical"])),
         )
 
     async def add_dead_letter(

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 
 from gateway.ingest import delivery_key
-from gateway.payload import NormalizedTalk, validate_talks
+from gateway.payload import validate_talks
 from gateway.storage import TalkStore
 from gateway.storage.records import Delivery, Doc, PageRequest
-from tests.factories import Payload, snapshot
+from tests.factories import DecodedTalk, Payload, decoded, snapshot
 
 
 def delivery(
@@ -30,9 +30,10 @@ def delivery(
     )
 
 
-def normalized(payload: Payload) -> NormalizedTalk:
+def normalized(payload: Payload) -> DecodedTalk:
+    """The talk of `payload` as validation leaves it, its documents decoded."""
     [talk] = validate_talks(payload)
-    return talk
+    return decoded(talk)
 
 
 def tagged_snapshot(

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.payload import NormalizedTalk, validate_talks
 from gateway.storage import merge
 from gateway.storage.merge import Rank, plan, rank_of
-from tests.factories import snapshot
-from tests.gateway.store_helpers import normalized
+from tests.factories import Payload, snapshot
 
 TALK = 114700
+
+
+def normalized(payload: Payload) -> NormalizedTalk:
+    [talk] = validate_talks(payload)
+    return talk
 
 
 def test_the_rank_of_a_snapshot_is_finished_latest_message_id_and_arrival() -> None:

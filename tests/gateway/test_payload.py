@@ -11,21 +11,20 @@ import pytest
 
 from gateway.demo import example_talk
 from gateway.payload import (
-    NormalizedTalk,
     PayloadRejected,
     parse_datetime,
     talk_status,
     validate_talks,
 )
-from tests.factories import Payload, event, message, talk
+from tests.factories import DecodedTalk, Payload, decoded, event, message, talk
 
 SECRET = "SECRET-VALUE-4242"
 
 
-def one(payload: object, **kwargs: Any) -> NormalizedTalk:
+def one(payload: object, **kwargs: Any) -> DecodedTalk:
     talks = validate_talks(payload, **kwargs)
     assert len(talks) == 1
-    return talks[0]
+    return decoded(talks[0])
 
 
 def rejected(payload: object) -> PayloadRejected:
@@ -639,13 +638,13 @@ def test_an_event_id_repeated_in_one_snapshot_keeps_the_last_version() -> None:
 def test_latest_message_id_is_the_greatest_message_id_or_zero() -> None:
     with_messages = talk(talk_histories=[message(30, "a"), message(12, "b"), message(21, "c")])
 
-    assert one(with_messages).latest_message_id == 30
-    assert one(talk(talk_histories=[])).latest_message_id == 0
+    assert validate_talks(with_messages)[0].latest_message_id == 30
+    assert validate_talks(talk(talk_histories=[]))[0].latest_message_id == 0
 
 
 def test_a_talk_is_finished_once_it_has_finished_at() -> None:
-    assert one(talk(finished_at="2025-09-08 11:01:19")).finished is True
-    assert one(talk(finished_at=None)).finished is False
+    assert validate_talks(talk(finished_at="2025-09-08 11:01:19"))[0].finished is True
+    assert validate_talks(talk(finished_at=None))[0].finished is False
 
 
 def test_validation_does_not_modify_the_given_payload() -> None:

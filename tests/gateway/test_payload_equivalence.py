@@ -2,7 +2,7 @@
 
 `validate_talks` validates straight into the final documents (see `_documents_schema`); the
 reference below is the straightforward path it replaced, kept verbatim, so any difference in a
-document, its key order, or a rejection's reason and errors shows here.
+document's text as stored, its fields, or a rejection's reason and errors shows here.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from gateway.payload import (
     NormalizedTalk,
     PayloadRejected,
     TalkPayload,
+    dumps_doc,
     validate_talks,
     validated_items,
 )
-from tests.factories import talk
+from tests.factories import DecodedTalk, talk
 from tests.gateway.test_fuzz import json_values, mangled_talk, odd_strings, other_values
 
 # PipeRun's documented example, as delivered (the package's copy of shared/fixtures/).
@@ -51,7 +52,7 @@ EQUIVALENCE = settings(
 # -- the reference: validate_talks and normalize as they were ----------------------------------
 
 
-def reference_normalize(talk: TalkPayload) -> NormalizedTalk:
+def reference_normalize(talk: TalkPayload) -> DecodedTalk:
     dumped = talk.model_dump(mode="json", by_alias=True)
     histories: list[Doc] = dumped.pop("talk_histories")
     events: list[Doc] = dumped.pop("talk_events")
@@ -83,7 +84,7 @@ def reference_normalize(talk: TalkPayload) -> NormalizedTalk:
         )
         if i is not None
     }
-    return NormalizedTalk(
+    return DecodedTalk(
         id=talk.id,
         doc=dumped,
         messages=_unique_by_id(messages),
@@ -99,7 +100,7 @@ def _unique_by_id(docs: list[Doc]) -> list[Doc]:
     return list({d["id"]: d for d in docs}.values())
 
 
-def reference_validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[NormalizedTalk]:
+def reference_validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> list[DecodedTalk]:
     # The same envelope (one talk or an array, errors field by field) as validate_talks;
     # what differs is the models' validation followed by reference_normalize.
     talks = validated_items(_REFERENCE_TALKS.validate_python, data, zone)
@@ -110,24 +111,29 @@ def reference_validate_talks(data: object, *, zone: tzinfo = DEFAULT_ZONE) -> li
 
 
 def outcome(validate: Any, raw: bytes, zone: tzinfo) -> object:
-    """What one path makes of a body: its documents as bytes in key order, or its rejection."""
+    """What one path makes of a body: its documents' texts as stored, or its rejection."""
     try:
         talks = validate(orjson.loads(raw), zone=zone)  # each path gets its own copy
     except PayloadRejected as exc:
         return ("rejected", exc.reason, exc.errors)
-    return [
-        (
-            t.id,
-            orjson.dumps(t.doc),
-            orjson.dumps(t.messages),
-            orjson.dumps(t.events),
-            orjson.dumps(t.customer),
-            orjson.dumps(t.users),
-            orjson.dumps(t.channels),
-            sorted(t.agent_ids),
-        )
-        for t in talks
-    ]
+    return [_stored(t) if isinstance(t, NormalizedTalk) else _reference_stored(t) for t in talks]
+
+
+def _stored(t: NormalizedTalk) -> tuple[object, ...]:
+    documents = [t.doc, *t.messages, *t.events, *t.users, *t.channels]
+    for document in [*documents, *([t.customer] if t.customer else [])]:
+        item = document.item
+        assert document.id == item["id"]
+        assert document.fields == {name: item.get(name) for name in document.fields}
+    texts = [[d.text for d in ds] for ds in (t.messages, t.events, t.users, t.channels)]
+    customer = t.customer.text if t.customer else None
+    return (t.id, t.doc.text, *texts, customer, sorted(t.agent_ids))
+
+
+def _reference_stored(t: DecodedTalk) -> tuple[object, ...]:
+    texts = [[dumps_doc(d) for d in ds] for ds in (t.messages, t.events, t.users, t.channels)]
+    customer = dumps_doc(t.customer) if t.customer else None
+    return (t.id, dumps_doc(t.doc), *texts, customer, sorted(t.agent_ids))
 
 
 def assert_same(payload: object, zone: tzinfo = DEFAULT_ZONE) -> object:

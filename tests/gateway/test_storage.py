@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import BadUserInput
 from gateway.ingest import Body, BodyRejected, Ingestor
-from gateway.payload import DEFAULT_ZONE, NormalizedTalk
+from gateway.payload import DEFAULT_ZONE, NormalizedTalk, validate_talks
 from gateway.storage import TalkStore, cursor, merge, open_store
 from gateway.storage.postgres import PostgresStore
 from gateway.storage.records import (
@@ -221,11 +221,9 @@ def test_any_order_with_redeliveries_merges_to_the_most_advanced_snapshot(
     state = asyncio.run(_merged_state(backend, order, request))
 
     first_arrival = {index: n for n, index in reversed(list(enumerate(order)))}
-    talks: dict[int, NormalizedTalk] = {i: normalized(_pool_payload(i)) for i in first_arrival}
-    winner = max(
-        first_arrival,
-        key=lambda i: (talks[i].finished, talks[i].latest_message_id, first_arrival[i]),
-    )
+    talks = {i: normalized(_pool_payload(i)) for i in first_arrival}
+    ranks = {i: merge.rank_of(validate_talks(_pool_payload(i))[0], first_arrival[i]) for i in talks}
+    winner = max(first_arrival, key=ranks.__getitem__)
     assert state.doc == talks[winner].doc
     assert set(state.messages) == {m["id"] for t in talks.values() for m in t.messages}
     assert [state.messages[m["id"]] for m in talks[winner].messages] == talks[winner].messages
