@@ -25,8 +25,9 @@ produces its usual error.
 from __future__ import annotations
 
 import keyword
+import weakref
 from asyncio import Future
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from enum import Enum
 from functools import partial
@@ -44,6 +45,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
+    GraphQLResolveInfoHelpers,
     GraphQLScalarType,
     GraphQLString,
 )
@@ -209,12 +211,28 @@ _Deferred = tuple[
 _PLAN_CACHE_SIZE: Final = 256
 
 
+def _gather_async_work(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+    return gather_with_cancel(*values)
+
+
+def _track_async_work(context: weakref.ref[FastExecutionContext], values: Sequence[Any]) -> None:
+    executing = context()
+    if executing is not None:
+        executing.track_async_work(values)
+
+
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """strawberry's execution context, completing plain fields without graphql-core's
     per-field machinery; every other field runs exactly as before."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # graphql-core's helpers hold bound methods of the context: a cycle, which keeps the
+        # whole request (its loaders, loads and objects) alive until the cyclic collector
+        # runs. Holding the context weakly, everything goes as soon as the request is done.
+        self.async_helpers = GraphQLResolveInfoHelpers(
+            gather=_gather_async_work, track=partial(_track_async_work, weakref.ref(self))
+        )
         manager = self.middleware_manager
         # Middleware wraps every resolver, plain ones included: then nothing is plain.
         self.fast = manager is None or not manager.middlewares

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import gc
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -429,6 +431,65 @@ async def test_the_fast_path_completes_the_plain_fields_of_a_talks_page(
     assert talks == len(dirty_talks())
     # and the list of edges itself
     assert [e.fast_values for e in executors] == [W1_FAST_VALUES_PER_TALK * talks + 1]
+
+
+async def test_a_finished_query_is_freed_without_the_cycle_collector(schemas: Schemas) -> None:
+    # graphql-core's context holds bound methods of itself: until FastExecutionContext broke
+    # that cycle, a request's context, loaders, loads and objects all waited for the cycle
+    # collector. Freed by reference counting, they go as soon as the answer is made.
+    executed: list[weakref.ref[FastExecutionContext]] = []
+
+    class Watched(FastExecutionContext):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            executed.append(weakref.ref(self))
+
+    schemas.fast.execution_context_class = Watched
+    context = RequestContext(caller=PII_READER, services=schemas.services, request_id=None)
+    loaders = weakref.ref(context.loaders)
+    gc.collect()
+    gc.disable()
+    try:
+        result = await schemas.fast.execute(W1, variable_values=VARIABLES, context_value=context)
+        assert result.errors is None
+        del context
+        [execution] = executed
+        assert execution() is None
+        assert loaders() is None
+    finally:
+        gc.enable()
+
+
+_SETTLED_IN_BACKGROUND: list[str] = []
+
+
+@strawberry.type
+class _HelpedQuery:
+    @strawberry.field
+    async def total(self, info: strawberry.Info[None, None]) -> int:
+        async def value(n: int) -> int:
+            await asyncio.sleep(0)
+            return n
+
+        async def late() -> None:
+            _SETTLED_IN_BACKGROUND.append("late")
+
+        helpers = info._raw_info.async_helpers  # graphql-core's; strawberry does not expose it
+        helpers.track([late()])  # not awaited here: graphql-core settles it in the background
+        return sum(await helpers.gather([value(1), value(2), value(3)]))
+
+
+async def test_resolvers_can_gather_and_track_work_through_the_fast_context() -> None:
+    schema = strawberry.Schema(query=_HelpedQuery, execution_context_class=FastExecutionContext)
+    _SETTLED_IN_BACKGROUND.clear()
+
+    result = await schema.execute("{ total }")
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+    assert result.errors is None
+    assert result.data == {"total": 6}
+    assert _SETTLED_IN_BACKGROUND == ["late"]
 
 
 # -- every shape of value on a schema of its own --------------------------------------------
