@@ -441,15 +441,52 @@ class SQLiteStore:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
+        marks = ",".join("?" * len(wanted))
+        if table in _VERSIONED:
+
+            def attempt(c: sqlite3.Connection) -> dict[int, Doc] | None:
+                sql = f"SELECT id, version FROM {table} WHERE id IN ({marks})"  # noqa: S608
+                stamps = [(int(i), int(v)) for i, v in _joined(c, sql, wanted, ("id", "version"))]
+                return self._versioned_docs(c, table, stamps)
+
+            return await self._read(partial(_consistently, attempt))
 
         def work(c: sqlite3.Connection) -> dict[int, Doc]:
-            marks = ",".join("?" * len(wanted))
             sql = f"SELECT id, doc FROM {table} WHERE id IN ({marks})"  # noqa: S608
             rows = _joined(c, sql, wanted, ("id", "doc"))
             decode = self.docs.decode
             return {int(i): decode(table, int(i), doc) for i, doc in rows}
 
         return await self._read(work)
+
+    def _versioned_docs(
+        self, c: sqlite3.Connection, table: str, stamps: Sequence[tuple[int, int]]
+    ) -> dict[int, Doc] | None:
+        """The documents of `table`'s rows at the versions in `stamps` ((id, version) pairs
+        just read): those the cache holds at that version, and the others' text read now.
+        None when one of them moved to another version in between (see `_consistently`)."""
+        docs: dict[int, Doc] = {}
+        missing: dict[int, int] = {}
+        cached = self.docs.cached
+        for row_id, version in stamps:
+            doc = cached(table, row_id, version)
+            if doc is None:
+                missing[row_id] = version
+            else:
+                docs[row_id] = doc
+        if missing:
+            marks = ",".join("?" * len(missing))
+            sql = f"SELECT id, version, doc FROM {table} WHERE id IN ({marks})"  # noqa: S608
+            decode = self.docs.decode
+            read = _joined(c, sql, list(missing), ("id", "version", "doc"))
+            if len(read) != len(missing):
+                return None
+            for id_text, version_text, text in read:
+                row_id, version = int(id_text), int(version_text)
+                if missing[row_id] != version:
+                    return None
+                docs[row_id] = decode(table, row_id, text, version)
+        return docs
 
     async def talk_by_tracking_number(self, tracking_number: str) -> Doc | None:
         def work(c: sqlite3.Connection) -> Doc | None:
@@ -490,13 +527,13 @@ class SQLiteStore:
         sql_where = " AND ".join(where) or "1"
         if group is None:
             sql = (
-                f"SELECT 0 AS grp, created_us, id, doc FROM talks WHERE {sql_where}"  # noqa: S608
+                f"SELECT 0 AS grp, created_us, id, version FROM talks WHERE {sql_where}"  # noqa: S608
                 f" ORDER BY {order_by} LIMIT ?"
             )
         else:
             sql = (
-                f"SELECT grp, created_us, id, doc FROM (SELECT {group} AS grp,"  # noqa: S608
-                f" created_us, id, doc, ROW_NUMBER() OVER (PARTITION BY {group}"
+                f"SELECT grp, created_us, id, version FROM (SELECT {group} AS grp,"  # noqa: S608
+                f" created_us, id, version, ROW_NUMBER() OVER (PARTITION BY {group}"
                 f" ORDER BY {order_by}) AS rn FROM talks WHERE {sql_where})"
                 f" WHERE rn <= ? ORDER BY grp, rn"
             )
@@ -509,32 +546,40 @@ class SQLiteStore:
                 else cursor.encode(kind, talk_id)
             )
 
-        decode = self.docs.decode
         sort = _TALK_SORTS[order]
 
-        def work(c: sqlite3.Connection) -> dict[int | None, Page]:
+        def attempt(c: sqlite3.Connection) -> dict[int | None, Page] | None:
             pages: dict[int | None, Page] = (
                 {None: Page()} if group is None else {i: Page() for i in group_ids}
             )
             rows = [
-                (int(grp), int(created), int(talk_id), doc)
-                for grp, created, talk_id, doc in _joined(
-                    c, sql, params, ("grp", "created_us", "id", "doc")
+                (int(grp), int(created), int(talk_id), int(version))
+                for grp, created, talk_id, version in _joined(
+                    c, sql, params, ("grp", "created_us", "id", "version")
                 )
             ]
             # As the statement orders them: by group, then in the page's order.
             rows.sort(key=lambda r: (r[0], *sort(r[1], r[2])))
-            for grp_value, created_us, talk_id, doc in rows:
+            placed: list[tuple[Page, int, int]] = []
+            stamps: list[tuple[int, int]] = []
+            counts: dict[int | None, int] = {}
+            for grp_value, created_us, talk_id, version in rows:
                 grp = None if group is None else grp_value
                 target = pages.setdefault(grp, Page())
-                if len(target.items) == page.first:
+                if counts.get(grp, 0) == page.first:
                     target.has_next = True
-                else:
-                    doc_ = decode("talks", talk_id, doc)
-                    target.items.append((key(created_us, talk_id), doc_))
+                    continue
+                counts[grp] = counts.get(grp, 0) + 1
+                placed.append((target, created_us, talk_id))
+                stamps.append((talk_id, version))
+            docs = self._versioned_docs(c, "talks", stamps)
+            if docs is None:
+                return None
+            for target, created_us, talk_id in placed:
+                target.items.append((key(created_us, talk_id), docs[talk_id]))
             return pages
 
-        return await self._read(work)
+        return await self._read(partial(_consistently, attempt))
 
     async def count_talks(
         self, *, query: TalkQuery, group: TalkGroup | None = None, group_ids: Sequence[int] = ()
@@ -738,6 +783,29 @@ _CUSTOMER_COLUMNS = ("id", "name", "name_key", "external_id", "stub", "version",
 _AGENT_COLUMNS = ("id", "login", "stub", "doc")
 # Most values one statement binds (SQLite's default limit since 3.32 is 32766).
 _VARIABLES = 32_000
+
+
+# Tables whose rows carry a version that moves with every change of their document
+# (`merge.Batch`): their documents are cached by version, and read only when not cached.
+_VERSIONED = frozenset({"talks", "customers"})
+
+
+def _consistently(attempt: Callable[[sqlite3.Connection], T | None], c: sqlite3.Connection) -> T:
+    """What `attempt` reads in more than one statement, each its own read transaction: None
+    when a commit came between them. Then it runs again in a single read transaction, which
+    sees one state of the file throughout; never first, for BEGIN and COMMIT cost two more
+    statements."""
+    answer = attempt(c)
+    if answer is not None:
+        return answer
+    c.execute("BEGIN")
+    try:
+        answer = attempt(c)
+    finally:
+        c.execute("COMMIT")
+    if answer is None:
+        raise AssertionError("a row moved within one read transaction")
+    return answer
 
 
 def _select(c: sqlite3.Connection, sql: str, ids: list[int]) -> Iterator[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,3 +85,25 @@ async def talk_state(store: TalkStore, talk_id: int) -> TalkState:
         customer=customers.get(doc["customer_id"]),
         agents=agents,
     )
+
+
+def scattered_snapshots(talk_id: int, count: int, *, seed: int, base: int = 0) -> list[Payload]:
+    """`count` snapshots of one talk, each holding its own subset of the messages.
+
+    Each has a latest message of its own, so no two tie on rank and the merge has exactly
+    one right answer whatever the arrival order; snapshot 17 is the finished one."""
+    rng = random.Random(seed)
+    snapshots = []
+    for n in range(count):
+        shared = rng.sample(range(base + 1, base + 41), rng.randint(1, 12))
+        snapshots.append(
+            tagged_snapshot(
+                talk_id,
+                [*sorted(shared), base + 100 + n],
+                f"s{n}",
+                finished=n == 17,
+                queue_id=n,
+                event_ids=(base + 500 + n % 7,),
+            )
+        )
+    return snapshots

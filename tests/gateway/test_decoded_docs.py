@@ -1,14 +1,18 @@
-"""Decoded documents are reused only while a row's stored text is the same.
+"""Decoded documents are reused only while a row's stored text (or version) is the same.
 
 The cache on its own (gateway/storage/docs.py), then on each backend through the store's
 reads: an unchanged row comes back as the very same dict, a changed one with its new
-content, and the objects built from documents follow them (schema/types.py).
+content, and the objects built from documents follow them (schema/types.py). SQLite reads
+talks and customers by version: every change of their documents must move it, and a commit
+landing between a read's two statements must not mix two states of the file.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import orjson
@@ -17,10 +21,11 @@ import pytest
 from gateway.storage import TalkStore
 from gateway.storage.docs import DecodedDocs
 from gateway.storage.records import PageRequest, TalkOrder, TalkQuery
+from gateway.storage.sqlite import SQLiteStore
 from schema.types import customer_from_doc, talk_from_doc
 from tests.backends import BACKENDS, opened_store
 from tests.factories import snapshot
-from tests.gateway.store_helpers import delivery
+from tests.gateway.store_helpers import delivery, scattered_snapshots
 
 TALK = 114800
 
@@ -52,6 +57,19 @@ def test_rows_of_other_tables_do_not_share_entries() -> None:
     customer = docs.decode("customers", 7, text(id=7))
     assert customer is not talk
     assert docs.decode("talks", 7, text(id=7)) is talk
+
+
+def test_a_document_stamped_with_a_version_is_reused_only_at_that_version() -> None:
+    docs = DecodedDocs(1 << 20)
+    assert docs.cached("talks", 1, 3) is None
+    first = docs.decode("talks", 1, text(id=1, status="open"), 3)
+    assert docs.cached("talks", 1, 3) is first
+    assert docs.cached("talks", 1, 4) is None
+    assert docs.cached("customers", 1, 3) is None
+    newer = docs.decode("talks", 1, text(id=1, status="closed"), 4)
+    assert docs.cached("talks", 1, 4) is newer
+    assert docs.cached("talks", 1, 3) is None
+    assert (docs.hits, docs.misses) == (2, 2)
 
 
 def test_the_least_recently_used_go_first_when_over_budget() -> None:
@@ -137,3 +155,68 @@ async def test_a_row_changed_by_a_delivery_is_read_with_its_new_content(
     messages = await store.message_pages(talk_ids=[TALK], page=PageRequest(first=10))
     assert [m["id"] for _, m in messages_before[TALK].items] == [1, 2]
     assert [m["id"] for _, m in messages[TALK].items] == [1, 2, 3]
+
+
+# -- SQLite: documents read by version ---------------------------------------------------------
+
+
+def _rows(path: str, table: str) -> dict[int, tuple[int, str]]:
+    with closing(sqlite3.connect(path)) as c:
+        return {i: (v, d) for i, v, d in c.execute(f"SELECT id, version, doc FROM {table}")}  # noqa: S608
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+async def test_every_change_of_a_talk_or_customer_document_moves_its_version(
+    tmp_path: Path, seed: int
+) -> None:
+    # What reading by version rests on: a row whose document changed has a new version.
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'v.db'}")
+    await store.open()
+    try:
+        seen: dict[tuple[str, int], tuple[int, str]] = {}
+        changes = 0
+        snapshots = scattered_snapshots(TALK, 30, seed=seed)
+        for payload in [*snapshots, *snapshots[:5]]:  # redeliveries at the end
+            await store.ingest([delivery(payload)])
+            for table in ("talks", "customers"):
+                for row_id, (version, doc) in _rows(store._path, table).items():
+                    before = seen.get((table, row_id))
+                    if before is not None and before[1] != doc:
+                        assert version > before[0], (table, row_id)
+                        changes += 1
+                    seen[table, row_id] = (version, doc)
+        assert changes > 5  # the snapshots did change both documents along the way
+    finally:
+        await store.close()
+
+
+async def test_a_commit_between_a_read_s_two_statements_is_read_again_as_one_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'race.db'}")
+    await store.open()
+    try:
+        await store.ingest([delivery(snapshot(TALK, [1, 2]))])
+        versioned_docs = SQLiteStore._versioned_docs
+        calls: list[list[tuple[int, int]]] = []
+
+        def committed_in_between(
+            self: SQLiteStore, c: sqlite3.Connection, table: str, stamps: list[tuple[int, int]]
+        ) -> dict[int, dict[str, object]] | None:
+            calls.append(list(stamps))
+            if len(calls) == 1:  # another writer commits after the page's ids and versions
+                with closing(sqlite3.connect(self._path, isolation_level=None)) as other:
+                    other.execute(
+                        "UPDATE talks SET version = version + 1,"
+                        " doc = json_set(doc, '$.status_note', 'moved') WHERE id = ?",
+                        (TALK,),
+                    )
+            return versioned_docs(self, c, table, stamps)
+
+        monkeypatch.setattr(SQLiteStore, "_versioned_docs", committed_in_between)
+        [doc] = await page_of_talks(store)
+        assert doc["status_note"] == "moved"
+        # read twice: the second time in one transaction, at the version committed
+        assert [[v for _, v in stamps] for stamps in calls] == [[1], [2]]
+    finally:
+        await store.close()

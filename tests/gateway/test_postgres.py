@@ -37,7 +37,12 @@ from tests.backends import (
 )
 from tests.conftest import ALL_KEY, gql, make_settings, push
 from tests.factories import Payload, message, talk
-from tests.gateway.store_helpers import delivery, normalized, tagged_snapshot, talk_state
+from tests.gateway.store_helpers import (
+    delivery,
+    normalized,
+    scattered_snapshots,
+    talk_state,
+)
 
 TALK = 114700
 
@@ -272,28 +277,6 @@ async def test_the_tables_have_the_indexes_of_sqlite_and_search_has_a_gin_index(
 
 
 # -- replicas merging at once -------------------------------------------------------------------
-
-
-def scattered_snapshots(talk_id: int, count: int, *, seed: int, base: int = 0) -> list[Payload]:
-    """`count` snapshots of one talk, each holding its own subset of the messages.
-
-    Each has a latest message of its own, so no two tie on rank and the merge has exactly
-    one right answer whatever the arrival order; snapshot 17 is the finished one."""
-    rng = random.Random(seed)
-    snapshots = []
-    for n in range(count):
-        shared = rng.sample(range(base + 1, base + 41), rng.randint(1, 12))
-        snapshots.append(
-            tagged_snapshot(
-                talk_id,
-                [*sorted(shared), base + 100 + n],
-                f"s{n}",
-                finished=n == 17,
-                queue_id=n,
-                event_ids=(base + 500 + n % 7,),
-            )
-        )
-    return snapshots
 
 
 async def test_fifty_snapshots_through_two_replicas_at_once_lose_no_message(
