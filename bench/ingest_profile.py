@@ -63,8 +63,8 @@ def run_cli(directory: Path, talks: int) -> None:
     cli, floor = http_floor.bench_cli_ingest(directory, talks)
     print(
         f"cli: talkgate ingest of {cli.rows:,} talks: {cli.rate:,.0f} talks/s"
-        f" ({cli.seconds:.1f}s), peak RSS {cli.peak_mib:,.0f} MiB; parse-only floor"
-        f" {floor.rate:,.0f} talks/s, {floor.peak_mib:,.0f} MiB; floor/gateway"
+        f" ({cli.seconds:.1f}s), peak RSS with its workers {cli.peak_mib:,.0f} MiB;"
+        f" parse-only floor {floor.rate:,.0f} talks/s, {floor.peak_mib:,.0f} MiB; floor/gateway"
         f" {floor.rate / cli.rate:.1f}x",
         flush=True,
     )
