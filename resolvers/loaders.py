@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Generic, TypeVar
 
@@ -71,6 +71,18 @@ class ByIdLoader(Generic[T]):
             loop.call_soon(self._dispatch)
         self._batch.append((key, future))
         return future
+
+    def prime(self, docs: Mapping[int, Doc]) -> None:
+        """Documents read already (with the page that needs them): their loads are done, and
+        fetch nothing. A key loaded or loading already keeps its load."""
+        loop = asyncio.get_running_loop()
+        for key, doc in docs.items():
+            known = self._loads.get(key)
+            if known is not None and not known.cancelled():
+                continue
+            future: asyncio.Future[T | None] = loop.create_future()
+            future.set_result(self._build(doc))
+            self._loads[key] = future
 
     def _dispatch(self) -> None:
         batch, self._batch = self._batch or [], None

@@ -1,11 +1,13 @@
-"""Turning `first`/`after` into page requests, and store pages into connections."""
+"""Turning `first`/`after` into page requests, store pages into connections; and what a
+connection's selection asks for."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from strawberry import ID
+from strawberry.types.nodes import SelectedField, Selection
 
 from gateway.errors import BadUserInput
 from gateway.storage.records import Doc, Page, PageRequest
@@ -43,3 +45,23 @@ def parse_id(value: ID | str, argument: str) -> int:
     if not -(2**63) <= number < 2**63:
         raise BadUserInput(f"{argument} is out of range", argument=argument)
     return number
+
+
+def selects(selections: Sequence[Selection], *path: str) -> bool:
+    """Whether `path` (field names, each under the one before) is selected below the fields
+    of `selections` (`info.selected_fields`), through fragments of any kind. Directives are
+    not read: a field that @skip leaves out still counts, which only costs a read."""
+    level = [child for selection in selections for child in selection.selections]
+    for name in path:
+        found: list[Selection] = []
+        while level:
+            selection = level.pop()
+            if isinstance(selection, SelectedField):
+                if selection.name == name:
+                    found.append(selection)
+            else:  # an inline fragment or a fragment spread: its own selections count
+                level.extend(selection.selections)
+        if not found:
+            return False
+        level = [child for selection in found for child in selection.selections]
+    return True

@@ -12,7 +12,7 @@ from gateway.errors import BadUserInput
 from gateway.storage.records import TalkOrder as StoreOrder
 from gateway.storage.records import TalkQuery
 from resolvers.context import RequestContext
-from resolvers.pagination import MAX_FIRST, connection, page_request, parse_id
+from resolvers.pagination import MAX_FIRST, connection, page_request, parse_id, selects
 from schema.admin import DeadLetter, FieldError
 from schema.agent_control import Recording
 from schema.enums import TalkOrder
@@ -102,12 +102,22 @@ class Query:
         page = page_request(first, after)
         query = talk_query(filter)
         store = info.context.store
-        pages = await store.talk_pages(query=query, page=page, order=StoreOrder(order_by.value))
+        # A page showing its talks' customers reads them with the talks, in one store call.
+        with_customers = selects(info.selected_fields, "edges", "node", "customer")
+        pages = await store.talk_pages(
+            query=query,
+            page=page,
+            order=StoreOrder(order_by.value),
+            with_customers=with_customers,
+        )
+        found = pages[None]
+        if found.customers:
+            info.context.loaders.customer.prime(found.customers)
 
         async def count() -> int:
             return (await store.count_talks(query=query))[None]
 
-        return connection(pages[None], talk_from_doc, count)
+        return connection(found, talk_from_doc, count)
 
     @strawberry.field(description="One customer by id.", extensions=needs("talks:read"))
     async def customer(

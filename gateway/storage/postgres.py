@@ -425,6 +425,7 @@ class PostgresStore:
         order: TalkOrder,
         group: TalkGroup | None = None,
         group_ids: Sequence[int] = (),
+        with_customers: bool = False,
     ) -> dict[int | None, Page]:
         if group is not None and not group_ids:
             return {}
@@ -468,6 +469,16 @@ class PostgresStore:
             else:
                 doc_ = self.docs.decode("talks", talk_id, doc)
                 target.items.append((key(created_us, talk_id), doc_))
+        if with_customers:
+            wanted = {d["customer_id"] for page_ in pages.values() for _, d in page_.items}
+            try:
+                customers = await self._docs_by_id("customers", sorted(wanted))
+            except StoreUnavailable:  # left to customers_by_id, which reports it
+                customers = {}
+            for page_ in pages.values():
+                for _, d in page_.items:
+                    if d["customer_id"] in customers:
+                        page_.customers[d["customer_id"]] = customers[d["customer_id"]]
         return pages
 
     async def count_talks(

@@ -72,8 +72,14 @@ class TalkStore(Protocol):
         order: TalkOrder,
         group: TalkGroup | None = None,
         group_ids: Sequence[int] = (),
+        with_customers: bool = False,
     ) -> dict[int | None, Page]:
-        """Talks matching `query`: {None: page}, or with `group` one page per id of `group_ids`."""
+        """Talks matching `query`: {None: page}, or with `group` one page per id of `group_ids`.
+
+        `with_customers`: each page's `customers` holds its talks' customers, read with them
+        (one store call where `customers_by_id` would be a second). Best effort: a customer
+        missing there is one to read through `customers_by_id`, which reports what fails.
+        """
         ...
 
     async def count_talks(

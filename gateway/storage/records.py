@@ -70,10 +70,12 @@ class PageRequest:
 
 @dataclass(slots=True)
 class Page:
-    """One page of documents, each with its opaque cursor."""
+    """One page of documents, each with its opaque cursor; for a page of talks read
+    `with_customers`, the customers of its talks too, by id."""
 
     items: list[tuple[str, Doc]] = field(default_factory=list)
     has_next: bool = False
+    customers: dict[int, Doc] = field(default_factory=dict)
 
     @property
     def end_cursor(self) -> str | None:

@@ -441,23 +441,29 @@ class SQLiteStore:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        marks = ",".join("?" * len(wanted))
         if table in _VERSIONED:
-
-            def attempt(c: sqlite3.Connection) -> dict[int, Doc] | None:
-                sql = f"SELECT id, version FROM {table} WHERE id IN ({marks})"  # noqa: S608
-                stamps = [(int(i), int(v)) for i, v in _joined(c, sql, wanted, ("id", "version"))]
-                return self._versioned_docs(c, table, stamps)
-
+            attempt = partial(self._versioned_by_id, table=table, ids=wanted)
             return await self._read(partial(_consistently, attempt))
 
         def work(c: sqlite3.Connection) -> dict[int, Doc]:
+            marks = ",".join("?" * len(wanted))
             sql = f"SELECT id, doc FROM {table} WHERE id IN ({marks})"  # noqa: S608
             rows = _joined(c, sql, wanted, ("id", "doc"))
             decode = self.docs.decode
             return {int(i): decode(table, int(i), doc) for i, doc in rows}
 
         return await self._read(work)
+
+    def _versioned_by_id(
+        self, c: sqlite3.Connection, table: str, ids: Sequence[int]
+    ) -> dict[int, Doc] | None:
+        """The documents of `table`'s rows `ids`, read by version (see `_versioned_docs`)."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        sql = f"SELECT id, version FROM {table} WHERE id IN ({marks})"  # noqa: S608
+        stamps = [(int(i), int(v)) for i, v in _joined(c, sql, ids, ("id", "version"))]
+        return self._versioned_docs(c, table, stamps)
 
     def _versioned_docs(
         self, c: sqlite3.Connection, table: str, stamps: Sequence[tuple[int, int]]
@@ -515,6 +521,7 @@ class SQLiteStore:
         order: TalkOrder,
         group: TalkGroup | None = None,
         group_ids: Sequence[int] = (),
+        with_customers: bool = False,
     ) -> dict[int | None, Page]:
         if group is not None and not group_ids:
             return {}
@@ -575,8 +582,22 @@ class SQLiteStore:
             docs = self._versioned_docs(c, "talks", stamps)
             if docs is None:
                 return None
+            customers: dict[int, Doc] = {}
+            if with_customers and docs:
+                wanted = sorted({doc["customer_id"] for doc in docs.values()})
+                try:
+                    read = self._versioned_by_id(c, "customers", wanted)
+                except sqlite3.Error:  # left to customers_by_id, which reports it
+                    read = {}
+                if read is None:
+                    return None
+                customers = read
             for target, created_us, talk_id in placed:
-                target.items.append((key(created_us, talk_id), docs[talk_id]))
+                doc = docs[talk_id]
+                target.items.append((key(created_us, talk_id), doc))
+                customer = customers.get(doc["customer_id"])
+                if customer is not None:
+                    target.customers[doc["customer_id"]] = customer
             return pages
 
         return await self._read(partial(_consistently, attempt))

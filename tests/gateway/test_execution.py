@@ -142,7 +142,8 @@ FAILURES = [None, "unavailable", "broken", "missing"]
 class ObservedStore:
     """The app's store, counting the calls made to it, with its by-id lookups (customers,
     agents, channels) failing as `failure` says: StoreUnavailable ("unavailable"), documents
-    without their non-null id ("broken"), nothing found ("missing")."""
+    without their non-null id ("broken"), nothing found ("missing"). With a failure, pages
+    of talks come without their customers, which are then read through the failing lookup."""
 
     def __init__(self, store: TalkStore, failure: str | None) -> None:
         self.store = store
@@ -158,6 +159,8 @@ class ObservedStore:
             self.calls[name] += 1
             if name in BY_ID and self.failure is not None:
                 return self._failing(*args)
+            if name == "talk_pages" and self.failure is not None:
+                kwargs["with_customers"] = False
             return method(*args, **kwargs)
 
         return counted
@@ -346,7 +349,10 @@ async def test_every_field_of_the_dirty_talks_answers_as_graphql_core_does(
     schemas: Schemas, caller: Principal
 ) -> None:
     fast, plain = await schemas.both(EVERYTHING_OF_A_TALK, caller)
-    same(fast, plain)
+    # The same errors. The fast path settles a list's loaded fields after its items;
+    # graphql-core each item's as its coroutine ends, and customers read with the page end
+    # at once: the customers' PII errors come earlier there.
+    same(fast, plain, ordered=False)
     assert fast.data is not None
     assert len(fast.data["talks"]["edges"]) == len(dirty_talks())
     codes = {(e.extensions or {}).get("code") for e in fast.errors or ()}
@@ -392,10 +398,10 @@ async def test_loader_fields_cost_one_store_call_per_level_as_with_graphql_core(
         assert result.errors is None
         calls.append(dict(store.calls))
     assert calls[0] == calls[1]
-    # The messages' users and the events' agents are the talks' agents: already loaded.
+    # The messages' users and the events' agents are the talks' agents: already loaded;
+    # the customers were read with the page of talks.
     assert calls[0] == {
         "talk_pages": 1,
-        "customers_by_id": 1,
         "agents_by_id": 1,
         "agent_statuses": 1,
         "channels_by_id": 1,

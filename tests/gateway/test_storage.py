@@ -598,6 +598,28 @@ async def test_grouped_pages_hold_one_page_per_requested_customer(store: TalkSto
 
 
 @pytest.mark.usefixtures("grouped_talks")
+async def test_pages_read_with_customers_hold_the_customers_of_their_own_talks(
+    store: TalkStore,
+) -> None:
+    def read(**kwargs: Any) -> Any:
+        return store.talk_pages(query=TalkQuery(), order=TalkOrder.ID_DESC, **kwargs)
+
+    plain = await read(page=PageRequest(first=10))
+    page = await read(page=PageRequest(first=10), with_customers=True)
+    # by agent, one talk a page: the talk after it (has_next) brings no customer
+    grouped = await read(
+        page=PageRequest(first=1), group="agent_id", group_ids=[31, 32], with_customers=True
+    )
+
+    assert plain[None].customers == {}
+    assert page[None].customers == await store.customers_by_id([900001, 900002])
+    assert {a: (ids_in(p), sorted(p.customers)) for a, p in grouped.items()} == {
+        31: ([114954], [900002]),
+        32: ([114953], [900001]),
+    }
+
+
+@pytest.mark.usefixtures("grouped_talks")
 async def test_a_grouped_page_continues_after_its_cursor(store: TalkStore) -> None:
     first = await store.talk_pages(
         query=TalkQuery(),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
+from gateway.storage import StoreUnavailable
+from gateway.storage.postgres import PostgresStore
+from gateway.storage.sqlite import SQLiteStore
 from tests.conftest import gql, push
 from tests.resolvers.helpers import Served, serving, talk_of
 
@@ -58,13 +63,69 @@ async def test_talks_with_customer_agent_messages_users_and_events_cost_one_call
     assert len(nodes) == TALKS
     assert all(len(n["histories"]["edges"]) == 3 and len(n["events"]) == 1 for n in nodes)
     assert served.spy.counts() == {
+        # The page's customers are read with it (talk_pages `with_customers`).
         "talk_pages": 1,
-        "customers_by_id": 1,
         # Agents are looked up at two levels: the talks' agents, then the messages' users.
         "agents_by_id": 2,
         "message_pages": 1,
         "events_by_talk": 1,
     }
+
+
+async def test_a_page_s_customers_are_read_with_it_through_fragments_and_aliases(
+    served: Served,
+) -> None:
+    body = await gql(
+        served.client,
+        """
+        { page: talks(first: 50) { ...Edges } }
+        fragment Edges on TalkConnection {
+          edges { node { ... on Talk { id buyer: customer { id name } } } }
+        }
+        """,
+    )
+    assert "errors" not in body, body["errors"]
+    nodes = [edge["node"] for edge in body["data"]["page"]["edges"]]
+    assert len(nodes) == TALKS
+    assert {n["buyer"]["id"] for n in nodes} == {str(900_000 + n) for n in range(CUSTOMERS)}
+    assert served.spy.counts() == {"talk_pages": 1}
+
+
+async def test_a_failing_read_of_a_page_s_customers_leaves_the_page_answered(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The customers read with the page fail, and so does the lookup they are left to: each
+    # talk's customer is then an error of its own, as when they were only looked up.
+    store = served.spy.store
+    if isinstance(store, SQLiteStore):
+        read_by_version = SQLiteStore._versioned_by_id
+
+        def failing_sqlite(self: SQLiteStore, c: Any, table: str, ids: Any) -> Any:
+            if table == "customers":
+                raise sqlite3.OperationalError("disk I/O error")
+            return read_by_version(self, c, table, ids)
+
+        monkeypatch.setattr(SQLiteStore, "_versioned_by_id", failing_sqlite)
+    else:
+        assert isinstance(store, PostgresStore)
+        docs_by_id = PostgresStore._docs_by_id
+
+        async def failing_postgres(self: PostgresStore, table: str, ids: Any) -> Any:
+            if table == "customers":
+                raise StoreUnavailable("PostgreSQL: connection lost")
+            return await docs_by_id(self, table, ids)
+
+        monkeypatch.setattr(PostgresStore, "_docs_by_id", failing_postgres)
+    body = await gql(
+        served.client, "{ talks(first: 50) { edges { node { id customer { name } } } } }"
+    )
+
+    nodes = [edge["node"] for edge in body["data"]["talks"]["edges"]]
+    assert len(nodes) == TALKS
+    assert all(n["customer"] is None for n in nodes)
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"SERVICE_UNAVAILABLE"}
+    assert len(body["errors"]) == TALKS
+    assert served.spy.counts() == {"talk_pages": 1, "customers_by_id": 1}
 
 
 async def test_an_agent_already_loaded_in_the_request_is_not_fetched_again(

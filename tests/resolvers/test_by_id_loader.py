@@ -82,3 +82,25 @@ async def test_one_waiter_cancelled_leaves_the_others_their_value() -> None:
     assert await stays == "two"
     assert gone.cancelled()
     assert await loader.load(1) == "one"  # loaded again: its first load was cancelled
+
+
+async def test_primed_documents_are_loaded_without_a_fetch() -> None:
+    fetch = Fetches(DOCS)
+    loader = ByIdLoader(fetch, names)
+    loader.prime({1: {"name": "one, read with its page"}, 2: {"name": "two, read with it"}})
+
+    values = await asyncio.gather(loader.load(1), loader.load(2), loader.load(3))
+
+    assert list(values) == ["one, read with its page", "two, read with it", "three"]
+    assert fetch.calls == [[3]]  # only the one not primed
+
+
+async def test_priming_keeps_a_load_already_made() -> None:
+    fetch = Fetches(DOCS)
+    loader = ByIdLoader(fetch, names)
+    pending = loader.load(1)
+    loader.prime({1: {"name": "other"}})
+
+    assert loader.load(1) is pending
+    assert await pending == "one"
+    assert fetch.calls == [[1]]
