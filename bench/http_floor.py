@@ -15,7 +15,7 @@ implementation: uvloop and httptools when installed):
   with two kinds of route. The bytes floor reads the request body and answers precomputed
   bytes, the gateway's own answer to that workload (so the same size). The rows floor opens
   the gateway's own store object on the same SQLite file, reads the same rows with the
-  same store calls (`talk_pages`, `customers_by_id`, `message_pages`, `events_by_talk`,
+  same store calls (`talk_pages` with its customers, `message_pages`, `events_by_talk`,
   `agents_by_id`) and answers them with orjson in the GraphQL answer's shape, no GraphQL.
   Its webhook route only reads the body.
 
@@ -204,10 +204,13 @@ async def rows_w1(request: Request) -> Response:
     query = TalkQuery(created_to=None if to is None else datetime.fromisoformat(to))
     page = (
         await store.talk_pages(
-            query=query, page=PageRequest(first=100), order=TalkOrder.CREATED_AT_DESC
+            query=query,
+            page=PageRequest(first=100),
+            order=TalkOrder.CREATED_AT_DESC,
+            with_customers=True,
         )
     )[None]
-    customers = await store.customers_by_id(list({d["customer_id"] for _, d in page.items}))
+    customers = page.customers
     edges = []
     for _, doc in page.items:
         node = {name: _value(name, doc) for name in _TALK_KEYS}
@@ -241,14 +244,17 @@ async def rows_w3(request: Request) -> Response:
     await request.body()
     page = (
         await store.talk_pages(
-            query=TalkQuery(), page=PageRequest(first=20), order=TalkOrder.CREATED_AT_DESC
+            query=TalkQuery(),
+            page=PageRequest(first=20),
+            order=TalkOrder.CREATED_AT_DESC,
+            with_customers=True,
         )
     )[None]
     talks = [doc for _, doc in page.items]
     ids = [t["id"] for t in talks]
     messages = await store.message_pages(talk_ids=ids, page=PageRequest(first=50))
     events = await store.events_by_talk(ids)
-    customers = await store.customers_by_id(list({t["customer_id"] for t in talks}))
+    customers = page.customers
     user_ids = {
         m["user_id"] for p in messages.values() for _, m in p.items if m.get("user_id") is not None
     }
