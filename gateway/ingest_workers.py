@@ -66,18 +66,18 @@ _KINDS = (TALK_FIELDS, MESSAGE_FIELDS, EVENT_FIELDS, CUSTOMER_FIELDS, USER_FIELD
 def _plain_talk(talk: NormalizedTalk) -> list[Any]:
     return [
         talk.id,
-        _plain_doc(talk.doc),
-        [_plain_doc(m) for m in talk.messages],
-        [_plain_doc(e) for e in talk.events],
-        None if talk.customer is None else _plain_doc(talk.customer),
-        [_plain_doc(u) for u in talk.users],
-        [_plain_doc(ch) for ch in talk.channels],
+        _plain_doc(talk.doc, TALK_FIELDS),
+        [_plain_doc(m, MESSAGE_FIELDS) for m in talk.messages],
+        [_plain_doc(e, EVENT_FIELDS) for e in talk.events],
+        None if talk.customer is None else _plain_doc(talk.customer, CUSTOMER_FIELDS),
+        [_plain_doc(u, USER_FIELDS) for u in talk.users],
+        [_plain_doc(ch, CHANNEL_FIELDS) for ch in talk.channels],
         sorted(talk.agent_ids),
     ]
 
 
-def _plain_doc(document: Document) -> list[Any]:
-    return [document.id, document.text, list(document.fields.values())]
+def _plain_doc(document: Document, names: tuple[str, ...]) -> list[Any]:
+    return [document.id, document.text, [document.fields[name] for name in names]]
 
 
 def decode(answer: str) -> list[Valid | Invalid]:
