@@ -60,9 +60,6 @@ def _plain(check: Valid | Invalid) -> list[Any]:
 # A talk on the way: its id and agent ids, and each document as [id, text, field values],
 # the values in the order of its kind's names. The texts travel as strings, which orjson
 # decodes at the speed of a copy: the storing process never decodes a document.
-_KINDS = (TALK_FIELDS, MESSAGE_FIELDS, EVENT_FIELDS, CUSTOMER_FIELDS, USER_FIELDS, CHANNEL_FIELDS)
-
-
 def _plain_talk(talk: NormalizedTalk) -> list[Any]:
     return [
         talk.id,
