@@ -285,16 +285,18 @@ def _discard(answer: asyncio.Future[Any]) -> None:
 
 
 def _default_workers() -> int:
-    """A worker per CPU this process may use, less the one that stores; one or two.
+    """A worker per CPU this process may use; one or two.
 
-    One worker checks about as fast as this process stores; a second one helps only when
-    a CPU is free for it, and more would only take memory (some 70 MB each).
+    A worker checks a talk in more CPU time than this process takes to store it. Workers
+    run at a lower priority (`WORKER_NICENESS`), so on two CPUs two of them use what this
+    process leaves of both without ever slowing it; more would only take memory (some
+    70 MB each).
     """
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS has no affinity
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus - 1, 2))
+    return max(1, min(cpus, 2))
 
 
 @dataclass
@@ -399,7 +401,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive,
         default=None,
-        help="processes that parse and validate talks (default: the CPUs less one, at most 2)",
+        help="processes that parse and validate talks (default: the CPUs, at most 2)",
     )
     p.set_defaults(run=ingest)
 

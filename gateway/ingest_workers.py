@@ -2,8 +2,8 @@
 
 Parsing and validating a talk costs more than storing it, and both need the GIL: in one
 process they take turns. Workers check whole batches (`check_body`, as the webhook does) and
-answer with one orjson document per batch, handed over in a file: encoding it costs a
-quarter of pickling the same talks, and decoding it no more than unpickling them.
+answer with a file of orjson lines, one per body: encoding them costs a quarter of pickling
+the same talks, and decoding them no more than unpickling them.
 """
 
 from __future__ import annotations
@@ -33,21 +33,31 @@ from gateway.payload import (
     NormalizedTalk,
 )
 
+# How much lower the workers' scheduling priority is than the storing process's. It stores
+# batches in file order, so it is the one part that must never wait for a CPU; the workers
+# take whatever CPU it leaves. On two CPUs this lets two workers and the storing process
+# share them fully: 6-17 % less wall time than one worker at the same priority.
+WORKER_NICENESS = 10
+
 
 def _start_worker() -> None:
     # Ctrl-C reaches the whole process group: the main process stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):  # not on Windows
+        os.nice(WORKER_NICENESS)
 
 
 def _check_batch(raws: list[bytes], zone: tzinfo, directory: str) -> str:
-    # Talks hold only what JSON holds (the store keeps them as JSON): orjson carries them whole.
-    answer = orjson.dumps([_plain(check_body(raw, zone)) for raw in raws])
     # Through a file, not the pool's pipe: the main process reads a pipe 64 KiB at a time,
     # taking its busy GIL for each chunk while this worker waits, and a file at once (a few
     # per cent faster, and less memory, in bench.ingest_profile's runs).
-    handle, path = tempfile.mkstemp(dir=directory, suffix=".json")
+    handle, path = tempfile.mkstemp(dir=directory, suffix=".ndjson")
     with os.fdopen(handle, "wb") as out:
-        out.write(answer)
+        # Talks hold only what JSON holds (the store keeps them as JSON): orjson carries them
+        # whole. One line per body, written as it is checked: a worker holds one body's
+        # talks at a time, not the whole batch's (some 10 MB less per worker).
+        for raw in raws:
+            out.write(orjson.dumps(_plain(check_body(raw, zone))) + b"\n")
     return path
 
 
@@ -82,10 +92,12 @@ def decode(answer: str) -> list[Valid | Invalid]:
     path = Path(answer)
     data = path.read_bytes()
     path.unlink()
-    return [
-        Invalid(*item) if len(item) == 3 else Valid([_talk(t) for t in item[0]])
-        for item in orjson.loads(data)
-    ]
+    # orjson escapes every newline inside a string: each line is one body's check.
+    return [_check(orjson.loads(line)) for line in data.splitlines()]
+
+
+def _check(item: list[Any]) -> Valid | Invalid:
+    return Invalid(*item) if len(item) == 3 else Valid([_talk(t) for t in item[0]])
 
 
 def _talk(item: list[Any]) -> NormalizedTalk:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import orjson
 import pytest
 
 from gateway.ingest import Invalid, Valid, check_body
-from gateway.ingest_workers import _check_batch, decode
+from gateway.ingest_workers import WORKER_NICENESS, _check_batch, decode
 from gateway.payload import DEFAULT_ZONE
 from gateway.storage.records import TalkQuery
 from tests.factories import snapshot, talk
@@ -133,6 +134,45 @@ def test_a_worker_that_dies_stops_the_ingest_with_a_reason(tmp_path: Path) -> No
     assert process.returncode == 3, stderr
     assert "a worker process checking the talks died" in stderr
     assert "accepted" not in stdout  # no summary: the ingest did not finish
+
+
+def _niceness(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[16])  # the 19th field, after the name
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_run_at_a_lower_priority_than_the_storing_process(tmp_path: Path) -> None:
+    # The storing process must never wait for a CPU the workers hold: they take what it leaves.
+    path = ndjson(tmp_path / "talks.ndjson", [orjson.dumps(talk(i)) for i in range(1, 3001)])
+    process = subprocess.Popen(  # noqa: S603 - our own console entry point
+        [sys.executable, "-m", "gateway.cli", "ingest", "--batch", "50", str(path)],
+        cwd=tmp_path,
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        own = _niceness(process.pid)
+        wanted = min(own + WORKER_NICENESS, 19)
+        seen: int | None = None
+        deadline = time.monotonic() + 30
+        while seen != wanted and process.poll() is None and time.monotonic() < deadline:
+            worker = _worker_of(process.pid)
+            if worker is not None:
+                with contextlib.suppress(FileNotFoundError):  # gone already
+                    seen = _niceness(worker)  # the worker lowers it as it starts
+            time.sleep(0.005)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert seen == wanted, f"a worker's niceness was {seen}, its parent's {own}"
+    assert process.returncode == 0, stderr
+    assert "accepted 3000" in stdout
 
 
 def test_a_batch_decoded_from_a_worker_equals_the_checks_made_here(tmp_path: Path) -> None:
