@@ -32,7 +32,7 @@ from datetime import date, datetime
 from enum import Enum
 from functools import partial
 from types import GeneratorType
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from graphql import (
     GraphQLBoolean,
@@ -57,7 +57,7 @@ from strawberry.types.field import StrawberryField
 
 from schema.loaded import LoadedBy, loaded_by_of
 
-__all__ = ["FastExecutionContext"]
+__all__ = ["FastExecutionContext", "strings_unchanged"]
 
 _MIN_INT: Final = -(2**31)
 _MAX_INT: Final = 2**31 - 1
@@ -155,6 +155,28 @@ _INLINE: Final[dict[GraphQLScalarType, tuple[str, str | None]]] = {
 }
 
 
+# Output coercions of custom scalars that return a str exactly as given (`strings_unchanged`
+# declares them): their fields' str values are completed inline, as a String's are.
+_STRINGS_UNCHANGED: Final[set[Coerce]] = set()
+_C = TypeVar("_C", bound=Coerce)
+
+
+def strings_unchanged(coerce_output_value: _C) -> _C:
+    """Declare that a custom scalar's output coercion returns any `str` value unchanged (and
+    so need not be called for one); the declared function is returned as it is."""
+    _STRINGS_UNCHANGED.add(coerce_output_value)
+    return coerce_output_value
+
+
+def _inline(named: GraphQLOutputType) -> tuple[str, str | None] | None:
+    """How `fill` completes the fast case of a leaf of this type inline, if it can."""
+    if not isinstance(named, GraphQLScalarType):
+        return None
+    if named.coerce_output_value in _STRINGS_UNCHANGED:
+        return _INLINE[GraphQLString]
+    return _INLINE.get(named)
+
+
 def _leaves_filler(entries: list[_Entry]) -> _Fill:
     """The `fill` function of `entries`, generated once for each run of leaves seen."""
     key = tuple((e[0], e[2], e[3], e[4]) for e in entries)
@@ -173,7 +195,7 @@ def _leaves_filler(entries: list[_Entry]) -> _Fill:
             else f"getattr(source, A{index})"
         )
         lines.append(f"        value = {read}")
-        inline = _INLINE.get(named) if isinstance(named, GraphQLScalarType) else None
+        inline = _inline(named)
         if inline is None:
             lines += [
                 f"        value = C{index}(value)",
@@ -941,6 +963,12 @@ def _leaf(
             return value if type(value) is bool else generic(value)
 
         return boolean
+    if coerce_output_value in _STRINGS_UNCHANGED:
+
+        def unchanged(value: Any) -> Any:
+            return value if type(value) is str else generic(value)
+
+        return unchanged
     if leaf_type is GraphQLInt:
 
         def integer(value: Any) -> Any:

@@ -9,11 +9,13 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
 
+from gateway.execution import strings_unchanged
 from gateway.utc import iso
 
 UtcDateTime = NewType("UtcDateTime", str)
 
 
+@strings_unchanged  # the fast execution path then completes stored strings inline
 def _serialize(value: object) -> str:
     # Stored documents already hold ISO 8601 UTC strings; they pass through untouched.
     if isinstance(value, datetime):

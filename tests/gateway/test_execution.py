@@ -650,6 +650,14 @@ def test_any_value_of_a_plain_field_completes_as_graphql_core_does(
     same(fast, plain)
 
 
+@settings(max_examples=200, deadline=None, database=None)
+@given(text=st.text())
+def test_datetime_s_coercion_returns_the_strings_it_is_declared_to_keep(text: str) -> None:
+    # schema.scalars declares it with `strings_unchanged`: the fast path skips the call.
+    coerce = SAMPLE_FAST._schema.type_map["DateTime"].coerce_output_value  # type: ignore[attr-defined]
+    assert coerce(text) is text
+
+
 def test_a_null_in_a_non_null_plain_field_gets_graphql_core_s_error() -> None:
     sample = built(Sample, {"text": None, "needed_leaf": built(Leaf, {"name": None})})
     document = "{ samples { text } more: samples { neededLeaf { name } } }"
