@@ -9,9 +9,11 @@ the same talks, and decoding them no more than unpickling them.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from datetime import tzinfo
@@ -40,11 +42,30 @@ from gateway.payload import (
 WORKER_NICENESS = 10
 
 
-def _start_worker() -> None:
+def _start_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the main process stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(os, "nice"):  # not on Windows
         os.nice(WORKER_NICENESS)
+    _die_with(parent)
+
+
+def _die_with(parent: int) -> None:
+    """Linux: have this worker killed when the process that started it ends, however it ends.
+
+    When a worker dies, the pool breaks and stops the others; but one it spawns for a batch
+    submitted in that instant is never stopped, and would wait forever for work, holding the
+    ingest's output pipes open.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it ended before the line above
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _check_batch(raws: list[bytes], zone: tzinfo, directory: str) -> str:
@@ -134,6 +155,8 @@ class CheckPool:
             workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
+            # Spawned from this (the event loop's) thread, whose end a worker's death follows.
+            initargs=(os.getpid(),),
         )
 
     def check(self, raws: list[bytes]) -> asyncio.Future[str]:

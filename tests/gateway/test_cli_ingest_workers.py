@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -95,6 +96,13 @@ def test_workers_must_be_a_whole_number_from_one(tmp_path: Path, workers: str, r
 
 def _worker_of(pid: int) -> int | None:
     """The pid of a spawned worker process of `pid`, once there is one."""
+    workers = _workers_of(pid)
+    return workers[0] if workers else None
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The pids of the spawned worker processes of `pid`."""
+    workers = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
             try:
@@ -102,12 +110,14 @@ def _worker_of(pid: int) -> int | None:
             except FileNotFoundError:
                 continue
             if b"spawn_main" in command:
-                return int(child)
-    return None
+                workers.append(int(child))
+    return workers
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_a_worker_that_dies_stops_the_ingest_with_a_reason(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _ingesting(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """`talkgate ingest` of 3,000 talks in batches of 50, running; killed if it still runs
+    when the block ends."""
     path = ndjson(tmp_path / "talks.ndjson", [orjson.dumps(talk(i)) for i in range(1, 3001)])
     process = subprocess.Popen(  # noqa: S603 - our own console entry point
         [sys.executable, "-m", "gateway.cli", "ingest", "--batch", "50", str(path)],
@@ -118,6 +128,16 @@ def test_a_worker_that_dies_stops_the_ingest_with_a_reason(tmp_path: Path) -> No
         text=True,
     )
     try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_that_dies_stops_the_ingest_with_a_reason(tmp_path: Path) -> None:
+    with _ingesting(tmp_path) as process:
         deadline = time.monotonic() + 30
         worker = None
         while worker is None and process.poll() is None and time.monotonic() < deadline:
@@ -126,14 +146,42 @@ def test_a_worker_that_dies_stops_the_ingest_with_a_reason(tmp_path: Path) -> No
         assert worker is not None, "no worker process appeared"
         os.kill(worker, signal.SIGKILL)
         stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
     assert process.returncode == 3, stderr
     assert "a worker process checking the talks died" in stderr
     assert "accepted" not in stdout  # no summary: the ingest did not finish
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_the_ingest_is_killed(tmp_path: Path) -> None:
+    # Whatever ends the ingest, no worker is left waiting for work (and holding its pipes).
+    with _ingesting(tmp_path) as process:
+        deadline = time.monotonic() + 30
+        while not _workers_of(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.5)  # past their start
+        workers = _workers_of(process.pid)
+        assert workers, "no worker process appeared"
+        process.kill()
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_state(w) not in ("gone", "Z") for w in workers):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        alive = [w for w in workers if _state(w) not in ("gone", "Z")]
+        for worker in alive:
+            os.kill(worker, signal.SIGKILL)
+        process.communicate(timeout=30)
+
+    assert not alive, "workers outlived the ingest that started them"
+
+
+def _state(pid: int) -> str:
+    with contextlib.suppress(FileNotFoundError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2 :].split()[0]
+    return "gone"
 
 
 def _niceness(pid: int) -> int:
@@ -144,16 +192,7 @@ def _niceness(pid: int) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_run_at_a_lower_priority_than_the_storing_process(tmp_path: Path) -> None:
     # The storing process must never wait for a CPU the workers hold: they take what it leaves.
-    path = ndjson(tmp_path / "talks.ndjson", [orjson.dumps(talk(i)) for i in range(1, 3001)])
-    process = subprocess.Popen(  # noqa: S603 - our own console entry point
-        [sys.executable, "-m", "gateway.cli", "ingest", "--batch", "50", str(path)],
-        cwd=tmp_path,
-        env=env_for(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with _ingesting(tmp_path) as process:
         own = _niceness(process.pid)
         wanted = min(own + WORKER_NICENESS, 19)
         seen: int | None = None
@@ -165,10 +204,6 @@ def test_workers_run_at_a_lower_priority_than_the_storing_process(tmp_path: Path
                     seen = _niceness(worker)  # the worker lowers it as it starts
             time.sleep(0.005)
         stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
     assert seen == wanted, f"a worker's niceness was {seen}, its parent's {own}"
     assert process.returncode == 0, stderr
