@@ -38,7 +38,7 @@ from gateway.payload import (
 # How much lower the workers' scheduling priority is than the storing process's. It stores
 # batches in file order, so it is the one part that must never wait for a CPU; the workers
 # take whatever CPU it leaves. On two CPUs this lets two workers and the storing process
-# share them fully: 6-17 % less wall time than one worker at the same priority.
+# share them fully: 5-18 % less wall time than one worker at the same priority.
 WORKER_NICENESS = 10
 
 
