@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import multiprocessing
 import os
 import signal
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from datetime import tzinfo
+from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -51,12 +51,9 @@ def _start_worker(parent: int) -> None:
 
 
 def _die_with(parent: int) -> None:
-    """Linux: have this worker killed when the process that started it ends, however it ends.
-
-    When a worker dies, the pool breaks and stops the others; but one it spawns for a batch
-    submitted in that instant is never stopped, and would wait forever for work, holding the
-    ingest's output pipes open.
-    """
+    """Linux: have this worker killed when the process that started it ends, however it ends
+    (SIGKILL included), instead of waiting forever for work and holding that process's output
+    pipes open."""
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
@@ -140,6 +137,19 @@ def _doc(item: list[Any], names: tuple[str, ...]) -> Document:
     return Document(doc_id, text, dict(zip(names, values, strict=True)))
 
 
+class _KeptSpawnContext(SpawnContext):
+    """multiprocessing's spawn context, keeping every process it makes (`made`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: list[SpawnProcess] = []
+
+    def Process(self, *args: Any, **kwargs: Any) -> SpawnProcess:  # type: ignore[override]
+        process = SpawnProcess(*args, **kwargs)
+        self.made.append(process)
+        return process
+
+
 class CheckPool:
     """Worker processes checking batches of bodies; each answer arrives on its own future.
 
@@ -151,9 +161,10 @@ class CheckPool:
         # Answers left behind by a failure go with it.
         self._answers = tempfile.TemporaryDirectory(prefix="talkgate-ingest-")
         # Spawned, not forked: the main process already runs threads (the store's writer).
+        self._context = _KeptSpawnContext()
         self._executor = ProcessPoolExecutor(
             workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=self._context,
             initializer=_start_worker,
             # Spawned from this (the event loop's) thread, whose end a worker's death follows.
             initargs=(os.getpid(),),
@@ -164,12 +175,25 @@ class CheckPool:
         work = self._executor.submit(_check_batch, raws, self._zone, self._answers.name)
         return asyncio.wrap_future(work)
 
-    def close(self) -> None:
-        """Drop the batches not started, wait for the ones in hand, stop the workers."""
+    def close(self, *, stop_now: bool = False) -> None:
+        """Drop the batches not started, wait for the ones in hand, stop the workers; with
+        `stop_now` (leaving on an error), kill the workers first instead of waiting."""
+        # When a worker dies, the pool stops the others and waits for them, but a worker it
+        # spawns for a batch submitted in that instant is never stopped: the pool would wait
+        # for it, and it for work, forever. Killed here, every worker the pool made ends.
+        if stop_now:
+            self._kill_workers()
         try:
             self._executor.shutdown(wait=True, cancel_futures=True)
         finally:
+            self._kill_workers()
             self._answers.cleanup()
+
+    def _kill_workers(self) -> None:
+        for process in self._context.made:
+            if process.is_alive():
+                process.kill()
+                process.join()
 
     def __enter__(self) -> CheckPool:
         return self
@@ -180,4 +204,4 @@ class CheckPool:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        self.close(stop_now=kind is not None)
