@@ -290,7 +290,7 @@ def _default_workers() -> int:
     A worker checks a talk in more CPU time than this process takes to store it. Workers
     run at a lower priority (`WORKER_NICENESS`), so on two CPUs two of them use what this
     process leaves of both without ever slowing it; more would only take memory (some
-    70 MB each).
+    60 MB each).
     """
     try:
         cpus = len(os.sched_getaffinity(0))

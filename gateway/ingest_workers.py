@@ -50,6 +50,9 @@ def _start_worker(parent: int) -> None:
     _die_with(parent)
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 def _die_with(parent: int) -> None:
     """Linux: have this worker killed when the process that started it ends, however it ends
     (SIGKILL included), instead of waiting forever for work and holding that process's output
@@ -60,9 +63,6 @@ def _die_with(parent: int) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # it ended before the line above
         os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _check_batch(raws: list[bytes], zone: tzinfo, directory: str) -> str:
