@@ -16,7 +16,7 @@ A talk is the merge of everything received:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.payload import Document, NormalizedTalk, dumps_doc
@@ -130,7 +130,13 @@ class RankedRow:
 
 @dataclass(slots=True)
 class DocRow:
-    """A customer, agent or channel row as a batch leaves it; `item` None for a stub."""
+    """A customer, agent or channel row as a batch leaves it; `item` None for a stub.
+
+    `replaces`: the batch last wrote it from a winning snapshot, whose document replaces a
+    stored one; otherwise from a losing snapshot, which only fills a missing or stub row.
+    A store whose writers do not exclude each other (PostgreSQL's replicas) writes by it:
+    a row another writer filled meanwhile is then kept, as the rules want.
+    """
 
     stub: bool
     doc: str
@@ -138,6 +144,7 @@ class DocRow:
     stored: bool
     item: Document | None = None
     dirty: bool = False
+    replaces: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +187,14 @@ class Batch:
         self.customers: dict[int, DocRow] = {}
         self.agents: dict[int, DocRow] = {}
         self.channels: dict[int, DocRow] = {}
+
+    def merge_body(self, talks: Sequence[NormalizedTalk], sequence: int) -> list[int]:
+        """Apply the talks of the body stored as `sequence`, in their order; the ids of the
+        talks that changed, each once."""
+        changed = [
+            t.id for position, t in enumerate(talks) if self.merge(t, arrival(sequence, position))
+        ]
+        return list(dict.fromkeys(changed))
 
     def merge(self, talk: NormalizedTalk, arrival: int) -> bool:
         """Apply one snapshot; True when anything changed (the talk's version moves)."""
@@ -240,12 +255,12 @@ class Batch:
         doc = item.text
         current = rows.get(item.id)
         if current is None:
-            rows[item.id] = DocRow(False, doc, 1, False, item, True)
+            rows[item.id] = DocRow(False, doc, 1, False, item, True, wins)
             return 1
         if (current.doc != doc) if wins else (stubbed and current.stub):
             current.stub, current.doc, current.item = False, doc, item
             current.version += 1
-            current.dirty = True
+            current.dirty, current.replaces = True, wins
             return 1
         return 0
 

@@ -10,7 +10,7 @@ talks do not wait for each other, except on a customer or agent document both ch
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
-from gateway.payload import NormalizedTalk, dumps_doc, talk_status
+from gateway.payload import talk_status
 from gateway.storage import cursor, merge
 from gateway.storage.docs import DecodedDocs
 from gateway.storage.postgres_schema import migrate
@@ -224,117 +224,33 @@ class PostgresStore:
             _TALK_LOCK,
             keys,
         )
-        outcomes: list[DeliveryOutcome] = []
-        received_at = now_iso()
-        for delivery in deliveries:
-            talk_ids = [t.id for t in delivery.talks]
-            # A known key, or a body received before under any key, is a redelivery. The
-            # delivery and its talk ids go in one round trip.
-            sequence = await c.fetchval(
-                "WITH d AS (INSERT INTO deliveries (key, source, received_at, body_sha256,"
-                " body, body_json) VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING"
-                " RETURNING seq), dt AS (INSERT INTO delivery_talks (seq, talk_id)"
-                " SELECT d.seq, t FROM d CROSS JOIN unnest($7::bigint[]) AS t"
-                " ON CONFLICT DO NOTHING) SELECT seq FROM d",
-                _text(delivery.key),
-                _text(delivery.source),
-                received_at,
-                delivery.body_sha256,
-                delivery.body,
-                _body_json(delivery.body),
-                talk_ids,
-            )
-            if sequence is None:
-                outcomes.append(DeliveryOutcome(delivery.key, True, talk_ids, []))
-                continue
-            changed = [
-                t.id
-                for position, t in enumerate(delivery.talks)
-                if await self._merge_talk(c, t, merge.arrival(sequence, position))
-            ]
-            outcomes.append(
-                DeliveryOutcome(delivery.key, False, talk_ids, list(dict.fromkeys(changed)))
-            )
+        sequences = await _add_deliveries(c, deliveries)
+        outcomes = [
+            DeliveryOutcome(d.key, seq is None, [t.id for t in d.talks], [])
+            for d, seq in zip(deliveries, sequences, strict=True)
+        ]
+        accepted = [
+            (index, delivery, seq)
+            for index, (delivery, seq) in enumerate(zip(deliveries, sequences, strict=True))
+            if seq is not None
+        ]
+        if not accepted:
+            return outcomes
+        # As in SQLite: the whole batch is planned from one bulk read and written with a few
+        # bulk statements, the snapshots merging in arrival order as if stored one at a time.
+        # The talks' rows cannot move meanwhile (their locks are held); a customer, agent or
+        # channel row another replica writes meanwhile is settled by each statement's own
+        # conditions, as `merge` wants, though the batch may then count it as a change.
+        batch = merge.Batch()
+        await _load(c, batch, merge.wanted(t for _, d, _ in accepted for t in d.talks))
+        for index, delivery, sequence in accepted:
+            outcomes[index].changed_ids.extend(batch.merge_body(delivery.talks, sequence))
+        await _write_batch(c, batch)
         if any(o.changed_ids for o in outcomes):
             # Last, so the row lock is held only until the commit: writers pass it in commit
             # order, and a reader seeing generation n sees every commit up to n.
             await c.execute("UPDATE store_generation SET generation = generation + 1")
         return outcomes
-
-    async def _merge_talk(self, c: Any, talk: NormalizedTalk, arrival: int) -> bool:
-        """Apply the merge rules of `merge` to one snapshot; True when anything changed."""
-        row = await c.fetchrow(
-            "SELECT rank_finished, rank_message, rank_arrival, doc FROM talks WHERE id = $1",
-            talk.id,
-        )
-        stored = merge.Rank(row[0], row[1], row[2]) if row else None
-        plan = merge.plan(stored, talk, arrival)
-        doc_json = talk.doc.text
-        top_changed = plan.wins and (row is None or row[3] != doc_json)
-
-        rank = merge.rank_of(talk, arrival)
-        messages = {
-            m.id: (talk.id, m.fields["user_id"], _search_text(m.fields["message"]), m.text)
-            for m in talk.messages
-        }
-        related = await _merge_rows(c, _MESSAGES, messages, rank)
-        events = {e.id: (talk.id, e.text) for e in talk.events}
-        related += await _merge_rows(c, _EVENTS, events, rank)
-        if talk.customer is not None:
-            customer = talk.customer
-            name = customer.fields["name"]
-            row_values = (
-                customer.id,
-                _text(name),
-                _text(search_key(name)),
-                _text(customer.fields["external_id"]),
-                False,
-                customer.text,
-            )
-            related += await _upsert(c, _CUSTOMERS, [row_values], plan.wins)
-        else:
-            related += await _insert_stubs(c, "customers", [talk.doc.fields["customer_id"]])
-        users = [(u.id, _text(u.fields["login"]), False, u.text) for u in talk.users]
-        related += await _upsert(c, _AGENTS, users, plan.wins)
-        related += await _insert_stubs(c, "agents", sorted(talk.agent_ids))
-        channels = [(ch.id, ch.text) for ch in talk.channels]
-        await _upsert(c, _CHANNELS, channels, plan.wins)
-
-        if row is None:
-            await c.execute(
-                "INSERT INTO talks (id, customer_id, agent_id, queue_id, channel_id,"
-                " tracking_number, external_protocol, created_us, status, was_success,"
-                " is_critical, rank_finished, rank_message, rank_arrival, version, doc)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1,"
-                " $15::json)",
-                talk.id,
-                *_talk_columns(talk.doc.fields),
-                *_rank_columns(plan.rank),
-                doc_json,
-            )
-            return True
-        if top_changed:
-            await c.execute(
-                "UPDATE talks SET customer_id = $1, agent_id = $2, queue_id = $3,"
-                " channel_id = $4, tracking_number = $5, external_protocol = $6,"
-                " created_us = $7, status = $8, was_success = $9, is_critical = $10,"
-                " rank_finished = $11, rank_message = $12, rank_arrival = $13,"
-                " version = version + 1, doc = $14::json WHERE id = $15",
-                *_talk_columns(talk.doc.fields),
-                *_rank_columns(plan.rank),
-                doc_json,
-                talk.id,
-            )
-            return True
-        if related:
-            await c.execute(
-                "UPDATE talks SET rank_finished = $1, rank_message = $2, rank_arrival = $3,"
-                " version = version + 1 WHERE id = $4",
-                *_rank_columns(plan.rank),
-                talk.id,
-            )
-            return True
-        return False
 
     async def add_dead_letter(
         self,
@@ -626,100 +542,221 @@ class PostgresStore:
         return str(row[0])
 
 
-# -- merging rows -----------------------------------------------------------------------------
+# -- writing a batch --------------------------------------------------------------------------
 
+# A column written from an array: its name, and the PostgreSQL type of its elements.
+_Column = tuple[str, str]
 
 _RANK_NAMES = ("rank_finished", "rank_message", "rank_arrival")
-_RANKS = ", ".join(_RANK_NAMES)
+_RANK_COLUMNS: tuple[_Column, ...] = tuple(
+    zip(_RANK_NAMES, ("boolean", "bigint", "bigint"), strict=True)
+)
 # How an array element becomes a column value; the others are taken as they are.
 _VALUE = {"doc": "r.doc::json", "search": "to_tsvector('simple', r.search)"}
 
 
-def _insert(
-    table: str, columns: tuple[tuple[str, str], ...], constants: dict[str, str] | None = None
-) -> str:
-    """INSERT of rows given as one array per column, plus `constants` (column: value)."""
-    names = [name for name, _ in columns]
+def _unnest(columns: Sequence[_Column]) -> str:
+    """Rows named r, given as one array parameter per column ($1 for the first)."""
     arrays = ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(columns, start=1))
-    values = [_VALUE.get(name, f"r.{name}") for name in names]
-    extra = constants or {}
-    return (
-        f"INSERT INTO {table} AS s ({', '.join([*names, *extra])})"  # noqa: S608
-        f" SELECT {', '.join([*values, *extra.values()])}"
-        f" FROM unnest({arrays}) AS r ({', '.join(names)}) ORDER BY r.id"
+    return f"unnest({arrays}) AS r ({', '.join(name for name, _ in columns)})"
+
+
+def _insert(table: str, columns: Sequence[_Column]) -> str:
+    """INSERT of rows given as arrays, in id order: replicas then lock rows in one order."""
+    values = ", ".join(_VALUE.get(name, f"r.{name}") for name, _ in columns)
+    names = ", ".join(name for name, _ in columns)
+    rows = _unnest(columns)
+    return f"INSERT INTO {table} AS s ({names}) SELECT {values} FROM {rows} ORDER BY r.id"  # noqa: S608
+
+
+def _update(table: str, columns: Sequence[_Column], condition: str = "") -> str:
+    """UPDATE of rows found by id (the first column), given as arrays."""
+    assign = ", ".join(
+        f"{name} = {_VALUE.get(name, f'r.{name}')}" for name, _ in columns if name != "id"
     )
+    rows = _unnest(columns)
+    return f"UPDATE {table} AS s SET {assign} FROM {rows} WHERE s.id = r.id{condition}"  # noqa: S608
 
 
-def _assign(names: Sequence[str]) -> str:
-    return ", ".join(f"{name} = excluded.{name}" for name in names if name != "id")
+def _assign(columns: Sequence[_Column]) -> str:
+    return ", ".join(f"{name} = excluded.{name}" for name, _ in columns if name != "id")
+
+
+def _ranks(alias: str) -> str:
+    return "(" + ", ".join(f"{alias}.{name}" for name in _RANK_NAMES) + ")"
+
+
+async def _execute(c: Any, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`sql` once for all `rows` (tuples in its columns' order), as one array per column."""
+    if rows:
+        await c.execute(sql, *map(list, zip(*rows, strict=True)))
+
+
+_DELIVERIES = _unnest(
+    (
+        ("seq", "bigint"),
+        ("key", "text"),
+        ("source", "text"),
+        ("body_sha256", "text"),
+        ("body", "bytea"),
+        ("body_json", "text"),
+    )
+)
+# A known key, or a body received before under any key, is a redelivery: not inserted. The
+# talk ids of those inserted go in the same round trip.
+_ADD_DELIVERIES = (
+    "WITH d AS (INSERT INTO deliveries (seq, key, source, received_at, body_sha256, body,"  # noqa: S608
+    " body_json) OVERRIDING SYSTEM VALUE SELECT r.seq, r.key, r.source, $7, r.body_sha256,"
+    f" r.body, r.body_json::jsonb FROM {_DELIVERIES} ORDER BY r.seq ON CONFLICT DO NOTHING"
+    " RETURNING seq), dt AS (INSERT INTO delivery_talks (seq, talk_id) SELECT t.seq, t.talk_id"
+    " FROM unnest($8::bigint[], $9::bigint[]) AS t (seq, talk_id) JOIN d USING (seq)"
+    " ON CONFLICT DO NOTHING) SELECT seq FROM d"
+)
+
+
+async def _add_deliveries(c: Any, deliveries: Sequence[Delivery]) -> list[int | None]:
+    """Each delivery's sequence number, or None for a redelivery, which is not stored."""
+    # Numbers taken first and given in the deliveries' order, which is their arrival order,
+    # whatever order the INSERT would draw them in.
+    taken = sorted(
+        await c.fetchval(
+            "SELECT array_agg(nextval(pg_get_serial_sequence('deliveries', 'seq')))"
+            " FROM generate_series(1, $1)",
+            len(deliveries),
+        )
+    )
+    rows = [
+        (seq, _text(d.key), _text(d.source), d.body_sha256, d.body, _body_json(d.body))
+        for seq, d in zip(taken, deliveries, strict=True)
+    ]
+    talks = sorted({(seq, t.id) for seq, d in zip(taken, deliveries, strict=True) for t in d.talks})
+    inserted = {
+        row[0]
+        for row in await c.fetch(
+            _ADD_DELIVERIES,
+            *map(list, zip(*rows, strict=True)),
+            now_iso(),
+            [seq for seq, _ in talks],
+            [talk_id for _, talk_id in talks],
+        )
+    }
+    return [seq if seq in inserted else None for seq in taken]
+
+
+# The rows a batch may touch, in one round trip: (table, id, talk id, rank, version, stub, doc)
+# from talks (0), messages (1), events (2), customers (3), agents (4) and channels (5).
+_LOAD = (
+    "SELECT 0, id, NULL::bigint, rank_finished, rank_message, rank_arrival, version, false,"
+    " doc::text FROM talks WHERE id = ANY($1::bigint[])"
+    " UNION ALL SELECT 1, id, talk_id, rank_finished, rank_message, rank_arrival, NULL, NULL,"
+    " doc::text FROM messages WHERE id = ANY($2::bigint[])"
+    " UNION ALL SELECT 2, id, talk_id, rank_finished, rank_message, rank_arrival, NULL, NULL,"
+    " doc::text FROM events WHERE id = ANY($3::bigint[])"
+    " UNION ALL SELECT 3, id, NULL, NULL, NULL, NULL, version, stub, doc::text FROM customers"
+    " WHERE id = ANY($4::bigint[])"
+    " UNION ALL SELECT 4, id, NULL, NULL, NULL, NULL, 1, stub, doc::text FROM agents"
+    " WHERE id = ANY($5::bigint[])"
+    " UNION ALL SELECT 5, id, NULL, NULL, NULL, NULL, 1, false, doc::text FROM channels"
+    " WHERE id = ANY($6::bigint[])"
+)
+
+
+async def _load(c: Any, batch: merge.Batch, wanted: merge.Wanted) -> None:
+    """What the store holds of the rows a batch may touch."""
+    ranked = (batch.messages, batch.events)
+    documents = (batch.customers, batch.agents, batch.channels)
+    for table, row_id, talk_id, finished, message, arrival, version, stub, doc in await c.fetch(
+        _LOAD,
+        wanted.talks,
+        wanted.messages,
+        wanted.events,
+        wanted.customers,
+        wanted.agents,
+        wanted.channels,
+    ):
+        if table == 0:
+            rank = merge.Rank(finished, message, arrival)
+            batch.talks[row_id] = merge.TalkRow(rank, doc, version, True)
+        elif table < 3:
+            rank = merge.Rank(finished, message, arrival)
+            ranked[table - 1][row_id] = merge.RankedRow(rank, doc, talk_id, (doc, talk_id))
+        else:
+            documents[table - 3][row_id] = merge.DocRow(stub, doc, version, True)
+
+
+_TALK_COLUMNS: tuple[_Column, ...] = (
+    ("id", "bigint"),
+    ("customer_id", "bigint"),
+    ("agent_id", "bigint"),
+    ("queue_id", "bigint"),
+    ("channel_id", "bigint"),
+    ("tracking_number", "text"),
+    ("external_protocol", "text"),
+    ("created_us", "bigint"),
+    ("status", "text"),
+    ("was_success", "boolean"),
+    ("is_critical", "boolean"),
+    *_RANK_COLUMNS,
+    ("version", "bigint"),
+    ("doc", "text"),
+)
+_INSERT_TALKS = _insert("talks", _TALK_COLUMNS)
+_UPDATE_TALKS = _update("talks", _TALK_COLUMNS)
+_RERANK_TALKS = _update("talks", (("id", "bigint"), *_RANK_COLUMNS, ("version", "bigint")))
 
 
 @dataclass(frozen=True, slots=True)
 class _RowTable:
-    """Messages or events: each row kept in the version of the most advanced snapshot."""
+    """Messages or events: each row kept in the version of the most advanced snapshot.
+    `write` takes new rows and new versions (id, columns, rank, doc); `rerank`, the rank of
+    rows whose content is unchanged (id, rank)."""
 
-    stored: str
     write: str
+    rerank: str
 
 
-def _row_table(table: str, columns: tuple[tuple[str, str], ...]) -> _RowTable:
-    first = len(columns) + 1
-    kinds = ("boolean", "bigint", "bigint")
-    ranks = {
-        name: f"${n}::{kind}"
-        for n, (name, kind) in enumerate(zip(_RANK_NAMES, kinds, strict=True), start=first)
-    }
-    insert = _insert(table, columns, ranks)
+def _row_table(table: str, columns: tuple[_Column, ...]) -> _RowTable:
+    every = (*columns, *_RANK_COLUMNS, ("doc", "text"))
     # The rank guard keeps a row written by a more advanced snapshot, whoever commits
     # last; with the talk locked it never has to act, but it costs nothing.
-    stored_rank = ", ".join(f"s.{name}" for name in _RANK_NAMES)
-    new_rank = ", ".join(f"excluded.{name}" for name in _RANK_NAMES)
-    names = [name for name, _ in columns] + list(_RANK_NAMES)
     return _RowTable(
-        stored=f"SELECT id, {_RANKS}, doc FROM {table} WHERE id = ANY($1::bigint[])",  # noqa: S608
-        write=f"{insert} ON CONFLICT (id) DO UPDATE SET {_assign(names)}"
-        f" WHERE ({stored_rank}) < ({new_rank})",
+        write=f"{_insert(table, every)} ON CONFLICT (id) DO UPDATE SET {_assign(every)}"
+        f" WHERE {_ranks('s')} < {_ranks('excluded')}",
+        rerank=_update(
+            table, (("id", "bigint"), *_RANK_COLUMNS), f" AND {_ranks('s')} < {_ranks('r')}"
+        ),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class _DocTable:
-    """Customers, agents, channels: one document each, replaced by winning snapshots."""
+    """Customers, agents, channels: one document each. `replace` writes the documents of
+    winning snapshots over stored ones that differ; `fill` writes others, and stubs, only
+    where no row or a stub is stored."""
 
-    stored: str
-    overwrite: str
+    replace: str
     fill: str
 
 
-def _doc_table(table: str, columns: tuple[tuple[str, str], ...]) -> _DocTable:
-    names = [name for name, _ in columns]
-    stubbed = "stub" in names
-    assign = _assign(names)
+def _doc_table(table: str, columns: tuple[_Column, ...]) -> _DocTable:
+    assign = _assign(columns)
     if table == "customers":
         assign += ", version = s.version + 1"
     upsert = f"{_insert(table, columns)} ON CONFLICT (id)"
-    stub = "s.stub" if stubbed else "false"
     return _DocTable(
-        stored=f"SELECT id, {stub}, doc FROM {table} AS s WHERE id = ANY($1::bigint[])",  # noqa: S608
-        overwrite=f"{upsert} DO UPDATE SET {assign}"
-        " WHERE s.doc::text IS DISTINCT FROM excluded.doc::text RETURNING id",
-        fill=f"{upsert} DO UPDATE SET {assign} WHERE s.stub RETURNING id"
-        if stubbed
-        else f"{upsert} DO NOTHING RETURNING id",
+        replace=f"{upsert} DO UPDATE SET {assign}"
+        " WHERE s.doc::text IS DISTINCT FROM excluded.doc::text",
+        fill=f"{upsert} DO UPDATE SET {assign} WHERE s.stub"
+        if any(name == "stub" for name, _ in columns)
+        else f"{upsert} DO NOTHING",
     )
 
 
 _MESSAGES = _row_table(
     "messages",
-    (
-        ("id", "bigint"),
-        ("talk_id", "bigint"),
-        ("user_id", "bigint"),
-        ("search", "text"),
-        ("doc", "text"),
-    ),
+    (("id", "bigint"), ("talk_id", "bigint"), ("user_id", "bigint"), ("search", "text")),
 )
-_EVENTS = _row_table("events", (("id", "bigint"), ("talk_id", "bigint"), ("doc", "text")))
+_EVENTS = _row_table("events", (("id", "bigint"), ("talk_id", "bigint")))
 _CUSTOMERS = _doc_table(
     "customers",
     (
@@ -737,58 +774,86 @@ _AGENTS = _doc_table(
 _CHANNELS = _doc_table("channels", (("id", "bigint"), ("doc", "text")))
 
 
-async def _merge_rows(
-    c: Any, table: _RowTable, rows: dict[int, tuple[Any, ...]], rank: merge.Rank
-) -> int:
-    """Messages or events of one snapshot (id -> values, doc last), by `merge.merge_rows`."""
-    if not rows:
-        return 0
-    stored = {
-        row_id: (merge.Rank(finished, message, arrival), doc)
-        for row_id, finished, message, arrival, doc in await c.fetch(table.stored, list(rows))
-    }
-    plan = merge.merge_rows(stored, ((i, values[-1]) for i, values in rows.items()), rank)
-    if plan.writes:
-        written = sorted(plan.writes)
-        columns = zip(*((i, *rows[i]) for i in written), strict=True)
-        await c.execute(table.write, *map(list, columns), *_rank_columns(rank))
-    return plan.changed
+async def _write_batch(c: Any, batch: merge.Batch) -> None:
+    """Write the rows a batch left changed, a few statements per table."""
+    new_talks: list[tuple[Any, ...]] = []
+    full: list[tuple[Any, ...]] = []
+    reranked: list[tuple[Any, ...]] = []
+    for talk_id, talk in sorted(batch.talks.items()):
+        if not talk.dirty:
+            continue
+        ranks = _rank_columns(talk.rank)
+        if talk.source is None:
+            reranked.append((talk_id, *ranks, talk.version))
+        else:
+            columns = _talk_columns(talk.source.doc.fields)
+            row = (talk_id, *columns, *ranks, talk.version, talk.doc)
+            (full if talk.stored else new_talks).append(row)
+    await _execute(c, _INSERT_TALKS, new_talks)
+    await _execute(c, _UPDATE_TALKS, full)
+    await _execute(c, _RERANK_TALKS, reranked)
+
+    def message(row: merge.RankedRow) -> tuple[Any, ...]:
+        item = row.item
+        assert item is not None
+        return (row.talk_id, item.fields["user_id"], _search_text(item.fields["message"]))
+
+    await _write_ranked(c, _MESSAGES, batch.messages, message)
+    await _write_ranked(c, _EVENTS, batch.events, lambda row: (row.talk_id,))
+
+    def customer(row: merge.DocRow) -> tuple[Any, ...]:
+        if row.item is None:
+            return (None, None, None, True)
+        name = row.item.fields["name"]
+        external_id = row.item.fields["external_id"]
+        return (_text(name), _text(search_key(name)), _text(external_id), False)
+
+    await _write_documents(c, _CUSTOMERS, batch.customers, customer)
+
+    def agent(row: merge.DocRow) -> tuple[Any, ...]:
+        if row.item is None:
+            return (None, True)
+        return (_text(row.item.fields["login"]), False)
+
+    await _write_documents(c, _AGENTS, batch.agents, agent)
+    await _write_documents(c, _CHANNELS, batch.channels, lambda row: ())
 
 
-async def _upsert(c: Any, table: _DocTable, rows: list[tuple[Any, ...]], overwrite: bool) -> int:
-    """Insert rows missing by id; replace a stored row whose doc differs when `overwrite`
-    (the snapshot won) or when the stored row is only a stub. Returns rows written.
+async def _write_ranked(
+    c: Any,
+    table: _RowTable,
+    rows: dict[int, merge.RankedRow],
+    values: Callable[[merge.RankedRow], tuple[Any, ...]],
+) -> None:
+    """Messages or events a batch changed; a row whose document is unchanged gets only its
+    rank (so the text index of a message is left alone)."""
+    writes: list[tuple[Any, ...]] = []
+    reranked: list[tuple[Any, ...]] = []
+    for row_id, row in sorted(rows.items()):
+        if not row.dirty:
+            continue
+        if row.only_rank_moved:
+            reranked.append((row_id, *_rank_columns(row.rank)))
+        else:
+            writes.append((row_id, *values(row), *_rank_columns(row.rank), row.doc))
+    await _execute(c, table.write, writes)
+    await _execute(c, table.rerank, reranked)
 
-    Rows that plainly need nothing are left out, so a document many talks share (the bot
-    agent) is not locked by every delivery; the statement checks again for the others."""
-    if not rows:
-        return 0
-    stored = {r[0]: (r[1], r[2]) for r in await c.fetch(table.stored, [row[0] for row in rows])}
-    wanted = [
-        row
-        for row in rows
-        if (current := stored.get(row[0])) is None
-        or (current[1] != row[-1] if overwrite else current[0])
-    ]
-    if not wanted:
-        return 0
-    columns = zip(*sorted(wanted, key=lambda row: row[0]), strict=True)
-    written = await c.fetch(table.overwrite if overwrite else table.fill, *map(list, columns))
-    return len(written)
 
-
-async def _insert_stubs(c: Any, table: str, ids: list[int]) -> int:
-    """Rows for ids seen without their object, upgraded when the object arrives."""
-    if not ids:
-        return 0
-    written = await c.fetch(
-        f"INSERT INTO {table} (id, stub, doc) SELECT r.id, true, r.doc::json"  # noqa: S608
-        " FROM unnest($1::bigint[], $2::text[]) AS r (id, doc) ORDER BY r.id"
-        " ON CONFLICT (id) DO NOTHING RETURNING id",
-        ids,
-        [dumps_doc({"id": i}) for i in ids],
-    )
-    return len(written)
+async def _write_documents(
+    c: Any,
+    table: _DocTable,
+    rows: dict[int, merge.DocRow],
+    values: Callable[[merge.DocRow], tuple[Any, ...]],
+) -> None:
+    """Customers, agents or channels a batch changed (id, `values`, doc)."""
+    replacing: list[tuple[Any, ...]] = []
+    filling: list[tuple[Any, ...]] = []
+    for row_id, row in sorted(rows.items()):
+        if row.dirty:
+            (replacing if row.replaces else filling).append((row_id, *values(row), row.doc))
+    await _execute(c, table.replace, replacing)
+    await _execute(c, table.fill, filling)
 
 
 def _rank_columns(rank: merge.Rank) -> tuple[bool, int, int]:

@@ -278,12 +278,7 @@ class SQLiteStore:
             batch = merge.Batch()
             _load(c, batch, merge.wanted(t for _, d, _ in accepted for t in d.talks))
             for index, delivery, sequence in accepted:
-                changed = [
-                    t.id
-                    for position, t in enumerate(delivery.talks)
-                    if batch.merge(t, merge.arrival(sequence, position))
-                ]
-                outcomes[index].changed_ids.extend(dict.fromkeys(changed))
+                outcomes[index].changed_ids.extend(batch.merge_body(delivery.talks, sequence))
             _insert_rows(
                 c,
                 "delivery_talks",

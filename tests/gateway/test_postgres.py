@@ -22,7 +22,7 @@ from gateway.app import create_app
 from gateway.ingest import Body, Ingestor
 from gateway.payload import DEFAULT_ZONE
 from gateway.settings import Settings
-from gateway.storage import StoreUnavailable, TalkStore, open_store
+from gateway.storage import StoreUnavailable, TalkStore, merge, open_store, postgres
 from gateway.storage.postgres import PostgresStore
 from gateway.storage.postgres_schema import MIGRATIONS
 from gateway.storage.records import Delivery, DeliveryOutcome, PageRequest, TalkOrder, TalkQuery
@@ -41,6 +41,7 @@ from tests.gateway.store_helpers import (
     delivery,
     normalized,
     scattered_snapshots,
+    tagged_snapshot,
     talk_state,
 )
 
@@ -331,6 +332,45 @@ async def test_bodies_of_several_talks_through_two_replicas_at_once_merge_like_s
             reference.messages,
             reference.events,
         )
+
+
+def _with_customer(payload: Payload, customer_id: int) -> Payload:
+    payload["customer_id"] = customer_id
+    payload["customer"]["id"] = customer_id
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("finished", "kept"),
+    [(False, "CLIENTE other"), (True, "CLIENTE late")],
+    ids=["losing-fills-only", "winning-replaces"],
+)
+async def test_a_customer_another_replica_stores_meanwhile_is_settled_as_if_stored_first(
+    replicas: tuple[PostgresStore, PostgresStore],
+    monkeypatch: pytest.MonkeyPatch,
+    finished: bool,
+    kept: str,
+) -> None:
+    first, second = replicas
+    # TALK is stored with customer 501, at rank (unfinished, message 12).
+    await first.ingest([delivery(_with_customer(tagged_snapshot(TALK, [11, 12], "early"), 501))])
+    # The late snapshot names customer 502, not stored yet: it loses unless finished.
+    late = _with_customer(tagged_snapshot(TALK, [11], "late", finished=finished), 502)
+    other = _with_customer(tagged_snapshot(TALK + 1, [21], "other"), 502)
+    write_batch = postgres._write_batch
+
+    async def once_the_other_replica_committed(c: Any, batch: merge.Batch) -> None:
+        # The late snapshot's batch read customer 502 as missing; now another replica
+        # stores it, for another talk (no lock in common), before this batch writes.
+        if TALK in batch.talks:
+            await second.ingest([delivery(other)])
+        await write_batch(c, batch)
+
+    monkeypatch.setattr(postgres, "_write_batch", once_the_other_replica_committed)
+    await first.ingest([delivery(late)])
+
+    # As if the other replica's delivery had come first: only a winner replaces it.
+    assert (await first.customers_by_id([502]))[502]["name"] == kept
 
 
 # -- the same answers as SQLite -----------------------------------------------------------------

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from gateway.errors import BadUserInput
 from gateway.ingest import Body, BodyRejected, Ingestor
-from gateway.payload import DEFAULT_ZONE, NormalizedTalk, validate_talks
-from gateway.storage import TalkStore, cursor, merge, open_store
+from gateway.payload import DEFAULT_ZONE, validate_talks
+from gateway.storage import TalkStore, cursor, merge, open_store, postgres
 from gateway.storage.postgres import PostgresStore
 from gateway.storage.records import (
     DeliveryOutcome,
@@ -285,6 +285,79 @@ async def test_a_body_redelivered_under_another_key_does_not_take_back_a_tied_ta
     assert await talk_state(store, TALK) == before
 
 
+async def test_a_key_twice_in_one_call_stores_the_first_and_calls_the_second_a_duplicate(
+    store: TalkStore,
+) -> None:
+    first = delivery(snapshot(TALK, [11, 12]), key="webhook-1")
+    again = delivery(snapshot(TALK, [11, 12, 13]), key="webhook-1")
+
+    outcomes = await store.ingest([first, again])
+
+    assert [(o.duplicate, o.changed_ids) for o in outcomes] == [(False, [TALK]), (True, [])]
+    assert sorted((await talk_state(store, TALK)).messages) == [11, 12]
+    assert await store.raw_deliveries(talk_id=TALK) == [first.body]
+
+
+async def test_a_body_twice_in_one_call_under_two_keys_is_stored_once(store: TalkStore) -> None:
+    payload = snapshot(TALK, [11])
+
+    outcomes = await store.ingest(
+        [delivery(payload, key="webhook-1"), delivery(payload, key="webhook-2")]
+    )
+
+    assert [(o.duplicate, o.changed_ids) for o in outcomes] == [(False, [TALK]), (True, [])]
+    assert len(await store.raw_deliveries(talk_id=TALK)) == 1
+
+
+# Bodies of two talks sharing a customer and agents: the first talk's variants (_POOL), a
+# second talk's, one of which carries its customer by id only, and a body holding both.
+def _mixed_pool() -> list[Payload | list[Payload]]:
+    other = TALK + 1
+    second = [
+        tagged_snapshot(other, [21], "o1", event_ids=(91,)),
+        tagged_snapshot(other, [21, 22], "o2", finished=True, event_ids=(92,)),
+        tagged_snapshot(other, [21, 23], "o3", event_ids=(91, 93)),
+    ]
+    second[2]["customer"] = None
+    both = [tagged_snapshot(TALK, [12, 13, 17], "b1"), tagged_snapshot(other, [24], "b2")]
+    return [*(_pool_payload(i) for i in range(len(_POOL))), *second, both]
+
+
+async def _stored(
+    backend: str,
+    bodies: Sequence[Sequence[Payload | list[Payload]]],
+    request: pytest.FixtureRequest,
+) -> tuple[list[tuple[bool, list[int]]], list[TalkState]]:
+    """Outcomes and final states of the talks after storing `bodies`, one call per group."""
+    with tempfile.TemporaryDirectory() as directory:
+        async with opened_store(backend, Path(directory), request) as store:
+            outcomes: list[DeliveryOutcome] = []
+            for group in bodies:
+                outcomes += await store.ingest([delivery(body) for body in group])
+            states = [await talk_state(store, t) for t in (TALK, TALK + 1)]
+    return [(o.duplicate, o.changed_ids) for o in outcomes], states
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=25, deadline=None, database=None)
+@given(data=st.data())
+def test_deliveries_stored_in_one_call_merge_as_if_stored_one_at_a_time(
+    backend: str, request: pytest.FixtureRequest, data: st.DataObject
+) -> None:
+    pool = _mixed_pool()
+    # Every talk is stored at least once, so each has a state to compare.
+    order = [len(_POOL), 0, *data.draw(st.lists(st.integers(0, len(pool) - 1), max_size=10))]
+    order = data.draw(st.permutations(order))
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(order) - 1), max_size=4)))
+    bodies = [pool[i] for i in order]
+    groups = [bodies[a:b] for a, b in itertools.pairwise([0, *cuts, len(bodies)])]
+
+    together = asyncio.run(_stored(backend, groups, request))
+    alone = asyncio.run(_stored(backend, [[body] for body in bodies], request))
+
+    assert together == alone
+
+
 async def test_a_new_talk_is_reported_changed(store: TalkStore) -> None:
     [outcome] = await deliver(store, snapshot(TALK, [11]))
 
@@ -404,9 +477,9 @@ CRASHING_TALK = 114799
 
 @pytest.fixture
 def crash_on_talk(monkeypatch: pytest.MonkeyPatch, store: TalkStore) -> None:
-    """Make merging CRASHING_TALK raise inside the write transaction, like a crash would."""
+    """Make a batch holding CRASHING_TALK raise inside the write transaction, like a crash
+    would: once all of the batch is written, before the commit."""
     if isinstance(store, SQLiteStore):
-        # SQLite writes a batch at once: crash once all of it is written, before the commit.
         write_batch = SQLiteStore._write_batch
 
         def write_or_crash(self: SQLiteStore, c: sqlite3.Connection, batch: merge.Batch) -> None:
@@ -417,16 +490,14 @@ def crash_on_talk(monkeypatch: pytest.MonkeyPatch, store: TalkStore) -> None:
         monkeypatch.setattr(SQLiteStore, "_write_batch", write_or_crash)
         return
     assert isinstance(store, PostgresStore)
-    merge_talk_async = PostgresStore._merge_talk
+    write_batch_async = postgres._write_batch
 
-    async def merge_or_crash_async(
-        self: PostgresStore, c: Any, talk: NormalizedTalk, arrival: int
-    ) -> bool:
-        if talk.id == CRASHING_TALK:
+    async def write_or_crash_async(c: Any, batch: merge.Batch) -> None:
+        await write_batch_async(c, batch)
+        if CRASHING_TALK in batch.talks:
             raise RuntimeError("simulated crash")
-        return await merge_talk_async(self, c, talk, arrival)
 
-    monkeypatch.setattr(PostgresStore, "_merge_talk", merge_or_crash_async)
+    monkeypatch.setattr(postgres, "_write_batch", write_or_crash_async)
 
 
 @pytest.mark.usefixtures("crash_on_talk")
