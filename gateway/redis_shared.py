@@ -95,7 +95,7 @@ class RedisBroker:
                         )
                 finally:
                     with contextlib.suppress(RedisError, OSError):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:

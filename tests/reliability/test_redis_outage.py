@@ -123,5 +123,5 @@ async def test_while_redis_is_away_talkgate_serves_alone_and_shares_again_after(
                 assert json.loads(shared["data"])["id"] == 803
                 assert any("Redis is back" in r.getMessage() for r in caplog.records)
     finally:
-        await watcher.aclose()  # type: ignore[no-untyped-call]
+        await watcher.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
         await direct.aclose()
