@@ -277,6 +277,33 @@ async def test_the_tables_have_the_indexes_of_sqlite_and_search_has_a_gin_index(
     assert "USING gin (search)" in postgres_indexes["messages_search"]
 
 
+async def test_raw_bodies_are_compressed_with_lz4_where_the_server_has_it(
+    postgres_url: str,
+) -> None:
+    store = PostgresStore(postgres_url)
+    await store.open()
+    await store.close()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        try:
+            async with connection.transaction():
+                await connection.execute("CREATE TEMP TABLE probe (b bytea COMPRESSION lz4)")
+            has_lz4 = True
+        except asyncpg.exceptions.FeatureNotSupportedError:
+            has_lz4 = False
+        rows = await connection.fetch(
+            "SELECT attname, attcompression::text FROM pg_attribute"
+            " WHERE attrelid = 'deliveries'::regclass AND attname IN ('body', 'body_json')"
+        )
+    finally:
+        await connection.close()
+
+    # "" is the server's default, pglz.
+    assert {r["attname"]: r["attcompression"] for r in rows} == dict.fromkeys(
+        ("body", "body_json"), "l" if has_lz4 else ""
+    )
+
+
 # -- replicas merging at once -------------------------------------------------------------------
 
 
