@@ -85,14 +85,15 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "\ufffd")
 
 
-def _body_json(body: bytes) -> str | None:
-    """The body as jsonb input, or None when jsonb cannot hold it (a \\u0000 escape)."""
+def _jsonb_holds(body: bytes) -> bool:
+    """Whether jsonb can hold the body: UTF-8 without a \\u0000 escape, which jsonb refuses."""
     if b"\\u0000" in body:
-        return None
+        return False
     try:
-        return body.decode()
+        body.decode()
     except UnicodeDecodeError:
-        return None
+        return False
+    return True
 
 
 # A tsvector holds at most 1 MiB; the words of this many bytes of text always fit.
@@ -599,7 +600,7 @@ _DELIVERIES = _unnest(
         ("source", "text"),
         ("body_sha256", "text"),
         ("body", "bytea"),
-        ("body_json", "text"),
+        ("as_json", "boolean"),
     )
 )
 # A known key, or a body received before under any key, is a redelivery: not inserted. The
@@ -607,7 +608,8 @@ _DELIVERIES = _unnest(
 _ADD_DELIVERIES = (
     "WITH d AS (INSERT INTO deliveries (seq, key, source, received_at, body_sha256, body,"  # noqa: S608
     " body_json) OVERRIDING SYSTEM VALUE SELECT r.seq, r.key, r.source, $7, r.body_sha256,"
-    f" r.body, r.body_json::jsonb FROM {_DELIVERIES} ORDER BY r.seq ON CONFLICT DO NOTHING"
+    " r.body, CASE WHEN r.as_json THEN convert_from(r.body, 'UTF8')::jsonb END"
+    f" FROM {_DELIVERIES} ORDER BY r.seq ON CONFLICT DO NOTHING"
     " RETURNING seq), dt AS (INSERT INTO delivery_talks (seq, talk_id) SELECT t.seq, t.talk_id"
     " FROM unnest($8::bigint[], $9::bigint[]) AS t (seq, talk_id) JOIN d USING (seq)"
     " ON CONFLICT DO NOTHING) SELECT seq FROM d"
@@ -626,7 +628,7 @@ async def _add_deliveries(c: Any, deliveries: Sequence[Delivery]) -> list[int | 
         )
     )
     rows = [
-        (seq, _text(d.key), _text(d.source), d.body_sha256, d.body, _body_json(d.body))
+        (seq, _text(d.key), _text(d.source), d.body_sha256, d.body, _jsonb_holds(d.body))
         for seq, d in zip(taken, deliveries, strict=True)
     ]
     talks = sorted({(seq, t.id) for seq, d in zip(taken, deliveries, strict=True) for t in d.talks})
