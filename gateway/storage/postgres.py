@@ -354,20 +354,32 @@ class PostgresStore:
             where.append(keyset.format(*map(p, cursor.decode(kind, page.after, size))))
         limit = p(page.first + 1)
         if group is None:
-            sql = (
-                f"SELECT NULL, created_us, id, doc FROM talks WHERE {_all(where)}"  # noqa: S608
-                f" ORDER BY {order_by} LIMIT {limit}"
+            talks = (
+                f"SELECT NULL::bigint AS grp, created_us, id, customer_id, doc FROM talks"  # noqa: S608
+                f" WHERE {_all(where)} ORDER BY {order_by} LIMIT {limit}"
             )
         else:
             # One index range per group (talks_customer or talks_agent), not one big sort.
             where.append(f"{group} = g.grp")
             groups = p(list(dict.fromkeys(group_ids)))
-            sql = (
-                f"SELECT g.grp, t.created_us, t.id, t.doc FROM unnest({groups}::bigint[])"  # noqa: S608
-                f" AS g (grp) CROSS JOIN LATERAL (SELECT created_us, id, doc FROM talks"
-                f" WHERE {_all(where)} ORDER BY {order_by} LIMIT {limit}) AS t"
-                f" ORDER BY g.grp, {order_by}"
+            talks = (
+                f"SELECT g.grp, t.created_us, t.id, t.customer_id, t.doc"  # noqa: S608
+                f" FROM unnest({groups}::bigint[]) AS g (grp) CROSS JOIN LATERAL"
+                f" (SELECT created_us, id, customer_id, doc FROM talks WHERE {_all(where)}"
+                f" ORDER BY {order_by} LIMIT {limit}) AS t"
             )
+        # The page's customers come in the same statement (one round trip, one snapshot),
+        # after its talks.
+        customers = (
+            " UNION ALL SELECT true, NULL, NULL, id, doc FROM customers"
+            " WHERE id IN (SELECT customer_id FROM page)"
+            if with_customers
+            else ""
+        )
+        sql = (
+            f"WITH page AS ({talks}) SELECT false AS customer, grp, created_us, id, doc"  # noqa: S608
+            f" FROM page{customers} ORDER BY customer, grp, {order_by}"
+        )
 
         def key(created_us: int, talk_id: int) -> str:
             return (
@@ -379,23 +391,22 @@ class PostgresStore:
         pages: dict[int | None, Page] = (
             {None: Page()} if group is None else {i: Page() for i in group_ids}
         )
-        for grp, created_us, talk_id, doc in await self._fetch(sql, *p.values):
+        decode = self.docs.decode
+        read: dict[int, Doc] = {}
+        for customer, grp, created_us, row_id, doc in await self._fetch(sql, *p.values):
+            if customer:
+                read[row_id] = decode("customers", row_id, doc)
+                continue
             target = pages.setdefault(grp, Page())
             if len(target.items) == page.first:
                 target.has_next = True
             else:
-                doc_ = self.docs.decode("talks", talk_id, doc)
-                target.items.append((key(created_us, talk_id), doc_))
-        if with_customers:
-            wanted = {d["customer_id"] for page_ in pages.values() for _, d in page_.items}
-            try:
-                customers = await self._docs_by_id("customers", sorted(wanted))
-            except StoreUnavailable:  # left to customers_by_id, which reports it
-                customers = {}
-            for page_ in pages.values():
-                for _, d in page_.items:
-                    if d["customer_id"] in customers:
-                        page_.customers[d["customer_id"]] = customers[d["customer_id"]]
+                target.items.append((key(created_us, row_id), decode("talks", row_id, doc)))
+        for page_ in pages.values():
+            for _, talk in page_.items:
+                customer = read.get(talk["customer_id"])
+                if customer is not None:
+                    page_.customers[talk["customer_id"]] = customer
         return pages
 
     async def count_talks(
