@@ -249,19 +249,26 @@ async def test_opening_a_migrated_database_again_changes_nothing(empty_database:
     assert await schema_versions(empty_database) == list(range(1, len(MIGRATIONS) + 1))
 
 
+@contextlib.asynccontextmanager
+async def migrated(url: str) -> AsyncIterator[Any]:
+    """A connection to the schema of `url`, once a store has opened (migrated) it."""
+    store = PostgresStore(url)
+    await store.open()
+    await store.close()
+    connection = await asyncpg.connect(url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
 async def test_the_tables_have_the_indexes_of_sqlite_and_search_has_a_gin_index(
     postgres_url: str, sqlite_store: SQLiteStore, tmp_path: Path
 ) -> None:
-    store = PostgresStore(postgres_url)
-    await store.open()
-    await store.close()
-    connection = await asyncpg.connect(postgres_url)
-    try:
+    async with migrated(postgres_url) as connection:
         rows = await connection.fetch(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
         )
-    finally:
-        await connection.close()
     with sqlite3.connect(tmp_path / "reference.db") as reference:
         sqlite_indexes = {
             name
@@ -280,11 +287,7 @@ async def test_the_tables_have_the_indexes_of_sqlite_and_search_has_a_gin_index(
 async def test_raw_bodies_are_compressed_with_lz4_where_the_server_has_it(
     postgres_url: str,
 ) -> None:
-    store = PostgresStore(postgres_url)
-    await store.open()
-    await store.close()
-    connection = await asyncpg.connect(postgres_url)
-    try:
+    async with migrated(postgres_url) as connection:
         try:
             async with connection.transaction():
                 await connection.execute("CREATE TEMP TABLE probe (b bytea COMPRESSION lz4)")
@@ -295,8 +298,6 @@ async def test_raw_bodies_are_compressed_with_lz4_where_the_server_has_it(
             "SELECT attname, attcompression::text FROM pg_attribute"
             " WHERE attrelid = 'deliveries'::regclass AND attname IN ('body', 'body_json')"
         )
-    finally:
-        await connection.close()
 
     # "" is the server's default, pglz.
     assert {r["attname"]: r["attcompression"] for r in rows} == dict.fromkeys(
