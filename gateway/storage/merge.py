@@ -16,7 +16,7 @@ A talk is the merge of everything received:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gateway.payload import Document, NormalizedTalk, dumps_doc
@@ -64,34 +64,6 @@ def plan(stored: Rank | None, incoming: NormalizedTalk, arrival: int) -> MergePl
     if stored is None or incoming_rank > stored:
         return MergePlan(wins=True, rank=incoming_rank)
     return MergePlan(wins=False, rank=stored)
-
-
-@dataclass(frozen=True, slots=True)
-class RowMerge:
-    """Which rows of a snapshot to write, and how many of them change content."""
-
-    writes: frozenset[int]
-    changed: int
-
-
-def merge_rows(
-    stored: Mapping[int, tuple[Rank, object]],
-    incoming: Iterable[tuple[int, object]],
-    rank: Rank,
-) -> RowMerge:
-    """Messages or events of a snapshot of rank `rank` against the stored versions.
-
-    A row is written when it is missing, or when this snapshot outranks the snapshot the
-    stored version came from; it counts as changed when its content differs.
-    """
-    writes: set[int] = set()
-    changed = 0
-    for row_id, doc in incoming:
-        current = stored.get(row_id)
-        if current is None or rank > current[0]:
-            writes.add(row_id)
-            changed += current is None or current[1] != doc
-    return RowMerge(frozenset(writes), changed)
 
 
 # -- a batch of snapshots -----------------------------------------------------------------

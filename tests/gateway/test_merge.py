@@ -120,28 +120,54 @@ def test_with_identical_ranks_but_arrival_the_earlier_snapshot_loses(finished: b
 
 # -- rows (messages, events) ----------------------------------------------------------------
 
-LOW = merge.Rank(False, 10, 1)
-HIGH = merge.Rank(False, 12, 2)
+
+def holding(message_id: int, rank: Rank, doc: str) -> merge.Batch:
+    """A batch in which the store held one message, of a snapshot of rank `rank`."""
+    batch = merge.Batch()
+    batch.messages[message_id] = merge.RankedRow(rank, doc, TALK, (doc, TALK))
+    return batch
 
 
 def test_rows_missing_from_the_store_are_written_and_counted_changed() -> None:
-    plan = merge.merge_rows({}, [(1, "a"), (2, "b")], LOW)
-    assert plan == merge.RowMerge(frozenset({1, 2}), 2)
+    talk = normalized(snapshot(TALK, [11, 12]))
+    batch = merge.Batch()
+
+    assert batch.merge(talk, 1)
+
+    written = {i: (row.doc, row.dirty, row.original) for i, row in batch.messages.items()}
+    assert written == {m.id: (m.text, True, None) for m in talk.messages}
 
 
 def test_a_row_from_an_outranked_source_is_replaced() -> None:
-    plan = merge.merge_rows({1: (LOW, "old")}, [(1, "new")], HIGH)
-    assert plan == merge.RowMerge(frozenset({1}), 1)
+    talk = normalized(snapshot(TALK, [11, 12]))
+    batch = holding(11, Rank(False, 10, 1), "old")
+
+    batch.merge(talk, 2)
+
+    row = batch.messages[11]
+    assert (row.doc, row.rank, row.dirty) == (talk.messages[0].text, rank_of(talk, 2), True)
+    assert not row.only_rank_moved
 
 
 def test_a_row_from_a_higher_source_is_kept() -> None:
-    plan = merge.merge_rows({1: (HIGH, "newer")}, [(1, "older")], LOW)
-    assert plan == merge.RowMerge(frozenset(), 0)
+    talk = normalized(snapshot(TALK, [11, 12]))
+    batch = holding(11, Rank(True, 14, 1), "newer")
+
+    batch.merge(talk, 2)
+
+    row = batch.messages[11]
+    assert (row.doc, row.rank, row.dirty) == ("newer", Rank(True, 14, 1), False)
 
 
 def test_an_identical_row_from_a_higher_source_moves_its_rank_without_counting_a_change() -> None:
-    plan = merge.merge_rows({1: (LOW, "same")}, [(1, "same")], HIGH)
-    assert plan == merge.RowMerge(frozenset({1}), 0)
+    talk = normalized(snapshot(TALK, [11]))
+    batch = merge.Batch()
+    assert batch.merge(talk, 1)
+
+    # The same snapshot arriving later outranks the first, and brings nothing new.
+    assert not batch.merge(talk, 2)
+
+    assert batch.messages[11].rank == rank_of(talk, 2)
 
 
 def test_talks_later_in_one_body_arrive_later() -> None:
