@@ -1,21 +1,24 @@
 """The gateway over HTTP against floors measured in the same run on the same server stack.
 
-Run: `.venv/bin/python -m bench.http_floor [--quick]` (`--quick`: fewer requests and a
-10k-talk `talkgate ingest` instead of 100k; about 2 minutes). It prints figures and never
-asserts; each figure is shown as a ratio to its floor.
+Run: `.venv/bin/python -m bench.http_floor [--quick] [--postgres]` (`--quick`: fewer
+requests and a 10k-talk `talkgate ingest` instead of 100k; about 2 minutes). It prints
+figures and never asserts; each figure is shown as a ratio to its floor. `--postgres`: the
+gateway, the rows floor and `talkgate ingest` use PostgreSQL (BENCH_POSTGRES_DSN, as in
+bench.backends; two throwaway databases, dropped at the end) instead of SQLite files.
 
 Servers are real processes on loopback, run the way `talkgate serve` runs (one process,
 `uvicorn.run` with log_config=None, access_log=False, and uvicorn's `auto` loop and HTTP
 implementation: uvloop and httptools when installed):
 
-- the gateway: `talkgate serve` (`python -m gateway.cli serve`) on a SQLite file pre-filled
-  with FILL talks (PipeRun's example rewritten as in bench.backends: own ids, customers,
-  times, 3 messages and 1 event each), ingested through `Ingestor.ingest_many`;
+- the gateway: `talkgate serve` (`python -m gateway.cli serve`) on a store (a SQLite file,
+  or a PostgreSQL database) pre-filled with FILL talks (PipeRun's example rewritten as in
+  bench.backends: own ids, customers, times, 3 messages and 1 event each), ingested through
+  `Ingestor.ingest_many`;
 - the floor: `python -m bench.http_floor --serve-floor PORT`, a Starlette app in this module
   with two kinds of route. The bytes floor reads the request body and answers precomputed
   bytes, the gateway's own answer to that workload (so the same size). The rows floor opens
-  the gateway's own store object on the same SQLite file, reads the same rows with the
-  same store calls (`talk_pages` with its customers, `message_pages`, `events_by_talk`,
+  the gateway's own store object on the same store, reads the same rows with the same
+  store calls (`talk_pages` with its customers, `message_pages`, `events_by_talk`,
   `agents_by_id`) and answers them with orjson in the GraphQL answer's shape, no GraphQL.
   Its webhook route only reads the body.
 
@@ -34,7 +37,7 @@ repeated); W2 1,000 talks as 10 pages of 100 following `endCursor`, 10 fields; W
 each with `histories(first: 50)` (3 messages each here: the fixture's), `events`,
 `customer`, and `user` on each message. Ingest: webhook deliveries of the fixture payload
 (gateway/demo/talk_114603.json, distinct ids) against the floor's read-the-body route; and
-`talkgate ingest` of an NDJSON file into an empty SQLite file (rows/s, and the peak RSS of
+`talkgate ingest` of an NDJSON file into an empty store (rows/s, and the peak RSS of
 that process with its worker processes, polled from /proc), against a floor process that reads
 and parses the same file with orjson.
 """
@@ -66,7 +69,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bench.backends import Layout, talk_payloads
+from bench.backends import Layout, create_databases, drop_databases, talk_payloads
 from gateway.auth import key_digest
 from gateway.demo import example_talk
 from gateway.payload import talk_status
@@ -432,7 +435,7 @@ LAYOUT = Layout(block=10_000)
 async def fill(url: str, talks: int) -> None:
     from gateway.ingest import Body, Ingestor
 
-    settings = Settings(_env_file=None, database_url=url, secret_key=SecretStr("x" * 32))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=url, secret_key=SecretStr("x" * 32))  # type: ignore[call-arg, unused-ignore]
     store = open_store(url)
     await store.open()
     try:
@@ -741,7 +744,7 @@ print(f"parsed {n}")
 """
 
 
-def bench_cli_ingest(directory: Path, talks: int) -> tuple[IngestRun, IngestRun]:
+def bench_cli_ingest(directory: Path, talks: int, url: str) -> tuple[IngestRun, IngestRun]:
     path = directory / "talks.ndjson"
     print(f"  writing {talks:,} NDJSON talks", flush=True)
     write_ndjson(path, talks)
@@ -751,7 +754,7 @@ def bench_cli_ingest(directory: Path, talks: int) -> tuple[IngestRun, IngestRun]
         [sys.executable, "-c", _PARSE_ONLY, str(path)], clean_env(), talks, directory / "p.out"
     )
     print(f"  floor: {floor.output}, {floor.rate:,.0f}/s; `talkgate ingest`:", flush=True)
-    env = gateway_env(f"sqlite:///{directory / 'ingest.db'}")
+    env = gateway_env(url)
     run = timed_child(
         [sys.executable, "-m", "gateway.cli", "ingest", str(path)], env, talks, directory / "i.out"
     )
@@ -759,11 +762,25 @@ def bench_cli_ingest(directory: Path, talks: int) -> tuple[IngestRun, IngestRun]
     return run, floor
 
 
-async def bench(plan: Plan, directory: Path) -> None:
+async def bench(plan: Plan, directory: Path, *, postgres: bool) -> None:
+    if not postgres:
+        stores = (f"sqlite:///{directory / 'gateway.db'}", f"sqlite:///{directory / 'ingest.db'}")
+        await _bench(plan, directory, stores, "an empty SQLite file")
+        return
+    names = (f"talkgate_http_floor_{os.getpid()}", f"talkgate_http_floor_{os.getpid()}_ingest")
+    served, ingested = await create_databases(*names)
+    try:
+        await _bench(plan, directory, (served, ingested), "an empty PostgreSQL database")
+    finally:
+        await drop_databases(*names)
+
+
+async def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: str) -> None:
+    """The workloads against a gateway on the store `stores[0]`, then `talkgate ingest` into
+    the store `stores[1]`, which is `empty`."""
     started = time.perf_counter()
-    db = directory / "gateway.db"
-    url = f"sqlite:///{db}"
-    print(f"  filling {db.name} with {FILL:,} talks through Ingestor.ingest_many", flush=True)
+    url, ingest_url = stores
+    print(f"  filling the store with {FILL:,} talks through Ingestor.ingest_many", flush=True)
     await fill(url, FILL)
     logs = directory / "gateway.log", directory / "floor.log"
     gateway = start(
@@ -875,7 +892,7 @@ async def bench(plan: Plan, directory: Path) -> None:
         gateway.stop()
         floor.stop()
     print("  `talkgate ingest`", flush=True)
-    cli, parse_floor = bench_cli_ingest(directory, plan.ingest_talks)
+    cli, parse_floor = bench_cli_ingest(directory, plan.ingest_talks, ingest_url)
 
     print_table(lines)
     print()
@@ -885,7 +902,7 @@ async def bench(plan: Plan, directory: Path) -> None:
         print(f"  {line.name:<8} {extra / (talks * fields) * 1e6:6.2f} us per field value")
     print()
     print(
-        f"talkgate ingest of {cli.rows:,} NDJSON talks into an empty SQLite file:"
+        f"talkgate ingest of {cli.rows:,} NDJSON talks into {empty}:"
         f" {cli.rate:,.0f} talks/s ({cli.seconds:.1f}s), peak RSS with its workers"
         f" {cli.peak_mib:,.0f} MiB;"
         f" parse-only floor {parse_floor.rate:,.0f} talks/s, peak RSS"
@@ -893,11 +910,11 @@ async def bench(plan: Plan, directory: Path) -> None:
     )
     print()
     print("targets (for reference, not asserted):")
-    w1w, w1c, _, _, hook = lines
+    w1w, w1c, _, _, webhook = lines
     figures = (
         f"{w1w.gateway.p50 / w1w.floors[0][1].p50:.2f}x",
         f"{w1c.gateway.p50 / w1c.floors[0][1].p50:.2f}x",
-        f"{hook.floors[0][1].rate / hook.gateway.rate:.2f}x",
+        f"{webhook.floors[0][1].rate / webhook.gateway.rate:.2f}x",
         f"{cli.rate:,.0f} talks/s, {cli.peak_mib:,.0f} MiB with its workers",
     )
     for target, figure in zip(TARGETS, figures, strict=True):
@@ -939,6 +956,9 @@ def describe() -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.http_floor", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests, 10k-talk ingest")
+    parser.add_argument(
+        "--postgres", action="store_true", help="PostgreSQL stores instead of SQLite files"
+    )
     parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -954,7 +974,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="talkgate-http-floor-") as directory:
-        asyncio.run(bench(plan, Path(directory)))
+        asyncio.run(bench(plan, Path(directory), postgres=args.postgres))
 
 
 if __name__ == "__main__":
