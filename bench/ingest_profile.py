@@ -49,7 +49,7 @@ LAYOUT = Layout(block=10_000)
 
 
 def _settings(url: str) -> Settings:
-    return Settings(_env_file=None, database_url=url, secret_key=SecretStr("x" * 32))  # type: ignore[call-arg]
+    return Settings(_env_file=None, database_url=url, secret_key=SecretStr("x" * 32))
 
 
 def _bodies(first: int, stop: int) -> list[Body]:
@@ -60,7 +60,9 @@ def _bodies(first: int, stop: int) -> list[Body]:
 
 
 def run_cli(directory: Path, talks: int) -> None:
-    cli, floor = http_floor.bench_cli_ingest(directory, talks)
+    cli, floor = http_floor.bench_cli_ingest(
+        directory, talks, f"sqlite:///{directory / 'ingest.db'}"
+    )
     print(
         f"cli: talkgate ingest of {cli.rows:,} talks: {cli.rate:,.0f} talks/s"
         f" ({cli.seconds:.1f}s), peak RSS with its workers {cli.peak_mib:,.0f} MiB;"
