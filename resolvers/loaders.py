@@ -38,6 +38,7 @@ from schema.types import (
 )
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 
 class ByIdLoader(Generic[T]):
@@ -71,6 +72,14 @@ class ByIdLoader(Generic[T]):
             loop.call_soon(self._dispatch)
         self._batch.append((key, future))
         return future
+
+    def peek(self, key: int, default: D) -> T | D | None:
+        """The object of a load of `key` already done (None for an id not found), or
+        `default` when none was made, is still waiting, failed or was cancelled."""
+        known = self._loads.get(key)
+        if known is None or not known.done() or known.cancelled() or known.exception():
+            return default
+        return known.result()
 
     def prime(self, docs: Mapping[int, Doc]) -> None:
         """Documents read already (with the page that needs them): their loads are done, and

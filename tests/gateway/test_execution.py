@@ -423,11 +423,16 @@ async def test_the_fast_path_completes_the_plain_fields_of_a_talks_page(
     schemas: Schemas,
 ) -> None:
     executors: list[FastExecutionContext] = []
+    plans_run: list[str] = []
 
     class Recorded(FastExecutionContext):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             executors.append(self)
+
+        def _execute_plan(self, parent_type: GraphQLObjectType, *args: Any) -> Any:
+            plans_run.append(parent_type.name)
+            return super()._execute_plan(parent_type, *args)
 
     schemas.fast.execution_context_class = Recorded
     fast, plain = await schemas.both(W1, PII_READER)
@@ -437,6 +442,9 @@ async def test_the_fast_path_completes_the_plain_fields_of_a_talks_page(
     assert talks == len(dirty_talks())
     # and the list of edges itself
     assert [e.fast_values for e in executors] == [W1_FAST_VALUES_PER_TALK * talks + 1]
+    # The customers came with the page: each edge, its talk and that talk's customer are
+    # completed by one generated function, not a plan run per object.
+    assert plans_run == ["TalkConnection"]
 
 
 async def test_a_finished_query_is_freed_without_the_cycle_collector(schemas: Schemas) -> None:
@@ -650,6 +658,88 @@ def test_any_value_of_a_plain_field_completes_as_graphql_core_does(
     same(fast, plain)
 
 
+# Values of each field's own type, most of the time: then a list's items get through the
+# generated completion (gateway.execution._completer) until the odd value that makes it
+# hand an item back to the plan, at any field of any item.
+valid_leaves = objects(Leaf, ["name", "size"], st.text(max_size=2)).map(
+    lambda leaf: built(Leaf, {"name": leaf.name, "size": len(leaf.name) or None})
+)
+VALID_SAMPLE_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "text": st.text(max_size=3),
+    "maybe_text": st.one_of(st.none(), st.text(max_size=3)),
+    "number": st.integers(-(2**31), 2**31 - 1),
+    "maybe_number": st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)),
+    "ratio": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    "flag": st.booleans(),
+    "maybe_flag": st.one_of(st.none(), st.booleans()),
+    "key": st.one_of(st.text(max_size=3), st.integers(0, 99)),
+    "maybe_key": st.one_of(st.none(), st.text(max_size=3), st.integers(0, 99)),
+    "shade": st.sampled_from(Shade),
+    "maybe_shade": st.one_of(st.none(), st.sampled_from(Shade)),
+    "moment": st.one_of(st.none(), st.just(datetime(2025, 9, 8, 14, 1, 17, tzinfo=UTC))),
+    "tags": st.lists(st.text(max_size=2), max_size=2),
+    "maybe_tags": st.one_of(st.none(), st.lists(st.text(max_size=2), max_size=2)),
+    "leaf": st.one_of(st.none(), valid_leaves),
+    "needed_leaf": valid_leaves,
+    "leaves": st.lists(valid_leaves, max_size=2),
+    "pet": st.none(),
+    "from_": st.one_of(st.none(), st.text(max_size=3)),
+}
+mostly_valid_samples = st.lists(
+    st.one_of(
+        st.none(),
+        st.fixed_dictionaries(
+            {
+                name: st.one_of(*[valid] * 9, field_values)
+                for name, valid in VALID_SAMPLE_VALUES.items()
+            }
+        ).map(lambda fields: built(Sample, fields)),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    items=mostly_valid_samples,
+    selected=st.permutations([v for k, v in SAMPLE_FIELDS.items() if k != "leaves"]).flatmap(
+        lambda fields: st.integers(1, len(fields)).map(lambda n: fields[:n])
+    ),
+)
+def test_items_completed_by_generated_code_answer_as_graphql_core_does(
+    items: list[Any], selected: list[str]
+) -> None:
+    document = "{ samples { " + " ".join(selected) + " } }"
+    fast = SAMPLE_FAST.execute_sync(document, context_value=items)
+    plain = SAMPLE_PLAIN.execute_sync(document, context_value=items)
+    same(fast, plain)
+
+
+def test_an_item_the_generated_code_cannot_complete_goes_the_plan_s_way() -> None:
+    def sample(name: Any) -> Any:
+        needed = None if name is None else built(Leaf, {"name": name, "size": 1})
+        return built(Sample, {"text": "t", "needed_leaf": needed, "leaf": None})
+
+    document = "{ samples { text leaf { name } neededLeaf { name size } } }"
+    # Null in a non-null field; an int, which String turns into text; a value it refuses.
+    items = [sample("n"), sample(None), sample(5), sample(b"x")]
+    fast = SAMPLE_FAST.execute_sync(document, context_value=items)
+    same(fast, SAMPLE_PLAIN.execute_sync(document, context_value=items))
+    assert fast.data == {
+        "samples": [
+            {"text": "t", "leaf": None, "neededLeaf": {"name": "n", "size": 1}},
+            None,
+            {"text": "t", "leaf": None, "neededLeaf": {"name": "5", "size": 1}},
+            None,
+        ]
+    }
+    assert fast.errors is not None
+    assert [e.path for e in fast.errors] == [
+        ["samples", 1, "neededLeaf"],
+        ["samples", 3, "neededLeaf", "name"],
+    ]
+
+
 @settings(max_examples=200, deadline=None, database=None)
 @given(text=st.text())
 def test_datetime_s_coercion_returns_the_strings_it_is_declared_to_keep(text: str) -> None:
@@ -747,23 +837,38 @@ class ThingQuery:
         return cast(Thing | None, info.context.things[0] if info.context.things else None)
 
 
+class PeekableLoader(DataLoader[int, Any]):
+    """A DataLoader that tells what it holds already, as the app's ByIdLoader does: then the
+    fast path completes those loaded objects in its generated code."""
+
+    def peek(self, key: int, default: Any) -> Any:
+        known = self.cache_map.get(key)
+        if known is None or not known.done() or known.cancelled() or known.exception():
+            return default
+        return known.result()
+
+
+def _owner(owners_by_id: dict[int, Owner], key: int) -> Owner | Exception | None:
+    return ValueError(f"owner {key} is broken") if key == BROKEN else owners_by_id.get(key)
+
+
 @dataclass
 class OwnerLoaders:
     owners_by_id: dict[int, Owner]
     down: bool = False  # every batch fails as a whole
     batches: list[list[int]] = dataclasses.field(default_factory=list)
+    peekable: bool = False
 
     def __post_init__(self) -> None:
         async def load(ids: list[int]) -> list[Owner | Exception | None]:
             self.batches.append(list(ids))
             if self.down:
                 raise StoreUnavailable("the owners are gone")
-            return [
-                ValueError(f"owner {i} is broken") if i == BROKEN else self.owners_by_id.get(i)
-                for i in ids
-            ]
+            return [_owner(self.owners_by_id, i) for i in ids]
 
-        self.owners = DataLoader(load_fn=load)
+        self.owners: DataLoader[int, Any] = (PeekableLoader if self.peekable else DataLoader)(
+            load_fn=load
+        )
 
 
 @dataclass
@@ -809,6 +914,7 @@ owners = st.dictionaries(
 THING_SELECTIONS = [
     "name",
     "owner { name }",
+    "owner { __typename }",
     "owner { boss { name boss { name } } }",
     "helpers { name owner { name } }",
     "helpers { helpers { owner { boss { name } } } tag }",
@@ -823,11 +929,15 @@ def _run_things(
     things: list[Thing | None],
     by_id: dict[int, Owner],
     down: bool,
+    primed: frozenset[int] = frozenset(),
 ) -> tuple[ExecutionResult, list[list[int]]]:
-    loaders = OwnerLoaders(by_id, down)
+    """The document on `things`; the owners of the keys `primed` are in the loader before it
+    runs (the broken one as its error), as a page's customers are after the page's read."""
+    loaders = OwnerLoaders(by_id, down, peekable=True)
     context = ThingContext(things, loaders)
 
     async def run() -> ExecutionResult:
+        loaders.owners.prime_many({key: _owner(by_id, key) for key in primed})
         return await schema.execute(document, context_value=context)
 
     return asyncio.run(run()), loaders.batches
@@ -842,6 +952,7 @@ def _run_things(
         lambda fields: st.integers(1, len(fields)).map(lambda n: fields[:n])
     ),
     single=st.booleans(),
+    primed=st.frozensets(st.sampled_from([1, 2, 3, 404, BROKEN])),
 )
 def test_loaded_fields_answer_as_their_resolvers_do_under_graphql_core(
     things: list[Thing | None],
@@ -849,11 +960,12 @@ def test_loaded_fields_answer_as_their_resolvers_do_under_graphql_core(
     down: bool,
     selected: list[str],
     single: bool,
+    primed: frozenset[int],
 ) -> None:
     root = "thing" if single else "things"  # one object, or a list whose loads are deferred
     document = f"{{ {root} {{ {' '.join(selected)} }} }}"
-    fast, fast_batches = _run_things(THINGS_FAST, document, things, by_id, down)
-    plain, plain_batches = _run_things(THINGS_PLAIN, document, things, by_id, down)
+    fast, fast_batches = _run_things(THINGS_FAST, document, things, by_id, down, primed)
+    plain, plain_batches = _run_things(THINGS_PLAIN, document, things, by_id, down, primed)
     # Errors come in another order: graphql-core's follows its tasks, the fast path's its items.
     same(fast, plain, ordered=False)
     # The same keys loaded, each once. graphql-core starts a nested list's resolvers a turn
@@ -861,6 +973,36 @@ def test_loaded_fields_answer_as_their_resolvers_do_under_graphql_core(
     # sends one: never more batches.
     assert sorted(k for b in fast_batches for k in b) == sorted(k for b in plain_batches for k in b)
     assert len(fast_batches) <= len(plain_batches)
+
+
+def test_loads_already_done_complete_in_generated_code_errors_included() -> None:
+    by_id = {1: built(Owner, {"name": "o", "boss_id": None})}
+    things: list[Thing | None] = [
+        built(Thing, {"name": str(i), "owner_id": key, "helpers": []})
+        for i, key in enumerate([1, BROKEN, 1, None, 404])
+    ]
+    # Only __typename, which an error object would not refuse as a name field would.
+    document = "{ things { name owner { __typename } } }"
+    # Every owner loaded already, the broken one as its error: nothing left to fetch.
+    primed = frozenset({1, BROKEN, 404})
+    fast, fast_batches = _run_things(THINGS_FAST, document, things, by_id, False, primed)
+    plain, plain_batches = _run_things(THINGS_PLAIN, document, things, by_id, False, primed)
+    same(fast, plain, ordered=False)
+    assert fast_batches == plain_batches == []
+    owner = {"__typename": "Owner"}
+    assert fast.data == {
+        "things": [
+            {"name": "0", "owner": owner},
+            {"name": "1", "owner": None},
+            {"name": "2", "owner": owner},
+            {"name": "3", "owner": None},
+            {"name": "4", "owner": None},
+        ]
+    }
+    assert fast.errors is not None
+    assert [(e.message, e.path) for e in fast.errors] == [
+        (f"owner {BROKEN} is broken", ["things", 1, "owner"])
+    ]
 
 
 def test_a_list_s_loads_are_awaited_together_not_one_task_per_item() -> None:
