@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
@@ -52,6 +53,26 @@ class DecodedDocs:
             self._entries.move_to_end(key)
             self.hits += 1
             return entry[1]
+
+    def cached_many(
+        self, table: str, stamps: Sequence[tuple[int, object]]
+    ) -> tuple[dict[int, Doc], dict[int, object]]:
+        """`cached` for each (row id, stamp) of `stamps`, under one lock: the documents held
+        as of their stamps by id, and the (id -> stamp) of the others."""
+        held: dict[int, Doc] = {}
+        missing: dict[int, object] = {}
+        entries = self._entries
+        with self._lock:
+            for row_id, stamp in stamps:
+                key = (table, row_id)
+                entry = entries.get(key)
+                if entry is None or entry[0] != stamp:
+                    missing[row_id] = stamp
+                else:
+                    entries.move_to_end(key)
+                    held[row_id] = entry[1]
+            self.hits += len(held)
+        return held, missing
 
     def decode(self, table: str, row_id: int, text: str | bytes, stamp: object = None) -> Doc:
         """The document stored as `text` in `table`, row `row_id`; `stamp` (by default the

@@ -466,15 +466,7 @@ class SQLiteStore:
         """The documents of `table`'s rows at the versions in `stamps` ((id, version) pairs
         just read): those the cache holds at that version, and the others' text read now.
         None when one of them moved to another version in between (see `_consistently`)."""
-        docs: dict[int, Doc] = {}
-        missing: dict[int, int] = {}
-        cached = self.docs.cached
-        for row_id, version in stamps:
-            doc = cached(table, row_id, version)
-            if doc is None:
-                missing[row_id] = version
-            else:
-                docs[row_id] = doc
+        docs, missing = self.docs.cached_many(table, stamps)
         if missing:
             marks = ",".join("?" * len(missing))
             sql = f"SELECT id, version, doc FROM {table} WHERE id IN ({marks})"  # noqa: S608

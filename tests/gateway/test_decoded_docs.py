@@ -72,6 +72,30 @@ def test_a_document_stamped_with_a_version_is_reused_only_at_that_version() -> N
     assert (docs.hits, docs.misses) == (2, 2)
 
 
+def test_many_rows_are_looked_up_at_once_by_version() -> None:
+    docs = DecodedDocs(1 << 20)
+    one = docs.decode("talks", 1, text(id=1), 3)
+    two = docs.decode("talks", 2, text(id=2), 5)
+    held, missing = docs.cached_many("talks", [(1, 3), (2, 6), (4, 1)])
+    assert held == {1: one}
+    assert held[1] is one
+    assert missing == {2: 6, 4: 1}  # at another version, and never decoded
+    assert docs.cached_many("customers", [(1, 3)]) == ({}, {1: 3})
+    assert docs.cached_many("talks", [(2, 5)])[0][2] is two
+    assert (docs.hits, docs.misses) == (2, 2)
+
+
+def test_rows_found_by_a_lookup_of_many_become_the_most_recently_used() -> None:
+    one = text(id=1, pad="x" * 80)
+    docs = DecodedDocs(len(one) * 4 * 2)  # room for two entries
+    a = docs.decode("talks", 1, one, 1)
+    docs.decode("talks", 2, text(id=2, pad="y" * 80), 1)
+    assert docs.cached_many("talks", [(1, 1)])[0] == {1: a}
+    docs.decode("talks", 3, text(id=3, pad="z" * 80), 1)  # over budget: 2 goes, not 1
+    assert docs.cached("talks", 1, 1) is a
+    assert docs.cached("talks", 2, 1) is None
+
+
 def test_the_least_recently_used_go_first_when_over_budget() -> None:
     one = text(id=1, pad="x" * 80)
     size = len(one) * 4  # what an entry counts for
