@@ -57,6 +57,8 @@ class ByIdLoader(Generic[T]):
         self._fetch = fetch
         self._build = build
         self._loads: dict[int, asyncio.Future[T | None]] = {}
+        # Objects primed (read with the page that needs them): a future only when loaded.
+        self._primed: dict[int, T] = {}
         self._batch: list[tuple[int, asyncio.Future[T | None]]] | None = None
         self._running: set[asyncio.Task[None]] = set()
 
@@ -67,6 +69,9 @@ class ByIdLoader(Generic[T]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T | None] = loop.create_future()
         self._loads[key] = future
+        if key in self._primed:
+            future.set_result(self._primed[key])
+            return future
         if self._batch is None:
             self._batch = []
             loop.call_soon(self._dispatch)
@@ -76,6 +81,9 @@ class ByIdLoader(Generic[T]):
     def peek(self, key: int, default: D) -> T | D | None:
         """The object of a load of `key` already done (None for an id not found), or
         `default` when none was made, is still waiting, failed or was cancelled."""
+        primed = self._primed.get(key)
+        if primed is not None:
+            return primed
         known = self._loads.get(key)
         if known is None or not known.done() or known.cancelled() or known.exception():
             return default
@@ -83,15 +91,15 @@ class ByIdLoader(Generic[T]):
 
     def prime(self, docs: Mapping[int, Doc]) -> None:
         """Documents read already (with the page that needs them): their loads are done, and
-        fetch nothing. A key loaded or loading already keeps its load."""
-        loop = asyncio.get_running_loop()
+        fetch nothing. A key loaded, loading or primed already keeps its object."""
+        build, primed, loads = self._build, self._primed, self._loads
         for key, doc in docs.items():
-            known = self._loads.get(key)
+            if key in primed:
+                continue
+            known = loads.get(key)
             if known is not None and not known.cancelled():
                 continue
-            future: asyncio.Future[T | None] = loop.create_future()
-            future.set_result(self._build(doc))
-            self._loads[key] = future
+            primed[key] = build(doc)
 
     def _dispatch(self) -> None:
         batch, self._batch = self._batch or [], None

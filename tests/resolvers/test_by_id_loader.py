@@ -95,6 +95,32 @@ async def test_primed_documents_are_loaded_without_a_fetch() -> None:
     assert fetch.calls == [[3]]  # only the one not primed
 
 
+async def test_peek_tells_only_what_is_loaded_already() -> None:
+    fetch = Fetches(DOCS)
+    loader = ByIdLoader(fetch, names)
+    loader.prime({1: {"name": "one, read with its page"}})
+    missing = object()
+    waiting = loader.load(2)
+
+    assert loader.peek(1, missing) == "one, read with its page"
+    assert loader.peek(2, missing) is missing  # its batch has not run yet
+    assert loader.peek(3, missing) is missing  # never asked for
+    assert await waiting == "two"
+    assert loader.peek(2, missing) == "two"
+    assert fetch.calls == [[2]]
+
+
+async def test_a_primed_object_is_the_one_its_loads_give() -> None:
+    loader = ByIdLoader(Fetches(DOCS), lambda doc: dict(doc))
+    loader.prime({1: {"name": "primed"}})
+    loader.prime({1: {"name": "primed again"}})  # the first one stays
+
+    first = await loader.load(1)
+    assert first == {"name": "primed"}
+    assert await loader.load(1) is first
+    assert loader.peek(1, None) is first
+
+
 async def test_priming_keeps_a_load_already_made() -> None:
     fetch = Fetches(DOCS)
     loader = ByIdLoader(fetch, names)
