@@ -14,7 +14,9 @@ loaded fields are each completed by one function generated for the plan's shape
 (`_completer`): a page's edge, its talk and the talk's customer (read with the page, so
 already in its loader) in one call, without a plan run per object. An item it cannot be
 sure of (an unusual value, a load not done yet) goes the plan's way, as do the list's
-items after it.
+items after it. Objects shared between requests (`shared_snapshots`: those built once per
+stored document) keep the values of their leading plain fields per selection, so a page
+that overlaps the last one completes only what it has not seen (and its loads).
 
 A loaded field is one declared with `schema.loaded.loaded_by` (`Talk.customer`): its value
 is one `load` from the request's loaders. graphql-core would run its resolver once per item
@@ -64,7 +66,7 @@ from strawberry.types.field import StrawberryField
 
 from schema.loaded import LoadedBy, loaded_by_of
 
-__all__ = ["FastExecutionContext", "strings_unchanged"]
+__all__ = ["FastExecutionContext", "shared_snapshots", "strings_unchanged"]
 
 _MIN_INT: Final = -(2**31)
 _MAX_INT: Final = 2**31 - 1
@@ -168,6 +170,23 @@ _STRINGS_UNCHANGED: Final[set[Coerce]] = set()
 _C = TypeVar("_C", bound=Coerce)
 
 
+# Classes whose instances are shared between requests and never written to once built (the
+# objects built once per stored document): the generated completion keeps the values of
+# their plain fields on them (`_MEMO`), per selection, for the next request that reads them.
+_SHARED: Final[set[type]] = set()
+_MEMO: Final = "_talkgate_completed"
+# Selections whose values one object keeps; more, and it forgets them all.
+_MEMO_KEPT: Final = 8
+_MEMO_KEYS: dict[tuple[Any, ...], object] = {}
+
+
+def shared_snapshots(*classes: type) -> None:
+    """Declare that instances of `classes` are never written to once built, and may be
+    shared by any number of requests: the fast path may then remember, on each, what its
+    plain fields completed to."""
+    _SHARED.update(classes)
+
+
 def strings_unchanged(coerce_output_value: _C) -> _C:
     """Declare that a custom scalar's output coercion returns any `str` value unchanged (and
     so need not be called for one); the declared function is returned as it is."""
@@ -256,6 +275,9 @@ def _completer(shape: _Shape, is_awaitable: Callable[[Any], bool]) -> _Complete:
         "Undefined": Undefined,
         "INERT": _INERT_TYPES,
         "inert": _inert,
+        "SHARED": _SHARED,
+        "MEMO": _MEMO,
+        "MEMO_KEPT": _MEMO_KEPT,
     }
     lines = ["def complete(s0, loaders, into):", "    try:"]
     count = _write_level(shape, 0, lines, namespace, "        ")
@@ -270,6 +292,7 @@ def _completer(shape: _Shape, is_awaitable: Callable[[Any], bool]) -> _Complete:
     complete = cast("_Complete", namespace["complete"])
     if len(_COMPLETERS) >= _COMPLETERS_KEPT:
         _COMPLETERS.clear()
+        _MEMO_KEYS.clear()
     _COMPLETERS[key] = complete
     return complete
 
@@ -278,11 +301,69 @@ def _write_level(
     shape: _Shape, depth: int, lines: list[str], namespace: dict[str, Any], pad: str
 ) -> int:
     """Lines completing `r{depth}` from `s{depth}` as `shape` describes; the number of
-    values they complete at this level (nested levels add theirs to `n` as they run)."""
+    values they complete at this level (nested levels add theirs to `n` as they run).
+
+    Below the list's item, the leading fields that depend on the object alone (leaves,
+    __typename, plain objects made of such fields: not loads) are remembered on an object
+    of a shared class, and the next completion of the same selection takes them from there.
+    """
     src, res = f"s{depth}", f"r{depth}"
-    lines.append(f"{pad}{res} = {{}}")
+    fields = shape[1]
+    pure = 0
+    while pure < len(fields) and _pure(fields[pure]):
+        pure += 1
+    if depth == 0 or pure < 2:
+        lines.append(f"{pad}{res} = {{}}")
+        return _write_fields(shape, fields, 0, depth, lines, namespace, pad)
+    # The selection's key on the object: one object for each shape of what is kept (hashing
+    # the shape itself at every lookup would cost more than completing the fields).
+    key = f"K{depth}_{len(namespace)}"
+    namespace[key] = _MEMO_KEYS.setdefault((shape[0], fields[:pure]), object())
+    rest = pure < len(fields)
+    memo, hit, before = f"memo{depth}", f"hit{depth}", f"before{depth}"
+    lines += [
+        f"{pad}{memo} = {src}.__dict__.get(MEMO) if type({src}) in SHARED else None",
+        f"{pad}{hit} = None if {memo} is None else {memo}.get({key})",
+        f"{pad}if {hit} is not None:",
+        f"{pad}    {res} = {hit}[0].copy()" if rest else f"{pad}    {res} = {hit}[0]",
+        f"{pad}    n += {hit}[1]",
+        f"{pad}else:",
+        f"{pad}    {before} = n",
+        f"{pad}    {res} = {{}}",
+    ]
+    kept = _write_fields(shape, fields[:pure], 0, depth, lines, namespace, pad + "    ")
+    lines += [
+        f"{pad}    n += {kept}",
+        f"{pad}    if type({src}) in SHARED:",
+        f"{pad}        if {memo} is None:",
+        f"{pad}            {memo} = {src}.__dict__[MEMO] = {{}}",
+        f"{pad}        elif len({memo}) >= MEMO_KEPT:",
+        f"{pad}            {memo}.clear()",
+        f"{pad}        {memo}[{key}] = ({'dict(' + res + ')' if rest else res}, n - {before})",
+    ]
+    return _write_fields(shape, fields[pure:], pure, depth, lines, namespace, pad)
+
+
+def _pure(field: tuple[Any, ...]) -> bool:
+    """Whether a field of a shape completes from its object alone (no load below it)."""
+    kind, nested = field[0], field[5]
+    return kind in (_LEAF, _TYPENAME) or (kind == _OBJECT and all(map(_pure, nested[1])))
+
+
+def _write_fields(
+    shape: _Shape,
+    fields: tuple[tuple[Any, ...], ...],
+    first: int,
+    depth: int,
+    lines: list[str],
+    namespace: dict[str, Any],
+    pad: str,
+) -> int:
+    """Lines completing `fields` (the fields of `shape` from index `first`) into
+    `r{depth}`; how many values they complete at this level."""
+    src, res = f"s{depth}", f"r{depth}"
     count = 0
-    for index, (kind, response_name, attr, field_type, coerce, nested) in enumerate(shape[1]):
+    for index, (kind, response_name, attr, field_type, coerce, nested) in enumerate(fields, first):
         name = f"{depth}_{index}"
         if kind == _LEAF:
             namespace[f"C{name}"] = coerce

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Generic, TypeVar
 import strawberry
 from strawberry import ID, Info
 
+from gateway.execution import shared_snapshots
 from gateway.payload import talk_status
 from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
 from schema.context import ChildPageKey, GraphContext, PageArgs
@@ -571,6 +572,10 @@ def _once_per_document(make: Callable[[Doc], T]) -> Callable[[Doc], T]:
         return built
 
     return functools.update_wrapper(build_once, make)
+
+
+# Built once per document and shared: the fast path may keep their completed fields on them.
+shared_snapshots(Talk, TalkHistory, TalkEvent, Customer, Agent, Channel)
 
 
 @_once_per_document

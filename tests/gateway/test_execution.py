@@ -47,10 +47,11 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionResult
 
+from gateway import execution
 from gateway.app import create_app
 from gateway.auth import Principal
 from gateway.demo import example_talk
-from gateway.execution import FastExecutionContext
+from gateway.execution import FastExecutionContext, shared_snapshots
 from gateway.graphql_app import GraphQLView, build_schema
 from gateway.storage import TalkStore
 from gateway.storage.protocol import StoreUnavailable
@@ -1003,6 +1004,134 @@ def test_loads_already_done_complete_in_generated_code_errors_included() -> None
     assert [(e.message, e.path) for e in fast.errors] == [
         (f"owner {BROKEN} is broken", ["things", 1, "owner"])
     ]
+
+
+# -- objects shared between requests, their completed fields kept on them --------------------
+
+
+@strawberry.type
+class Card:
+    title: str | None
+    size: int | None
+    leaf: Leaf | None
+    owner_id: strawberry.Private[Any]
+
+    @strawberry.field
+    @loaded_by("owners", "owner_id")
+    async def owner(self, info: strawberry.Info[Any, None]) -> Owner | None: ...
+
+
+@strawberry.type
+class Row:
+    card: Card | None
+
+
+@strawberry.type
+class RowQuery:
+    @strawberry.field
+    def rows(self, info: strawberry.Info[Any, None]) -> list[Row]:
+        return cast(list[Row], info.context.things)
+
+
+shared_snapshots(Card, Owner)
+ROWS_FAST = strawberry.Schema(query=RowQuery, execution_context_class=FastExecutionContext)
+ROWS_PLAIN = with_plain_execution(
+    strawberry.Schema(query=RowQuery, execution_context_class=FastExecutionContext)
+)
+CARD_SELECTIONS = [
+    "title",
+    "size",
+    "__typename",
+    "leaf { name }",
+    "owner { name }",
+    "title2: title",
+]
+cards = st.builds(
+    lambda title, size, leaf, owner: built(
+        Card, {"title": title, "size": size, "leaf": leaf, "owner_id": owner}
+    ),
+    st.one_of(st.none(), st.text(max_size=2), st.integers(0, 3)),
+    st.one_of(st.none(), st.integers(0, 9), st.text(max_size=1)),
+    st.one_of(st.none(), valid_leaves),
+    st.sampled_from([1, 2, None]),
+)
+
+
+@dataclass
+class RowContext:
+    things: list[Row]
+    loaders: OwnerLoaders
+
+
+def _run_rows(
+    schema: strawberry.Schema, document: str, rows: list[Row], owners: dict[int, Owner]
+) -> ExecutionResult:
+    loaders = OwnerLoaders(owners, peekable=True)
+
+    async def run() -> ExecutionResult:
+        loaders.owners.prime_many(owners)
+        return await schema.execute(document, context_value=RowContext(rows, loaders))
+
+    return asyncio.run(run())
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(
+    shared=st.lists(cards, min_size=1, max_size=3),
+    picks=st.lists(st.lists(st.integers(0, 2), min_size=1, max_size=4), min_size=2, max_size=5),
+    selections=st.lists(
+        st.permutations(CARD_SELECTIONS).flatmap(
+            lambda fields: st.integers(1, len(fields)).map(lambda n: fields[:n])
+        ),
+        min_size=2,
+        max_size=5,
+    ),
+    owner_names=st.lists(st.one_of(st.none(), st.text(max_size=2)), min_size=2, max_size=2),
+)
+def test_shared_objects_read_again_answer_as_graphql_core_does(
+    shared: list[Any],
+    picks: list[list[int]],
+    selections: list[list[str]],
+    owner_names: list[str | None],
+) -> None:
+    # The same cards, read again and again in other rows, other selections, next to other
+    # owners: what was kept on them must never show through where it does not belong.
+    for pick, selected in zip(picks, selections, strict=False):
+        rows = [built(Row, {"card": shared[i % len(shared)]}) for i in pick]
+        owners = {
+            key: built(Owner, {"name": name, "boss_id": None})
+            for key, name in zip([1, 2], owner_names, strict=True)
+        }
+        document = "{ rows { card { " + " ".join(selected) + " } } }"
+        fast = _run_rows(ROWS_FAST, document, rows, owners)
+        same(fast, _run_rows(ROWS_PLAIN, document, rows, owners))
+        owner_names = owner_names[::-1]  # a loaded field is never kept: it changes
+
+
+def test_what_an_object_keeps_is_not_changed_by_the_fields_completed_after_it() -> None:
+    card = built(Card, {"title": "t", "size": 1, "leaf": None, "owner_id": 1})
+    rows = [built(Row, {"card": card}), built(Row, {"card": card})]
+    owners = {1: built(Owner, {"name": "o", "boss_id": None})}
+    # title and size are kept on the card; the owner, a load, is completed after them.
+    with_owner = _run_rows(
+        ROWS_FAST, "{ rows { card { title size owner { name } } } }", rows, owners
+    )
+    assert with_owner.data == {
+        "rows": [{"card": {"title": "t", "size": 1, "owner": {"name": "o"}}}] * 2
+    }
+    without = _run_rows(ROWS_FAST, "{ rows { card { title size } } }", rows, owners)
+    assert without.data == {"rows": [{"card": {"title": "t", "size": 1}}] * 2}
+
+
+def test_an_object_keeps_a_bounded_number_of_selections() -> None:
+    card = built(Card, {"title": "t", "size": 1, "leaf": None, "owner_id": None})
+    rows = [built(Row, {"card": card})]
+    for n in range(1, 40):
+        aliases = " ".join(f"t{i}: title" for i in range(n))
+        result = _run_rows(ROWS_FAST, f"{{ rows {{ card {{ size {aliases} }} }} }}", rows, {})
+        assert result.data == {"rows": [{"card": {"size": 1} | {f"t{i}": "t" for i in range(n)}}]}
+    kept = vars(card)[execution._MEMO]
+    assert 1 <= len(kept) <= execution._MEMO_KEPT
 
 
 def test_a_list_s_loads_are_awaited_together_not_one_task_per_item() -> None:
