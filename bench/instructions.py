@@ -1,0 +1,170 @@
+"""Instructions per request, counted by valgrind's callgrind: a figure a noisy machine leaves alone.
+
+Run: `.venv/bin/python -m bench.instructions [--query W1|W2] [--requests N]` (needs `valgrind`
+on the PATH). It fills an SQLite file with `bench.http_floor`'s 2,000 talks, then runs the
+gateway in process (its app called as ASGI, no sockets, the server's garbage-collector
+settings, the response cache off) under callgrind twice: once for 5 requests and once for
+5 + N (default 40). Their difference over N is what one more request costs, start-up and
+warm-up cancelled out. W1 is `bench.http_floor`'s cold W1 (each request its own
+`createdTo`); W2 is one page of its walk. Every thread is counted, SQLite's reader included.
+
+Wall time is about a minute; it prints figures and never asserts. Compare two versions of
+the code by running each (a second git worktree, `PYTHONPATH` pointing at it) on the same
+machine: the counts move by well under 1 % from run to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import http_floor
+
+WARM_UP = 5
+
+Message = MutableMapping[str, Any]
+
+
+def _variables(query: str, i: int) -> dict[str, Any]:
+    return http_floor.cold_to(i) if query == "W1" else {"after": None}
+
+
+async def _call(
+    app: Callable[[Message, Any, Any], Awaitable[None]], state: dict[str, Any], body: bytes
+) -> bytes:
+    """One POST /graphql through the app, as uvicorn would hand it over."""
+    scope: Message = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {http_floor.KEY}".encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": state,
+    }
+    sent = False
+    chunks: list[bytes] = []
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            await asyncio.Event().wait()  # no disconnect while the answer is made
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise RuntimeError(f"status {message['status']}")
+        if message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    answer = b"".join(chunks)
+    if b'"errors"' in answer:
+        raise RuntimeError(answer[:500].decode(errors="replace"))
+    return answer
+
+
+async def _serve(database: Path, query: str, requests: int) -> None:
+    """`requests` requests of `query` through the app on `database` (the measured part)."""
+    from asgi_lifespan import LifespanManager
+
+    from gateway.app import create_app
+    from gateway.settings import Settings
+
+    os.environ.update(http_floor.gateway_env(f"sqlite:///{database}"))
+    os.environ["TALKGATE_RESPONSE_CACHE_MB"] = "0"
+    app = create_app(Settings())
+    # As `talkgate serve` sets them (gateway.cli._collect_less).
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+    document = http_floor.W1 if query == "W1" else http_floor.W2
+    async with LifespanManager(app) as manager:
+        for i in range(requests):
+            body = orjson.dumps({"query": document, "variables": _variables(query, i)})
+            await _call(manager.app, manager._state, body)
+
+
+def _counted(valgrind: str, database: Path, query: str, requests: int, directory: Path) -> int:
+    """Instructions callgrind counts for a run of `requests` requests on a copy of `database`."""
+    copy = directory / f"run-{requests}.db"
+    shutil.copyfile(database, copy)
+    out = directory / f"callgrind-{requests}.out"
+    run = subprocess.run(  # noqa: S603 - our own entry point under valgrind
+        [
+            valgrind,
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-m",
+            "bench.instructions",
+            "--serve",
+            str(copy),
+            "--query",
+            query,
+            "--requests",
+            str(requests),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if run.returncode != 0 or found is None:
+        raise RuntimeError(f"callgrind run failed:\n{run.stderr[-3000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
+    parser.add_argument("--query", choices=("W1", "W2"), default="W1")
+    parser.add_argument("--requests", type=int, default=40, help="requests counted")
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve is not None:
+        asyncio.run(_serve(args.serve, args.query, args.requests))
+        return
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        sys.exit("bench.instructions needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="talkgate-instructions-") as name:
+        directory = Path(name)
+        database = directory / "talks.db"
+        print(f"filling {database.name} with {http_floor.FILL:,} talks", flush=True)
+        asyncio.run(http_floor.fill(f"sqlite:///{database}", http_floor.FILL))
+        base = _counted(valgrind, database, args.query, WARM_UP, directory)
+        print(f"  {WARM_UP} requests: {base:,} instructions", flush=True)
+        total = _counted(valgrind, database, args.query, WARM_UP + args.requests, directory)
+        print(f"  {WARM_UP + args.requests} requests: {total:,} instructions", flush=True)
+    per_request = (total - base) / args.requests
+    print(
+        f"{args.query}: {per_request / 1e6:.2f} M instructions per request"
+        f" ({args.requests} requests after {WARM_UP}, in process, under callgrind)"
+    )
+
+
+if __name__ == "__main__":
+    main()
