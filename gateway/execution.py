@@ -203,6 +203,44 @@ def _inline(named: GraphQLOutputType) -> tuple[str, str | None] | None:
     return _INLINE.get(named)
 
 
+def _leaf_lines(
+    name: str,
+    source: str,
+    attr: str,
+    field_type: GraphQLOutputType,
+    coerce: Coerce | None,
+    namespace: dict[str, Any],
+    pad: str,
+    missed: str,
+) -> list[str]:
+    """Generated lines setting `value` to the leaf `attr` of `source` completed as its
+    _LEAF entry's coercion would (the usual scalars' fast case inline), and returning
+    `missed` where that coercion refuses it. The coercion and the attribute's name go in
+    `namespace` as C<name> and A<name>."""
+    namespace[f"C{name}"] = coerce
+    namespace[f"A{name}"] = attr
+    read = (
+        f"{source}.{attr}"
+        if attr.isidentifier() and not keyword.iskeyword(attr) and not attr.startswith("__")
+        else f"getattr({source}, A{name})"
+    )
+    named = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+    inline = _inline(named)
+    if inline is None:
+        return [
+            f"{pad}value = {read}",
+            f"{pad}value = C{name}(value)",
+            f"{pad}if value is MISS: return {missed}",
+        ]
+    test, convert = inline
+    return [
+        f"{pad}value = {read}",
+        f"{pad}if {test}:",
+        f"{pad}    value = {convert or ''} C{name}(value)",
+        f"{pad}    if value is MISS: return {missed}",
+    ]
+
+
 def _leaves_filler(entries: list[_Entry]) -> _Fill:
     """The `fill` function of `entries`, generated once for each run of leaves seen."""
     key = tuple((e[0], e[2], e[3], e[4]) for e in entries)
@@ -212,28 +250,9 @@ def _leaves_filler(entries: list[_Entry]) -> _Fill:
     namespace: dict[str, Any] = {"MISS": _MISS, "MIN": _MIN_INT, "MAX": _MAX_INT}
     lines = ["def fill(source, results):", "    done = 0", "    try:"]
     for index, (response_name, _, attr, field_type, coerce, _, _, _) in enumerate(entries):
-        namespace[f"C{index}"] = coerce
-        namespace[f"A{index}"] = attr
-        named = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
-        read = (
-            f"source.{attr}"
-            if attr.isidentifier() and not keyword.iskeyword(attr) and not attr.startswith("__")
-            else f"getattr(source, A{index})"
+        lines += _leaf_lines(
+            str(index), "source", attr, field_type, coerce, namespace, "        ", str(index)
         )
-        lines.append(f"        value = {read}")
-        inline = _inline(named)
-        if inline is None:
-            lines += [
-                f"        value = C{index}(value)",
-                f"        if value is MISS: return {index}",
-            ]
-        else:
-            test, convert = inline
-            lines += [
-                f"        if {test}:",
-                f"            value = {convert or ''} C{index}(value)",
-                f"            if value is MISS: return {index}",
-            ]
         lines += [f"        results[{response_name!r}] = value", f"        done = {index + 1}"]
     lines += ["    except Exception:", "        pass", "    return done"]
     exec(compile("\n".join(lines), "<talkgate leaves>", "exec"), namespace)  # noqa: S102
@@ -366,25 +385,7 @@ def _write_fields(
     for index, (kind, response_name, attr, field_type, coerce, nested) in enumerate(fields, first):
         name = f"{depth}_{index}"
         if kind == _LEAF:
-            namespace[f"C{name}"] = coerce
-            namespace[f"A{name}"] = attr
-            read = (
-                f"{src}.{attr}"
-                if attr.isidentifier() and not keyword.iskeyword(attr) and not attr.startswith("__")
-                else f"getattr({src}, A{name})"
-            )
-            lines.append(f"{pad}value = {read}")
-            named = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
-            inline = _inline(named)
-            if inline is None:
-                lines += [f"{pad}value = C{name}(value)", f"{pad}if value is MISS: return -1"]
-            else:
-                test, convert = inline
-                lines += [
-                    f"{pad}if {test}:",
-                    f"{pad}    value = {convert or ''} C{name}(value)",
-                    f"{pad}    if value is MISS: return -1",
-                ]
+            lines += _leaf_lines(name, src, attr, field_type, coerce, namespace, pad, "-1")
             lines.append(f"{pad}{res}[{response_name!r}] = value")
         elif kind == _TYPENAME:
             lines.append(f"{pad}{res}[{response_name!r}] = {shape[0]!r}")
@@ -404,10 +405,7 @@ def _write_fields(
                 f"{pad}    if type({child}) not in INERT and not inert({child}, is_awaitable):",
                 f"{pad}        return -1",
             ]
-            inner = _write_level(nested, depth + 1, lines, namespace, pad + "    ")
-            if inner:
-                lines.append(f"{pad}    n += {inner}")
-            lines.append(f"{pad}    {res}[{response_name!r}] = r{depth + 1}")
+            _write_child(nested, response_name, depth, lines, namespace, pad + "    ")
         else:  # _LOAD
             loader, key_attr = nested[2]
             child = f"s{depth + 1}"
@@ -426,12 +424,25 @@ def _write_fields(
                 f"{pad}        return -1",
                 f"{pad}    else:",
             ]
-            inner = _write_level(nested, depth + 1, lines, namespace, pad + "        ")
-            if inner:
-                lines.append(f"{pad}        n += {inner}")
-            lines.append(f"{pad}        {res}[{response_name!r}] = r{depth + 1}")
+            _write_child(nested, response_name, depth, lines, namespace, pad + "        ")
         count += 1
     return count
+
+
+def _write_child(
+    nested: _Shape,
+    response_name: str,
+    depth: int,
+    lines: list[str],
+    namespace: dict[str, Any],
+    pad: str,
+) -> None:
+    """Lines completing the object held in `s{depth + 1}` as `nested` describes, counting
+    its values and putting it in `r{depth}` under `response_name`."""
+    inner = _write_level(nested, depth + 1, lines, namespace, pad)
+    if inner:
+        lines.append(f"{pad}n += {inner}")
+    lines.append(f"{pad}r{depth}[{response_name!r}] = r{depth + 1}")
 
 
 # A deferred load: the results it goes into, its response name, the loader's future, the
