@@ -874,7 +874,7 @@ class OwnerLoaders:
 
 @dataclass
 class ThingContext:
-    things: list[Thing | None]
+    things: list[Any]  # things, or the rows of the schema of shared objects
     loaders: OwnerLoaders
 
 
@@ -927,7 +927,7 @@ THING_SELECTIONS = [
 def _run_things(
     schema: strawberry.Schema,
     document: str,
-    things: list[Thing | None],
+    things: list[Any],
     by_id: dict[int, Owner],
     down: bool,
     primed: frozenset[int] = frozenset(),
@@ -1057,22 +1057,11 @@ cards = st.builds(
 )
 
 
-@dataclass
-class RowContext:
-    things: list[Row]
-    loaders: OwnerLoaders
-
-
 def _run_rows(
     schema: strawberry.Schema, document: str, rows: list[Row], owners: dict[int, Owner]
 ) -> ExecutionResult:
-    loaders = OwnerLoaders(owners, peekable=True)
-
-    async def run() -> ExecutionResult:
-        loaders.owners.prime_many(owners)
-        return await schema.execute(document, context_value=RowContext(rows, loaders))
-
-    return asyncio.run(run())
+    """The document on `rows`, every owner already in the loader."""
+    return _run_things(schema, document, rows, owners, False, frozenset(owners))[0]
 
 
 @settings(max_examples=100, deadline=None, database=None)
@@ -1121,6 +1110,18 @@ def test_what_an_object_keeps_is_not_changed_by_the_fields_completed_after_it() 
     }
     without = _run_rows(ROWS_FAST, "{ rows { card { title size } } }", rows, owners)
     assert without.data == {"rows": [{"card": {"title": "t", "size": 1}}] * 2}
+
+
+def test_a_loaded_field_is_never_kept_on_the_object_that_loads_it() -> None:
+    card = built(Card, {"title": "t", "size": 1, "leaf": None, "owner_id": 1})
+    rows = [built(Row, {"card": card})]
+    document = "{ rows { card { owner { name } title size } } }"
+    for name in ("first owner", "second owner"):
+        owners = {1: built(Owner, {"name": name, "boss_id": None})}
+        result = _run_rows(ROWS_FAST, document, rows, owners)
+        assert result.data == {
+            "rows": [{"card": {"owner": {"name": name}, "title": "t", "size": 1}}]
+        }
 
 
 def test_an_object_keeps_a_bounded_number_of_selections() -> None:
