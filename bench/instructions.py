@@ -41,9 +41,7 @@ def _variables(query: str, i: int) -> dict[str, Any]:
     return http_floor.cold_to(i) if query == "W1" else {"after": None}
 
 
-async def _call(
-    app: Callable[[Message, Any, Any], Awaitable[None]], state: dict[str, Any], body: bytes
-) -> bytes:
+async def _call(app: Callable[[Message, Any, Any], Awaitable[None]], body: bytes) -> bytes:
     """One POST /graphql through the app, as uvicorn would hand it over."""
     scope: Message = {
         "type": "http",
@@ -63,7 +61,6 @@ async def _call(
         ],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
-        "state": state,
     }
     sent = False
     chunks: list[bytes] = []
@@ -105,7 +102,7 @@ async def _serve(database: Path, query: str, requests: int) -> None:
     async with LifespanManager(app) as manager:
         for i in range(requests):
             body = orjson.dumps({"query": document, "variables": _variables(query, i)})
-            await _call(manager.app, manager._state, body)
+            await _call(manager.app, body)  # manager.app puts the lifespan's state in
 
 
 def _counted(valgrind: str, database: Path, query: str, requests: int, directory: Path) -> int:

@@ -18,7 +18,6 @@ from schema.enums import TalkStatus
 from schema.scalars import UtcDateTime
 
 C = TypeVar("C", bound=type)
-dataclasses_missing: Final = dataclasses.MISSING
 
 # A field of an input: its GraphQL name, its Python name, and its type when its value needs
 # converting (None: strawberry would hand it over as it is).
@@ -49,7 +48,7 @@ def built_directly(cls: C) -> C:
         nulls = {
             f.python_name: None
             for f in definition.fields
-            if f.default is dataclasses_missing and f.default_factory is dataclasses_missing
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         }
         fields: list[_InputField] = []
         for field in definition.fields:
