@@ -519,16 +519,26 @@ class SQLiteStore:
             where.append(keyset)
             params.extend(cursor.decode(kind, page.after, size))
         sql_where = " AND ".join(where) or "1"
+        # With the customers, each talk's row brings its customer's version (-1 for none
+        # stored): their documents are then read by version, with no statement of their own.
+        columns = ("grp", "created_us", "id", "version", "customer_id", "customer_version")
+        customer_version = (
+            "ifnull((SELECT version FROM customers c WHERE c.id = customer_id), -1)"
+            if with_customers
+            else "-1"
+        )
         if group is None:
             sql = (
-                f"SELECT 0 AS grp, created_us, id, version FROM talks WHERE {sql_where}"  # noqa: S608
+                f"SELECT 0 AS grp, created_us, id, version, customer_id,"  # noqa: S608
+                f" {customer_version} AS customer_version FROM talks WHERE {sql_where}"
                 f" ORDER BY {order_by} LIMIT ?"
             )
         else:
             sql = (
-                f"SELECT grp, created_us, id, version FROM (SELECT {group} AS grp,"  # noqa: S608
-                f" created_us, id, version, ROW_NUMBER() OVER (PARTITION BY {group}"
-                f" ORDER BY {order_by}) AS rn FROM talks WHERE {sql_where})"
+                f"SELECT grp, created_us, id, version, customer_id,"  # noqa: S608
+                f" {customer_version} AS customer_version FROM (SELECT {group} AS grp,"
+                f" created_us, id, version, customer_id, ROW_NUMBER() OVER (PARTITION BY"
+                f" {group} ORDER BY {order_by}) AS rn FROM talks WHERE {sql_where})"
                 f" WHERE rn <= ? ORDER BY grp, rn"
             )
         params.append(page.first + 1)
@@ -547,17 +557,16 @@ class SQLiteStore:
                 {None: Page()} if group is None else {i: Page() for i in group_ids}
             )
             rows = [
-                (int(grp), int(created), int(talk_id), int(version))
-                for grp, created, talk_id, version in _joined(
-                    c, sql, params, ("grp", "created_us", "id", "version")
-                )
+                (int(grp), int(created), int(talk_id), int(version), int(owner), int(owned))
+                for grp, created, talk_id, version, owner, owned in _joined(c, sql, params, columns)
             ]
             # As the statement orders them: by group, then in the page's order.
             rows.sort(key=lambda r: (r[0], *sort(r[1], r[2])))
             placed: list[tuple[Page, int, int]] = []
             stamps: list[tuple[int, int]] = []
+            owners: dict[int, int] = {}
             counts: dict[int | None, int] = {}
-            for grp_value, created_us, talk_id, version in rows:
+            for grp_value, created_us, talk_id, version, owner, owned in rows:
                 grp = None if group is None else grp_value
                 target = pages.setdefault(grp, Page())
                 if counts.get(grp, 0) == page.first:
@@ -566,14 +575,15 @@ class SQLiteStore:
                 counts[grp] = counts.get(grp, 0) + 1
                 placed.append((target, created_us, talk_id))
                 stamps.append((talk_id, version))
+                if owned >= 0:
+                    owners[owner] = owned
             docs = self._versioned_docs(c, "talks", stamps)
             if docs is None:
                 return None
             customers: dict[int, Doc] = {}
-            if with_customers and docs:
-                wanted = sorted({doc["customer_id"] for doc in docs.values()})
+            if owners:
                 try:
-                    read = self._versioned_by_id(c, "customers", wanted)
+                    read = self._versioned_docs(c, "customers", list(owners.items()))
                 except sqlite3.Error:  # left to customers_by_id, which reports it
                     read = {}
                 if read is None:

@@ -100,14 +100,14 @@ async def test_a_failing_read_of_a_page_s_customers_leaves_the_page_answered(
             "PostgreSQL reads a page's customers in the page's own statement: they cannot"
             " fail apart from it"
         )
-    read_by_version = SQLiteStore._versioned_by_id
+    read_by_version = SQLiteStore._versioned_docs
 
-    def failing_sqlite(self: SQLiteStore, c: Any, table: str, ids: Any) -> Any:
+    def failing_sqlite(self: SQLiteStore, c: Any, table: str, stamps: Any) -> Any:
         if table == "customers":
             raise sqlite3.OperationalError("disk I/O error")
-        return read_by_version(self, c, table, ids)
+        return read_by_version(self, c, table, stamps)
 
-    monkeypatch.setattr(SQLiteStore, "_versioned_by_id", failing_sqlite)
+    monkeypatch.setattr(SQLiteStore, "_versioned_docs", failing_sqlite)
     body = await gql(
         served.client, "{ talks(first: 50) { edges { node { id customer { name } } } } }"
     )
