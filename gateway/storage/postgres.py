@@ -10,6 +10,8 @@ talks do not wait for each other, except on a customer or agent document both ch
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -246,11 +248,7 @@ class PostgresStore:
         await _load(c, batch, merge.wanted(t for _, d, _ in accepted for t in d.talks))
         for index, delivery, sequence in accepted:
             outcomes[index].changed_ids.extend(batch.merge_body(delivery.talks, sequence))
-        await _write_batch(c, batch)
-        if any(o.changed_ids for o in outcomes):
-            # Last, so the row lock is held only until the commit: writers pass it in commit
-            # order, and a reader seeing generation n sees every commit up to n.
-            await c.execute("UPDATE store_generation SET generation = generation + 1")
+        await _write_batch(c, batch, advance=any(o.changed_ids for o in outcomes))
         return outcomes
 
     async def add_dead_letter(
@@ -598,10 +596,45 @@ def _ranks(alias: str) -> str:
     return "(" + ", ".join(f"{alias}.{name}" for name in _RANK_NAMES) + ")"
 
 
-async def _execute(c: Any, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """`sql` once for all `rows` (tuples in its columns' order), as one array per column."""
-    if rows:
-        await c.execute(sql, *map(list, zip(*rows, strict=True)))
+class _Writes:
+    """A batch's write statements, sent as one: each becomes a data-modifying WITH query of
+    a single statement, so the batch's writes take one round trip instead of one each.
+
+    They run with one snapshot, which none of them needs to see the others' rows in: they
+    write disjoint rows (talks, messages and events under the talks' advisory locks), and
+    an upsert settles a row another transaction committed meanwhile as a statement of its
+    own did. PostgreSQL runs them in an order of its own, the same for every replica.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._args: list[list[Any]] = []
+
+    def add(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """`sql` once for all `rows` (tuples in its columns' order), as one array per column
+        ($1 for the first); nothing for no rows."""
+        if rows:
+            self._parts.append(_renumbered(sql, len(self._args)))
+            self._args.extend(map(list, zip(*rows, strict=True)))
+
+    def add_statement(self, sql: str) -> None:
+        """`sql`, which takes no parameters."""
+        self._parts.append(sql)
+
+    async def send(self, c: Any) -> None:
+        if self._parts:
+            queries = ", ".join(f"w{n} AS ({part})" for n, part in enumerate(self._parts))
+            await c.execute(f"WITH {queries} SELECT 1", *self._args)
+
+
+@functools.lru_cache(maxsize=256)
+def _renumbered(sql: str, offset: int) -> str:
+    """`sql` with its parameters $n numbered from `offset` + 1 on."""
+    return _PARAMETER.sub(lambda m: f"${int(m.group(1)) + offset}", sql)
+
+
+# The write statements hold no text literal or dollar quote a parameter could be taken from.
+_PARAMETER = re.compile(r"\$(\d+)")
 
 
 _DELIVERIES = _unnest(
@@ -787,8 +820,10 @@ _AGENTS = _doc_table(
 _CHANNELS = _doc_table("channels", (("id", "bigint"), ("doc", "text")))
 
 
-async def _write_batch(c: Any, batch: merge.Batch) -> None:
-    """Write the rows a batch left changed, a few statements per table."""
+async def _write_batch(c: Any, batch: merge.Batch, *, advance: bool) -> None:
+    """Write the rows a batch left changed, a few statements per table, all in one; and
+    with `advance`, move the store's generation on."""
+    writes = _Writes()
     new_talks: list[tuple[Any, ...]] = []
     full: list[tuple[Any, ...]] = []
     reranked: list[tuple[Any, ...]] = []
@@ -802,17 +837,17 @@ async def _write_batch(c: Any, batch: merge.Batch) -> None:
             columns = _talk_columns(talk.source.doc.fields)
             row = (talk_id, *columns, *ranks, talk.version, talk.doc)
             (full if talk.stored else new_talks).append(row)
-    await _execute(c, _INSERT_TALKS, new_talks)
-    await _execute(c, _UPDATE_TALKS, full)
-    await _execute(c, _RERANK_TALKS, reranked)
+    writes.add(_INSERT_TALKS, new_talks)
+    writes.add(_UPDATE_TALKS, full)
+    writes.add(_RERANK_TALKS, reranked)
 
     def message(row: merge.RankedRow) -> tuple[Any, ...]:
         item = row.item
         assert item is not None
         return (row.talk_id, item.fields["user_id"], _search_text(item.fields["message"]))
 
-    await _write_ranked(c, _MESSAGES, batch.messages, message)
-    await _write_ranked(c, _EVENTS, batch.events, lambda row: (row.talk_id,))
+    _write_ranked(writes, _MESSAGES, batch.messages, message)
+    _write_ranked(writes, _EVENTS, batch.events, lambda row: (row.talk_id,))
 
     def customer(row: merge.DocRow) -> tuple[Any, ...]:
         if row.item is None:
@@ -821,19 +856,24 @@ async def _write_batch(c: Any, batch: merge.Batch) -> None:
         external_id = row.item.fields["external_id"]
         return (_text(name), _text(search_key(name)), _text(external_id), False)
 
-    await _write_documents(c, _CUSTOMERS, batch.customers, customer)
+    _write_documents(writes, _CUSTOMERS, batch.customers, customer)
 
     def agent(row: merge.DocRow) -> tuple[Any, ...]:
         if row.item is None:
             return (None, True)
         return (_text(row.item.fields["login"]), False)
 
-    await _write_documents(c, _AGENTS, batch.agents, agent)
-    await _write_documents(c, _CHANNELS, batch.channels, lambda row: ())
+    _write_documents(writes, _AGENTS, batch.agents, agent)
+    _write_documents(writes, _CHANNELS, batch.channels, lambda row: ())
+    if advance:
+        # Last, so the row lock is held only until the commit: writers pass it in commit
+        # order, and a reader seeing generation n sees every commit up to n.
+        writes.add_statement("UPDATE store_generation SET generation = generation + 1")
+    await writes.send(c)
 
 
-async def _write_ranked(
-    c: Any,
+def _write_ranked(
+    into: _Writes,
     table: _RowTable,
     rows: dict[int, merge.RankedRow],
     values: Callable[[merge.RankedRow], tuple[Any, ...]],
@@ -849,12 +889,12 @@ async def _write_ranked(
             reranked.append((row_id, *_rank_columns(row.rank)))
         else:
             writes.append((row_id, *values(row), *_rank_columns(row.rank), row.doc))
-    await _execute(c, table.write, writes)
-    await _execute(c, table.rerank, reranked)
+    into.add(table.write, writes)
+    into.add(table.rerank, reranked)
 
 
-async def _write_documents(
-    c: Any,
+def _write_documents(
+    into: _Writes,
     table: _DocTable,
     rows: dict[int, merge.DocRow],
     values: Callable[[merge.DocRow], tuple[Any, ...]],
@@ -865,8 +905,8 @@ async def _write_documents(
     for row_id, row in sorted(rows.items()):
         if row.dirty:
             (replacing if row.replaces else filling).append((row_id, *values(row), row.doc))
-    await _execute(c, table.replace, replacing)
-    await _execute(c, table.fill, filling)
+    into.add(table.replace, replacing)
+    into.add(table.fill, filling)
 
 
 def _rank_columns(rank: merge.Rank) -> tuple[bool, int, int]:

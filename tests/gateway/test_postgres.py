@@ -387,12 +387,14 @@ async def test_a_customer_another_replica_stores_meanwhile_is_settled_as_if_stor
     other = _with_customer(tagged_snapshot(TALK + 1, [21], "other"), 502)
     write_batch = postgres._write_batch
 
-    async def once_the_other_replica_committed(c: Any, batch: merge.Batch) -> None:
+    async def once_the_other_replica_committed(
+        c: Any, batch: merge.Batch, *, advance: bool
+    ) -> None:
         # The late snapshot's batch read customer 502 as missing; now another replica
         # stores it, for another talk (no lock in common), before this batch writes.
         if TALK in batch.talks:
             await second.ingest([delivery(other)])
-        await write_batch(c, batch)
+        await write_batch(c, batch, advance=advance)
 
     monkeypatch.setattr(postgres, "_write_batch", once_the_other_replica_committed)
     await first.ingest([delivery(late)])

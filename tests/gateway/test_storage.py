@@ -492,8 +492,8 @@ def crash_on_talk(monkeypatch: pytest.MonkeyPatch, store: TalkStore) -> None:
     assert isinstance(store, PostgresStore)
     write_batch_async = postgres._write_batch
 
-    async def write_or_crash_async(c: Any, batch: merge.Batch) -> None:
-        await write_batch_async(c, batch)
+    async def write_or_crash_async(c: Any, batch: merge.Batch, *, advance: bool) -> None:
+        await write_batch_async(c, batch, advance=advance)
         if CRASHING_TALK in batch.talks:
             raise RuntimeError("simulated crash")
 
