@@ -152,6 +152,41 @@ async def test_connections_the_server_dropped_are_replaced(postgres_url: str) ->
         await store.close()
 
 
+async def test_a_connection_given_back_costs_no_reset_query_and_keeps_no_transaction(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncpg's default reset is a round trip of its own (pg_advisory_unlock_all, CLOSE ALL,
+    # UNLISTEN *, RESET ALL) after every store call; the store sets nothing it would undo.
+    reset_queries: list[str] = []
+    execute = asyncpg.connection.Connection.execute
+
+    async def recorded(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if "UNLISTEN" in query or "RESET ALL" in query:
+            reset_queries.append(query)
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", recorded)
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        await store.ingest([delivery(talk(TALK))])
+        assert list(await store.talks_by_id([TALK])) == [TALK]
+        # A transaction left open (no `async with c.transaction()`) is still rolled back.
+        async with store._connection() as c:
+            await c.execute("BEGIN")
+            await c.execute("UPDATE store_generation SET generation = generation + 100")
+        generations = set()
+        for _ in range(3):  # whichever pooled connection comes next
+            async with store._connection() as c:
+                assert not c.is_in_transaction()
+                generations.add(await c.fetchval("SELECT generation FROM store_generation"))
+        [generation] = generations
+        assert generation < 100
+    finally:
+        await store.close()
+    assert reset_queries == []
+
+
 # -- deadlocks ----------------------------------------------------------------------------------
 
 
