@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
@@ -65,6 +65,12 @@ async def _nothing_to_reset(connection: Any) -> None:
     transaction, so asyncpg's default (pg_advisory_unlock_all, CLOSE ALL, UNLISTEN *,
     RESET ALL) would only add a round trip to every store call."""
 
+
+# Tables whose rows carry a version that moves with every change of their document
+# (`merge.Batch`): their documents are cached by version, and read only when not cached.
+_VERSIONED = frozenset({"talks", "customers"})
+
+T = TypeVar("T")
 
 # First key of the two-key advisory locks taken per talk: "talk" in ASCII.
 _TALK_LOCK = int.from_bytes(b"talk", "big")
@@ -215,6 +221,42 @@ class PostgresStore:
         async with self._connection() as c:
             return await c.fetchrow(sql, *args)
 
+    async def _consistently(self, attempt: Callable[[Any], Awaitable[T | None]]) -> T:
+        """What `attempt` reads in more than one statement, each with a snapshot of its own:
+        None when a commit came between them. Then it runs again in one read-only
+        REPEATABLE READ transaction, which sees one snapshot throughout; never first, for
+        BEGIN and COMMIT cost two more round trips."""
+        async with self._connection() as c:
+            answer = await attempt(c)
+            if answer is not None:
+                return answer
+            async with c.transaction(isolation="repeatable_read", readonly=True):
+                answer = await attempt(c)
+        if answer is None:
+            raise AssertionError("a row moved within one snapshot")
+        return answer
+
+    async def _versioned_docs(
+        self, c: Any, table: str, stamps: Sequence[tuple[int, int]]
+    ) -> dict[int, Doc] | None:
+        """The documents of `table`'s rows at the versions in `stamps` ((id, version) pairs
+        just read): those the cache holds at that version, and the others' text read now.
+        None when one of them moved to another version in between (see `_consistently`)."""
+        docs, missing = self.docs.cached_many(table, stamps)
+        if missing:
+            rows = await c.fetch(
+                f"SELECT id, version, doc FROM {table} WHERE id = ANY($1::bigint[])",  # noqa: S608
+                list(missing),
+            )
+            if len(rows) != len(missing):
+                return None
+            decode = self.docs.decode
+            for row_id, version, text in rows:
+                if missing[row_id] != version:
+                    return None
+                docs[row_id] = decode(table, row_id, text, version)
+        return docs
+
     # -- writes ----------------------------------------------------------------------------
 
     async def ingest(self, deliveries: Sequence[Delivery]) -> list[DeliveryOutcome]:
@@ -322,6 +364,16 @@ class PostgresStore:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
+        if table in _VERSIONED:
+
+            async def attempt(c: Any) -> dict[int, Doc] | None:
+                rows = await c.fetch(
+                    f"SELECT id, version FROM {table} WHERE id = ANY($1::bigint[])",  # noqa: S608
+                    wanted,
+                )
+                return await self._versioned_docs(c, table, [(r[0], r[1]) for r in rows])
+
+            return await self._consistently(attempt)
         rows = await self._fetch(
             f"SELECT id, doc FROM {table} WHERE id = ANY($1::bigint[]) ORDER BY id",  # noqa: S608
             wanted,
@@ -363,7 +415,7 @@ class PostgresStore:
         limit = p(page.first + 1)
         if group is None:
             talks = (
-                f"SELECT NULL::bigint AS grp, created_us, id, customer_id, doc FROM talks"  # noqa: S608
+                f"SELECT NULL::bigint AS grp, created_us, id, customer_id, version FROM talks"  # noqa: S608
                 f" WHERE {_all(where)} ORDER BY {order_by} LIMIT {limit}"
             )
         else:
@@ -371,21 +423,22 @@ class PostgresStore:
             where.append(f"{group} = g.grp")
             groups = p(list(dict.fromkeys(group_ids)))
             talks = (
-                f"SELECT g.grp, t.created_us, t.id, t.customer_id, t.doc"  # noqa: S608
+                f"SELECT g.grp, t.created_us, t.id, t.customer_id, t.version"  # noqa: S608
                 f" FROM unnest({groups}::bigint[]) AS g (grp) CROSS JOIN LATERAL"
-                f" (SELECT created_us, id, customer_id, doc FROM talks WHERE {_all(where)}"
+                f" (SELECT created_us, id, customer_id, version FROM talks WHERE {_all(where)}"
                 f" ORDER BY {order_by} LIMIT {limit}) AS t"
             )
         # The page's customers come in the same statement (one round trip, one snapshot),
-        # after its talks.
+        # after its talks. Both by version: their documents come from the cache, or are read
+        # after (`_versioned_docs`).
         customers = (
-            " UNION ALL SELECT true, NULL, NULL, id, doc FROM customers"
+            " UNION ALL SELECT true, NULL, NULL, id, version FROM customers"
             " WHERE id IN (SELECT customer_id FROM page)"
             if with_customers
             else ""
         )
         sql = (
-            f"WITH page AS ({talks}) SELECT false AS customer, grp, created_us, id, doc"  # noqa: S608
+            f"WITH page AS ({talks}) SELECT false AS customer, grp, created_us, id, version"  # noqa: S608
             f" FROM page{customers} ORDER BY customer, grp, {order_by}"
         )
 
@@ -396,26 +449,40 @@ class PostgresStore:
                 else cursor.encode(kind, talk_id)
             )
 
-        pages: dict[int | None, Page] = (
-            {None: Page()} if group is None else {i: Page() for i in group_ids}
-        )
-        decode = self.docs.decode
-        read: dict[int, Doc] = {}
-        for customer, grp, created_us, row_id, doc in await self._fetch(sql, *p.values):
-            if customer:
-                read[row_id] = decode("customers", row_id, doc)
-                continue
-            target = pages.setdefault(grp, Page())
-            if len(target.items) == page.first:
-                target.has_next = True
-            else:
-                target.items.append((key(created_us, row_id), decode("talks", row_id, doc)))
-        for page_ in pages.values():
-            for _, talk in page_.items:
-                customer = read.get(talk["customer_id"])
+        async def attempt(c: Any) -> dict[int | None, Page] | None:
+            pages: dict[int | None, Page] = (
+                {None: Page()} if group is None else {i: Page() for i in group_ids}
+            )
+            placed: list[tuple[Page, int, int]] = []
+            stamps: list[tuple[int, int]] = []
+            owners: list[tuple[int, int]] = []
+            counts: dict[int | None, int] = {}
+            for customer, grp, created_us, row_id, version in await c.fetch(sql, *p.values):
+                if customer:
+                    owners.append((row_id, version))
+                    continue
+                target = pages.setdefault(grp, Page())
+                if counts.get(grp, 0) == page.first:
+                    target.has_next = True
+                    continue
+                counts[grp] = counts.get(grp, 0) + 1
+                placed.append((target, created_us, row_id))
+                stamps.append((row_id, version))
+            docs = await self._versioned_docs(c, "talks", stamps)
+            if docs is None:
+                return None
+            customers = await self._versioned_docs(c, "customers", owners)
+            if customers is None:
+                return None
+            for target, created_us, row_id in placed:
+                talk = docs[row_id]
+                target.items.append((key(created_us, row_id), talk))
+                customer = customers.get(talk["customer_id"])
                 if customer is not None:
-                    page_.customers[talk["customer_id"]] = customer
-        return pages
+                    target.customers[talk["customer_id"]] = customer
+            return pages
+
+        return await self._consistently(attempt)
 
     async def count_talks(
         self, *, query: TalkQuery, group: TalkGroup | None = None, group_ids: Sequence[int] = ()

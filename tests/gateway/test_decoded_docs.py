@@ -2,9 +2,9 @@
 
 The cache on its own (gateway/storage/docs.py), then on each backend through the store's
 reads: an unchanged row comes back as the very same dict, a changed one with its new
-content, and the objects built from documents follow them (schema/types.py). SQLite reads
+content, and the objects built from documents follow them (schema/types.py). Both stores read
 talks and customers by version: every change of their documents must move it, and a commit
-landing between a read's two statements must not mix two states of the file.
+landing between a read's two statements must not mix two states of the store.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 import pytest
 
 from gateway.storage import TalkStore
 from gateway.storage.docs import DecodedDocs
+from gateway.storage.postgres import PostgresStore
 from gateway.storage.records import PageRequest, TalkOrder, TalkQuery
 from gateway.storage.sqlite import SQLiteStore
 from schema.types import customer_from_doc, talk_from_doc
@@ -181,66 +183,102 @@ async def test_a_row_changed_by_a_delivery_is_read_with_its_new_content(
     assert [m["id"] for _, m in messages[TALK].items] == [1, 2, 3]
 
 
-# -- SQLite: documents read by version ---------------------------------------------------------
+# -- documents read by version -------------------------------------------------------------------
 
 
-def _rows(path: str, table: str) -> dict[int, tuple[int, str]]:
-    with closing(sqlite3.connect(path)) as c:
-        return {i: (v, d) for i, v, d in c.execute(f"SELECT id, version, doc FROM {table}")}  # noqa: S608
+async def _rows(store: TalkStore, table: str) -> dict[int, tuple[int, str]]:
+    """Every row of `table` as (version, document text), read past the store's cache."""
+    sql = f"SELECT id, version, doc FROM {table}"  # noqa: S608
+    if isinstance(store, SQLiteStore):
+        with closing(sqlite3.connect(store._path)) as c:
+            return {i: (v, d) for i, v, d in c.execute(sql)}
+    assert isinstance(store, PostgresStore)
+    return {i: (v, d) for i, v, d in await store._fetch(sql)}
 
 
 @pytest.mark.parametrize("seed", [3, 11])
 async def test_every_change_of_a_talk_or_customer_document_moves_its_version(
-    tmp_path: Path, seed: int
+    store: TalkStore, seed: int
 ) -> None:
     # What reading by version rests on: a row whose document changed has a new version.
-    store = SQLiteStore(f"sqlite:///{tmp_path / 'v.db'}")
-    await store.open()
+    seen: dict[tuple[str, int], tuple[int, str]] = {}
+    changes = 0
+    snapshots = scattered_snapshots(TALK, 30, seed=seed)
+    for payload in [*snapshots, *snapshots[:5]]:  # redeliveries at the end
+        await store.ingest([delivery(payload)])
+        for table in ("talks", "customers"):
+            for row_id, (version, doc) in (await _rows(store, table)).items():
+                before = seen.get((table, row_id))
+                if before is not None and before[1] != doc:
+                    assert version > before[0], (table, row_id)
+                    changes += 1
+                seen[table, row_id] = (version, doc)
+    assert changes > 5  # the snapshots did change both documents along the way
+
+
+def _sqlite_commit(path: str, talk_id: int) -> None:
+    """Another writer's commit: the talk's document gets a note, and its version moves."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute(
+            "UPDATE talks SET version = version + 1,"
+            " doc = json_set(doc, '$.status_note', 'moved') WHERE id = ?",
+            (talk_id,),
+        )
+
+
+async def _postgres_commit(url: str, talk_id: int) -> None:
+    """The same commit, on PostgreSQL."""
+    other = await asyncpg.connect(url)
     try:
-        seen: dict[tuple[str, int], tuple[int, str]] = {}
-        changes = 0
-        snapshots = scattered_snapshots(TALK, 30, seed=seed)
-        for payload in [*snapshots, *snapshots[:5]]:  # redeliveries at the end
-            await store.ingest([delivery(payload)])
-            for table in ("talks", "customers"):
-                for row_id, (version, doc) in _rows(store._path, table).items():
-                    before = seen.get((table, row_id))
-                    if before is not None and before[1] != doc:
-                        assert version > before[0], (table, row_id)
-                        changes += 1
-                    seen[table, row_id] = (version, doc)
-        assert changes > 5  # the snapshots did change both documents along the way
+        await other.execute(
+            "UPDATE talks SET version = version + 1,"
+            " doc = jsonb_set(doc::jsonb, '{status_note}', to_jsonb('moved'::text))::json"
+            " WHERE id = $1",
+            talk_id,
+        )
     finally:
-        await store.close()
+        await other.close()
 
 
 async def test_a_commit_between_a_read_s_two_statements_is_read_again_as_one_state(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: TalkStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = SQLiteStore(f"sqlite:///{tmp_path / 'race.db'}")
-    await store.open()
-    try:
-        await store.ingest([delivery(snapshot(TALK, [1, 2]))])
-        versioned_docs = SQLiteStore._versioned_docs
-        calls: list[list[tuple[int, int]]] = []
+    await store.ingest([delivery(snapshot(TALK, [1, 2]))])
+    calls: list[list[tuple[int, int]]] = []
 
-        def committed_in_between(
+    def first_read_of_talks(table: str, stamps: list[tuple[int, int]]) -> bool:
+        """Whether this is the first read of talks' documents: then another writer commits
+        after the page's ids and versions were read, before their documents are."""
+        if table != "talks":
+            return False
+        calls.append(list(stamps))
+        return len(calls) == 1
+
+    if isinstance(store, SQLiteStore):
+        sqlite_docs = SQLiteStore._versioned_docs
+
+        def sqlite_in_between(
             self: SQLiteStore, c: sqlite3.Connection, table: str, stamps: list[tuple[int, int]]
         ) -> dict[int, dict[str, object]] | None:
-            calls.append(list(stamps))
-            if len(calls) == 1:  # another writer commits after the page's ids and versions
-                with closing(sqlite3.connect(self._path, isolation_level=None)) as other:
-                    other.execute(
-                        "UPDATE talks SET version = version + 1,"
-                        " doc = json_set(doc, '$.status_note', 'moved') WHERE id = ?",
-                        (TALK,),
-                    )
-            return versioned_docs(self, c, table, stamps)
+            if first_read_of_talks(table, stamps):
+                _sqlite_commit(self._path, TALK)
+            return sqlite_docs(self, c, table, stamps)
 
-        monkeypatch.setattr(SQLiteStore, "_versioned_docs", committed_in_between)
-        [doc] = await page_of_talks(store)
-        assert doc["status_note"] == "moved"
-        # read twice: the second time in one transaction, at the version committed
-        assert [[v for _, v in stamps] for stamps in calls] == [[1], [2]]
-    finally:
-        await store.close()
+        monkeypatch.setattr(SQLiteStore, "_versioned_docs", sqlite_in_between)
+    else:
+        assert isinstance(store, PostgresStore)
+        postgres_docs = PostgresStore._versioned_docs
+
+        async def postgres_in_between(
+            self: PostgresStore, c: object, table: str, stamps: list[tuple[int, int]]
+        ) -> dict[int, dict[str, object]] | None:
+            if first_read_of_talks(table, stamps):
+                await _postgres_commit(self._url, TALK)
+            return await postgres_docs(self, c, table, stamps)
+
+        monkeypatch.setattr(PostgresStore, "_versioned_docs", postgres_in_between)
+
+    [doc] = await page_of_talks(store)
+    assert doc["status_note"] == "moved"
+    # read twice: the second time as one state (one transaction), at the version committed
+    assert [[v for _, v in stamps] for stamps in calls] == [[1], [2]]

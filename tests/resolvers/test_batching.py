@@ -97,8 +97,8 @@ async def test_a_failing_read_of_a_page_s_customers_leaves_the_page_answered(
     store = served.spy.store
     if not isinstance(store, SQLiteStore):
         pytest.skip(
-            "PostgreSQL reads a page's customers in the page's own statement: they cannot"
-            " fail apart from it"
+            "PostgreSQL reads a page's customers with the page, on its connection and in its"
+            " retry: a failing read there fails the page"
         )
     read_by_version = SQLiteStore._versioned_docs
 
