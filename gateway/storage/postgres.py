@@ -34,6 +34,7 @@ from gateway.storage.records import (
     Page,
     PageRequest,
     TalkOrder,
+    TalkPages,
     TalkQuery,
 )
 from gateway.storage.text import query_words, search_key, tokens
@@ -442,45 +443,18 @@ class PostgresStore:
             f" FROM page{customers} ORDER BY customer, grp, {order_by}"
         )
 
-        def key(created_us: int, talk_id: int) -> str:
-            return (
-                cursor.encode(kind, created_us, talk_id)
-                if size == 2
-                else cursor.encode(kind, talk_id)
-            )
-
         async def attempt(c: Any) -> dict[int | None, Page] | None:
-            pages: dict[int | None, Page] = (
-                {None: Page()} if group is None else {i: Page() for i in group_ids}
-            )
-            placed: list[tuple[Page, int, int]] = []
-            stamps: list[tuple[int, int]] = []
-            owners: list[tuple[int, int]] = []
-            counts: dict[int | None, int] = {}
-            for customer, grp, created_us, row_id, version in await c.fetch(sql, *p.values):
-                if customer:
-                    owners.append((row_id, version))
-                    continue
-                target = pages.setdefault(grp, Page())
-                if counts.get(grp, 0) == page.first:
-                    target.has_next = True
-                    continue
-                counts[grp] = counts.get(grp, 0) + 1
-                placed.append((target, created_us, row_id))
-                stamps.append((row_id, version))
-            docs = await self._versioned_docs(c, "talks", stamps)
+            rows = await c.fetch(sql, *p.values)
+            pages = TalkPages(page.first, kind, size, None if group is None else group_ids)
+            pages.place([row[1:] for row in rows if not row[0]])
+            owners = [(row[3], row[4]) for row in rows if row[0]]
+            docs = await self._versioned_docs(c, "talks", pages.stamps)
             if docs is None:
                 return None
             customers = await self._versioned_docs(c, "customers", owners)
             if customers is None:
                 return None
-            for target, created_us, row_id in placed:
-                talk = docs[row_id]
-                target.items.append((key(created_us, row_id), talk))
-                customer = customers.get(talk["customer_id"])
-                if customer is not None:
-                    target.customers[talk["customer_id"]] = customer
-            return pages
+            return pages.filled(docs, customers)
 
         return await self._consistently(attempt)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from gateway.payload import NormalizedTalk
+from gateway.storage import cursor
 
 Doc = dict[str, Any]
 
@@ -80,6 +82,56 @@ class Page:
     @property
     def end_cursor(self) -> str | None:
         return self.items[-1][0] if self.items else None
+
+
+class TalkPages:
+    """Pages of talks as a store reads them: its rows placed in their group's page in the
+    statement's order, `first` at most (a row beyond says the page has a next one); then,
+    once the documents of the rows placed are read (by the versions in `stamps`), the pages
+    with them, each talk with its cursor (`kind`, and `size` sort values) and its customer
+    when read."""
+
+    def __init__(self, first: int, kind: str, size: int, group_ids: Sequence[int] | None) -> None:
+        self._first = first
+        self._kind = kind
+        self._size = size
+        self._grouped = group_ids is not None
+        self._pages: dict[int | None, Page] = (
+            {None: Page()} if group_ids is None else {i: Page() for i in group_ids}
+        )
+        self._placed: list[tuple[Page, int, int]] = []
+        self.stamps: list[tuple[int, int]] = []
+
+    def place(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Rows beginning (group, created_us, talk id, version), the group ignored when the
+        pages are not grouped, in the statement's order; once per read."""
+        pages, grouped, first = self._pages, self._grouped, self._first
+        placed, stamps = self._placed, self.stamps
+        counts: dict[int | None, int] = {}
+        for row in rows:
+            grp = row[0] if grouped else None
+            target = pages.setdefault(grp, Page())
+            count = counts.get(grp, 0)
+            if count == first:
+                target.has_next = True
+                continue
+            counts[grp] = count + 1
+            placed.append((target, row[1], row[2]))
+            stamps.append((row[2], row[3]))
+
+    def filled(
+        self, talks: Mapping[int, Doc], customers: Mapping[int, Doc]
+    ) -> dict[int | None, Page]:
+        """The pages, with `talks` (every row placed) and those of `customers` they name."""
+        encode, kind, size = cursor.encode, self._kind, self._size
+        for target, created_us, talk_id in self._placed:
+            doc = talks[talk_id]
+            key = encode(kind, created_us, talk_id) if size == 2 else encode(kind, talk_id)
+            target.items.append((key, doc))
+            customer = customers.get(doc["customer_id"])
+            if customer is not None:
+                target.customers[doc["customer_id"]] = customer
+        return self._pages
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from gateway.storage.records import (
     Page,
     PageRequest,
     TalkOrder,
+    TalkPages,
     TalkQuery,
 )
 from gateway.storage.sqlite_schema import MIGRATIONS
@@ -543,41 +544,20 @@ class SQLiteStore:
             )
         params.append(page.first + 1)
 
-        def key(created_us: int, talk_id: int) -> str:
-            return (
-                cursor.encode(kind, created_us, talk_id)
-                if size == 2
-                else cursor.encode(kind, talk_id)
-            )
-
         sort = _TALK_SORTS[order]
 
         def attempt(c: sqlite3.Connection) -> dict[int | None, Page] | None:
-            pages: dict[int | None, Page] = (
-                {None: Page()} if group is None else {i: Page() for i in group_ids}
-            )
             rows = [
                 (int(grp), int(created), int(talk_id), int(version), int(owner), int(owned))
                 for grp, created, talk_id, version, owner, owned in _joined(c, sql, params, columns)
             ]
             # As the statement orders them: by group, then in the page's order.
             rows.sort(key=lambda r: (r[0], *sort(r[1], r[2])))
-            placed: list[tuple[Page, int, int]] = []
-            stamps: list[tuple[int, int]] = []
-            owners: dict[int, int] = {}
-            counts: dict[int | None, int] = {}
-            for grp_value, created_us, talk_id, version, owner, owned in rows:
-                grp = None if group is None else grp_value
-                target = pages.setdefault(grp, Page())
-                if counts.get(grp, 0) == page.first:
-                    target.has_next = True
-                    continue
-                counts[grp] = counts.get(grp, 0) + 1
-                placed.append((target, created_us, talk_id))
-                stamps.append((talk_id, version))
-                if owned >= 0:
-                    owners[owner] = owned
-            docs = self._versioned_docs(c, "talks", stamps)
+            pages = TalkPages(page.first, kind, size, None if group is None else group_ids)
+            pages.place(rows)
+            # Of every row: the one past a full page only adds a customer read for nothing.
+            owners = {row[4]: row[5] for row in rows if row[5] >= 0}
+            docs = self._versioned_docs(c, "talks", pages.stamps)
             if docs is None:
                 return None
             customers: dict[int, Doc] = {}
@@ -589,13 +569,7 @@ class SQLiteStore:
                 if read is None:
                     return None
                 customers = read
-            for target, created_us, talk_id in placed:
-                doc = docs[talk_id]
-                target.items.append((key(created_us, talk_id), doc))
-                customer = customers.get(doc["customer_id"])
-                if customer is not None:
-                    target.customers[doc["customer_id"]] = customer
-            return pages
+            return pages.filled(docs, customers)
 
         return await self._read(partial(_consistently, attempt))
 
