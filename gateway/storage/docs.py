@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -73,6 +73,24 @@ class DecodedDocs:
                     held[row_id] = entry[1]
             self.hits += len(held)
         return held, missing
+
+    def read_at(
+        self,
+        table: str,
+        held: dict[int, Doc],
+        missing: Mapping[int, object],
+        rows: Sequence[tuple[int, object, str | bytes]],
+    ) -> dict[int, Doc] | None:
+        """`held` (from `cached_many`) with the documents of `rows` added, (id, stamp, text)
+        just read for the ids of `missing`; None when one of those was not read, or was read
+        at another stamp than `missing` gives for it (its row moved in between)."""
+        if len(rows) != len(missing):
+            return None
+        for row_id, stamp, text in rows:
+            if missing[row_id] != stamp:
+                return None
+            held[row_id] = self.decode(table, row_id, text, stamp)
+        return held
 
     def decode(self, table: str, row_id: int, text: str | bytes, stamp: object = None) -> Doc:
         """The document stored as `text` in `table`, row `row_id`; `stamp` (by default the

@@ -244,19 +244,13 @@ class PostgresStore:
         just read): those the cache holds at that version, and the others' text read now.
         None when one of them moved to another version in between (see `_consistently`)."""
         docs, missing = self.docs.cached_many(table, stamps)
-        if missing:
-            rows = await c.fetch(
-                f"SELECT id, version, doc FROM {table} WHERE id = ANY($1::bigint[])",  # noqa: S608
-                list(missing),
-            )
-            if len(rows) != len(missing):
-                return None
-            decode = self.docs.decode
-            for row_id, version, text in rows:
-                if missing[row_id] != version:
-                    return None
-                docs[row_id] = decode(table, row_id, text, version)
-        return docs
+        if not missing:
+            return docs
+        rows = await c.fetch(
+            f"SELECT id, version, doc FROM {table} WHERE id = ANY($1::bigint[])",  # noqa: S608
+            list(missing),
+        )
+        return self.docs.read_at(table, docs, missing, rows)
 
     # -- writes ----------------------------------------------------------------------------
 

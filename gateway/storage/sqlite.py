@@ -468,19 +468,12 @@ class SQLiteStore:
         just read): those the cache holds at that version, and the others' text read now.
         None when one of them moved to another version in between (see `_consistently`)."""
         docs, missing = self.docs.cached_many(table, stamps)
-        if missing:
-            marks = ",".join("?" * len(missing))
-            sql = f"SELECT id, version, doc FROM {table} WHERE id IN ({marks})"  # noqa: S608
-            decode = self.docs.decode
-            read = _joined(c, sql, list(missing), ("id", "version", "doc"))
-            if len(read) != len(missing):
-                return None
-            for id_text, version_text, text in read:
-                row_id, version = int(id_text), int(version_text)
-                if missing[row_id] != version:
-                    return None
-                docs[row_id] = decode(table, row_id, text, version)
-        return docs
+        if not missing:
+            return docs
+        marks = ",".join("?" * len(missing))
+        sql = f"SELECT id, version, doc FROM {table} WHERE id IN ({marks})"  # noqa: S608
+        read = _joined(c, sql, list(missing), ("id", "version", "doc"))
+        return self.docs.read_at(table, docs, missing, [(int(i), int(v), t) for i, v, t in read])
 
     async def talk_by_tracking_number(self, tracking_number: str) -> Doc | None:
         def work(c: sqlite3.Connection) -> Doc | None:
