@@ -21,6 +21,10 @@ BOUND_S = 3 * TIMEOUT_S + 1.0  # the client's budget is 3 timeouts; a second of 
 FAILURES = 2
 RESET_S = 0.5
 MAX_ATTEMPTS = 4
+# For a burst: calls admitted before the breaker opened go on retrying after it opened, for
+# up to 0.1 + 0.2 + 0.4 s of backoff (gateway/talkme/client.py). The breaker must stay open
+# longer than that for the calls after the burst to meet it open, not half-open.
+BURST_RESET_S = 2.0
 
 PAUSE = """mutation($login: String!, $password: String!) {
   pauseAgent(input: {credentials: {login: $login, password: $password}}) { status }
@@ -28,8 +32,8 @@ PAUSE = """mutation($login: String!, $password: String!) {
 RECORDING = 'query { recording(protocol: "P-1") { url } }'
 
 
-def _settings(tmp_path: Path, **overrides: Any) -> Any:
-    return base_settings(tmp_path, breaker_failures=FAILURES, breaker_reset_s=RESET_S, **overrides)
+def _settings(tmp_path: Path, reset_s: float = RESET_S, **overrides: Any) -> Any:
+    return base_settings(tmp_path, breaker_failures=FAILURES, breaker_reset_s=reset_s, **overrides)
 
 
 async def _ask(client: httpx.AsyncClient, query: str) -> tuple[dict[str, Any] | None, list[str]]:
@@ -52,9 +56,9 @@ def _state(sandbox: Starlette) -> SandboxState:
     return state
 
 
-async def _until_closed(client: httpx.AsyncClient) -> None:
-    """After RESET_S the breaker lets one probe through; a healthy answer closes it."""
-    await asyncio.sleep(RESET_S)
+async def _until_closed(client: httpx.AsyncClient, reset_s: float = RESET_S) -> None:
+    """After `reset_s` the breaker lets one probe through; a healthy answer closes it."""
+    await asyncio.sleep(reset_s)
     data, codes = await _ask(client, PAUSE)
     assert codes == []
     assert data == {"pauseAgent": {"status": "PAUSED"}}
@@ -64,7 +68,10 @@ async def test_a_5xx_burst_opens_the_breaker_without_a_retry_storm_then_it_close
     tmp_path: Path, sandbox: Starlette
 ) -> None:
     state = _state(sandbox)
-    app = create_app(_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
+    app = create_app(
+        _settings(tmp_path, reset_s=BURST_RESET_S),
+        talkme_transport=httpx.ASGITransport(app=sandbox),
+    )
     async with serving(app) as client:
         state.fail_next(1000, 503)
         results = await asyncio.gather(*(_ask(client, PAUSE) for _ in range(8)))
@@ -77,7 +84,7 @@ async def test_a_5xx_burst_opens_the_breaker_without_a_retry_storm_then_it_close
         assert len(state.calls) == before
 
         state.reset()
-        await _until_closed(client)
+        await _until_closed(client, BURST_RESET_S)
         assert len(state.calls) == 1  # one probe, no burst of pent-up calls
 
 
