@@ -18,6 +18,7 @@ from gateway.auth import key_digest
 from gateway.settings import ApiKeyEntry, Settings
 from gateway.storage import TalkStore, open_store
 from gateway.talkme import create_sandbox
+from tests.abuse.bounds import FIGURES as ABUSE_FIGURES
 from tests.backends import (
     BACKENDS,
     POSTGRES_URL,
@@ -221,3 +222,11 @@ async def until_subscribed(app: Starlette, topic: str, count: int = 1) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"no subscriber on {topic}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The abuse suite's figures: what each abusive shape cost (tests/abuse/bounds.py)."""
+    if ABUSE_FIGURES:
+        terminalreporter.section("abuse figures")
+        for line in ABUSE_FIGURES:
+            terminalreporter.write_line(line)
