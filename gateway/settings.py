@@ -66,6 +66,8 @@ class Settings(BaseSettings):
 
     webhook_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
     graphql_max_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Containers nested deeper than this in any JSON body are refused (gateway/nesting.py).
+    max_json_depth: int = Field(default=64, ge=1, le=200)
     max_query_depth: int = Field(default=12, ge=1)
     max_query_aliases: int = Field(default=30, ge=0)
     max_query_tokens: int = Field(default=3000, ge=1)
