@@ -30,7 +30,7 @@ from gateway.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
 from gateway.recordings import RecordingCache, Recordings, SharedRecordings
 from gateway.response_cache import ResponseCache, SharedResponses
-from gateway.sessions import SessionSealer
+from gateway.sessions import AgentSessions
 from gateway.settings import SCOPES, ApiKeyEntry, Settings
 from gateway.storage import StoreUnavailable, TalkStore, open_store
 from gateway.talkme import TalkmeClient, create_sandbox
@@ -246,7 +246,7 @@ def create_app(
                     concurrency=settings.recording_concurrency,
                     shared=shared_recordings,
                 ),
-                sealer=SessionSealer(secret_key),
+                sessions=AgentSessions(vault, secret_key, ttl_s=settings.session_ttl_s),
                 tickets=LoginTickets(vault, secret_key),
                 broker=broker,
             )

@@ -3,6 +3,9 @@
 Talk.me's external login is an HTML form that opens the agent platform in the browser, so it
 must be submitted by the agent's browser, not by talkgate. The page holds the form with the
 credentials as hidden inputs and submits it by itself; it is served once, never cached.
+
+Serving the page changes no queue status and publishes nothing: whether Talk.me accepted the
+login is answered to the browser, never to talkgate, so nothing here is confirmed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from gateway.agent_status import record_status
 from gateway.errors import BadUserInput
 from gateway.settings import Settings
 from resolvers.context import Services
@@ -89,8 +91,9 @@ async def launch(request: Request) -> Response:
         credentials = None
     if credentials is None:
         return HTMLResponse(_GONE, status_code=410, headers=_headers(None, None))
-    await record_status(services.store, services.broker, login=credentials.login, status="ACTIVE")
-    log.info("login launched", extra={"agent_login": credentials.login})
+    log.info(
+        "login page served (not confirmed by Talk.me)", extra={"agent_login": credentials.login}
+    )
     nonce = secrets.token_urlsafe(16)
     page = launch_page(settings, credentials.login, credentials.password, nonce)
     return HTMLResponse(page, headers=_headers(nonce, _origin(settings.talkme_login_url)))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.talkme import TalkmeError
+from gateway.talkme import TalkmeError, check_protocol
 from gateway.utc import now_iso
 
 
@@ -102,6 +102,8 @@ class Recordings:
         return [by_protocol[p] for p in protocols]
 
     async def fetch(self, protocol: str) -> Recording:
+        # Refused before the caches too: a 100 KB "protocol" is neither a key nor a call.
+        check_protocol(protocol)
         cached = self._cache.get(protocol)
         if cached is not None:
             return cached

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 import orjson
@@ -22,6 +22,7 @@ from gateway.pubsub import AGENT_STATUS, TALKS, Event, LocalFanout
 from gateway.ratelimit import LocalRateLimiter
 from gateway.recordings import Recording
 from gateway.response_cache import SharedUnavailable
+from gateway.storage import StoreUnavailable
 
 log = logging.getLogger("talkgate.redis")
 
@@ -163,12 +164,25 @@ class RedisRateLimiter:
         return wait if wait > 0 else None
 
 
+# Set a key to expire at ARGV[2] (ms), unless it already expires later.
+_KEEP_LATER = """
+local left = redis.call('PTTL', KEYS[1])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+if left >= 0 and now + left >= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 1
+"""
+
+
 class RedisTicketVault:
-    """Login tickets in Redis, so a ticket made on one replica is redeemed on any other."""
+    """Login tickets and session revocations in Redis, so a ticket made on one replica is
+    redeemed on any other, and a session revoked on one is refused by all."""
 
     def __init__(self, client: Redis, *, prefix: str = "talkgate:") -> None:
         self._client = client
         self._prefix = prefix + "ticket:"
+        self._keep_later = client.register_script(_KEEP_LATER)
 
     async def put_ticket(self, *, digest: str, sealed: str, expires_at: datetime) -> None:
         await self._client.set(
@@ -181,6 +195,22 @@ class RedisTicketVault:
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def put_revocation(self, *, digest: str, mark: str, expires_at: datetime) -> None:
+        try:
+            await self._keep_later(
+                keys=[self._prefix + digest], args=[mark, int(expires_at.timestamp() * 1000)]
+            )
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis unreachable: {exc}") from None
+
+    async def revocation_marks(self, *, digests: Sequence[str], now: datetime) -> list[str]:
+        # Unreachable Redis refuses sessions (fails closed): a revocation must not be missed.
+        try:
+            values = await self._client.mget([self._prefix + d for d in digests])
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis unreachable: {exc}") from None
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in values if v is not None]
 
 
 class RedisRecordings:

@@ -11,13 +11,14 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from gateway.sessions import AgentCredentials, SessionSealer
+from gateway.sessions import AgentCredentials, RevocationVault, SessionSealer
 
 TICKET_TTL = timedelta(seconds=60)
 
 
-class TicketVault(Protocol):
-    """Where tickets wait: the store (one replica, or a shared database) or Redis."""
+class TicketVault(RevocationVault, Protocol):
+    """Where tickets (and session revocations) wait: the store (one replica, or a shared
+    database) or Redis."""
 
     async def put_ticket(self, *, digest: str, sealed: str, expires_at: datetime) -> None: ...
 

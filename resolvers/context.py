@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from gateway.auth import Principal
 from gateway.pubsub import Broker
 from gateway.recordings import Recordings
-from gateway.sessions import SessionSealer
+from gateway.sessions import AgentSessions
 from gateway.settings import Settings
 from gateway.storage import TalkStore
 from gateway.talkme import TalkmeClient
@@ -23,7 +23,7 @@ class Services:
     store: TalkStore
     talkme: TalkmeClient
     recordings: Recordings
-    sealer: SessionSealer
+    sessions: AgentSessions
     tickets: LoginTickets
     broker: Broker
 
@@ -59,8 +59,8 @@ class RequestContext:
         return self.services.talkme
 
     @property
-    def sealer(self) -> SessionSealer:
-        return self.services.sealer
+    def sessions(self) -> AgentSessions:
+        return self.services.sessions
 
     @property
     def tickets(self) -> LoginTickets:

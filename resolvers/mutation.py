@@ -10,8 +10,8 @@ from strawberry import Info
 
 from gateway.agent_status import record_status
 from gateway.errors import BadUserInput
-from gateway.sessions import AgentCredentials
-from gateway.talkme import TalkmeError
+from gateway.sessions import AgentCredentials, AgentSession
+from gateway.talkme import TalkmeError, check_credentials
 from gateway.utc import iso
 from resolvers.context import RequestContext
 from resolvers.upstream import upstream_error
@@ -39,24 +39,34 @@ def _iso(moment: datetime) -> UtcDateTime:
     return UtcDateTime(iso(moment, timespec="seconds"))
 
 
-def _credentials(info: Ctx, auth: AgentAuthInput) -> AgentCredentials:
+async def _agent(info: Ctx, auth: AgentAuthInput) -> tuple[AgentCredentials, AgentSession | None]:
+    """The agent's credentials, and the session they came from (for this key only)."""
     if auth.credentials:
-        return _checked(auth.credentials)
+        return _checked(auth.credentials), None
     if auth.session:
-        return info.context.sealer.open(auth.session)
+        session = await info.context.sessions.open(auth.session, owner=info.context.caller.name)
+        return session.credentials, session
     raise BadUserInput("give credentials or a session")
 
 
 def _checked(given: AgentCredentialsInput) -> AgentCredentials:
-    if not given.login.strip() or not given.password:
+    """The credentials, when Talk.me could know them; BAD_USER_INPUT before any call if not."""
+    login = given.login.strip()
+    if not login or not given.password:
         raise BadUserInput("login and password must not be empty")
-    return AgentCredentials(given.login.strip(), given.password)
+    try:
+        check_credentials(login, given.password)
+    except TalkmeError as exc:
+        raise upstream_error(exc) from None
+    return AgentCredentials(login, given.password)
 
 
 async def _change_status(
     info: Ctx, auth: AgentAuthInput, status: QueueStatus
 ) -> AgentStatusPayload:
-    credentials = _credentials(info, auth)
+    """Ask Talk.me first; only its successful answer changes, stores and publishes the status
+    (a refusal or failure leaves them as they were)."""
+    credentials, session = await _agent(info, auth)
     talkme = info.context.talkme
     call = {
         QueueStatus.LOGGED_OUT: talkme.logout,
@@ -67,6 +77,8 @@ async def _change_status(
         await call(login=credentials.login, password=credentials.password)
     except TalkmeError as exc:
         raise upstream_error(exc) from None
+    if status is QueueStatus.LOGGED_OUT:
+        await info.context.sessions.revoke(credentials.login, session=session)
     changed_at = await record_status(
         info.context.store, info.context.broker, login=credentials.login, status=status.name
     )
@@ -81,7 +93,11 @@ class Mutation:
         description=(
             "Log an agent into the Talk.me agent platform. Talk.me logs in through a browser "
             "form, so this returns a single-use `launchUrl` for the agent's browser, and a "
-            "`session` to use instead of the password afterwards."
+            "`session` to use instead of the password afterwards (with this API key only). "
+            "It does not change the agent's `queueStatus` nor publish `agentStatusChanged`: "
+            "the browser's login is answered to the browser, and Talk.me confirms nothing to "
+            "talkgate. Login at most 64 printable characters, password at most 256 with no "
+            "control character; others are BAD_USER_INPUT."
         ),
         extensions=needs("agents:control"),
     )
@@ -89,7 +105,7 @@ class Mutation:
         credentials = _checked(input)
         context = info.context
         ticket, expires_at = await context.tickets.issue(credentials)
-        session = context.sealer.seal(credentials, ttl_s=context.settings.session_ttl_s)
+        session = context.sessions.issue(credentials, owner=context.caller.name)
         return AgentLoginPayload(
             launch_url=f"{context.settings.base_url}/talkme/launch/{ticket}",
             expires_at=_iso(expires_at),
@@ -97,7 +113,11 @@ class Mutation:
         )
 
     @strawberry.mutation(
-        description="Log an agent out of Talk.me, ending their session on the platform.",
+        description=(
+            "Log an agent out of Talk.me, ending their session on the platform. Once Talk.me "
+            "confirms, every `session` of that login issued until then is revoked (whichever "
+            "API key it was issued to): later use is BAD_USER_INPUT, with no call to Talk.me."
+        ),
         extensions=needs("agents:control"),
     )
     async def agent_logout(self, info: Ctx, input: Auth) -> AgentStatusPayload | None:

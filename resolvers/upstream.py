@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from gateway.errors import NotFound, TalkgateError, UpstreamRejected, UpstreamUnavailable
-from gateway.talkme import TalkmeError, TalkmeNotFound, TalkmeRejected, TalkmeUnavailable
+from gateway.errors import (
+    BadUserInput,
+    NotFound,
+    TalkgateError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from gateway.talkme import (
+    TalkmeBadInput,
+    TalkmeError,
+    TalkmeNotFound,
+    TalkmeRejected,
+    TalkmeUnavailable,
+)
 
 
 def upstream_error(exc: TalkmeError) -> TalkgateError:
-    """4xx → UPSTREAM_REJECTED (404 on a recording → NOT_FOUND); the rest → UPSTREAM_UNAVAILABLE."""
+    """Refused before the call → BAD_USER_INPUT; 4xx → UPSTREAM_REJECTED (404 on a recording →
+    NOT_FOUND); the rest → UPSTREAM_UNAVAILABLE."""
+    if isinstance(exc, TalkmeBadInput):
+        # The rule, never the value: it may be a password, or 100 KB long.
+        return BadUserInput(f"the {exc.field} {exc.rule}", field=exc.field)
     if isinstance(exc, TalkmeNotFound):
         return NotFound("Talk.me has no recording for this protocol")
     if isinstance(exc, TalkmeRejected):

@@ -9,13 +9,30 @@ import strawberry
 from schema.scalars import UtcDateTime
 
 
-@strawberry.enum(description="An agent's state in the call queues, as talkgate last set it.")
+@strawberry.enum(
+    description=(
+        "An agent's state in the call queues, as talkgate last set it and Talk.me confirmed. "
+        "Only a successful answer of Talk.me to pauseAgent, resumeAgent or agentLogout sets "
+        "it; agentLogin and its launch page never do (Talk.me answers the browser's login to "
+        "the browser, not to talkgate)."
+    )
+)
 class QueueStatus(Enum):
-    ACTIVE = strawberry.enum_value("ACTIVE", description="Taking calls (resumed or logged in).")
-    PAUSED = strawberry.enum_value("PAUSED", description="Paused in the call queues.")
-    LOGGED_OUT = strawberry.enum_value("LOGGED_OUT", description="Logged out by talkgate.")
+    ACTIVE = strawberry.enum_value(
+        "ACTIVE", description="Taking calls: Talk.me confirmed resumeAgent."
+    )
+    PAUSED = strawberry.enum_value(
+        "PAUSED", description="Paused in the call queues: Talk.me confirmed pauseAgent."
+    )
+    LOGGED_OUT = strawberry.enum_value(
+        "LOGGED_OUT", description="Logged out: Talk.me confirmed agentLogout."
+    )
     UNKNOWN = strawberry.enum_value(
-        "UNKNOWN", description="talkgate never changed this agent's status."
+        "UNKNOWN",
+        description=(
+            "talkgate has no confirmed status for this agent (never changed, or only logged "
+            "in through agentLogin, which Talk.me does not confirm)."
+        ),
     )
 
 
@@ -43,7 +60,10 @@ class AgentAuthInput:
     )
     session: str | None = strawberry.field(
         default=strawberry.UNSET,
-        description="The sealed session returned by `agentLogin`, standing for the credentials.",
+        description=(
+            "The sealed session returned by `agentLogin` to this API key, standing for the "
+            "credentials."
+        ),
     )
 
 
@@ -59,7 +79,9 @@ class AgentLoginPayload:
     session: str = strawberry.field(
         description=(
             "Opaque sealed token standing for the credentials; pass it to agentLogout, "
-            "pauseAgent and resumeAgent instead of the password."
+            "pauseAgent and resumeAgent instead of the password, with the same API key: "
+            "another key gets BAD_USER_INPUT. It expires (TALKGATE_SESSION_TTL_S, 12 hours by "
+            "default) and a successful agentLogout of that login revokes it."
         )
     )
 

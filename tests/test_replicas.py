@@ -309,9 +309,6 @@ async def test_a_talk_posted_to_one_replica_is_read_and_pushed_on_the_other(
 # -- a login ticket made on one replica is redeemed, once, on the other ---------------------
 
 AGENT_LOGIN = "mutation($i: AgentCredentialsInput!) { agentLogin(input: $i) { launchUrl } }"
-AGENT_STATUS_CHANGED = """subscription($login: String) {
-  agentStatusChanged(login: $login) { login status changedAt }
-}"""
 
 
 async def test_a_login_link_from_one_replica_opens_once_on_the_other(
@@ -320,7 +317,7 @@ async def test_a_login_link_from_one_replica_opens_once_on_the_other(
     login = f"agent-{secrets.token_hex(4)}"
     password = "agent-pw-Replicas-9"
 
-    async def launch_on_b(attempt: int) -> None:
+    async def launch_on_b() -> None:
         data = await gql(replicas.a, AGENT_LOGIN, {"i": {"login": login, "password": password}})
         launch_url: str = data["agentLogin"]["launchUrl"]
         assert launch_url.startswith(f"{PUBLIC_URL}/talkme/launch/")
@@ -333,15 +330,8 @@ async def test_a_login_link_from_one_replica_opens_once_on_the_other(
         assert f'name="login" value="{login}"' in page.text
         assert again.status_code == 410, again.text
 
-    async with await open_socket(replicas.a) as ws:
-        socket_a = GraphQLSocket(ws)
-        await socket_a.subscribe(AGENT_STATUS_CHANGED, {"login": login})
-        event = await socket_a.pushed_after(launch_on_b)
-
-    pushed = event["payload"]["data"]["agentStatusChanged"]
-    assert pushed["login"] == login
-    assert pushed["status"] == "ACTIVE"
-    assert pushed["changedAt"].endswith("Z")
+    # Serving the page confirms nothing (Talk.me answers the browser), so no status event.
+    await launch_on_b()
 
 
 # -- concurrent snapshots of one talk on both replicas merge without losing a message ------

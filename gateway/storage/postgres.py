@@ -596,6 +596,29 @@ class PostgresStore:
             return None
         return str(row[0])
 
+    async def put_revocation(self, *, digest: str, mark: str, expires_at: datetime) -> None:
+        async with self._connection() as c, c.transaction():
+            await c.execute(
+                "DELETE FROM login_tickets WHERE expires_us < $1", _micros_of(datetime.now(UTC))
+            )
+            await c.execute(
+                "INSERT INTO login_tickets (digest, sealed, expires_us) VALUES ($1, $2, $3)"
+                " ON CONFLICT (digest) DO UPDATE SET sealed = excluded.sealed,"
+                " expires_us = excluded.expires_us"
+                " WHERE excluded.expires_us > login_tickets.expires_us",
+                digest,
+                mark,
+                _micros_of(expires_at),
+            )
+
+    async def revocation_marks(self, *, digests: Sequence[str], now: datetime) -> list[str]:
+        rows = await self._fetch(
+            "SELECT sealed FROM login_tickets WHERE digest = ANY($1::text[]) AND expires_us >= $2",
+            sorted(set(digests)),
+            _micros_of(now),
+        )
+        return [str(r[0]) for r in rows]
+
 
 # -- writing a batch --------------------------------------------------------------------------
 

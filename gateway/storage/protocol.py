@@ -125,3 +125,12 @@ class TalkStore(Protocol):
     async def take_ticket(self, *, digest: str, now: datetime) -> str | None:
         """Remove and return a ticket's sealed content; None if unknown, used or expired."""
         ...
+
+    async def put_revocation(self, *, digest: str, mark: str, expires_at: datetime) -> None:
+        """Keep a session revocation beside the tickets until `expires_at`; of two under one
+        digest, the one expiring later is kept."""
+        ...
+
+    async def revocation_marks(self, *, digests: Sequence[str], now: datetime) -> list[str]:
+        """The marks of the revocations under those digests that have not expired."""
+        ...

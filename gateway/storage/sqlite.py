@@ -743,6 +743,37 @@ class SQLiteStore:
 
         return await self._write(work)
 
+    async def put_revocation(self, *, digest: str, mark: str, expires_at: datetime) -> None:
+        expires_us = _micros_of(expires_at)
+
+        def work() -> None:
+            with self._transaction() as c:
+                c.execute(
+                    "DELETE FROM login_tickets WHERE expires_us < ?", (_micros_of(_utcnow()),)
+                )
+                c.execute(
+                    "INSERT INTO login_tickets (digest, sealed, expires_us) VALUES (?, ?, ?)"
+                    " ON CONFLICT (digest) DO UPDATE SET sealed = excluded.sealed,"
+                    " expires_us = excluded.expires_us"
+                    " WHERE excluded.expires_us > login_tickets.expires_us",
+                    (digest, mark, expires_us),
+                )
+
+        await self._write(work)
+
+    async def revocation_marks(self, *, digests: Sequence[str], now: datetime) -> list[str]:
+        wanted = sorted(set(digests))
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        sql = (
+            f"SELECT sealed FROM login_tickets WHERE digest IN ({marks})"  # noqa: S608
+            " AND expires_us >= ?"
+        )
+        return await self._read(
+            lambda c: [str(r[0]) for r in c.execute(sql, [*wanted, _micros_of(now)]).fetchall()]
+        )
+
 
 _RANK_COLUMNS = ("rank_finished", "rank_message", "rank_arrival")
 _TALK_COLUMNS = (

@@ -4,11 +4,14 @@ from gateway.talkme.breaker import BreakerState, CircuitBreaker
 from gateway.talkme.client import (
     AgentStatus,
     Operation,
+    TalkmeBadInput,
     TalkmeClient,
     TalkmeError,
     TalkmeNotFound,
     TalkmeRejected,
     TalkmeUnavailable,
+    check_credentials,
+    check_protocol,
 )
 from gateway.talkme.sandbox import RecordedCall, SandboxState, create_sandbox
 
@@ -19,10 +22,13 @@ __all__ = [
     "Operation",
     "RecordedCall",
     "SandboxState",
+    "TalkmeBadInput",
     "TalkmeClient",
     "TalkmeError",
     "TalkmeNotFound",
     "TalkmeRejected",
     "TalkmeUnavailable",
+    "check_credentials",
+    "check_protocol",
     "create_sandbox",
 ]

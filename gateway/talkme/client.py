@@ -8,6 +8,7 @@ import logging
 import random
 import re
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -40,6 +41,16 @@ _SECRET_JSON_FIELD = re.compile(
 )
 _SECRET_FORM_FIELD = re.compile(r"\b(token|externalLoginToken|password)=[^&\s]*")
 
+# What talkgate sends Talkk.me, checked before any call. A protocol becomes a path segment:
+# Talkk.me's numbers are digits (tracking numbers such as 20250908114603) or short codes, so
+# ASCII letters, digits, '.', '_' and '-', beginning and ending with a letter or digit (never
+# a '.' or '..' segment), at most 64 characters.
+MAX_PROTOCOL_CHARS = 64
+MAX_LOGIN_CHARS = 64
+MAX_PASSWORD_CHARS = 256
+_PROTOCOL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?")
+_NO_CONTROL = frozenset({"Cc", "Cs"})  # control characters, lone surrogates
+
 
 class TalkmeError(Exception):
     """Root of every failure of a Talkk.me call."""
@@ -52,6 +63,42 @@ class TalkmeRejected(TalkmeError):
         super().__init__(f"Talkk.me rejected the call ({status}): {detail}")
         self.status = status
         self.detail = detail
+
+
+class TalkmeBadInput(TalkmeError):
+    """What talkgate was asked to send is not something Talkk.me takes; nothing was sent."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field} {rule}")
+        self.field = field
+        self.rule = rule
+
+
+def check_protocol(protocol: object) -> str:
+    """The protocol, when it may be a fetchaudio path segment; TalkmeBadInput otherwise."""
+    if not isinstance(protocol, str) or not protocol:
+        raise TalkmeBadInput("protocol", "is missing")
+    if len(protocol) > MAX_PROTOCOL_CHARS or not _PROTOCOL.fullmatch(protocol):
+        raise TalkmeBadInput(
+            "protocol",
+            f"must be 1 to {MAX_PROTOCOL_CHARS} ASCII letters, digits, '.', '_' or '-', "
+            "beginning and ending with a letter or digit",
+        )
+    return protocol
+
+
+def check_credentials(login: str, password: str) -> None:
+    """TalkmeBadInput unless the login and password are ones Talkk.me could know."""
+    if not login.strip() or len(login) > MAX_LOGIN_CHARS or not login.isprintable():
+        raise TalkmeBadInput("login", f"must be 1 to {MAX_LOGIN_CHARS} printable characters")
+    if (
+        not password
+        or len(password) > MAX_PASSWORD_CHARS
+        or any(unicodedata.category(char) in _NO_CONTROL for char in password)
+    ):
+        raise TalkmeBadInput(
+            "password", f"must be 1 to {MAX_PASSWORD_CHARS} characters, none a control character"
+        )
 
 
 class TalkmeNotFound(TalkmeError):
@@ -113,12 +160,14 @@ class TalkmeClient:
 
     async def logout(self, *, login: str, password: str) -> None:
         """End the agent's session on the Talkk.me agent platform."""
+        check_credentials(login, password)
         body = {"login": login, "password": password, **self._tokens()}
         url = f"{self._agent_api_url}/api/external/logout"
         await self._call("logout", url, body, _expect_success)
 
     async def set_status(self, *, login: str, password: str, status: AgentStatus) -> None:
         """Set the agent's status in the call queues: `S` active, `N` paused."""
+        check_credentials(login, password)
         body = {"login": login, "password": password, **self._tokens(), "status": status}
         url = f"{self._bc_api_url}/talkme-ui/integration/attendants/status"
         await self._call("status", url, body, _expect_success)
@@ -131,6 +180,8 @@ class TalkmeClient:
 
     async def fetch_audio(self, protocol: str) -> str:
         """The public link to the recording of the call with that protocol number."""
+        # Checked before the breaker is asked: refused input is no call, and never a failure.
+        check_protocol(protocol)
         body = self._tokens()
         url = (
             f"{self._bc_api_url}/talkme-ui/external/operational/fetchaudio/"

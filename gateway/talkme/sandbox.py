@@ -163,6 +163,13 @@ def create_sandbox(
             return HTMLResponse(_page("Login refused (sandbox)"), status_code=401)
         return HTMLResponse(_page(f"Agent {fields['login']} logged in (sandbox)"))
 
+    async def elsewhere(request: Request) -> Response:
+        # A request that went astray (a path normalised one level up) is recorded like any
+        # other. What Talkk.me answers off its documented endpoints is unknown: the sandbox
+        # answers 500, the worst case for a caller's circuit breaker.
+        await receive(request)
+        return JSONResponse({"error": "no such endpoint"}, status_code=500)
+
     app = Starlette(
         routes=[
             Route("/api/external/logout", logout, methods=["POST"]),
@@ -173,6 +180,7 @@ def create_sandbox(
                 methods=["POST"],
             ),
             Route("/login", login_form, methods=["POST"]),
+            Route("/{anything:path}", elsewhere, methods=["GET", "POST", "PUT", "DELETE"]),
         ]
     )
     app.state.sandbox = state

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 
 from gateway import tickets
 from gateway.app import create_app
+from gateway.pubsub import AGENT_STATUS, LocalFanout
 from tests.conftest import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
@@ -354,14 +355,36 @@ async def test_agent_login_alone_leaves_queue_status_unknown(gateway: httpx.Asyn
     assert await queue_status(gateway) == {"status": "UNKNOWN", "changedAt": None}
 
 
-async def test_serving_the_launch_page_makes_the_agent_active(
-    gateway: httpx.AsyncClient,
+@pytest.mark.parametrize(
+    "password", [AGENT_PASSWORD, "a-wrong-password"], ids=["right-password", "wrong-password"]
+)
+async def test_serving_the_launch_page_confirms_nothing_so_queue_status_stays_unknown(
+    gateway: httpx.AsyncClient, password: str
 ) -> None:
-    response = await open_launch_page(gateway)
+    # Talk.me answers the browser's login to the browser: talkgate cannot know the outcome.
+    response = await open_launch_page(gateway, password=password)
     assert response.status_code == 200
-    status = await queue_status(gateway)
-    assert status["status"] == "ACTIVE"
-    assert status["changedAt"] is not None
+    assert await queue_status(gateway) == {"status": "UNKNOWN", "changedAt": None}
+
+
+async def test_serving_the_launch_page_publishes_no_agent_status_change(
+    tmp_path: Path, sandbox: Starlette
+) -> None:
+    app = create_app(talkme_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
+    async with serving(app) as client:
+        fanout: LocalFanout = app.state.fanout
+        async with fanout.subscription(AGENT_STATUS) as events:
+            response = await open_launch_page(client, password="a-wrong-password")
+            assert response.status_code == 200
+            paused = await gql(
+                client,
+                "mutation($i: AgentAuthInput!) { pauseAgent(input: $i) { status } }",
+                {"i": {"credentials": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}}},
+                key=ALL_KEY,
+            )
+            assert paused["data"]["pauseAgent"]["status"] == "PAUSED"
+            first = await asyncio.wait_for(events.next(), 5)
+    assert (first["login"], first["status"]) == (AGENT_LOGIN, "PAUSED")
 
 
 async def test_a_gone_link_does_not_change_queue_status(gateway: httpx.AsyncClient) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.talkme import (
     SandboxState,
+    TalkmeBadInput,
     TalkmeClient,
     TalkmeNotFound,
     TalkmeRejected,
@@ -127,3 +128,33 @@ async def test_each_operation_has_its_own_circuit(
     await talkme.pause(login=LOGIN, password=PASSWORD)
     assert (await talkme.fetch_audio("123")).endswith("/123.mp3")
     assert [b.state for b in talkme.breakers.values()] == ["open", "closed", "closed"]
+
+
+@pytest.mark.parametrize("protocol", ["..", ".", "a/../b", "x" * 100_000, "a\x00b", ""])
+async def test_a_refused_protocol_does_not_take_the_half_open_probe(
+    talkme: TalkmeClient, sandbox: SandboxState, clock: FakeClock, protocol: str
+) -> None:
+    sandbox.fail_next(1000, status=503)
+    for _ in range(FAILURES):
+        with pytest.raises(TalkmeUnavailable):
+            await talkme.fetch_audio("123")
+    sandbox.reset()
+    clock.advance(RESET_S)
+    with pytest.raises(TalkmeBadInput):
+        await talkme.fetch_audio(protocol)
+    assert sandbox.calls == []
+    # The probe slot is still free: the next real call is it, and closes the circuit.
+    assert (await talkme.fetch_audio("123")).endswith("/123.mp3")
+    assert talkme.breakers["fetchaudio"].state == "closed"
+
+
+async def test_refused_credentials_never_count_toward_the_circuit(
+    talkme: TalkmeClient, sandbox: SandboxState
+) -> None:
+    for _ in range(FAILURES + 2):
+        with pytest.raises(TalkmeBadInput):
+            await talkme.pause(login=LOGIN, password="\ud800")
+        with pytest.raises(TalkmeBadInput):
+            await talkme.logout(login=LOGIN, password="p" * 100_000)
+    assert sandbox.calls == []
+    assert [b.state for b in talkme.breakers.values()] == ["closed", "closed", "closed"]

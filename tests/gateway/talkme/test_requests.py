@@ -7,7 +7,14 @@ import random
 import httpx
 import pytest
 
-from gateway.talkme import AgentStatus, RecordedCall, SandboxState, TalkmeClient, TalkmeRejected
+from gateway.talkme import (
+    AgentStatus,
+    RecordedCall,
+    SandboxState,
+    TalkmeBadInput,
+    TalkmeClient,
+    TalkmeRejected,
+)
 from tests.gateway.talkme.conftest import (
     EXTERNAL_LOGIN_TOKEN,
     LOGIN,
@@ -84,13 +91,21 @@ async def test_fetch_audio_posts_both_tokens_and_returns_the_link(
     ]
 
 
-async def test_fetch_audio_escapes_slashes_and_spaces_in_the_protocol(
+async def test_fetch_audio_refuses_a_protocol_with_slashes_spaces_or_query_marks_unsent(
     talkme: TalkmeClient, sandbox: SandboxState
 ) -> None:
-    await talkme.fetch_audio("2025/09 123?x#y")
-    assert sandbox.calls[0].path == (
-        "/talkme-ui/external/operational/fetchaudio/2025%2F09%20123%3Fx%23y"
-    )
+    # It used to be escaped and sent; a protocol is never one, so it is refused instead.
+    with pytest.raises(TalkmeBadInput) as refused:
+        await talkme.fetch_audio("2025/09 123?x#y")
+    assert refused.value.field == "protocol"
+    assert sandbox.calls == []
+
+
+async def test_fetch_audio_sends_a_protocol_with_dots_underscores_and_dashes_as_one_segment(
+    talkme: TalkmeClient, sandbox: SandboxState
+) -> None:
+    await talkme.fetch_audio("PRT_2025.09-08")
+    assert sandbox.calls[0].path == "/talkme-ui/external/operational/fetchaudio/PRT_2025.09-08"
 
 
 async def test_base_urls_with_a_trailing_slash_are_joined_without_a_double_slash(
