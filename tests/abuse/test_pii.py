@@ -49,7 +49,7 @@ from tests.conftest import (
     push,
     until_subscribed,
 )
-from tests.factories import Payload
+from tests.factories import Payload, message
 from tests.resolvers.helpers import talk_of
 
 PROTOCOL = Subprotocol("graphql-transport-ws")
@@ -588,3 +588,40 @@ def test_the_partner_guide_lists_every_pii_field_with_a_reason() -> None:
     if ("Customer", "wildcard01..10") in set(re.findall(r"`(\w+)\.(wildcard01\.\.10)`", section)):
         listed |= wildcards
     assert listed == set(PII_FIELDS)
+
+
+# -- refusing at scale ----------------------------------------------------------------------
+
+
+async def test_a_page_of_refused_fields_is_answered_in_bounded_time(
+    client: httpx.AsyncClient,
+) -> None:
+    """100 talks x 20 messages x 4 PII fields: 8,000 nulls, each with its FORBIDDEN error.
+    The fast path refuses them without graphql-core's per-field machinery: measured under
+    tracemalloc, 1.3-1.6 s and a 21 MiB peak, against 3.8-6.6 s and 58 MiB through
+    graphql-core (160 ms and 2 MB of answer without tracemalloc, 30 ms for the granted page)."""
+    for talk_id in range(1, 101):
+        payload = talk_of(talk_id)
+        payload["talk_histories"] = [
+            message(talk_id * 100 + n, f"m{n}", talk_id=talk_id) for n in range(20)
+        ]
+        assert (await push(client, payload)).status_code == 202
+    query = (
+        "{ talks(first: 100) { edges { node { id histories(first: 20) { edges { node {"
+        " id from to externalId responseFrom } } } } } } }"
+    )
+    async with bounded("pii: 8,000 refused fields in one page", seconds=10, peak_mib=40) as f:
+        body = await post(client, query, READ_KEY)
+    answer = json.loads(body)
+    errors = answer["errors"]
+    f.extra["errors"] = len(errors)
+    assert len(errors) == 100 * 20 * 4
+    assert {e["extensions"]["code"] for e in errors} == {"FORBIDDEN"}
+    assert {e["extensions"]["scope"] for e in errors} == {PII}
+    edges = answer["data"]["talks"]["edges"]
+    assert len(edges) == 100
+    for edge in edges:
+        for item in edge["node"]["histories"]["edges"]:
+            node = item["node"]
+            assert node["id"]
+            assert [node[k] for k in ("from", "to", "externalId", "responseFrom")] == [None] * 4
