@@ -18,6 +18,13 @@ items after it. Objects shared between requests (`shared_snapshots`: those built
 stored document) keep the values of their leading plain fields per selection, so a page
 that overlaps the last one completes only what it has not seen (and its loads).
 
+A field whose only extension is a scope check (`schema.permissions.needs`) is decided once
+per request from the caller's scopes: granted, it is completed as a field without the check
+would be; refused (and nullable, without arguments), it is `_MASKED`: null, with the check's
+FORBIDDEN error at its path, its resolver never run and its value never read. What a caller
+may see is so decided per request, never per object: the values kept on shared objects are
+those of unguarded fields only, or of the granted selection's own key (`_MEMO_KEYS`).
+
 A loaded field is one declared with `schema.loaded.loaded_by` (`Talk.customer`): its value
 is one `load` from the request's loaders. graphql-core would run its resolver once per item
 of a list, each with a resolve info, a coroutine and a task, and gather a hundred awaitables
@@ -46,6 +53,7 @@ from typing import Any, Final, TypeVar, cast
 from graphql import (
     GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLError,
     GraphQLField,
     GraphQLID,
     GraphQLInt,
@@ -58,6 +66,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLString,
 )
+from graphql.error import located_error
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -65,6 +74,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 from schema.loaded import LoadedBy, loaded_by_of
+from schema.permissions import HasScope, scope_checks
 
 __all__ = ["FastExecutionContext", "shared_snapshots", "strings_unchanged"]
 
@@ -123,10 +133,11 @@ _OBJECT: Final = 3  # an object without is_type_of: its subfields, through execu
 _LIST: Final = 4  # a list of such objects: each item's subfields, loads deferred to the list
 _LOAD: Final = 5  # a nullable loaded field (schema.loaded) of such an object type
 _LEAVES: Final = 6  # consecutive _LEAF fields, their attributes read in one call (_Leaves)
+_MASKED: Final = 7  # a nullable field the caller's scopes do not grant: null and FORBIDDEN
 
 # response name, kind, attribute, field type, coercion (leaves), object type (of the object,
 # the list's items or the loaded value), field group, declaration (loaded fields) or the
-# fields of a _LEAVES entry
+# fields of a _LEAVES entry, or the refused scope check of a _MASKED one
 _Entry = tuple[
     str,
     int,
@@ -135,7 +146,7 @@ _Entry = tuple[
     Coerce | None,
     GraphQLObjectType | None,
     FieldDetailsList,
-    "LoadedBy | _Leaves | None",
+    "LoadedBy | _Leaves | HasScope | None",
 ]
 
 
@@ -498,6 +509,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._deferred: list[_Deferred] | None = None
         # The generated completion of a list item's plan (by the plan's id), or None.
         self._completers: dict[int, tuple[list[_Entry], _Complete | None]] = {}
+        # The located error of each refused field group (`_refusal`), by the group's id.
+        self._refusals: dict[int, tuple[FieldDetailsList, GraphQLError]] = {}
 
     def build_per_event_executor(self, payload: Any) -> FastExecutionContext:
         executor = super().build_per_event_executor(payload)
@@ -510,6 +523,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         executor._subplans = {}
         executor._deferred = None
         executor._completers = {}
+        executor._refusals = {}
         return executor
 
     def execute_fields(
@@ -590,6 +604,12 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         continue
                 elif kind == _TYPENAME:
                     results[response_name] = parent_type.name
+                    fast_values += 1
+                    continue
+                elif kind == _MASKED:
+                    at = _path((path, response_name, parent_type.name))
+                    self.collected_errors.add(self._refusal(spec, field_group, at), at)  # type: ignore[arg-type]
+                    results[response_name] = None
                     fast_values += 1
                     continue
                 elif kind == _LOAD:
@@ -1035,6 +1055,28 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             )
         return self._execute_plan(object_type, value, path, plan, None)
 
+    def _refusal(self, check: HasScope, field_group: FieldDetailsList, path: Path) -> GraphQLError:
+        """The error graphql-core would locate at `path` for the refused `check`; its
+        locations are worked out once per field group (a page may refuse thousands)."""
+        template = self._refusals.get(id(field_group))
+        if template is None or template[0] is not field_group:
+            nodes = [details.node for details in field_group]
+            template = (field_group, located_error(check.error(), nodes))
+            self._refusals[id(field_group)] = template
+        located = template[1]
+        error = GraphQLError(
+            located.message, path=path.as_list(), original_error=located.original_error
+        )
+        error.nodes, error.source = located.nodes, located.source
+        error.positions, error.locations = located.positions, located.locations
+        return error
+
+    def granted(self) -> frozenset[str] | None:
+        """The caller's scopes, when the context says (else scope checks run as usual)."""
+        caller = getattr(self.context_value, "caller", None)
+        scopes = getattr(caller, "scopes", None)
+        return scopes if isinstance(scopes, frozenset) else None
+
     def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> list[_Entry]:
         """How to complete each field of `fields` on `parent_type`, made once per request for
         each selection (collect_subfields hands out the same grouped field set each time)."""
@@ -1072,13 +1114,30 @@ def _entry(
         return (response_name, _TYPENAME, name, field_type, None, None, field_group, None)
     if node.arguments:
         return slow
+    strawberry_definition = (field_def.extensions or {}).get(
+        GraphQLCoreConverter.DEFINITION_BACKREF
+    )
+    checks = scope_checks(strawberry_definition)
+    if checks is not None:
+        scopes = context.granted()
+        if scopes is None or field_def.args:
+            return slow
+        refused = [check for check in checks if check.scope not in scopes]
+        if refused:
+            if isinstance(field_type, GraphQLNonNull):
+                return slow  # graphql-core nulls the parent
+            # The first check that fails is the one graphql-core's run would report.
+            return (response_name, _MASKED, name, field_type, None, None, field_group, refused[0])
+        # Granted: the field is what it would be without the check.
+        if not _is_plain(field_def, checked=True):
+            return slow
     spec = _loaded(field_def)
     if spec is not None:
         # Only nullable: a deferred load's error must stop at its own field.
         if isinstance(field_type, GraphQLObjectType) and field_type.is_type_of is None:
             return (response_name, _LOAD, name, field_type, None, field_type, field_group, spec)
         return slow
-    if not _is_plain(field_def):
+    if checks is None and not _is_plain(field_def):
         return slow
     strawberry_field = field_def.extensions[GraphQLCoreConverter.DEFINITION_BACKREF]
     attr = strawberry_field.python_name
@@ -1144,17 +1203,18 @@ def _loaded(field_def: GraphQLField) -> LoadedBy | None:
     return loaded_by_of(strawberry_field.base_resolver.wrapped_func)
 
 
-def _is_plain(field_def: GraphQLField) -> bool:
+def _is_plain(field_def: GraphQLField, *, checked: bool = False) -> bool:
     """Whether the field only reads an attribute with getattr, as strawberry's basic-field
     resolver does (no resolver, no extension, no arguments). An exception handler would only
-    see what getattr raises, and then graphql-core runs the field itself."""
+    see what getattr raises, and then graphql-core runs the field itself. `checked`: a scope
+    check the caller passes (`scope_checks`) is allowed as its one extension."""
     strawberry_field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     return (
         isinstance(strawberry_field, StrawberryField)
         and type(strawberry_field).get_result is StrawberryField.get_result
         and getattr(field_def.resolve, "_is_default", False) is True
         and strawberry_field.base_resolver is None
-        and not strawberry_field.extensions
+        and (checked or not strawberry_field.extensions)
         and not strawberry_field.is_subscription
         and strawberry_field.default_resolver is getattr
         and not field_def.args

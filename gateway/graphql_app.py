@@ -113,6 +113,8 @@ class TypedErrors(SchemaExtension):
     def _typed(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
         if isinstance(original, TalkgateError):
+            if error.message == original.message and error.extensions is original.extensions:
+                return error  # typed already (graphql-core took the original's extensions)
             return _with(error, original.message, original.extensions)
         if isinstance(original, StoreUnavailable):
             log.warning("store unavailable: %s", original)

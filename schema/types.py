@@ -21,7 +21,7 @@ from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
 from schema.context import ChildPageKey, GraphContext, PageArgs
 from schema.enums import InitiationType, MessageType, TalkStatus
 from schema.loaded import loaded_by
-from schema.permissions import needs
+from schema.permissions import PII, needs
 from schema.scalars import UtcDateTime
 
 T = TypeVar("T")
@@ -78,11 +78,13 @@ def _field(description: str, **kwargs: Any) -> Any:
     return strawberry.field(description=description, **kwargs)
 
 
-def _pii(description: str) -> Any:
-    """A field holding personal data: null, with a FORBIDDEN error, without customers:pii."""
+def _pii(description: str, **kwargs: Any) -> Any:
+    """A field holding personal data: null, with a FORBIDDEN error, without customers:pii
+    (schema.permissions.PII_FIELDS lists them, with why)."""
     return strawberry.field(
         description=description + " Needs the customers:pii scope.",
-        extensions=needs("customers:pii"),
+        extensions=needs(PII),
+        **kwargs,
     )
 
 
@@ -151,7 +153,7 @@ class Disposition:
 @strawberry.type(description="A variable captured by the bot during the pre-service.")
 class BotVariable:
     var_name: str | None = _field("Name of the variable, e.g. @bot_score.")
-    value: str | None = _field("Captured value, as text.")
+    value: str | None = _pii("Captured value, as text.")
 
 
 @strawberry.type(description="The bot that did the pre-service of a talk.")
@@ -236,7 +238,7 @@ class Agent:
     id: ID = _field("Internal id of the user.")
     name: str | None = _field("Name of the user.")
     login: str | None = _field("Login of the user.")
-    email: str | None = _field("E-mail address of the user.")
+    email: str | None = _pii("E-mail address of the user.")
     is_bot: bool | None = _field("Whether the user is a bot.")
     is_active: bool | None = _field("Whether the user is active.")
     level_id: int | None = _field("Internal id of the user's access level.")
@@ -271,16 +273,16 @@ class Customer:
     name: str | None = _field("Name of the customer.")
     external_id: str | None = _field("Id of the customer in an external system (ERP, CRM).")
     document_number: str | None = _pii("Document number (CPF or CNPJ).")
-    wildcard_01: str | None = _field("Free field 1 of the account's customer register.")
-    wildcard_02: str | None = _field("Free field 2 of the account's customer register.")
-    wildcard_03: str | None = _field("Free field 3 of the account's customer register.")
-    wildcard_04: str | None = _field("Free field 4 of the account's customer register.")
-    wildcard_05: str | None = _field("Free field 5 of the account's customer register.")
-    wildcard_06: str | None = _field("Free field 6 of the account's customer register.")
-    wildcard_07: str | None = _field("Free field 7 of the account's customer register.")
-    wildcard_08: str | None = _field("Free field 8 of the account's customer register.")
-    wildcard_09: str | None = _field("Free field 9 of the account's customer register.")
-    wildcard_10: str | None = _field("Free field 10 of the account's customer register.")
+    wildcard_01: str | None = _pii("Free field 1 of the account's customer register.")
+    wildcard_02: str | None = _pii("Free field 2 of the account's customer register.")
+    wildcard_03: str | None = _pii("Free field 3 of the account's customer register.")
+    wildcard_04: str | None = _pii("Free field 4 of the account's customer register.")
+    wildcard_05: str | None = _pii("Free field 5 of the account's customer register.")
+    wildcard_06: str | None = _pii("Free field 6 of the account's customer register.")
+    wildcard_07: str | None = _pii("Free field 7 of the account's customer register.")
+    wildcard_08: str | None = _pii("Free field 8 of the account's customer register.")
+    wildcard_09: str | None = _pii("Free field 9 of the account's customer register.")
+    wildcard_10: str | None = _pii("Free field 10 of the account's customer register.")
     created_at: UtcDateTime | None = _field("When the customer was registered.")
     main_sms: int | None = _field("Internal id of the customer's main SMS number.")
     main_whatsapp: int | None = _field("Internal id of the customer's main WhatsApp number.")
@@ -288,7 +290,7 @@ class Customer:
     agent_id: ID | None = _field("Internal id of the agent in charge of the customer.")
     queue_id: ID | None = _field("Internal id of the customer's default queue.")
     customer_group_id: ID | None = _field("Internal id of the customer's group.")
-    profile_picture_url: str | None = _field("URL of the customer's picture.")
+    profile_picture_url: str | None = _pii("URL of the customer's picture.")
     is_priority: bool | None = _field("Whether the customer has priority service.")
     last_base_api: str | None = _field("Last base API the customer was synchronized with.")
     customer_organization_id: ID | None = _field("Internal id of the customer's organization.")
@@ -298,28 +300,31 @@ class Customer:
     cxm_user_id: ID | None = _field("Internal id of the customer's CXM user.")
     doc: strawberry.Private[Doc]
 
-    @strawberry.field(description="Social-network profile of the customer.")
+    @strawberry.field(
+        description="Social-network profile of the customer. Needs the customers:pii scope.",
+        extensions=needs(PII),
+    )
     def profile_info(self) -> ProfileInfo | None:
         info = self.doc.get("profile_info")
         return build(ProfileInfo, info) if info else None
 
     @strawberry.field(
         description="Custom fields of the customer. Needs the customers:pii scope.",
-        extensions=needs("customers:pii"),
+        extensions=needs(PII),
     )
     def custom_fields(self) -> list[CustomField] | None:
         return [build(CustomField, f) for f in self.doc.get("custom_fields") or ()]
 
     @strawberry.field(
         description="Telephone numbers of the customer. Needs the customers:pii scope.",
-        extensions=needs("customers:pii"),
+        extensions=needs(PII),
     )
     def telephones(self) -> list[Telephone] | None:
         return [build(Telephone, t) for t in self.doc.get("telephones") or ()]
 
     @strawberry.field(
         description="E-mail addresses of the customer. Needs the customers:pii scope.",
-        extensions=needs("customers:pii"),
+        extensions=needs(PII),
     )
     def emails(self) -> list[Email] | None:
         return [build(Email, e) for e in self.doc.get("emails") or ()]
@@ -379,18 +384,21 @@ class TalkHistory:
     created_at: UtcDateTime | None = _field("When the message was recorded.")
     was_read: bool = _field("Whether the message was read.")
     has_highlight: bool = _field("Whether the message is highlighted.")
-    from_: str | None = _field(
+    from_: str | None = _pii(
         "Sender address as the channel gives it (phone number, handle).", name="from"
     )
     type: MessageType = _field("Direction of the message.")
-    to: str | None = _field("Recipient address as the channel gives it.")
-    external_id: str | None = _field("Id of the message at the channel's provider (e.g. wamid).")
+    to: str | None = _pii("Recipient address as the channel gives it.")
+    external_id: str | None = _pii(
+        "Id of the message at the channel's provider (e.g. a WhatsApp wamid, which encodes the "
+        "customer's number)."
+    )
     left_at: UtcDateTime | None = _field("When the message left toward the channel.")
     has_error: bool = _field("Whether sending the message failed.")
     campaign_id: ID | None = _field("Internal id of the campaign that sent the message.")
     was_blocked: bool = _field("Whether the message was blocked.")
     is_template: bool = _field("Whether the message is a template message.")
-    response_from: str | None = _field("Id of the message this one answers.")
+    response_from: str | None = _pii("Provider id of the message this one answers.")
     fare: str | None = _field("Price charged for the message, as a decimal string.")
     error_reason: str | None = _field("Why sending failed, when it did.")
     template_id: ID | None = _field("Internal id of the template used.")
@@ -468,7 +476,7 @@ class Talk:
         "External protocol number; only for accounts that set it through the API."
     )
     tracking_number: str = _field("Protocol number of the talk.")
-    url_viewer: str | None = _field(
+    url_viewer: str | None = _pii(
         "URL of the talk viewer, embeddable in another system with an iframe (the embedding "
         "site's host must be allow-listed by PipeRun for the account)."
     )
@@ -524,9 +532,9 @@ class Talk:
     @strawberry.field(
         description=(
             "Every accepted delivery that carried this talk, raw as received, oldest first "
-            "(the cache is their merge). Needs the admin scope."
+            "(the cache is their merge). Needs the admin and customers:pii scopes."
         ),
-        extensions=needs("admin"),
+        extensions=needs("admin", PII),
     )
     async def raw_payloads(self, info: Ctx) -> list[str] | None:
         bodies = await info.context.loaders.raw_payloads.load(int(self.id))

@@ -262,6 +262,7 @@ GUARDED: dict[str, list[Path_]] = {
         ("talk", "customer", "telephones"),
         ("talk", "customer", "emails"),
         ("talk", "customer", "customFields"),
+        ("talk", "rawPayloads"),  # admin and customers:pii: the raw bodies hold every PII field
     ],
     "recordings:read": [("talk", "recording"), ("recording",)],
     "admin": [("talk", "rawPayloads"), ("deadLetters",)],
