@@ -263,13 +263,13 @@ async def test_a_socket_stays_usable_after_a_rate_limited_operation(tmp_path: Pa
     async with live_server(app) as address, await open_socket(address) as ws:
         client = GraphQLSocket(ws)
         await client.init(READ_KEY)
-        op = 0
-        while True:  # empty the bucket
-            op += 1
+        for op in range(1, 100):  # empty the bucket
             await client.subscribe(QUERY["query"], op_id=str(op))
             refused = await outcome(client, str(op))
             if rate_limited(refused):
                 break
+        else:
+            pytest.fail("99 operations on a 60-a-minute key, none rate limited")
         await client.send({"type": "ping"})
         assert (await client.receive())["type"] == "pong"
         await asyncio.sleep(refused["payload"][0]["extensions"]["retryAfter"])
