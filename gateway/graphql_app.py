@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -694,7 +695,19 @@ class GraphQLEndpoint:
         scope[PRINCIPAL_KEY] = principal
         params: dict[str, Any] | None = None
         if request.method == "POST":
-            body = await _read_limited(receive, self.settings.graphql_max_bytes)
+            try:
+                async with asyncio.timeout(self.settings.body_timeout_s):
+                    body = await _read_limited(receive, self.settings.graphql_max_bytes)
+            except TimeoutError:
+                # A body trickled in slowly holds a connection as a slow header does.
+                response = graphql_error_response(
+                    408,
+                    f"the request body did not arrive within {self.settings.body_timeout_s:g} s",
+                    "BAD_USER_INPUT",
+                    headers={"Connection": "close"},
+                )
+                await response(scope, receive, send)
+                return
             if body is None:
                 response = graphql_error_response(
                     413,

@@ -445,3 +445,27 @@ def test_decoding_refuses_exactly_the_values_nested_past_the_limit(
         assert deep
     else:
         assert not deep
+
+
+async def test_a_graphql_body_trickled_past_the_body_timeout_is_a_408(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, body_timeout_s=1.0)
+    async with live(settings) as (_, address):
+        host, port = address.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READ_KEY}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
+        )
+        started = time.monotonic()
+        async with bounded("a body trickled for 1 s", seconds=5, peak_mib=16):
+            answer = b""
+            with contextlib.suppress(ConnectionError):
+                while not answer and time.monotonic() - started < 4:
+                    writer.write(b" ")
+                    await writer.drain()
+                    with contextlib.suppress(TimeoutError):
+                        answer = await asyncio.wait_for(reader.read(4096), 0.2)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b'"code":"BAD_USER_INPUT"' in answer
+    assert time.monotonic() - started < 3
