@@ -194,7 +194,7 @@ def create_app(
     schema = build_schema(
         settings, metrics, allow_list=persisted.allow_list if persisted.only else None
     )
-    view = GraphQLView(schema, settings, keys)
+    view = GraphQLView(schema, settings, keys, metrics=metrics)
     explorer = ExplorerPage.built(explorer_dir, demo_key=demo_key) if settings.graphiql else None
     endpoint = GraphQLEndpoint(
         view, keys, settings=settings, metrics=metrics, ide=explorer, persisted=persisted

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
-import math
 import os
 import sys
 import time
@@ -67,6 +67,7 @@ def serve(args: argparse.Namespace) -> None:
     from gateway.app import create_app
     from gateway.logs import configure_logging
     from gateway.persisted import ManifestError
+    from gateway.server import uvicorn_config
 
     configure_logging(settings.log_level)
     try:
@@ -86,17 +87,11 @@ def serve(args: argparse.Namespace) -> None:
             flush=True,
         )
     _collect_less()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
-        # Subscription messages are ~100 bytes: compressing each one on its own, for each
-        # subscriber, cost a sixth of the event loop in the soak and saved little.
-        ws_per_message_deflate=False,
-    )
+    server = uvicorn.Server(uvicorn_config(app, settings))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's exit status for a start-up failure
 
 
 def _collect_less() -> None:

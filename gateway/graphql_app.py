@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterable, Iterator, Mapping
+from datetime import timedelta
+from json import JSONDecodeError
 from typing import Any, TypeAlias, cast
 from urllib.parse import parse_qsl, urlencode
 
@@ -23,7 +26,7 @@ from graphql import OperationType as GraphQLOperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import (
@@ -33,10 +36,21 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StreamResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message as TransportMessage,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -44,11 +58,12 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
-from gateway.errors import TalkgateError
+from gateway.errors import BadUserInput, RateLimited, TalkgateError
 from gateway.execution import FastExecutionContext
 from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
+from gateway.nesting import nests_deeper
 from gateway.persisted import AllowListedOnly, PersistedQueries, PersistedQueryPolicy
 from gateway.ratelimit import RateLimiter
 from gateway.response_cache import (
@@ -359,8 +374,80 @@ def build_schema(
 ANONYMOUS = Principal("anonymous", frozenset())
 
 
+class TooDeep(JSONDecodeError):
+    """A JSON text nesting deeper than `max_json_depth`: refused before anything walks it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"JSON nested deeper than {limit} levels is refused", "", 0)
+
+
+def decode_limited(data: str | bytes, limit: int) -> object:
+    """`data`'s JSON value; TooDeep when it nests deeper than `limit`.
+
+    orjson itself stops at 1,024 levels (far past any limit the settings allow), with an error
+    saying so; Python's json would raise RecursionError instead, and orjson cannot encode a
+    value past 255 levels again (the response cache's key does).
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg or "recursion" in exc.msg.lower():
+            raise TooDeep(limit) from None
+        raise
+    if nests_deeper(value, limit):
+        raise TooDeep(limit)
+    return value
+
+
+async def take_token(
+    limiter: RateLimiter, principal: Principal, settings: Settings, metrics: Metrics | None
+) -> RateLimited | None:
+    """One token from the caller's bucket for one operation, whatever its transport (an HTTP
+    request, a WebSocket `subscribe`); the refusal when the bucket is empty."""
+    wait = await limiter.take(principal.name)
+    if wait is None:
+        return None
+    if metrics is not None:
+        metrics.rate_limited.inc()
+    seconds = max(1, round(wait + 0.5))
+    return RateLimited(
+        f"rate limit of {settings.rate_limit_per_minute} operations a minute reached",
+        retryAfter=seconds,
+    )
+
+
 class _TextFrames(ASGIWebSocketAdapter):
-    """graphql-transport-ws messages are JSON text frames; clients reject binary ones."""
+    """graphql-transport-ws messages are JSON text frames; clients reject binary ones.
+
+    A frame nested deeper than `max_json_depth` closes the socket 4400, the protocol's answer
+    to a message it cannot take, with the reason.
+    """
+
+    @property
+    def limiter(self) -> RateLimiter:
+        limiter: RateLimiter = self.ws.state.limiter
+        return limiter
+
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                try:
+                    message = self.view.decode_json(text)
+                except TooDeep as exc:
+                    await self.close(4400, exc.msg)
+                    return
+                except JSONDecodeError as exc:
+                    if ignore_parsing_errors:
+                        continue
+                    raise NonJsonMessageReceived from exc
+                yield message
+        except KeyError as exc:  # a binary frame has no "text"
+            raise NonTextMessageReceived from exc
+        except WebSocketDisconnect:
+            pass
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         try:
@@ -369,13 +456,85 @@ class _TextFrames(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+_MESSAGE_TYPES = frozenset({"connection_init", "ping", "pong", "subscribe", "complete"})
+# Echoed in a 4409 close reason, which a close frame holds only 123 bytes of.
+_MAX_ID_BYTES = 64
+_SUBSCRIBE_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("query", str),
+    ("variables", (dict, type(None))),
+    ("operationName", (str, type(None))),
+    ("extensions", (dict, type(None))),
+)
+
+
+def _malformed(message: object) -> str | None:
+    """Why `message` is not a graphql-transport-ws message strawberry can take, or None."""
+    if not isinstance(message, dict):
+        return "a message must be a JSON object"
+    kind = message.get("type")
+    if not isinstance(kind, str) or kind not in _MESSAGE_TYPES:
+        return "unknown message type"
+    if kind in ("subscribe", "complete"):
+        op_id = message.get("id")
+        if not isinstance(op_id, str) or not 0 < len(op_id.encode()) <= _MAX_ID_BYTES:
+            return f"a message id must be a string of 1 to {_MAX_ID_BYTES} bytes"
+    if kind == "subscribe":
+        payload = message.get("payload")
+        if not isinstance(payload, dict) or not all(
+            isinstance(payload.get(name), kinds)
+            for name, kinds in _SUBSCRIBE_FIELDS
+            if name in payload or name == "query"
+        ):
+            return "a subscribe payload needs a `query` string (and optional `variables`)"
+    return None
+
+
+class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
+    """strawberry's graphql-transport-ws handler, with every operation (query, mutation or
+    subscription) taking a token from its key's bucket, the one HTTP requests take from.
+
+    Over the limit, the operation gets the protocol's `error` message (RATE_LIMITED, with
+    `retryAfter`) and the socket stays open. A message strawberry would trip over (not an
+    object, a list for a payload, ...) closes the socket 4400 instead.
+    """
+
+    async def handle_message(self, message: TransportMessage) -> None:
+        problem = _malformed(message)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        # Before the ack, or for an id in use, strawberry closes the socket: no token.
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            view = cast(GraphQLView, self.view)
+            refused = await view.admit(cast(_TextFrames, self.websocket).limiter, self.context)
+            if refused is not None:
+                error = GraphQLError(refused.message, extensions=refused.extensions)
+                await self.send_message(
+                    {"id": message["id"], "type": "error", "payload": [error.formatted]}
+                )
+                return
+        await super().handle_subscribe(message)
+
+
 class GraphQLView(GraphQL[RequestContext, None]):
     """strawberry's ASGI view: talkgate's context, orjson, WebSocket keys in connection_init.
 
     Only graphql-transport-ws is spoken; the legacy graphql-ws protocol stays off.
     """
 
-    def __init__(self, schema: strawberry.Schema, settings: Settings, keys: KeyRing) -> None:
+    graphql_transport_ws_handler_class = _LimitedOperations
+
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        settings: Settings,
+        keys: KeyRing,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -384,7 +543,15 @@ class GraphQLView(GraphQL[RequestContext, None]):
         )
         self.settings = settings
         self.keys = keys
+        self.metrics = metrics
         self.websocket_adapter_class = _TextFrames
+        # A socket that has not said who it is by then is closed (4408), as a connection that
+        # has not sent its headers is (gateway/server.py).
+        self.connection_init_wait_timeout = timedelta(seconds=settings.header_timeout_s)
+
+    async def admit(self, limiter: RateLimiter, context: RequestContext) -> RateLimited | None:
+        """None when the socket's key may run one more operation; else the refusal."""
+        return await take_token(limiter, context.caller, self.settings, self.metrics)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -415,6 +582,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Every frame and body strawberry decodes; the HTTP edge has refused deep ones already.
+        return decode_limited(data, self.settings.max_json_depth)
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -511,14 +682,13 @@ class GraphQLEndpoint:
             await response(scope, receive, send)
             return
         limiter: RateLimiter = request.state.limiter
-        retry_after = await limiter.take(principal.name)
-        if retry_after is not None:
-            self.metrics.rate_limited.inc()
-            seconds = max(1, round(retry_after + 0.5))
+        refused = await take_token(limiter, principal, self.settings, self.metrics)
+        if refused is not None:
+            seconds = refused.extensions["retryAfter"]
             response = graphql_error_response(
                 429,
-                f"rate limit of {self.settings.rate_limit_per_minute} requests a minute reached",
-                "RATE_LIMITED",
+                refused.message,
+                refused.code,
                 headers={"Retry-After": str(seconds)},
                 retryAfter=seconds,
             )
@@ -527,7 +697,19 @@ class GraphQLEndpoint:
         scope[PRINCIPAL_KEY] = principal
         params: dict[str, Any] | None = None
         if request.method == "POST":
-            body = await _read_limited(receive, self.settings.graphql_max_bytes)
+            try:
+                async with asyncio.timeout(self.settings.body_timeout_s):
+                    body = await _read_limited(receive, self.settings.graphql_max_bytes)
+            except TimeoutError:
+                # A body trickled in slowly holds a connection as a slow header does.
+                response = graphql_error_response(
+                    408,
+                    f"the request body did not arrive within {self.settings.body_timeout_s:g} s",
+                    "BAD_USER_INPUT",
+                    headers={"Connection": "close"},
+                )
+                await response(scope, receive, send)
+                return
             if body is None:
                 response = graphql_error_response(
                     413,
@@ -536,9 +718,18 @@ class GraphQLEndpoint:
                 )
                 await response(scope, receive, send)
                 return
-            data = _json_of(body)
-            if data is not _NOT_JSON and not isinstance(data, dict | list):
-                # Neither an object nor an array (batches get their own answer).
+            try:
+                data = _json_of(body, self.settings.max_json_depth)
+            except TooDeep as exc:
+                await _refusal(BadUserInput(f"the request body: {exc.msg}"))(scope, receive, send)
+                return
+            if isinstance(data, list):
+                # One token is one operation: a batch would run many on one.
+                await _refusal(
+                    BadUserInput("batches are not accepted: send one operation per request")
+                )(scope, receive, send)
+                return
+            if data is not _NOT_JSON and not isinstance(data, dict):
                 response = graphql_error_response(
                     400, "the body must be a JSON object with a `query`", "BAD_USER_INPUT"
                 )
@@ -678,6 +869,14 @@ class GraphQLEndpoint:
         """A GET's parameters with the document `extensions` names (a JSON parameter)."""
         query_string = scope.get("query_string", b"").decode("latin-1")
         params: dict[str, Any] = dict(parse_qsl(query_string, keep_blank_values=True))
+        for name in ("variables", "extensions"):
+            if params.get(name):
+                try:
+                    decode_limited(params[name], self.settings.max_json_depth)
+                except TooDeep as exc:
+                    raise BadUserInput(f"`{name}`: {exc.msg}") from None
+                except JSONDecodeError:
+                    pass  # answered where it is read: "`extensions` is not JSON", ...
         resolved = await self.persisted.resolve(params, documents)
         if resolved == params:
             return scope, params
@@ -720,11 +919,14 @@ async def _read_limited(receive: Receive, limit: int) -> bytes | None:
 _NOT_JSON = object()
 
 
-def _json_of(body: bytes) -> object:
-    """The body's JSON value, or _NOT_JSON (the view answers such a body itself)."""
+def _json_of(body: bytes, limit: int) -> object:
+    """The body's JSON value, or _NOT_JSON (the view answers such a body itself); TooDeep
+    when it nests deeper than `limit`."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
+        return decode_limited(body, limit)
+    except TooDeep:
+        raise
+    except JSONDecodeError:
         return _NOT_JSON
 
 

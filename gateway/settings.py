@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # How long `serve` lets in-flight requests finish after SIGTERM before cancelling them.
     shutdown_grace_s: float = Field(default=30.0, gt=0)
+    # A connection that has not sent a request's headers (or a WebSocket its connection_init)
+    # this long after opening, or after the request began, is closed (slowloris).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    # A GraphQL request body must arrive whole this long after its headers (slow bodies).
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    # An idle keep-alive connection is closed this long after its last response.
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
     demo: bool = False
 
     @field_validator("api_keys", mode="before")

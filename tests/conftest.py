@@ -191,13 +191,21 @@ async def talkme_client(tmp_path: Path, sandbox: Starlette) -> AsyncIterator[htt
 
 
 @asynccontextmanager
-async def live_server(app: Starlette) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free loopback port (lifespan included); yields its base URL."""
+async def live_server(app: Starlette, settings: Settings | None = None) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free loopback port (lifespan included); yields its base URL.
+
+    With `settings` (the app's), uvicorn runs as `talkgate serve` runs it: its sizes and
+    timeouts (gateway/server.py)."""
     import asyncio
 
     import uvicorn
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    from gateway.server import uvicorn_config
+
+    if settings is not None:
+        config = uvicorn_config(app, settings.model_copy(update={"host": "127.0.0.1"}), port=0)
+    else:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

@@ -290,3 +290,44 @@ async def test_a_websocket_session_is_logged_as_switched_protocols(
             await asyncio.sleep(0.02)
     [line] = [r for r in caplog.records if r.__dict__.get("method") == "WS"]
     assert line.__dict__["status"] == 101
+
+
+# Frames strawberry's handler used to trip over (TypeError: the socket dropped, no close code).
+MALFORMED = {
+    "an array": "[]",
+    "a number": "1",
+    "a string": '"subscribe"',
+    "null": "null",
+    "a type that is not a string": '{"type": ["subscribe"]}',
+    "an unknown type": json.dumps({"type": "x" * 300}),
+    "a payload that is a list": '{"id": "1", "type": "subscribe", "payload": []}',
+    "a query that is a number": '{"id": "1", "type": "subscribe", "payload": {"query": 1}}',
+    "variables that are a list": json.dumps(
+        {"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }", "variables": [1]}}
+    ),
+    "an operation name that is a number": json.dumps(
+        {"id": "1", "type": "subscribe", "payload": {"query": "{ __typename }", "operationName": 5}}
+    ),
+    "an id that is a list": json.dumps(
+        {"id": [1], "type": "subscribe", "payload": {"query": "{ __typename }"}}
+    ),
+    "an id too long for a close reason": json.dumps(
+        {"id": "i" * 200, "type": "subscribe", "payload": {"query": "{ __typename }"}}
+    ),
+    "a complete with a list for id": '{"id": [], "type": "complete"}',
+}
+
+
+@pytest.mark.parametrize("frame", list(MALFORMED.values()), ids=list(MALFORMED))
+async def test_a_malformed_message_closes_the_socket_4400(
+    served: tuple[Starlette, str], frame: str
+) -> None:
+    _, address = served
+    async with await open_socket(address) as ws:
+        client = GraphQLSocket(ws)
+        assert (await client.init(READ_KEY))["type"] == "connection_ack"
+        await ws.send(frame)
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.receive()
+    assert closed.value.rcvd is not None, "dropped without a close frame"
+    assert closed.value.rcvd.code == 4400
