@@ -45,7 +45,7 @@ MAX_VALIDATIONS = 1024
 # OverlappingFieldsCanBeMerged's budget (graphql-core counts 2 per pair of fields compared,
 # 500,000 by default). The documents in the guides spend under 10; the fields limit keeps
 # any merged selection set under 100 fields.
-OVERLAP_BUDGET = 20_000
+OVERLAP_BUDGET = 50_000
 
 
 @dataclass(frozen=True, slots=True)
