@@ -15,10 +15,13 @@ from typing import Any
 import graphql
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from gateway.app import create_app
 from tests.abuse.bounds import bounded
-from tests.conftest import READ_KEY, make_settings, serving
+from tests.conftest import READ_KEY, live_server, make_settings, serving
+from tests.gateway.test_subscriptions import PROTOCOL, GraphQLSocket
 
 BEARER = {"Authorization": f"Bearer {READ_KEY}"}
 
@@ -169,3 +172,27 @@ async def test_a_mebibyte_of_comment_is_parsed_once(
     response = await client.post("/graphql", json={"query": document}, headers=BEARER)
     assert response.json() == {"data": {"__typename": "Query"}}
     assert len(parses) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "document", "reason"),
+    [
+        ("ws-wide-subscription", "subscription { talkUpdated { " + "id " * 700 + "} }", "fields"),
+        ("ws-fan-out-query", fan_out(11), "fields"),
+    ],
+)
+async def test_a_costly_document_over_a_websocket_is_refused_in_bounded_time(
+    tmp_path: Path, name: str, document: str, reason: str
+) -> None:
+    async with (
+        live_server(create_app(make_settings(tmp_path))) as address,
+        connect(f"ws://{address}/graphql", subprotocols=[Subprotocol(PROTOCOL)]) as ws,
+    ):
+        socket = GraphQLSocket(ws)
+        assert (await socket.init(READ_KEY))["type"] == "connection_ack"
+        async with bounded(name, seconds=3, peak_mib=64):
+            await socket.subscribe(document)
+            answer = await socket.receive()
+        errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
+        assert [e["extensions"]["code"] for e in errors] == ["QUERY_TOO_COMPLEX"], answer
+        assert errors[0]["extensions"]["reason"] == reason
