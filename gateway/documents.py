@@ -51,7 +51,8 @@ OVERLAP_BUDGET = 50_000
 @dataclass(frozen=True, slots=True)
 class _Parsed:
     document: DocumentNode | None
-    error: GraphQLError | None
+    # A syntax error's message and positions (not the error: it would hold the text).
+    error: tuple[str, list[int] | None] | None
     tokens: int
     chars: int
 
@@ -109,14 +110,17 @@ def parse_document(text: str, max_tokens: int) -> DocumentNode:
         try:
             document = parse(text, max_tokens=max_tokens)
         except GraphQLError as error:
-            # The error holds the source: its characters count; its tokens are unknown but
-            # at most the limit.
-            known = _Parsed(None, error, min(max_tokens, len(text)), len(text))
+            positions = list(error.positions) if error.positions is not None else None
+            known = _Parsed(None, (error.message, positions), 0, 0)
         else:
             known = _Parsed(document, None, len(_tokens(document)), len(text))
         _DOCUMENTS.put(key, known)
     if known.error is not None:
-        raise known.error
+        message, positions = known.error
+        # Lines and columns need only the text up to the error (graphql-core scans the whole
+        # body of the source to find them).
+        end = max(positions or [0]) + 1
+        raise GraphQLError(message, source=Source(text[:end]), positions=positions)
     assert known.document is not None
     return known.document
 
