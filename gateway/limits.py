@@ -15,6 +15,7 @@ multiplication stop at MEASURE_CAP.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -494,14 +495,15 @@ def too_wide() -> GraphQLError:
 
 
 # The widest selection set of the documents last seen (parsed documents are cached, so the
-# same objects come back): (document id, limit) -> (document, widest).
-_WIDEST: dict[tuple[int, int], tuple[DocumentNode, int | None]] = {}
+# same objects come back): (document id, limit) -> (the document, weakly: the parse cache
+# decides how long documents live; widest, None when too costly to find).
+_WIDEST: dict[tuple[int, int], tuple[weakref.ref[DocumentNode], int | None]] = {}
 
 
 def _widest(document: DocumentNode, limit: int) -> int:
     key = (id(document), limit)
     known = _WIDEST.get(key)
-    if known is not None and known[0] is document:
+    if known is not None and known[0]() is document:
         widest = known[1]
     else:
         try:
@@ -510,15 +512,15 @@ def _widest(document: DocumentNode, limit: int) -> int:
             widest = None
         if len(_WIDEST) >= _MEASURED_KEPT:
             _WIDEST.clear()
-        _WIDEST[key] = (document, widest)
+        _WIDEST[key] = (weakref.ref(document), widest)
     if widest is None:
         raise MergeWorkExceeded
     return widest
 
 
 # Measures of the documents last seen (parsed documents are cached, so the same objects come
-# back): (schema, document, operation, int variables, list size) -> (schema, document,
-# measures).
+# back): (schema, document, operation, int variables, list size) -> (schema, the document
+# weakly (the parse cache bounds how many live), measures).
 _MEASURED: dict[
     tuple[int, int, int, tuple[tuple[str, int], ...], int], tuple[Any, Any, Measures]
 ] = {}
@@ -536,9 +538,10 @@ def _measured(
     numbers = tuple(sorted((k, v) for k, v in variables.items() if isinstance(v, int)))
     key = (id(schema), id(document), id(operation), numbers, default_list_size)
     known = _MEASURED.get(key)
-    # The entry holds the schema and the document (and through it the operation), so their
-    # ids stay theirs while it is kept.
-    if known is not None and known[0] is schema and known[1] is document:
+    # The entry holds the schema, and the document weakly: the id of a document gone may be
+    # another's now, and its dead reference tells them apart (the operation is the
+    # document's).
+    if known is not None and known[0] is schema and known[1]() is document:
         return known[2]
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -546,7 +549,7 @@ def _measured(
     found = measure(schema, operation, fragments, variables, default_list_size=default_list_size)
     if len(_MEASURED) >= _MEASURED_KEPT:
         _MEASURED.clear()
-    _MEASURED[key] = (schema, document, found)
+    _MEASURED[key] = (schema, weakref.ref(document), found)
     return found
 
 
