@@ -4,6 +4,9 @@ through (3000 tokens) is answered with its error code in bounded time, memory an
 Before the fix: 5 spreads x 9 levels of fragments held the loop 6.8 s (x 11 levels: minutes),
 `customer { name }` x 700 1.2 s ('Validation aborted.', BAD_USER_INPUT), a 1 MiB document of
 500k tokens 10.7 s (parsed whole by the response cache), 900 `__typename` aliases answered.
+After, without tracemalloc: 7 ms, 42 ms, 87-147 ms, refused in 49 ms. tracemalloc (which the
+bounds use) makes parsing 3000 tokens several times slower: the 5 s bound is ~10x the
+slowest shape measured under it on a loaded 2-CPU machine.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ async def test_a_costly_document_is_answered_in_bounded_time(
     payload: dict[str, Any] = {"query": document}
     if operation is not None:
         payload["operationName"] = operation
-    async with bounded(name, seconds=3, peak_mib=64) as figures:
+    async with bounded(name, seconds=5, peak_mib=64) as figures:
         response = await client.post("/graphql", json=payload, headers=BEARER)
         health = await client.get("/healthz")
     figures.extra["tokens"] = len(document.split())
