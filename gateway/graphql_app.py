@@ -19,7 +19,6 @@ from graphql import (
     InitialIncrementalExecutionResult,
     SubsequentIncrementalExecutionResult,
     get_operation_ast,
-    parse,
     print_schema,
 )
 from graphql import OperationType as GraphQLOperationType
@@ -29,12 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import (
-    DisableIntrospection,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
@@ -58,6 +52,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
+from gateway.documents import CachedParse, CachedValidation, parse_document
 from gateway.errors import BadUserInput, RateLimited, TalkgateError
 from gateway.execution import FastExecutionContext
 from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
@@ -87,7 +82,6 @@ log = logging.getLogger("talkgate.graphql")
 PRINCIPAL_KEY = "talkgate.principal"
 # Set by the view on the request's scope: whether the operation ended without errors.
 RESULT_OK_KEY = "talkgate.result_ok"
-DOCUMENT_CACHE_SIZE = 1024
 _SUGGESTION = re.compile(r" Did you mean .*\?$")
 # graphql-core quotes rejected input values in its messages; inputs may be passwords.
 _VARIABLE_VALUE = re.compile(
@@ -212,21 +206,6 @@ class CountOperations(SchemaExtension):
         )
 
 
-class _CachedParse(ParserCache):
-    """Caches parsed documents; a document that does not parse is left to strawberry, which
-    parses it again and reports the error the usual way (typed by TypedErrors)."""
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        try:
-            context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options
-            )
-        except GraphQLError:
-            context.graphql_document = None
-        yield
-
-
 StreamItem: TypeAlias = (
     PreExecutionError
     | StrawberryExecutionResult
@@ -307,7 +286,7 @@ def _sharing_key(
     if query is None or not isinstance(context, RequestContext):
         return None
     try:
-        document = parse(query, no_location=True, max_tokens=context.settings.max_query_tokens)
+        document = parse_document(query, context.settings.max_query_tokens)
     except GraphQLError:
         return None  # the ordinary path reports it
     operation = get_operation_ast(document, operation_name)
@@ -333,10 +312,12 @@ def build_schema(
     introspection = settings.introspection if settings is not None else True
     # Factories: every operation gets fresh extension instances. Parsing and validating
     # repeat for every request of a dashboard that polls: bounded caches keep the results.
+    # Every parse is token-limited; the limits are checked before validation (which is
+    # quadratic in a selection set's width), validation only for what they let through.
+    tokens = settings.max_query_tokens if settings is not None else QueryLimits().tokens
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: TypedErrors(hide_suggestions=not introspection, metrics=metrics),
-        lambda: _CachedParse(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: CachedParse(tokens),
     ]
     counter = OperationCounter(metrics) if metrics is not None else None
     if settings is not None:
@@ -345,15 +326,16 @@ def build_schema(
             aliases=settings.max_query_aliases,
             tokens=settings.max_query_tokens,
             cost=settings.max_query_cost,
+            fields=settings.max_query_fields,
         )
 
         def rejected(reason: str, context: ExecutionContext) -> None:
-            # The refusal ends the operation before CountOperations sees it: count it here.
-            if metrics is not None and counter is not None:
+            # The operation itself is counted (as an error) by CountOperations.
+            if metrics is not None:
                 metrics.rejected_queries.labels(reason).inc()
-                counter.count(context, "error")
 
         extensions.append(lambda: LimitQueries(limits, on_reject=rejected))
+    extensions.append(CachedValidation)
     if not introspection:
         extensions.append(DisableIntrospection)
     if allow_list is not None:
@@ -652,7 +634,7 @@ class GraphQLEndpoint:
         self.ide = ide
         self.persisted = persisted or PersistedQueryPolicy.from_settings(settings)
         graphql_schema = view.schema._schema  # type: ignore[attr-defined]
-        self.cacheable = Cacheability(graphql_schema)
+        self.cacheable = Cacheability(graphql_schema, max_tokens=settings.max_query_tokens)
         # Responses cached by another version of talkgate (a rolling deploy) are not ours.
         self.schema_id = hashlib.sha256(print_schema(graphql_schema).encode()).hexdigest()[:16]
 

@@ -1,16 +1,22 @@
-"""Query limits: depth, aliases, tokens and cost, checked before anything executes.
+"""Query limits: tokens, fields, depth, aliases and cost, checked before validation.
 
 Cost estimates the work of a document, as GitHub's API does: every field that returns objects
 costs 1 (scalar leaves are free, their price is in the object that holds them), and a list
 field multiplies the cost of its subtree by how many items it may return: its `first`
 argument (given, from a variable, or its default), or `default_list_size` for lists without
 one. Fragments count wherever they are spread. Introspection fields (`__schema`, `__type`,
-...) are exempt: they are switched off as a whole when introspection is.
+...) are exempt from depth and cost (they are switched off as a whole when introspection
+is); every alias counts, theirs and `__typename`'s included.
+
+Every measure is linear in the size of the document: a fragment is measured once and its
+measures added (or multiplied) wherever it is spread, and numbers that grow by
+multiplication stop at MEASURE_CAP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import weakref
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +50,8 @@ class QueryLimits:
     tokens: int = 3000
     cost: int = 10_000
     default_list_size: int = 10
+    # Fields of the widest selection set, merged and expanded as execution does (_Widths).
+    fields: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +82,29 @@ def _unwrap(output: GraphQLOutputType) -> tuple[GraphQLNamedType, bool]:
     return current, is_list
 
 
+# Costs and alias counts grow by multiplication (a list under a list, a fragment spread five
+# times in a fragment spread five times): past this they are reported as this, which is over
+# any limit a setting can give.
+MEASURE_CAP = 2**53
+
+# A spread waiting for its fragment's measures: (fragment, parent type, paged, exempt).
+_Request = tuple[SelectionSetNode, GraphQLNamedType | None, bool, bool]
+_Result = tuple[int, int, int]  # depth, cost, aliases
+# (None, a field's selection set) or (fragment name, its selection set)
+_Step = Generator[tuple[str | None, _Request], _Result, _Result]
+
+
 class _Walker:
+    """Measures a selection set, each fragment once per (fragment, paged, exempt).
+
+    A fragment's measures do not depend on where it is spread (its type condition is its
+    parent type), only on whether it is spread under a paged field and inside introspection,
+    so they are computed once and added wherever it is spread: the walk is linear in the
+    size of the document, however the fragments fan out. Nested selection sets are walked
+    by a loop over generators, not by recursion, so a long chain of fragments cannot
+    exhaust Python's stack.
+    """
+
     def __init__(
         self,
         schema: GraphQLSchema,
@@ -86,68 +116,117 @@ class _Walker:
         self.fragments = fragments
         self.variables = variables
         self.default_list_size = default_list_size
-        self.aliases = 0
+
+    def run(self, node: SelectionSetNode, parent: GraphQLNamedType | None) -> _Result:
+        """(depth, cost, aliases) of a root selection set."""
+        memo: dict[tuple[str, bool, bool], _Result] = {}
+        spreading: set[str] = set()  # fragments being measured: a spread of one is a cycle
+        stack: list[tuple[tuple[str, bool, bool] | None, _Step]] = [
+            (None, self.selection_set(node, parent, False, False))
+        ]
+        value: _Result | None = None
+        while True:
+            key, step = stack[-1]
+            try:
+                name, request = step.send(value) if value is not None else next(step)
+            except StopIteration as stop:
+                stack.pop()
+                result: _Result = stop.value
+                if key is None:
+                    if not stack:
+                        return result
+                else:
+                    spreading.discard(key[0])
+                    memo[key] = result
+                value = result
+                continue
+            selection_set, target, paged, exempt = request
+            if name is None:
+                stack.append((None, self.selection_set(selection_set, target, paged, exempt)))
+                value = None
+                continue
+            fragment_key = (name, paged, exempt)
+            known = memo.get(fragment_key)
+            if known is not None:
+                value = known
+            elif name in spreading:
+                value = (0, 0, 0)  # a cycle: validation reports it
+            else:
+                spreading.add(name)
+                stack.append(
+                    (fragment_key, self.selection_set(selection_set, target, paged, exempt))
+                )
+                value = None
 
     def selection_set(
         self,
         node: SelectionSetNode,
         parent: GraphQLNamedType | None,
-        spreads: tuple[str, ...],
-        paged: bool = False,
-    ) -> tuple[int, int]:
-        """(depth, cost) of a selection set under `parent`; `paged` under a field with `first`."""
-        depth = cost = 0
-        for selection in node.selections:
-            if isinstance(selection, FieldNode):
-                field_depth, field_cost = self.field(selection, parent, spreads, paged)
-            elif isinstance(selection, InlineFragmentNode):
+        paged: bool,
+        exempt: bool,
+    ) -> _Step:
+        """(depth, cost, aliases) of a selection set under `parent`; `paged` under a field
+        with `first`, `exempt` inside introspection (only its aliases count). Yields the
+        selection sets it needs measured: (None, a field's) or (a fragment's name, its)."""
+        depth = cost = aliases = 0
+        # Inline fragments are measured in place: (selections, parent) still to walk.
+        pending: list[tuple[Iterator[Any], GraphQLNamedType | None]] = [
+            (iter(node.selections), parent)
+        ]
+        while pending:
+            selections, current = pending[-1]
+            selection = next(selections, None)
+            if selection is None:
+                pending.pop()
+                continue
+            if isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
-                target = self.schema.get_type(condition.name.value) if condition else parent
-                field_depth, field_cost = self.selection_set(
-                    selection.selection_set, target, spreads, paged
-                )
-            elif isinstance(selection, FragmentSpreadNode):
+                target = self.schema.get_type(condition.name.value) if condition else current
+                pending.append((iter(selection.selection_set.selections), target))
+                continue
+            if isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 fragment = self.fragments.get(name)
-                if fragment is None or name in spreads:
-                    continue  # unknown or cyclic: validation reports it
+                if fragment is None:
+                    continue  # unknown: validation reports it
                 target = self.schema.get_type(fragment.type_condition.name.value)
-                field_depth, field_cost = self.selection_set(
-                    fragment.selection_set, target, (*spreads, name), paged
-                )
-            else:  # pragma: no cover - the three kinds above are all there is
+                found = yield name, (fragment.selection_set, target, paged, exempt)
+                depth = max(depth, found[0])
+                cost = min(cost + found[1], MEASURE_CAP)
+                aliases = min(aliases + found[2], MEASURE_CAP)
                 continue
-            depth = max(depth, field_depth)
-            cost += field_cost
-        return depth, cost
-
-    def field(
-        self,
-        node: FieldNode,
-        parent: GraphQLNamedType | None,
-        spreads: tuple[str, ...],
-        paged: bool,
-    ) -> tuple[int, int]:
-        if node.name.value.startswith("__"):
-            return 0, 0
-        if node.alias is not None:
-            self.aliases += 1
-        definition = (
-            parent.fields.get(node.name.value) if isinstance(parent, GraphQLObjectType) else None
-        )
-        field_type, is_list = _unwrap(definition.type) if definition else (None, False)
-        multiplier = 1
-        has_first = definition is not None and "first" in definition.args
-        if has_first:
-            assert definition is not None
-            multiplier = self._first(node, definition.args["first"].default_value)
-        elif is_list and not paged:
-            # A list right under a paged field (a connection's `edges`) holds those same items.
-            multiplier = self.default_list_size
-        if node.selection_set is None:
-            return 1, 0
-        depth, cost = self.selection_set(node.selection_set, field_type, spreads, has_first)
-        return depth + 1, 1 + multiplier * cost
+            if not isinstance(selection, FieldNode):  # pragma: no cover - all there is
+                continue
+            if selection.alias is not None:
+                aliases = min(aliases + 1, MEASURE_CAP)
+            name = selection.name.value
+            if exempt or name.startswith("__"):
+                # Introspection is exempt from depth and cost; its aliases still count.
+                if selection.selection_set is not None:
+                    found = yield None, (selection.selection_set, None, False, True)
+                    aliases = min(aliases + found[2], MEASURE_CAP)
+                continue
+            definition = (
+                current.fields.get(name) if isinstance(current, GraphQLObjectType) else None
+            )
+            field_type, is_list = _unwrap(definition.type) if definition else (None, False)
+            multiplier = 1
+            has_first = definition is not None and "first" in definition.args
+            if has_first:
+                assert definition is not None
+                multiplier = self._first(selection, definition.args["first"].default_value)
+            elif is_list and not paged:
+                # A list right under a paged field (a connection's `edges`) holds those same
+                # items.
+                multiplier = self.default_list_size
+            if selection.selection_set is None:
+                depth = max(depth, 1)
+                continue
+            found = yield None, (selection.selection_set, field_type, has_first, False)
+            depth = max(depth, found[0] + 1)
+            cost = min(cost + 1 + multiplier * found[1], MEASURE_CAP)
+            aliases = min(aliases + found[2], MEASURE_CAP)
+        return depth, cost, aliases
 
     def _first(self, node: FieldNode, default: object) -> int:
         for argument in node.arguments or ():
@@ -176,12 +255,181 @@ def measure(
         "mutation": schema.mutation_type,
         "subscription": schema.subscription_type,
     }[operation.operation.value]
-    depth, cost = walker.selection_set(operation.selection_set, root, ())
-    return Measures(depth=depth, aliases=walker.aliases, cost=cost)
+    depth, cost, aliases = walker.run(operation.selection_set, root)
+    return Measures(depth=depth, aliases=aliases, cost=cost)
+
+
+# What checking the widths may cost at most (fields and fragment entries merged): documents
+# the token limit lets through stay far below it unless built to make the check itself slow.
+MERGE_WORK_LIMIT = 200_000
+
+# A selection set's fields with inline fragments and fragments spread in it expanded:
+# how many there are (duplicates included, each spread counted), and, by response name, the
+# selection sets of the object fields under that name with how many times each occurs.
+_Groups = dict[str, dict[int, tuple[SelectionSetNode, int]]]
+
+
+@dataclass(slots=True)
+class _Flat:
+    count: int
+    groups: _Groups
+
+
+class MergeWorkExceeded(Exception):
+    """Checking how the selection sets merge would take more than MERGE_WORK_LIMIT."""
+
+
+class _Widths:
+    """The widest selection set of a whole document, as execution merges it.
+
+    Execution merges the fields of one response name into one selection set (their
+    sub-selections together), expands inline fragments and fragments in place, and
+    validation compares every pair of same-named fields of such a merged set: the fields of
+    the widest one bound that work. Every operation and fragment of the document counts
+    (validation checks them all), types are not looked at (inline fragments count as if
+    they all applied) and `__typename` and introspection fields count like any other.
+    Each fragment is expanded once and added wherever it is spread.
+    """
+
+    def __init__(self, document: DocumentNode, limit: int) -> None:
+        self.limit = limit
+        self.work = 0
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self.flats: dict[int, _Flat] = {}  # by id() of the selection set, fragments' included
+        self.widest = 0
+
+    def _spend(self, amount: int) -> None:
+        self.work += amount
+        if self.work > MERGE_WORK_LIMIT:
+            raise MergeWorkExceeded
+
+    def measure(self, document: DocumentNode) -> int:
+        """The fields of the widest merged selection set; stops at the first over `limit`."""
+        self._flatten_fragments()
+        if self.widest > self.limit:
+            return self.widest
+        seen: set[frozenset[tuple[int, int]]] = set()
+        pending: list[dict[int, tuple[SelectionSetNode, int]]] = [
+            {id(d.selection_set): (d.selection_set, 1)}
+            for d in document.definitions
+            if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+        ]
+        while pending:
+            merged = pending.pop()
+            key = frozenset((k, times) for k, (_, times) in merged.items())
+            if key in seen:
+                continue
+            seen.add(key)
+            self._spend(len(merged))
+            count = 0
+            children: dict[str, dict[int, tuple[SelectionSetNode, int]]] = {}
+            for node, times in merged.values():
+                flat = self._flat(node)
+                count = min(count + times * flat.count, MEASURE_CAP)
+                if count > self.limit:
+                    return count
+                for name, entries in flat.groups.items():
+                    child = children.setdefault(name, {})
+                    self._spend(len(entries))
+                    for entry_id, (sub, sub_times) in entries.items():
+                        before = child.get(entry_id)
+                        total = sub_times * times + (before[1] if before else 0)
+                        child[entry_id] = (sub, min(total, MEASURE_CAP))
+            self.widest = max(self.widest, count)
+            pending.extend(children.values())
+        return self.widest
+
+    def _flatten_fragments(self) -> None:
+        """Every fragment's flat fields, those it spreads first (a loop, not recursion)."""
+        done: set[str] = set()
+        for start in self.fragments:
+            if start in done:
+                continue
+            # (name, its spreads still to flatten first); a spread of a fragment on the path
+            # is a cycle, flattened as nothing (validation reports it).
+            path: list[tuple[str, Iterator[str]]] = [(start, iter(self._spreads(start)))]
+            on_path = {start}
+            while path:
+                name, spreads = path[-1]
+                spread = next(spreads, None)
+                if spread is None:
+                    path.pop()
+                    on_path.discard(name)
+                    done.add(name)
+                    flat = self._flat(self.fragments[name].selection_set)
+                    self.widest = max(self.widest, flat.count)
+                    if flat.count > self.limit:
+                        return
+                elif spread not in done and spread not in on_path and spread in self.fragments:
+                    path.append((spread, iter(self._spreads(spread))))
+                    on_path.add(spread)
+
+    def _spreads(self, name: str) -> list[str]:
+        found: list[str] = []
+        pending = [self.fragments[name].selection_set]
+        while pending:
+            for selection in pending.pop().selections:
+                if isinstance(selection, FragmentSpreadNode):
+                    found.append(selection.name.value)
+                elif isinstance(selection, InlineFragmentNode):
+                    pending.append(selection.selection_set)
+        self._spend(len(found))
+        return found
+
+    def _flat(self, node: SelectionSetNode) -> _Flat:
+        known = self.flats.get(id(node))
+        if known is not None:
+            return known
+        flat = _Flat(0, {})
+        pending: list[tuple[SelectionSetNode, int]] = [(node, 1)]
+        while pending and flat.count <= self.limit:
+            current, times = pending.pop()
+            self._spend(len(current.selections))
+            for selection in current.selections:
+                if isinstance(selection, FieldNode):
+                    flat.count = min(flat.count + times, MEASURE_CAP)
+                    if selection.selection_set is not None:
+                        name = (selection.alias or selection.name).value
+                        entries = flat.groups.setdefault(name, {})
+                        sub = selection.selection_set
+                        before = entries.get(id(sub))
+                        entries[id(sub)] = (sub, times + (before[1] if before else 0))
+                elif isinstance(selection, InlineFragmentNode):
+                    pending.append((selection.selection_set, times))
+                elif isinstance(selection, FragmentSpreadNode):
+                    fragment = self.fragments.get(selection.name.value)
+                    spread = self.flats.get(id(fragment.selection_set)) if fragment else None
+                    if spread is None:
+                        continue  # unknown, or part of a cycle
+                    flat.count = min(flat.count + times * spread.count, MEASURE_CAP)
+                    for name, entries in spread.groups.items():
+                        mine = flat.groups.setdefault(name, {})
+                        self._spend(len(entries))
+                        for entry_id, (sub, sub_times) in entries.items():
+                            before = mine.get(entry_id)
+                            total = times * sub_times + (before[1] if before else 0)
+                            mine[entry_id] = (sub, min(total, MEASURE_CAP))
+        self.flats[id(node)] = flat
+        return flat
+
+
+def widest_selection(document: DocumentNode, limit: int) -> int:
+    """The fields of the document's widest selection set, once merged and expanded as
+    execution does (see _Widths); the first found over `limit` when there is one. Raises
+    MergeWorkExceeded when finding out would cost more than MERGE_WORK_LIMIT."""
+    return _Widths(document, limit).measure(document)
 
 
 class LimitQueries(SchemaExtension):
-    """Rejects documents over the limits with QUERY_TOO_COMPLEX, before execution."""
+    """Refuses documents over the limits with QUERY_TOO_COMPLEX, before they are validated.
+
+    Validation costs up to quadratic time in a selection set's width, so the widths are
+    checked first, over the whole document (validation checks all of it); then the depth,
+    aliases and cost of the operation that would run. The refusal is the operation's
+    pre-execution error, on every transport, and nothing after it runs.
+    """
 
     def __init__(
         self,
@@ -196,34 +444,83 @@ class LimitQueries(SchemaExtension):
         self.execution_context.parse_options["max_tokens"] = self.limits.tokens
         yield
 
-    def on_execute(self) -> Iterator[None]:
+    def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        document = context.graphql_document
-        if document is not None:
-            operation = _operation(document.definitions, context.operation_name)
-            if operation is not None:
-                found = _measured(
-                    context.schema._schema,
-                    document,
-                    operation,
-                    {**_variable_defaults(operation), **(context.variables or {})},
-                    self.limits.default_list_size,
-                )
-                for reason, value, limit in (
-                    ("depth", found.depth, self.limits.depth),
-                    ("aliases", found.aliases, self.limits.aliases),
-                    ("cost", found.cost, self.limits.cost),
-                ):
-                    if value > limit:
-                        if self.on_reject is not None:
-                            self.on_reject(reason, context)
-                        raise too_complex(reason, value, limit)
+        if context.pre_execution_errors is None and context.graphql_document is not None:
+            refusal = self._refusal(context, context.graphql_document)
+            if refusal is not None:
+                reason, error = refusal
+                if self.on_reject is not None:
+                    self.on_reject(reason, context)
+                context.pre_execution_errors = [error]
         yield
+
+    def _refusal(
+        self, context: ExecutionContext, document: DocumentNode
+    ) -> tuple[str, GraphQLError] | None:
+        limits = self.limits
+        try:
+            widest = _widest(document, limits.fields)
+        except MergeWorkExceeded:
+            return "fields", too_wide()
+        if widest > limits.fields:
+            return "fields", too_complex("fields", widest, limits.fields)
+        operation = _operation(document.definitions, context.operation_name)
+        if operation is None:
+            return None
+        found = _measured(
+            context.schema._schema,
+            document,
+            operation,
+            {**_variable_defaults(operation), **(context.variables or {})},
+            limits.default_list_size,
+        )
+        for reason, value, limit in (
+            ("depth", found.depth, limits.depth),
+            ("aliases", found.aliases, limits.aliases),
+            ("cost", found.cost, limits.cost),
+        ):
+            if value > limit:
+                return reason, too_complex(reason, value, limit)
+        return None
+
+
+def too_wide() -> GraphQLError:
+    """The refusal of a document whose selection sets merge into more than can be checked
+    (MERGE_WORK_LIMIT), or that graphql-core gave up validating (its own budget)."""
+    return GraphQLError(
+        "the query is too complex: its selection sets merge too many fields to be checked",
+        extensions={"code": "QUERY_TOO_COMPLEX", "reason": "fields"},
+    )
+
+
+# The widest selection set of the documents last seen (parsed documents are cached, so the
+# same objects come back): (document id, limit) -> (the document, weakly: the parse cache
+# decides how long documents live; widest, None when too costly to find).
+_WIDEST: dict[tuple[int, int], tuple[weakref.ref[DocumentNode], int | None]] = {}
+
+
+def _widest(document: DocumentNode, limit: int) -> int:
+    key = (id(document), limit)
+    known = _WIDEST.get(key)
+    if known is not None and known[0]() is document:
+        widest = known[1]
+    else:
+        try:
+            widest = widest_selection(document, limit)
+        except MergeWorkExceeded:
+            widest = None
+        if len(_WIDEST) >= _MEASURED_KEPT:
+            _WIDEST.clear()
+        _WIDEST[key] = (weakref.ref(document), widest)
+    if widest is None:
+        raise MergeWorkExceeded
+    return widest
 
 
 # Measures of the documents last seen (parsed documents are cached, so the same objects come
-# back): (schema, document, operation, int variables, list size) -> (schema, document,
-# measures).
+# back): (schema, document, operation, int variables, list size) -> (schema, the document
+# weakly (the parse cache bounds how many live), measures).
 _MEASURED: dict[
     tuple[int, int, int, tuple[tuple[str, int], ...], int], tuple[Any, Any, Measures]
 ] = {}
@@ -241,9 +538,10 @@ def _measured(
     numbers = tuple(sorted((k, v) for k, v in variables.items() if isinstance(v, int)))
     key = (id(schema), id(document), id(operation), numbers, default_list_size)
     known = _MEASURED.get(key)
-    # The entry holds the schema and the document (and through it the operation), so their
-    # ids stay theirs while it is kept.
-    if known is not None and known[0] is schema and known[1] is document:
+    # The entry holds the schema, and the document weakly: the id of a document gone may be
+    # another's now, and its dead reference tells them apart (the operation is the
+    # document's).
+    if known is not None and known[0] is schema and known[1]() is document:
         return known[2]
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -251,7 +549,7 @@ def _measured(
     found = measure(schema, operation, fragments, variables, default_list_size=default_list_size)
     if len(_MEASURED) >= _MEASURED_KEPT:
         _MEASURED.clear()
-    _MEASURED[key] = (schema, document, found)
+    _MEASURED[key] = (schema, weakref.ref(document), found)
     return found
 
 

@@ -32,9 +32,11 @@ from graphql import (
     TypeInfo,
     TypeInfoVisitor,
     Visitor,
-    parse,
     visit,
 )
+
+from gateway.documents import parse_document, text_digest
+from gateway.limits import QueryLimits
 
 log = logging.getLogger("talkgate.cache")
 
@@ -110,19 +112,23 @@ _UNPARSABLE = Analysis(store_only=False, operation_name=None)
 
 class Cacheability:
     """Which documents only read the store: all their operations are queries and no field
-    is in UNCACHEABLE_FIELDS. Analyses of the last documents seen are kept."""
+    is in UNCACHEABLE_FIELDS. Analyses of the last documents seen are kept, by a digest of
+    their text; documents are parsed (at most `max_tokens` tokens) through the cache the
+    operation's own parse then hits."""
 
-    def __init__(self, schema: GraphQLSchema) -> None:
+    def __init__(self, schema: GraphQLSchema, *, max_tokens: int = QueryLimits().tokens) -> None:
         self._schema = schema
-        self._seen: OrderedDict[str, Analysis] = OrderedDict()
+        self._max_tokens = max_tokens
+        self._seen: OrderedDict[bytes, Analysis] = OrderedDict()
 
     def __call__(self, document: str) -> Analysis:
-        known = self._seen.get(document)
+        digest = text_digest(document)
+        known = self._seen.get(digest)
         if known is not None:
-            self._seen.move_to_end(document)
+            self._seen.move_to_end(digest)
             return known
         try:
-            parsed = parse(document, no_location=True)
+            parsed = parse_document(document, self._max_tokens)
         except GraphQLError:
             return _UNPARSABLE  # the view answers it with an error; nothing to keep
         operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
@@ -131,7 +137,7 @@ class Cacheability:
             store_only=self._store_only(parsed),
             operation_name=only.name.value if only is not None and only.name else None,
         )
-        self._seen[document] = answer
+        self._seen[digest] = answer
         if len(self._seen) > _ANALYSES_KEPT:
             self._seen.popitem(last=False)
         return answer

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     max_query_aliases: int = Field(default=30, ge=0)
     max_query_tokens: int = Field(default=3000, ge=1)
     max_query_cost: int = Field(default=10_000, ge=1)
+    # Fields of the widest selection set, fragments expanded and same-named fields merged.
+    max_query_fields: int = Field(default=100, ge=1)
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     subscription_queue_size: int = Field(default=100, ge=1)

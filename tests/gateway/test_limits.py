@@ -8,19 +8,30 @@ multiplies by `default_list_size`. Introspection fields are exempt.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from graphql import (
     DocumentNode,
+    FieldNode,
     FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
     GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
     OperationDefinitionNode,
+    SelectionSetNode,
     parse,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.graphql_app import build_schema
-from gateway.limits import Measures, measure
+from gateway.limits import MEASURE_CAP, Measures, measure, widest_selection
 
 SCHEMA: GraphQLSchema = build_schema()._schema
 
@@ -228,3 +239,220 @@ def test_a_fragment_cycle_is_measured_without_looping() -> None:
 
 def test_an_unknown_fragment_is_left_to_validation() -> None:
     assert measured("{ talks { totalCount } ...Missing }") == Measures(depth=2, aliases=0, cost=1)
+
+
+def test_every_alias_counts_typename_and_introspection_included() -> None:
+    document = "{ a: __typename b: __typename __schema { t: types { n: name } } }"
+    assert measured(document) == Measures(depth=0, aliases=4, cost=0)
+
+
+# -- linear measuring -----------------------------------------------------------------------
+
+
+def fan_out(levels: int, spreads: int = 5, leaf: str = "talks(first: 0) { totalCount }") -> str:
+    """Fragments each spreading the one before `spreads` times, `levels` deep."""
+    definitions = [f"fragment F0 on Query {{ {leaf} }}"]
+    for level in range(1, levels + 1):
+        body = " ".join([f"...F{level - 1}"] * spreads)
+        definitions.append(f"fragment F{level} on Query {{ {body} }}")
+    return f"{{ ...F{levels} }} " + " ".join(definitions)
+
+
+def test_fragments_fanning_out_are_measured_once_each() -> None:
+    # 5**9 spreads of F0 took 6.8 s to walk one by one; measured once each, microseconds.
+    started = time.perf_counter()
+    found = measured(fan_out(9))
+    assert time.perf_counter() - started < 0.5
+    assert found == Measures(depth=2, aliases=0, cost=5**9)
+
+
+def test_costs_multiplying_past_the_cap_stop_at_the_cap() -> None:
+    found = measured(fan_out(40, leaf="a: talks(first: 0) { totalCount }"))
+    assert found.cost == MEASURE_CAP
+    assert found.aliases == MEASURE_CAP
+
+
+def test_a_chain_of_fragments_longer_than_the_stack_is_measured() -> None:
+    count = 3000
+    definitions = [f"fragment F{i} on Query {{ ...F{i + 1} }}" for i in range(count)]
+    definitions.append(f"fragment F{count} on Query {{ a: talks {{ totalCount }} }}")
+    assert measured("{ ...F0 } " + " ".join(definitions)).aliases == 1
+
+
+def test_a_fragment_named_like_anything_is_measured() -> None:
+    document = "{ ...field ...None } fragment field on Query { a: talks { totalCount } }"
+    document += " fragment None on Query { b: talks { totalCount } }"
+    assert measured(document).aliases == 2
+
+
+# The naive walk the memoised one must agree with: every fragment walked again at every
+# spread, the measures of the module's docstring.
+def naive(document: str, default_list_size: int = 10) -> Measures:
+    parsed = parse(document)
+    fragments = {
+        d.name.value: d for d in parsed.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    [operation] = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+    aliases = 0
+
+    def walk(node: SelectionSetNode, parent: Any, paged: bool, exempt: bool) -> tuple[int, int]:
+        nonlocal aliases
+        depth = cost = 0
+        for selection in node.selections:
+            if isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                target = SCHEMA.get_type(condition.name.value) if condition else parent
+                d, c = walk(selection.selection_set, target, paged, exempt)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = fragments[selection.name.value]
+                target = SCHEMA.get_type(fragment.type_condition.name.value)
+                d, c = walk(fragment.selection_set, target, paged, exempt)
+            else:
+                assert isinstance(selection, FieldNode)
+                aliases += selection.alias is not None
+                name = selection.name.value
+                if exempt or name.startswith("__"):
+                    if selection.selection_set is not None:
+                        walk(selection.selection_set, None, False, True)
+                    continue
+                definition = parent.fields.get(name) if parent is not None else None
+                named: Any = definition.type if definition else None
+                is_list = False
+                while isinstance(named, GraphQLNonNull | GraphQLList):
+                    is_list = is_list or isinstance(named, GraphQLList)
+                    named = named.of_type
+                multiplier = 1
+                has_first = definition is not None and "first" in definition.args
+                if has_first:
+                    assert definition is not None
+                    first = [a for a in selection.arguments or () if a.name.value == "first"]
+                    given = first[0].value if first else None
+                    multiplier = (
+                        int(given.value)
+                        if isinstance(given, IntValueNode)
+                        else definition.args["first"].default_value
+                    )
+                elif is_list and not paged:
+                    multiplier = default_list_size
+                if selection.selection_set is None:
+                    d, c = 1, 0
+                else:
+                    sub_depth, sub_cost = walk(selection.selection_set, named, has_first, False)
+                    d, c = sub_depth + 1, 1 + multiplier * sub_cost
+            depth = max(depth, d)
+            cost += c
+        return depth, cost
+
+    depth, cost = walk(operation.selection_set, SCHEMA.query_type, False, False)
+    return Measures(depth=depth, aliases=aliases, cost=cost)
+
+
+def _selection(draw: st.DrawFn, parent: GraphQLObjectType, level: int, fragments: int) -> str:
+    """One random selection under `parent`: a field (maybe aliased, maybe with `first`), an
+    inline fragment, or a spread of one of the `fragments` defined before."""
+    kinds = ["field", "field", "inline", "typename"] + (["spread"] if fragments else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "typename":
+        return draw(st.sampled_from(["__typename", "t: __typename"]))
+    if kind == "spread" and parent is SCHEMA.query_type:
+        return f"...G{draw(st.integers(0, fragments - 1))}"
+    if kind in ("inline", "spread"):
+        return f"... on {parent.name} {{ {_selections(draw, parent, level, fragments)} }}"
+    name = draw(st.sampled_from(sorted(parent.fields)))
+    definition = parent.fields[name]
+    text: str = name
+    if draw(st.booleans()):
+        text = f"x{draw(st.integers(0, 3))}: {name}"
+    arguments = []
+    if "first" in definition.args and draw(st.booleans()):
+        arguments.append(f"first: {draw(st.integers(0, 7))}")
+    required = [a for a, arg in definition.args.items() if isinstance(arg.type, GraphQLNonNull)]
+    arguments += [f'{a}: "1"' for a in required if a != "first"]
+    if arguments:
+        text += "(" + ", ".join(arguments) + ")"
+    named: Any = definition.type
+    while isinstance(named, GraphQLNonNull | GraphQLList):
+        named = named.of_type
+    if isinstance(named, GraphQLObjectType):
+        if level >= 4:
+            return "__typename"
+        text += " { " + _selections(draw, named, level + 1, fragments) + " }"
+    return text
+
+
+def _selections(draw: st.DrawFn, parent: GraphQLObjectType, level: int, fragments: int) -> str:
+    count = draw(st.integers(1, 3))
+    return " ".join(_selection(draw, parent, level, fragments) for _ in range(count))
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> str:
+    """A random query: up to four fragments on Query, each spreading only those before it
+    (no cycles), and an operation spreading any of them."""
+    query = SCHEMA.query_type
+    assert query is not None
+    definitions = []
+    count = draw(st.integers(0, 4))
+    for index in range(count):
+        definitions.append(f"fragment G{index} on Query {{ {_selections(draw, query, 1, index)} }}")
+    return "{ " + _selections(draw, query, 1, count) + " } " + " ".join(definitions)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents(), st.integers(1, 12))
+def test_the_memoised_measures_are_the_naive_ones(document: str, list_size: int) -> None:
+    assert measured(document, default_list_size=list_size) == naive(document, list_size)
+
+
+# -- widths ---------------------------------------------------------------------------------
+
+
+def widest(document: str, limit: int = 100) -> int:
+    return widest_selection(parse(document), limit)
+
+
+WIDTHS = [
+    ("{ a b c }", 3),
+    ("{ a a a a }", 4),  # duplicates count
+    ("{ x: a y: a __typename t: __typename }", 4),
+    ("{ ... on Query { a b } ... { c } d }", 4),  # inline fragments are expanded in place
+    ("{ ...F ...F ...F } fragment F on Query { a b }", 6),  # every spread counts
+    ("{ ...G ...G } fragment G on Query { ...F ...F } fragment F on Query { a b }", 8),
+    # fields of one response name merge: their sub-selections are one selection set
+    ("{ t { a b } t { c d } t { e } }", 5),
+    ("{ t { u { a a } } t { u { a } } s: t { u { a a a a } } }", 4),
+    ("{ ...F t { a } } fragment F on Query { t { b c } }", 3),
+    ("{ a } fragment Unused on Query { b b b b b }", 5),  # validation checks it too
+    ("query A { a } query B { b b }", 2),
+]
+
+
+@pytest.mark.parametrize(("document", "expected"), WIDTHS)
+def test_the_widest_selection_set_merges_and_expands_as_execution_does(
+    document: str, expected: int
+) -> None:
+    assert widest(document) == expected
+
+
+def test_many_small_fragment_spreads_add_up_in_one_selection_set() -> None:
+    spreads = " ".join(["...F"] * 60)
+    assert widest(f"{{ {spreads} }} fragment F on Query {{ a b }}", 100) > 100
+
+
+def test_cousins_merged_across_parents_add_up() -> None:
+    # 12 copies of `t` with 12 `a` each: no selection set as written has more than 12
+    # fields, but merged `t` has 144 and validation compares every pair of them.
+    document = "{ " + ("t { " + "a " * 12 + "} ") * 12 + "}"
+    assert widest(document, 200) == 144
+    assert widest(document, 100) > 100  # counting stops at the first set found too wide
+
+
+def test_a_fragment_fan_out_is_widened_arithmetically_and_stops_at_the_first_too_wide() -> None:
+    started = time.perf_counter()
+    assert widest(fan_out(40), 100) > 100
+    assert time.perf_counter() - started < 0.5
+
+
+def test_fragment_cycles_and_unknown_fragments_are_left_to_validation() -> None:
+    document = "{ ...A ...Missing } fragment A on Query { a ...B } fragment B on Query { b ...A }"
+    assert widest(document) <= 3

@@ -58,14 +58,44 @@ def token_count(document: str) -> int:
     return count
 
 
-def of_tokens(count: int) -> str:
-    """A valid query of exactly `count` lexical tokens (punctuators and names).
+TALK_FIELDS = (
+    "id customerId agentId queueId channelId priorityId finishedAt wasSuccess createdAt"
+    " hasSchedule isCritical score ratingSurveyId startedAt isWaiting wasExpired deliveredAt"
+    " isShopping isAds surveyId talkCategoryId talkServiceId initiationType trackingNumber"
+    " status"
+)
+CHANNEL_FIELDS = (
+    "id description iconClass priority primaryColor secondaryColor isActive incomingType"
+    " enableEmoji enableAudio enableAttachment allowCampaign providerId unitaryPrice"
+    " templatePrice outgoingType allowBot additionalPrice messagesAllowance"
+)
+HISTORY_FIELDS = (
+    "id talkId userId queueId channelId hasAttachment attachmentTypeId sentAt deliveredAt"
+    " readAt createdAt wasRead hasHighlight type leftAt hasError campaignId wasBlocked"
+    " isTemplate fare templateId exceededAllowance isIntervention isForwarded"
+    " isFrequentlyForwarded isAds sendAfter isRevertedTemplate status isHidden attachmentType"
+)
+# One aliased page of no talks selecting ~100 distinct fields: wide, but nothing merges.
+BRANCH = (
+    "talks(first: 0) { edges { node { " + TALK_FIELDS + " channel { " + CHANNEL_FIELDS + " }"
+    " histories(first: 0) { edges { node { " + HISTORY_FIELDS + " } } } } } }"
+)
+SMALL_BRANCH = "talks(first: 0) { edges { node { " + TALK_FIELDS + " } } }"
 
-    Inline fragments `... on Query { __typename }` are six tokens each; a few bare
-    `__typename` make up the rest, inside the outer braces.
+
+def of_tokens(count: int) -> str:
+    """A valid query of exactly `count` lexical tokens (punctuators and names), under the
+    other limits: aliased BRANCHes (no field name repeated in a selection set), and bare
+    `__typename` for the rest.
     """
-    fragments, rest = divmod(count - 2, 6)
-    document = "{ " + "... on Query { __typename } " * fragments + "__typename " * rest + "}"
+    body: list[str] = []
+    left = count - 2  # the outer braces
+    for shape in (BRANCH, SMALL_BRANCH):
+        size = token_count("{ b0: " + shape + " }") - 2
+        while left >= size and len(body) < 29:
+            body.append(f"b{len(body)}: {shape}")
+            left -= size
+    document = "{ " + " ".join([*body, *["__typename"] * left]) + " }"
     assert token_count(document) == count
     return document
 
@@ -208,7 +238,8 @@ async def test_aliases_in_a_fragment_under_a_list_are_counted_for_every_spread(
 
 async def test_a_document_of_three_thousand_tokens_is_answered(served: Served) -> None:
     body = await post(served, of_tokens(3000))
-    assert body == {"data": {"__typename": "Query"}}
+    assert "errors" not in body, body
+    assert body["data"]["b0"] == {"edges": []}
 
 
 async def test_a_document_of_three_thousand_and_one_tokens_is_too_complex(
@@ -411,3 +442,85 @@ async def test_a_batch_of_operations_is_refused_with_400_and_none_of_them_runs(
     assert response.status_code == 400
     assert "totalCount" not in response.text
     assert served.spy.counts() == {}
+
+
+# -- fields ---------------------------------------------------------------------------------
+
+
+def typenames(count: int, prefix: str = "") -> str:
+    return " ".join(f"{prefix}{i}: __typename" if prefix else "__typename" for i in range(count))
+
+
+async def test_a_selection_set_of_a_hundred_fields_is_answered(served: Served) -> None:
+    body = await post(served, "{ " + typenames(100) + " }")
+    assert body == {"data": {"__typename": "Query"}}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "{ " + typenames(101) + " }",
+        '{ talk(id: "7") { ' + "customer { name } " * 101 + "} }",
+        "{ " + "... on Query { __typename } " * 101 + "}",
+        "{ " + "...F " * 51 + "} fragment F on Query { __typename talks { totalCount } }",
+        # no selection set as written is wider than 11; merged `customer` is 121 wide
+        '{ talk(id: "7") { ' + ("customer { " + "name " * 11 + "} ") * 11 + "} }",
+    ],
+    ids=["duplicates", "object-duplicates", "inline-fragments", "spreads", "cousins"],
+)
+async def test_a_selection_set_over_a_hundred_fields_is_refused_before_validation(
+    served: Served, document: str
+) -> None:
+    extensions = refusal(await post(served, document))
+    assert (extensions["reason"], extensions["limit"]) == ("fields", 100)
+    assert extensions["value"] > 100
+    assert served.spy.counts() == {}
+
+
+async def test_the_fields_limit_is_a_setting(tmp_path: Path) -> None:
+    async with serve(tmp_path, max_query_fields=5) as served:
+        assert "errors" not in await post(served, "{ " + typenames(5) + " }")
+        refused = refusal(await post(served, "{ " + typenames(6) + " }"))
+        assert (refused["reason"], refused["value"], refused["limit"]) == ("fields", 6, 5)
+
+
+async def test_typename_aliases_count_toward_the_alias_limit(served: Served) -> None:
+    assert "errors" not in await post(served, "{ " + typenames(30, "t") + " }")
+    refused = refusal(await post(served, "{ " + typenames(31, "t") + " }"))
+    assert (refused["reason"], refused["value"]) == ("aliases", 31)
+
+
+# -- the validation cache -------------------------------------------------------------------
+
+
+async def test_comments_and_whitespace_do_not_defeat_the_validation_cache(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import documents  # absent before the fix
+
+    calls: list[object] = []
+    real = documents.validate
+
+    def counted(*args: Any) -> Any:
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(documents, "validate", counted)
+    base = '{ talk(id: "7") { id customer { name } } }'
+    for variant in [base, base + " # one", "# two\n" + base, base.replace(" ", "  \n ,")]:
+        body = await post(served, variant)
+        assert "errors" not in body, body
+        assert body["data"]["talk"]["id"] == "7"
+    assert len(calls) <= 1
+
+
+async def test_a_cached_validation_error_is_reported_where_it_is_in_the_new_text(
+    served: Served,
+) -> None:
+    document = '{ talk(id: "7") { id nope } }'
+    first = await post(served, document)
+    again = await post(served, "# a comment\n\n   " + document)
+    assert codes(first) == codes(again) == ["BAD_USER_INPUT"]
+    assert first["errors"][0]["locations"] == [{"line": 1, "column": 22}]
+    assert again["errors"][0]["locations"] == [{"line": 3, "column": 25}]
+    assert again["errors"][0]["message"] == first["errors"][0]["message"]
