@@ -52,13 +52,13 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
-from gateway.documents import CachedParse, CachedValidation, parse_document
 from gateway.errors import BadUserInput, RateLimited, TalkgateError
 from gateway.execution import FastExecutionContext
 from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
 from gateway.nesting import nests_deeper
+from gateway.parsing import CachedParse, CachedValidation, parse_document
 from gateway.persisted import AllowListedOnly, PersistedQueries, PersistedQueryPolicy
 from gateway.ratelimit import RateLimiter
 from gateway.response_cache import (

@@ -35,8 +35,8 @@ from graphql import (
     visit,
 )
 
-from gateway.documents import parse_document, text_digest
 from gateway.limits import QueryLimits
+from gateway.parsing import parse_document, text_digest
 
 log = logging.getLogger("talkgate.cache")
 
