@@ -496,16 +496,16 @@ async def test_typename_aliases_count_toward_the_alias_limit(served: Served) -> 
 async def test_comments_and_whitespace_do_not_defeat_the_validation_cache(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway import documents  # absent before the fix
+    from gateway import parsing  # absent before the fix
 
     calls: list[object] = []
-    real = documents.validate
+    real = parsing.validate
 
     def counted(*args: Any) -> Any:
         calls.append(args)
         return real(*args)
 
-    monkeypatch.setattr(documents, "validate", counted)
+    monkeypatch.setattr(parsing, "validate", counted)
     base = '{ talk(id: "7") { id customer { name } } }'
     for variant in [base, base + " # one", "# two\n" + base, base.replace(" ", "  \n ,")]:
         body = await post(served, variant)
