@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from gateway.auth import KeyRing, key_digest, new_key
-from gateway.explorer import EXPLORER_DIR, ExplorerPage, fallback_routes, log_not_built
+from gateway.explorer import EXPLORER_DIR, explorer_page, log_not_built
 from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
 from gateway.ingest import Body, Ingestor
 from gateway.launch import launch
@@ -195,7 +195,7 @@ def create_app(
         settings, metrics, allow_list=persisted.allow_list if persisted.only else None
     )
     view = GraphQLView(schema, settings, keys)
-    explorer = ExplorerPage.built(explorer_dir, demo_key=demo_key) if settings.graphiql else None
+    explorer = explorer_page(explorer_dir, demo_key=demo_key) if settings.graphiql else None
     endpoint = GraphQLEndpoint(
         view, keys, settings=settings, metrics=metrics, ide=explorer, persisted=persisted
     )
@@ -251,7 +251,7 @@ def create_app(
                 broker=broker,
             )
             ingestor = Ingestor(store, settings.zone, broker)
-            if settings.graphiql and explorer is None:
+            if explorer is not None and not explorer.built:
                 log_not_built()
             if settings.demo:
                 loaded = await seed_demo(ingestor)
@@ -275,8 +275,6 @@ def create_app(
     ]
     if explorer is not None:
         routes += explorer.routes()
-    elif settings.graphiql:
-        routes += fallback_routes()
     middleware = [Middleware(ObserveRequests, metrics=metrics)]
     if settings.cors_origins:
         middleware.append(
