@@ -24,7 +24,13 @@ from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
 from gateway.ingest import Body, Ingestor
 from gateway.launch import launch
 from gateway.metrics import Metrics, metrics_endpoint
-from gateway.middleware import ObserveRequests
+from gateway.middleware import (
+    LOOPBACK_HOSTS,
+    AllowedHosts,
+    JsonBodies,
+    ObserveRequests,
+    SameOriginWrites,
+)
 from gateway.persisted import LocalPersistedQueries, PersistedQueries, PersistedQueryPolicy
 from gateway.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
@@ -275,7 +281,21 @@ def create_app(
     ]
     if explorer is not None:
         routes += explorer.routes()
+    app = Starlette(routes=routes, middleware=_middleware(settings, metrics), lifespan=lifespan)
+    app.state.metrics = metrics
+    app.state.demo_key = demo_key
+    return app
+
+
+def _middleware(settings: Settings, metrics: Metrics) -> list[Middleware]:
+    """Outermost first: every request is observed, even one refused for its Host."""
     middleware = [Middleware(ObserveRequests, metrics=metrics)]
+    if settings.demo:
+        hint = "the demo answers to localhost, 127.0.0.1 and [::1] only"
+        middleware.append(Middleware(AllowedHosts, hosts=LOOPBACK_HOSTS, hint=hint))
+    elif settings.allowed_hosts:
+        hint = "see TALKGATE_ALLOWED_HOSTS"
+        middleware.append(Middleware(AllowedHosts, hosts=settings.allowed_hosts, hint=hint))
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -287,7 +307,18 @@ def create_app(
                 max_age=600,
             )
         )
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-    app.state.metrics = metrics
-    app.state.demo_key = demo_key
-    return app
+    # The demo's sandbox plays Talk.me, whose login form takes a cross-site form post by
+    # design (with `Origin: null`: the launch page sends no referrer). Outside the demo every
+    # delivery to the webhook carries a credential, and is judged by its content: a body
+    # that is not JSON is answered 400 and kept as a dead letter, whatever its label.
+    login_form = SANDBOX_PREFIX + "/login"
+    middleware += [
+        Middleware(
+            SameOriginWrites,
+            trusted=settings.cors_origins,
+            public=settings.public_url,
+            exempt=[login_form] if settings.demo else [],
+        ),
+        Middleware(JsonBodies, exempt=[login_form] if settings.demo else ["/webhooks/talks"]),
+    ]
+    return middleware
