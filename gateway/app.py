@@ -23,7 +23,7 @@ from gateway.explorer import EXPLORER_DIR, explorer_page, log_not_built
 from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
 from gateway.ingest import Body, Ingestor
 from gateway.launch import launch
-from gateway.metrics import Metrics, metrics_endpoint
+from gateway.metrics import Metrics, MetricsEndpoint
 from gateway.middleware import (
     LOOPBACK_HOSTS,
     AllowedHosts,
@@ -195,6 +195,9 @@ def create_app(
             )
     keys = KeyRing(settings.api_keys)
     metrics = Metrics()
+    metrics_token = (
+        settings.metrics_token.get_secret_value() if settings.metrics_token is not None else None
+    )
     # Raises ManifestError (one line) when the persisted-queries file does not verify.
     persisted = PersistedQueryPolicy.from_settings(settings)
     schema = build_schema(
@@ -259,6 +262,21 @@ def create_app(
             ingestor = Ingestor(store, settings.zone, broker)
             if explorer is not None and not explorer.built:
                 log_not_built()
+            if settings.metrics_port is not None:
+                from gateway.metrics_server import metrics_port
+
+                app.state.metrics_port = await stack.enter_async_context(
+                    metrics_port(
+                        MetricsEndpoint(
+                            metrics,
+                            keys,
+                            token=metrics_token,
+                            open=metrics_token is None,
+                        ),
+                        settings.metrics_host or settings.host,
+                        settings.metrics_port,
+                    )
+                )
             if settings.demo:
                 loaded = await seed_demo(ingestor)
                 log.info("demo talks loaded", extra={"talks": loaded})
@@ -277,8 +295,11 @@ def create_app(
         Route("/graphql", endpoint),
         WebSocketRoute("/graphql", endpoint),
         Route("/talkme/launch/{ticket}", launch, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
+    if settings.metrics_port is None:
+        # On the main port: an admin key or the metrics token (the demo: this machine too).
+        scrape = MetricsEndpoint(metrics, keys, token=metrics_token, open_to_loopback=settings.demo)
+        routes.append(Route("/metrics", scrape.handle, methods=["GET"]))
     if explorer is not None:
         routes += explorer.routes()
     app = Starlette(routes=routes, middleware=_middleware(settings, metrics), lifespan=lifespan)

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     # Host names (any port) requests must be addressed to; empty: any. The demo answers to
     # localhost, 127.0.0.1 and [::1] only, whatever this says (DNS rebinding).
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    # /metrics needs an API key with `admin` or this token, unless it is on its own port.
+    metrics_token: SecretStr | None = None
+    # When set, `serve` answers /metrics on this port only (0: any free port), bound to
+    # METRICS_HOST (default: HOST); the main port answers 404 there.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str | None = None
     log_level: str = "INFO"
     # How long `serve` lets in-flight requests finish after SIGTERM before cancelling them.
     shutdown_grace_s: float = Field(default=30.0, gt=0)
@@ -155,7 +161,20 @@ class Settings(BaseSettings):
                 )
         return tuple(h.lower() for h in hosts)
 
-    @field_validator("webhook_secret", "secret_key", "talkme_token", "talkme_external_login_token")
+    @field_validator("metrics_port")
+    @classmethod
+    def _own_port(cls, port: int | None, info: ValidationInfo) -> int | None:
+        if port and port == info.data.get("port"):
+            raise ValueError("must differ from TALKGATE_PORT")
+        return port
+
+    @field_validator(
+        "webhook_secret",
+        "secret_key",
+        "talkme_token",
+        "talkme_external_login_token",
+        "metrics_token",
+    )
     @classmethod
     def _no_placeholder(cls, secret: SecretStr | None) -> SecretStr | None:
         if secret is not None and secret.get_secret_value() in _PLACEHOLDERS:
