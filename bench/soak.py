@@ -266,7 +266,7 @@ async def soak(args: argparse.Namespace) -> None:
 
 async def dropped_events(http: httpx.AsyncClient) -> str:
     try:
-        metrics = (await http.get("/metrics")).text
+        metrics = (await http.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})).text
     except httpx.HTTPError as exc:
         return f"unknown ({exc!r})"
     for line in metrics.splitlines():

@@ -1,6 +1,7 @@
 // Builds the explorer into gateway/static/explorer/: index.html, explorer.js, explorer.css.
-// The page loads only these same-origin files (no inline script), so the gateway can serve
-// it under `script-src 'self'`.
+// The page loads only these same-origin files (no inline script or style), so the gateway
+// serves it under `script-src 'self'; style-src 'self' 'nonce-…'`: the empty nonce below is
+// filled per response, for the one <style> GraphiQL's dialogs add at run time.
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +20,7 @@ const HTML = `<!doctype html>
     <meta name="talkgate-demo-key" content="" />
     <title>talkgate explorer (GraphiQL)</title>
     <link rel="stylesheet" href="/explorer/assets/explorer.css" />
-    <script defer src="/explorer/assets/explorer.js"></script>
+    <script defer src="/explorer/assets/explorer.js" nonce=""></script>
   </head>
   <body>
     <div id="explorer"></div>

@@ -19,12 +19,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from gateway.auth import KeyRing, key_digest, new_key
-from gateway.explorer import EXPLORER_DIR, ExplorerPage, fallback_routes, log_not_built
+from gateway.explorer import EXPLORER_DIR, explorer_page, log_not_built
 from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
 from gateway.ingest import Body, Ingestor
 from gateway.launch import launch
-from gateway.metrics import Metrics, metrics_endpoint
-from gateway.middleware import ObserveRequests
+from gateway.metrics import Metrics, MetricsEndpoint
+from gateway.middleware import (
+    LOOPBACK_HOSTS,
+    AllowedHosts,
+    JsonBodies,
+    ObserveRequests,
+    SameOriginWrites,
+)
 from gateway.persisted import LocalPersistedQueries, PersistedQueries, PersistedQueryPolicy
 from gateway.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
@@ -189,13 +195,16 @@ def create_app(
             )
     keys = KeyRing(settings.api_keys)
     metrics = Metrics()
+    metrics_token = (
+        settings.metrics_token.get_secret_value() if settings.metrics_token is not None else None
+    )
     # Raises ManifestError (one line) when the persisted-queries file does not verify.
     persisted = PersistedQueryPolicy.from_settings(settings)
     schema = build_schema(
         settings, metrics, allow_list=persisted.allow_list if persisted.only else None
     )
     view = GraphQLView(schema, settings, keys, metrics=metrics)
-    explorer = ExplorerPage.built(explorer_dir, demo_key=demo_key) if settings.graphiql else None
+    explorer = explorer_page(explorer_dir, demo_key=demo_key) if settings.graphiql else None
     endpoint = GraphQLEndpoint(
         view, keys, settings=settings, metrics=metrics, ide=explorer, persisted=persisted
     )
@@ -251,8 +260,23 @@ def create_app(
                 broker=broker,
             )
             ingestor = Ingestor(store, settings.zone, broker)
-            if settings.graphiql and explorer is None:
+            if explorer is not None and not explorer.built:
                 log_not_built()
+            if settings.metrics_port is not None:
+                from gateway.metrics_server import metrics_port
+
+                app.state.metrics_port = await stack.enter_async_context(
+                    metrics_port(
+                        MetricsEndpoint(
+                            metrics,
+                            keys,
+                            token=metrics_token,
+                            open=metrics_token is None,
+                        ),
+                        settings.metrics_host or settings.host,
+                        settings.metrics_port,
+                    )
+                )
             if settings.demo:
                 loaded = await seed_demo(ingestor)
                 log.info("demo talks loaded", extra={"talks": loaded})
@@ -271,13 +295,28 @@ def create_app(
         Route("/graphql", endpoint),
         WebSocketRoute("/graphql", endpoint),
         Route("/talkme/launch/{ticket}", launch, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
+    if settings.metrics_port is None:
+        # On the main port: an admin key or the metrics token (the demo: this machine too).
+        scrape = MetricsEndpoint(metrics, keys, token=metrics_token, open_to_loopback=settings.demo)
+        routes.append(Route("/metrics", scrape.handle, methods=["GET"]))
     if explorer is not None:
         routes += explorer.routes()
-    elif settings.graphiql:
-        routes += fallback_routes()
+    app = Starlette(routes=routes, middleware=_middleware(settings, metrics), lifespan=lifespan)
+    app.state.metrics = metrics
+    app.state.demo_key = demo_key
+    return app
+
+
+def _middleware(settings: Settings, metrics: Metrics) -> list[Middleware]:
+    """Outermost first: every request is observed, even one refused for its Host."""
     middleware = [Middleware(ObserveRequests, metrics=metrics)]
+    if settings.demo:
+        hint = "the demo answers to localhost, 127.0.0.1 and [::1] only"
+        middleware.append(Middleware(AllowedHosts, hosts=LOOPBACK_HOSTS, hint=hint))
+    elif settings.allowed_hosts:
+        hint = "see TALKGATE_ALLOWED_HOSTS"
+        middleware.append(Middleware(AllowedHosts, hosts=settings.allowed_hosts, hint=hint))
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -289,7 +328,18 @@ def create_app(
                 max_age=600,
             )
         )
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-    app.state.metrics = metrics
-    app.state.demo_key = demo_key
-    return app
+    # The demo's sandbox plays Talk.me, whose login form takes a cross-site form post by
+    # design (with `Origin: null`: the launch page sends no referrer). Outside the demo every
+    # delivery to the webhook carries a credential, and is judged by its content: a body
+    # that is not JSON is answered 400 and kept as a dead letter, whatever its label.
+    login_form = SANDBOX_PREFIX + "/login"
+    middleware += [
+        Middleware(
+            SameOriginWrites,
+            trusted=settings.cors_origins,
+            public=settings.public_url,
+            exempt=[login_form] if settings.demo else [],
+        ),
+        Middleware(JsonBodies, exempt=[login_form] if settings.demo else ["/webhooks/talks"]),
+    ]
+    return middleware

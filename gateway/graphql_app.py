@@ -519,7 +519,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
     ) -> None:
         super().__init__(
             schema,
-            graphql_ide="graphiql" if settings.graphiql else None,
+            # Never strawberry's GraphiQL (public CDNs, inline script): the explorer page is
+            # served by GraphQLEndpoint.
+            graphql_ide=None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
@@ -593,22 +595,6 @@ def graphql_error_response(
     )
 
 
-# GraphiQL from strawberry loads its scripts and styles from public CDNs.
-_IDE_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com"
-        b" https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://unpkg.com"
-        b" https://cdn.jsdelivr.net; img-src 'self' data:; connect-src 'self';"
-        b" font-src 'self' data: https://unpkg.com https://cdn.jsdelivr.net;"
-        b" frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    ),
-]
-
-
 class GraphQLEndpoint:
     """Authenticates, rate-limits and size-limits a request, then hands it to the view.
 
@@ -630,7 +616,7 @@ class GraphQLEndpoint:
         self.keys = keys
         self.settings = settings
         self.metrics = metrics
-        # talkgate's own explorer page when it was built; else strawberry's CDN GraphiQL.
+        # talkgate's own explorer page, or the page saying how to build it; None: GraphiQL off.
         self.ide = ide
         self.persisted = persisted or PersistedQueryPolicy.from_settings(settings)
         graphql_schema = view.schema._schema  # type: ignore[attr-defined]
@@ -644,14 +630,11 @@ class GraphQLEndpoint:
             return
         request = Request(scope)
         if (
-            self.settings.graphiql
+            self.ide is not None
             and request.method == "GET"
             and "text/html" in request.headers.get("accept", "")
         ):
-            if self.ide is not None:
-                await self.ide(scope, receive, send)
-            else:
-                await self.view(scope, receive, _with_headers(send, _IDE_HEADERS))
+            await self.ide(scope, receive, send)
             return
         principal = self._principal(request)
         if principal is None:
@@ -924,12 +907,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
-
-
-def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), *headers]}
-        await send(message)
-
-    return wrapped

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+
+from gateway.auth import KeyRing, bearer_key, is_loopback
 
 # Paths become route templates so a label never holds a ticket or grows without bound.
 _ROUTES = ("/graphql", "/webhooks/talks", "/healthz", "/readyz", "/metrics", "/explorer")
@@ -115,6 +118,48 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    metrics: Metrics = request.app.state.metrics
-    return metrics.render()
+class MetricsEndpoint:
+    """`GET /metrics`, for an API key with `admin`, the TALKGATE_METRICS_TOKEN, or anyone
+    when `open` (the metrics port without a token; the demo, from this machine).
+
+    The text names operations, routes and outcomes: not for the public, and a scraper needs
+    no other scope, hence a token of its own.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        keys: KeyRing,
+        *,
+        token: str | None,
+        open: bool = False,
+        open_to_loopback: bool = False,
+    ) -> None:
+        self.metrics = metrics
+        self.keys = keys
+        self._token = token.encode() if token is not None else None
+        self.open = open
+        self.open_to_loopback = open_to_loopback
+
+    async def handle(self, request: Request) -> Response:
+        if self.open:
+            return self.metrics.render()
+        given = bearer_key(request.headers.get("authorization"))
+        if given is None:
+            client = request.client.host if request.client else None
+            if self.open_to_loopback and is_loopback(client):
+                return self.metrics.render()
+            return _refused(401, "metrics need Authorization: Bearer <admin key or metrics token>")
+        if self._token is not None and hmac.compare_digest(given.encode(), self._token):
+            return self.metrics.render()
+        principal = self.keys.authenticate(given)
+        if principal is None:
+            return _refused(401, "metrics need Authorization: Bearer <admin key or metrics token>")
+        if "admin" not in principal.scopes:
+            return _refused(403, "metrics need a key with the admin scope, or the metrics token")
+        return self.metrics.render()
+
+
+def _refused(status: int, message: str) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="talkgate"'} if status == 401 else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)

@@ -1,11 +1,15 @@
-"""ASGI middleware: a request id, one access log line and the HTTP metrics of every request."""
+"""ASGI middleware: a request id, one access log line and the HTTP metrics of every request;
+and what a browser may not make the gateway do: answer to a foreign Host name (DNS
+rebinding), write on behalf of a foreign Origin, or take a body not declared as JSON."""
 
 from __future__ import annotations
 
 import logging
 import re
 import time
+from collections.abc import Iterable
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.logs import new_request_id, request_id_var
@@ -76,3 +80,191 @@ class ObserveRequests:
                 },
             )
             request_id_var.reset(token)
+
+
+# -- what browsers may not make the gateway do ----------------------------------------------
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+# Methods that may change state; GET, HEAD and OPTIONS never do here.
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_PORT = re.compile(r":[0-9]{1,5}", re.ASCII)
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def _only(scope: Scope, name: bytes) -> str | None:
+    """The value of a header sent exactly once (latin-1), else None: a repeated Host, Origin
+    or Content-Type is ambiguous, so it counts as wrong."""
+    values = [v for k, v in scope["headers"] if k == name]
+    return values[0].decode("latin-1") if len(values) == 1 else None
+
+
+def host_name(host: str) -> str | None:
+    """The name in a Host header value, lower-cased and without its port; None when the value
+    is not `name`, `name:port`, `[v6]` or `[v6]:port`."""
+    host = host.lower()
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0:
+            return None
+        name, port = host[: end + 1], host[end + 1 :]
+    else:
+        name, colon, port = host.partition(":")
+        port = colon + port
+    if not name or (port and not _PORT.fullmatch(port)):
+        return None
+    return name
+
+
+def _refuse(scope: Scope, status: int, message: str, code: str) -> ASGIApp:
+    """The answer to a refused request: GraphQL's error shape on /graphql, else the webhook's;
+    a WebSocket is closed before it is accepted (403 to the upgrade)."""
+    if scope["type"] == "websocket":
+
+        async def close(scope: Scope, receive: Receive, send: Send) -> None:
+            await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+
+        return close
+    if scope["path"] == "/graphql":
+        error = {"message": message, "extensions": {"code": code}}
+        body = orjson.dumps({"data": None, "errors": [error]})
+    else:
+        body = orjson.dumps({"error": message})
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return answer
+
+
+class AllowedHosts:
+    """Answers 400 (closes a WebSocket) unless the Host header names one of `hosts`, with any
+    port: `example.com`, `*.example.com` (its subdomains), `10.0.0.5`, `[::1]`.
+
+    A page that rebinds its own name to 127.0.0.1 reaches the gateway with its name as Host;
+    in the demo, open to this machine, that would give it every scope. starlette's
+    TrustedHostMiddleware does not fit: it cuts the port at the first `:`, so `[::1]:8000`
+    never matches, and it compares names case-sensitively.
+    """
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str], *, hint: str) -> None:
+        self.app = app
+        hosts = [h.lower() for h in hosts]
+        self.names = frozenset(h for h in hosts if not h.startswith("*."))
+        self.suffixes = tuple(h[1:] for h in hosts if h.startswith("*."))
+        self.hint = hint
+
+    def allows(self, host: str | None) -> bool:
+        name = host_name(host) if host is not None else None
+        if name is None:
+            return False
+        # `*.example.com` admits `a.example.com`, not `example.com` nor `.example.com`.
+        return name in self.names or any(
+            name.endswith(suffix) and len(name) > len(suffix) for suffix in self.suffixes
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not self.allows(_only(scope, b"host")):
+            message = f"this gateway does not answer to that Host: {self.hint}"
+            await _refuse(scope, 400, message, "BAD_USER_INPUT")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL, lower-cased, without a default port."""
+    scheme, _, rest = url.partition("://")
+    netloc = rest.split("/", 1)[0].lower()
+    scheme = scheme.lower()
+    default = _DEFAULT_PORTS.get(scheme)
+    if default and netloc.endswith(default):
+        netloc = netloc[: -len(default)]
+    return f"{scheme}://{netloc}"
+
+
+class SameOriginWrites:
+    """Answers 403 to a request that may change state (POST, PUT, PATCH, DELETE) or a
+    WebSocket upgrade sent with an Origin other than the gateway's own (the request's scheme
+    and Host, or `public`) or one of `trusted` (TALKGATE_CORS_ORIGINS). `Origin: null` is
+    always refused; no Origin (curl, PipeRun, servers) passes.
+
+    Browsers send a cross-site form or `text/plain` POST without asking, and apply no CORS to
+    WebSockets; where the gateway trusts where a request comes from rather than a key it
+    carries (the demo), either would act with every scope.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        trusted: Iterable[str] = (),
+        public: str | None = None,
+        exempt: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.trusted = frozenset(origin_of(o) for o in (*trusted, *([public] if public else [])))
+        self.exempt = frozenset(exempt)
+
+    def foreign(self, scope: Scope) -> bool:
+        given = [v for k, v in scope["headers"] if k == b"origin"]
+        if not given:
+            return False
+        if len(given) > 1:
+            return True
+        origin: str = given[0].decode("latin-1").lower()
+        if origin == "null":
+            return True
+        if origin in self.trusted:
+            return False
+        host = _only(scope, b"host")
+        if host is None:
+            return True
+        scheme: str = scope["scheme"]
+        scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+        # Browsers send an origin as `scheme://host[:port]`, lower-case, no default port.
+        return origin != origin_of(origin) or origin != origin_of(f"{scheme}://{host}")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        checked = scope["type"] == "websocket" or (
+            scope["type"] == "http" and scope["method"] in _WRITES
+        )
+        if checked and scope["path"] not in self.exempt and self.foreign(scope):
+            message = (
+                "cross-origin request refused: its Origin is not this gateway's"
+                " (TALKGATE_PUBLIC_URL) nor one of TALKGATE_CORS_ORIGINS"
+            )
+            await _refuse(scope, 403, message, "FORBIDDEN")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class JsonBodies:
+    """Answers 415 to a request that may change state unless its Content-Type is
+    `application/json` (parameters such as `charset=utf-8` aside).
+
+    The GraphQL-over-HTTP specification requires it of POST /graphql. Elsewhere it keeps out
+    what a browser sends cross-site without asking first (`text/plain`, forms, multipart).
+    """
+
+    def __init__(self, app: ASGIApp, *, exempt: Iterable[str] = ()) -> None:
+        self.app = app
+        self.exempt = frozenset(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in _WRITES
+            and scope["path"] not in self.exempt
+            and not is_json(_only(scope, b"content-type"))
+        ):
+            message = "the body must be sent as Content-Type: application/json"
+            await _refuse(scope, 415, message, "BAD_USER_INPUT")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"

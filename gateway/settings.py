@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,6 +16,8 @@ SCOPES: frozenset[str] = frozenset(
 
 # Values copied from documentation examples are never real secrets.
 _PLACEHOLDERS = frozenset({"changethis", "change-me", "secret", "ABCDEFGHJKLM", "ABCDEFGHJKLMN"})
+# An allowed host: a name (optionally `*.` for its subdomains), an IPv4 address or [IPv6].
+_HOST_PATTERN = re.compile(r"(\*\.)?[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]")
 
 
 class ApiKeyEntry(BaseModel):
@@ -90,6 +93,15 @@ class Settings(BaseSettings):
     persisted_queries_file: Path | None = None
     persisted_queries_only: bool = False
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Host names (any port) requests must be addressed to; empty: any. The demo answers to
+    # localhost, 127.0.0.1 and [::1] only, whatever this says (DNS rebinding).
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    # /metrics needs an API key with `admin` or this token, unless it is on its own port.
+    metrics_token: SecretStr | None = None
+    # When set, `serve` answers /metrics on this port only (0: any free port), bound to
+    # METRICS_HOST (default: HOST); the main port answers 404 there.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str | None = None
     log_level: str = "INFO"
     # How long `serve` lets in-flight requests finish after SIGTERM before cancelling them.
     shutdown_grace_s: float = Field(default=30.0, gt=0)
@@ -111,10 +123,10 @@ class Settings(BaseSettings):
             return TypeAdapter(tuple[ApiKeyEntry, ...]).validate_json(value or "[]")
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _parse_origins(cls, value: object) -> object:
-        """A JSON list, or origins separated by commas."""
+        """A JSON list, or values separated by commas."""
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
@@ -147,7 +159,31 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
-    @field_validator("webhook_secret", "secret_key", "talkme_token", "talkme_external_login_token")
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            if not _HOST_PATTERN.fullmatch(host):
+                raise ValueError(
+                    f"{host!r} is not a host name (example.com, *.example.com, 10.0.0.5,"
+                    " [::1]; no scheme, port or path)"
+                )
+        return tuple(h.lower() for h in hosts)
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _own_port(cls, port: int | None, info: ValidationInfo) -> int | None:
+        if port and port == info.data.get("port"):
+            raise ValueError("must differ from TALKGATE_PORT")
+        return port
+
+    @field_validator(
+        "webhook_secret",
+        "secret_key",
+        "talkme_token",
+        "talkme_external_login_token",
+        "metrics_token",
+    )
     @classmethod
     def _no_placeholder(cls, secret: SecretStr | None) -> SecretStr | None:
         if secret is not None and secret.get_secret_value() in _PLACEHOLDERS:

@@ -1,7 +1,9 @@
 """The explorer in a real browser: Debian's headless Chromium, driven by Playwright.
 
 Opens /explorer on a live gateway, puts a key in the headers tab, runs the talks example and
-a talkUpdated subscription, and checks that the page never left the gateway's origin.
+a talkUpdated subscription, opens GraphiQL's dialogs (they add a <style> at run time), and
+checks that the page never left the gateway's origin and that its strict policy (no CDN, no
+`unsafe-inline`) blocked nothing.
 Screenshots go to the test's tmp dir; their paths are printed (`pytest -s` shows them).
 """
 
@@ -89,7 +91,9 @@ async def test_the_explorer_runs_a_query_and_a_subscription_from_this_origin_onl
                 page.on("request", lambda request: requested.append(request.url))
                 page.on("websocket", on_websocket)
                 page.on("console", lambda message: console.append(message.text))
-                await page.goto(f"{base}/explorer")
+                loaded = await page.goto(f"{base}/explorer")
+                assert loaded is not None
+                served_policy = (await loaded.all_headers())["content-security-policy"]
                 await page.wait_for_selector(".graphiql-execute-button")
                 headers = json.dumps({"Authorization": f"Bearer {ALL_KEY}"})
 
@@ -123,6 +127,14 @@ async def test_the_explorer_runs_a_query_and_a_subscription_from_this_origin_onl
                 shot = tmp_path / "explorer-subscription.png"
                 await page.screenshot(path=str(shot))
                 print(f"screenshot: {shot}")
+
+                # The dialogs lock scrolling with a <style> added at run time: admitted by
+                # the response's nonce, not by 'unsafe-inline'.
+                for label in ("Open settings dialog", "Open short keys dialog"):
+                    await page.click(f"button[aria-label='{label}']")
+                    await page.wait_for_selector("[role='dialog']")
+                    await page.keyboard.press("Escape")
+                    await page.wait_for_selector("[role='dialog']", state="detached")
             finally:
                 await browser.close()
 
@@ -131,3 +143,5 @@ async def test_the_explorer_runs_a_query_and_a_subscription_from_this_origin_onl
     assert outside == [], f"requests left localhost: {outside}"
     blocked = [line for line in console if "Content Security Policy" in line]
     assert blocked == [], f"the page's policy blocked: {blocked}"
+    assert "unsafe-inline" not in served_policy
+    assert "http" not in served_policy

@@ -54,3 +54,24 @@ def test_the_image_carries_the_postgresql_and_redis_drivers() -> None:
     # compose.yaml runs the image on PostgreSQL and Redis: their extras must be installed.
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r'pip install [^\n]*"talkgate\[postgres,redis\]"', dockerfile)
+
+
+def test_compose_serves_metrics_on_a_port_of_their_own_not_published() -> None:
+    services = compose()["services"]
+    for name in ("gateway-1", "gateway-2"):
+        service = services[name]
+        port = str(service["environment"]["TALKGATE_METRICS_PORT"])
+        assert port.isdigit()
+        assert port != "8000"
+        assert port in [str(p) for p in service.get("expose", [])]
+        assert "ports" not in service  # reachable on the compose network only
+    published = [str(p) for p in services["loadbalancer"]["ports"]]
+    assert not [p for p in published if port in p]
+
+
+def test_the_balancer_forwards_no_metrics_and_keeps_the_port_in_host() -> None:
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert re.search(r"location = /metrics \{\s*return 404;", conf)
+    # The gateway compares a browser's Origin with its scheme and Host, port included.
+    assert "proxy_set_header Host $http_host;" in conf
+    assert "proxy_set_header Host $host;" not in conf

@@ -4,6 +4,7 @@ import { explorerPlugin } from "@graphiql/plugin-explorer";
 import { createGraphiQLFetcher } from "@graphiql/toolkit";
 import { GraphiQL } from "graphiql";
 import { getOperationAST, parse } from "graphql";
+import { setNonce } from "get-nonce";
 import { createClient } from "graphql-ws";
 import { createRoot } from "react-dom/client";
 
@@ -12,6 +13,12 @@ import "@graphiql/plugin-explorer/style.css";
 import "./explorer.css";
 
 import { EXAMPLES } from "./examples.js";
+
+// GraphiQL's dialogs (react-remove-scroll) add a <style> element while they are open. The
+// page's policy admits no inline style but the one carrying this response's nonce, which the
+// gateway writes on this script's tag (browsers hide it from the DOM, not from the element).
+const styleNonce = document.currentScript?.nonce;
+if (styleNonce) setNonce(styleNonce);
 
 const HTTP_URL = `${location.origin}/graphql`;
 const WS_URL = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`;

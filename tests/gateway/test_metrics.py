@@ -1,5 +1,6 @@
 """GET /metrics: Prometheus text with requests, latencies, GraphQL operations, rejected queries,
-rate-limited requests, upstream calls and webhook deliveries, each by what went on."""
+rate-limited requests, upstream calls and webhook deliveries, each by what went on; for an
+admin key or the metrics token, or on a port of its own."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr, ValidationError
 from starlette.applications import Starlette
 
 from gateway.app import create_app
@@ -16,8 +21,11 @@ from tests.conftest import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
+    NO_SCOPE_KEY,
+    PUSH_KEY,
     READ_KEY,
     WEBHOOK_SECRET,
+    live_server,
     make_settings,
     push,
     serving,
@@ -29,7 +37,7 @@ Labels = dict[str, str]
 
 async def scrape(client: httpx.AsyncClient) -> list[tuple[str, Labels, float]]:
     """Every sample /metrics exposes: (name, labels, value)."""
-    response = await client.get("/metrics")
+    response = await client.get("/metrics", headers=bearer(ALL_KEY))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return [
@@ -292,3 +300,159 @@ async def test_upstream_calls_are_counted_by_operation_and_outcome(
         ("fetchaudio", "not_found"): 1,
         ("fetchaudio", "unavailable"): 1,
     }
+
+
+# -- who may read them ----------------------------------------------------------------------
+
+METRICS_TOKEN = "metrics-token-7d1e5b0c9a"
+PROMETHEUS_TEXT = "talkgate_http_requests_total"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic YWRtaW46YWRtaW4=", f"Bearer {ALL_KEY}x", "Bearer tgk_"],
+)
+async def test_without_an_admin_key_or_the_token_metrics_are_refused_401(
+    tmp_path: Path, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    async with serving(create_app(make_settings(tmp_path))) as client:
+        response = await client.get("/metrics", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert PROMETHEUS_TEXT not in response.text
+
+
+@pytest.mark.parametrize("key", [READ_KEY, NO_SCOPE_KEY, PUSH_KEY])
+async def test_a_key_without_the_admin_scope_is_refused_403(tmp_path: Path, key: str) -> None:
+    async with serving(create_app(make_settings(tmp_path))) as client:
+        response = await client.get("/metrics", headers=bearer(key))
+    assert response.status_code == 403
+    assert PROMETHEUS_TEXT not in response.text
+
+
+async def test_an_admin_key_or_the_metrics_token_reads_them(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, metrics_token=SecretStr(METRICS_TOKEN)))
+    async with serving(app) as client:
+        by_key = await client.get("/metrics", headers=bearer(ALL_KEY))
+        by_token = await client.get("/metrics", headers=bearer(METRICS_TOKEN))
+    assert by_key.status_code == by_token.status_code == 200
+    assert PROMETHEUS_TEXT in by_token.text
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.one_of(
+        st.text(min_size=1, max_size=40).filter(lambda t: t.strip() != METRICS_TOKEN),
+        st.integers(0, len(METRICS_TOKEN) - 1).map(lambda n: METRICS_TOKEN[:n]),
+        st.just(METRICS_TOKEN.upper()),
+        st.just(METRICS_TOKEN + "0"),
+    )
+)
+async def test_only_the_exact_token_reads_them(tmp_path: Path, token: str) -> None:
+    app = create_app(make_settings(tmp_path, metrics_token=SecretStr(METRICS_TOKEN)))
+    async with serving(app) as client:
+        try:
+            response = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        except (httpx.LocalProtocolError, UnicodeEncodeError):
+            return  # not a value a header can carry
+    assert response.status_code == 401
+
+
+async def test_the_demo_serves_them_to_this_machine_without_a_key(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, demo=True))
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1:8000"
+        ) as client,
+    ):
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert PROMETHEUS_TEXT in response.text
+
+
+async def test_the_demo_refuses_them_to_another_machine(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, demo=True))
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 40000))
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client,
+    ):
+        response = await client.get("/metrics")
+    assert response.status_code == 401
+
+
+# -- on a port of their own -----------------------------------------------------------------
+
+
+async def test_on_their_own_port_metrics_need_no_key_and_the_main_port_has_none(
+    tmp_path: Path,
+) -> None:
+    app = create_app(make_settings(tmp_path, metrics_port=0))
+    async with live_server(app) as address:
+        port = app.state.metrics_port
+        async with httpx.AsyncClient() as client:
+            main = await client.get(f"http://{address}/metrics", headers=bearer(ALL_KEY))
+            own = await client.get(f"http://127.0.0.1:{port}/metrics")
+            elsewhere = await client.get(f"http://127.0.0.1:{port}/graphql")
+    assert main.status_code == 404
+    assert own.status_code == 200
+    assert own.headers["content-type"].startswith("text/plain")
+    assert 'talkgate_http_requests_total{method="GET",route="/metrics",status="404"}' in own.text
+    assert elsewhere.status_code == 404
+
+
+async def test_on_their_own_port_the_metrics_token_is_still_asked_for_when_set(
+    tmp_path: Path,
+) -> None:
+    app = create_app(
+        make_settings(tmp_path, metrics_port=0, metrics_token=SecretStr(METRICS_TOKEN))
+    )
+    async with live_server(app):
+        url = f"http://127.0.0.1:{app.state.metrics_port}/metrics"
+        async with httpx.AsyncClient() as client:
+            without = await client.get(url)
+            with_token = await client.get(url, headers=bearer(METRICS_TOKEN))
+    assert without.status_code == 401
+    assert with_token.status_code == 200
+
+
+async def test_the_metrics_port_closes_with_the_app(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, metrics_port=0))
+    async with live_server(app):
+        port = app.state.metrics_port
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{port}/metrics")
+
+
+async def test_a_metrics_port_in_use_fails_the_start_up_saying_so(tmp_path: Path) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    app = create_app(make_settings(tmp_path, metrics_port=port))
+    try:
+        with pytest.raises(OSError, match=f"cannot listen for metrics on 127.0.0.1:{port}"):
+            async with LifespanManager(app):
+                pass
+    finally:
+        taken.close()
+
+
+def test_the_metrics_port_must_differ_from_the_main_port(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="must differ from TALKGATE_PORT"):
+        make_settings(tmp_path, port=9100, metrics_port=9100)
+
+
+def test_a_placeholder_metrics_token_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="placeholder"):
+        make_settings(tmp_path, metrics_token=SecretStr("changethis"))

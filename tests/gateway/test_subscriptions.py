@@ -235,7 +235,9 @@ async def test_a_slow_subscriber_loses_its_oldest_events_counted(tmp_path: Path)
                 fanout.deliver("talks", {"id": talk_id})
             kept = [await slow.next(), await slow.next()]
         async with httpx.AsyncClient(base_url=f"http://{address}") as client:
-            metrics = (await client.get("/metrics")).text
+            metrics = (
+                await client.get("/metrics", headers={"Authorization": f"Bearer {ALL_KEY}"})
+            ).text
     assert kept == [{"id": 4}, {"id": 5}]
     assert "talkgate_subscription_events_dropped_total 3.0" in metrics
 

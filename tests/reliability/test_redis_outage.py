@@ -17,6 +17,7 @@ from websockets.asyncio.client import connect
 
 from gateway.app import create_app
 from tests.conftest import (
+    ALL_KEY,
     NO_SCOPE_KEY,
     READ_KEY,
     WEBHOOK_SECRET,
@@ -33,7 +34,7 @@ PER_MINUTE = 3
 
 
 async def _redis_up(http: httpx.AsyncClient) -> str:
-    text = (await http.get("/metrics")).text
+    text = (await http.get("/metrics", headers={"Authorization": f"Bearer {ALL_KEY}"})).text
     return next(
         line.split()[1] for line in text.splitlines() if line.startswith("talkgate_redis_up ")
     )
