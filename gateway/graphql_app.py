@@ -57,7 +57,7 @@ from gateway.execution import FastExecutionContext
 from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
-from gateway.nesting import nests_deeper
+from gateway.nesting import TooDeep, decode_limited
 from gateway.parsing import CachedParse, CachedValidation, parse_document
 from gateway.persisted import AllowListedOnly, PersistedQueries, PersistedQueryPolicy
 from gateway.ratelimit import RateLimiter
@@ -354,31 +354,6 @@ def build_schema(
 
 
 ANONYMOUS = Principal("anonymous", frozenset())
-
-
-class TooDeep(JSONDecodeError):
-    """A JSON text nesting deeper than `max_json_depth`: refused before anything walks it."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"JSON nested deeper than {limit} levels is refused", "", 0)
-
-
-def decode_limited(data: str | bytes, limit: int) -> object:
-    """`data`'s JSON value; TooDeep when it nests deeper than `limit`.
-
-    orjson itself stops at 1,024 levels (far past any limit the settings allow), with an error
-    saying so; Python's json would raise RecursionError instead, and orjson cannot encode a
-    value past 255 levels again (the response cache's key does).
-    """
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        if "depth" in exc.msg or "recursion" in exc.msg.lower():
-            raise TooDeep(limit) from None
-        raise
-    if nests_deeper(value, limit):
-        raise TooDeep(limit)
-    return value
 
 
 async def take_token(
@@ -684,9 +659,12 @@ class GraphQLEndpoint:
                 await response(scope, receive, send)
                 return
             try:
-                data = _json_of(body, self.settings.max_json_depth)
-            except TooDeep as exc:
-                await _refusal(BadUserInput(f"the request body: {exc.msg}"))(scope, receive, send)
+                data = decode_limited(body, self.settings.max_json_depth)
+            except JSONDecodeError as exc:
+                # Too deep, or not JSON at all (lone surrogates included: orjson refuses them,
+                # and they could never be encoded again).
+                reason = exc.msg if isinstance(exc, TooDeep) else f"not valid JSON ({exc.msg})"
+                await _refusal(BadUserInput(f"the request body: {reason}"))(scope, receive, send)
                 return
             if isinstance(data, list):
                 # One token is one operation: a batch would run many on one.
@@ -694,7 +672,7 @@ class GraphQLEndpoint:
                     BadUserInput("batches are not accepted: send one operation per request")
                 )(scope, receive, send)
                 return
-            if data is not _NOT_JSON and not isinstance(data, dict):
+            if not isinstance(data, dict):
                 response = graphql_error_response(
                     400, "the body must be a JSON object with a `query`", "BAD_USER_INPUT"
                 )
@@ -879,20 +857,6 @@ async def _read_limited(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-_NOT_JSON = object()
-
-
-def _json_of(body: bytes, limit: int) -> object:
-    """The body's JSON value, or _NOT_JSON (the view answers such a body itself); TooDeep
-    when it nests deeper than `limit`."""
-    try:
-        return decode_limited(body, limit)
-    except TooDeep:
-        raise
-    except JSONDecodeError:
-        return _NOT_JSON
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

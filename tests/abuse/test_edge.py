@@ -435,7 +435,7 @@ def test_decoding_refuses_exactly_the_values_nested_past_the_limit(
     value: object, limit: int, wrapped: int
 ) -> None:
     # Wrapped in up to 3,000 more lists: past orjson's own 1,024 and Python's recursion limit.
-    from gateway.graphql_app import TooDeep, decode_limited
+    from gateway.nesting import TooDeep, decode_limited
 
     text = "[" * wrapped + json.dumps(value) + "]" * wrapped
     deep = nests_deeper(json.loads(text), limit) if wrapped < 500 else True
