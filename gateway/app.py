@@ -250,7 +250,7 @@ def create_app(
                 tickets=LoginTickets(vault, secret_key),
                 broker=broker,
             )
-            ingestor = Ingestor(store, settings.zone, broker)
+            ingestor = Ingestor(store, settings.zone, broker, max_depth=settings.max_json_depth)
             if settings.graphiql and explorer is None:
                 log_not_built()
             if settings.demo:
