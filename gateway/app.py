@@ -259,7 +259,7 @@ def create_app(
                 tickets=LoginTickets(vault, secret_key),
                 broker=broker,
             )
-            ingestor = Ingestor(store, settings.zone, broker)
+            ingestor = Ingestor(store, settings.zone, broker, max_depth=settings.max_json_depth)
             if explorer is not None and not explorer.built:
                 log_not_built()
             if settings.metrics_port is not None:

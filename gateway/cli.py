@@ -181,7 +181,23 @@ def _bodies(path: Path) -> Iterator[tuple[bytes, str, int]]:
         return
     items = data if isinstance(data, list) and data else [data]
     for index, item in enumerate(items):
-        yield orjson.dumps(item), f"file:{path.name}[{index}]", len(raw) * (index + 1) // len(items)
+        consumed = len(raw) * (index + 1) // len(items)
+        yield _encoded(item), f"file:{path.name}[{index}]", consumed
+
+
+def _encoded(item: object) -> bytes:
+    """One talk of a JSON array file as a body of its own: orjson's text, or for a talk nested
+    past the 254 levels orjson encodes, the standard library's (it is refused for its depth
+    and kept as a dead letter, as the webhook keeps it)."""
+    try:
+        return orjson.dumps(item)
+    except orjson.JSONEncodeError:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 4000))  # orjson decodes at most 1,024 levels
+        try:
+            return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+        finally:
+            sys.setrecursionlimit(limit)
 
 
 async def _ingest_files(
@@ -198,7 +214,12 @@ async def _ingest_files(
     announcer = _announcer(settings)
     try:
         # With Redis, running servers hear of the changed talks, as from their own webhook.
-        ingestor = Ingestor(store, settings.zone, announcer.broker if announcer else None)
+        ingestor = Ingestor(
+            store,
+            settings.zone,
+            announcer.broker if announcer else None,
+            max_depth=settings.max_json_depth,
+        )
         total = sum(p.stat().st_size for p in paths)
         progress = _Progress(total, sys.stderr)
         done_before = 0
@@ -240,7 +261,7 @@ async def _ingest_files(
             if len(checking) > workers + 1:
                 await store_oldest()
 
-        with CheckPool(settings.zone, workers) as pool:
+        with CheckPool(settings.zone, workers, settings.max_json_depth) as pool:
             try:
                 for path in paths:
                     consumed = 0

@@ -11,12 +11,18 @@ from datetime import tzinfo
 
 import orjson
 
-from gateway.payload import NormalizedTalk, PayloadRejected, validate_talks
+from gateway.nesting import nests_deeper
+from gateway.payload import MAX_ERRORS, NormalizedTalk, PayloadRejected, validate_talks
 from gateway.pubsub import TALKS, Broker
 from gateway.storage import StoreUnavailable, TalkStore
-from gateway.storage.records import Delivery, DeliveryOutcome
+from gateway.storage.records import Delivery, DeliveryOutcome, Refusal, dead_letter_reason
 
 log = logging.getLogger("talkgate.ingest")
+
+# TALKGATE_MAX_JSON_DEPTH's default, for callers without settings (tests, benchmarks).
+DEFAULT_MAX_DEPTH = 64
+# Most characters of a parser's message kept in an error.
+_MSG_CHARS = 500
 
 # Most bodies one group commit stores; more wait for the next transaction.
 _GROUP_LIMIT = 256
@@ -35,16 +41,32 @@ class Body:
 
 
 class BodyRejected(Exception):
-    """A body that is not a talk: 400 when not JSON, 422 when not a talk. It was dead-lettered."""
+    """A body that is not a talk: 400 when not JSON, 422 when not a talk. It was dead-lettered.
+
+    `errors` are the first MAX_ERRORS; `error_count` how many were found, `truncated` whether
+    validation stopped before the end, `error_count` then a lower bound (`PayloadRejected`).
+    """
 
     def __init__(
-        self, status: int, reason: str, errors: list[dict[str, str]], dead_letter_id: int
+        self,
+        status: int,
+        reason: str,
+        errors: list[dict[str, str]],
+        dead_letter_id: int,
+        *,
+        error_count: int | None = None,
+        truncated: bool = False,
+        id_conflict: bool = False,
     ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.errors = errors
         self.dead_letter_id = dead_letter_id
+        self.error_count = len(errors) if error_count is None else error_count
+        self.truncated = truncated
+        # Refused by the store: its messages or events are another talk's (`Refusal`).
+        self.id_conflict = id_conflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +83,31 @@ class Invalid:
     status: int
     reason: str
     errors: list[dict[str, str]]
+    error_count: int | None = None
+    truncated: bool = False
 
 
-def check_body(raw: bytes, zone: tzinfo) -> Valid | Invalid:
-    """Parse and validate one body. Pure: `talkgate ingest` runs it in worker processes."""
+def check_body(raw: bytes, zone: tzinfo, max_depth: int = DEFAULT_MAX_DEPTH) -> Valid | Invalid:
+    """Parse and validate one body. Pure: `talkgate ingest` runs it in worker processes.
+
+    Never raises for what a body holds: every body is Valid or Invalid, so every refused one
+    can be dead-lettered (a body nested past orjson's 1,024 levels, or not UTF-8, is not
+    JSON; one nested past `max_depth` is not a talk)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return Invalid(400, "the body is not JSON", [{"loc": "", "msg": str(exc)}])
+        return Invalid(400, "the body is not JSON", [{"loc": "", "msg": str(exc)[:_MSG_CHARS]}])
+    if nests_deeper(data, max_depth):
+        reason = f"the body nests deeper than {max_depth} levels"
+        return Invalid(422, reason, [{"loc": "", "msg": reason}])
     try:
         talks = validate_talks(data, zone=zone)
     except PayloadRejected as exc:
-        return Invalid(422, exc.reason, exc.errors)
+        return Invalid(422, exc.reason, exc.errors, exc.error_count, exc.truncated)
+    except (ValueError, TypeError, RecursionError) as exc:  # a bug, but the body is kept
+        log.exception("a body could not be validated")
+        reason = "the body could not be read as talks"
+        return Invalid(422, reason, [{"loc": "", "msg": type(exc).__name__}])
     return Valid(talks)
 
 
@@ -91,9 +126,12 @@ class Ingestor:
         store: TalkStore,
         zone: tzinfo,
         broker: Broker | None = None,
+        *,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         self._store = store
         self._zone = zone
+        self._max_depth = max_depth
         self._broker = broker
         # Bodies waiting for the next group commit, and the task committing them.
         self._waiting: list[_Waiting] = []
@@ -114,7 +152,22 @@ class Ingestor:
         self._waiting.append((prepared, answer))
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_waiting())
-        return await answer
+        try:
+            outcome = await answer
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            # Not the store being away, and the body passed validation: whatever it was,
+            # the body is kept (never a 500 that the sender retries forever, with nothing
+            # kept), and the traceback goes to the log only.
+            log.exception("a valid body could not be stored")
+            reason = "the body could not be stored"
+            raise await self.reject(
+                body, 422, reason, [{"loc": "", "msg": type(exc).__name__}]
+            ) from None
+        if outcome.refused is not None:
+            raise _refused(outcome.refused)
+        return outcome
 
     async def ingest_many(self, bodies: Sequence[Body]) -> list[DeliveryOutcome | BodyRejected]:
         """Store the valid bodies together; each invalid one is dead-lettered and reported."""
@@ -135,15 +188,22 @@ class Ingestor:
         stored = await self._store.ingest(deliveries) if deliveries else []
         await self._committed(stored)
         outcomes = iter(stored)
-        return [r if isinstance(r, BodyRejected) else next(outcomes) for r in results]
+        return [r if isinstance(r, BodyRejected) else _answer(next(outcomes)) for r in results]
 
     async def _prepare(self, body: Body) -> Delivery | BodyRejected:
         """The body as a delivery to store, or its rejection (already dead-lettered)."""
-        return await self._resolve(body, check_body(body.raw, self._zone))
+        return await self._resolve(body, check_body(body.raw, self._zone, self._max_depth))
 
     async def _resolve(self, body: Body, check: Valid | Invalid) -> Delivery | BodyRejected:
         if isinstance(check, Invalid):
-            return await self.reject(body, check.status, check.reason, check.errors)
+            return await self.reject(
+                body,
+                check.status,
+                check.reason,
+                check.errors,
+                error_count=check.error_count,
+                errors_truncated=check.truncated,
+            )
         # Hashed here, not with the check: `talkgate ingest`'s workers are its busiest part.
         digest = hashlib.sha256(body.raw).hexdigest()
         return Delivery(
@@ -219,10 +279,16 @@ class Ingestor:
         *,
         body_size: int | None = None,
         truncated: bool = False,
+        error_count: int | None = None,
+        errors_truncated: bool = False,
     ) -> BodyRejected:
+        """Dead-letter `body` (its raw bytes whole, unless `truncated`) with its reason and at
+        most MAX_ERRORS of its errors; the rejection to answer with."""
+        errors = errors[:MAX_ERRORS]
+        count = max(len(errors), error_count or 0)
         dead_letter_id = await self._store.add_dead_letter(
             source=body.source,
-            reason=reason,
+            reason=dead_letter_reason(reason, len(errors), count, errors_truncated),
             errors=errors,
             body=body.raw,
             body_size=len(body.raw) if body_size is None else body_size,
@@ -232,7 +298,29 @@ class Ingestor:
             "body rejected",
             extra={"source": body.source, "reason": reason, "dead_letter_id": dead_letter_id},
         )
-        return BodyRejected(status, reason, errors, dead_letter_id)
+        return BodyRejected(
+            status, reason, errors, dead_letter_id, error_count=count, truncated=errors_truncated
+        )
+
+
+def _refused(refusal: Refusal) -> BodyRejected:
+    log.warning(
+        "body refused: %s",
+        refusal.reason,
+        extra={"dead_letter_id": refusal.dead_letter_id, "errors": refusal.error_count},
+    )
+    return BodyRejected(
+        422,
+        refusal.reason,
+        refusal.errors,
+        refusal.dead_letter_id,
+        error_count=refusal.error_count,
+        id_conflict=True,
+    )
+
+
+def _answer(outcome: DeliveryOutcome) -> DeliveryOutcome | BodyRejected:
+    return outcome if outcome.refused is None else _refused(outcome.refused)
 
 
 def _fail(answer: asyncio.Future[DeliveryOutcome], exc: BaseException) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from gateway.ingest import Invalid, Valid, check_body
+from gateway.ingest import DEFAULT_MAX_DEPTH, Invalid, Valid, check_body
 from gateway.payload import (
     CHANNEL_FIELDS,
     CUSTOMER_FIELDS,
@@ -65,7 +65,7 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _check_batch(raws: list[bytes], zone: tzinfo, directory: str) -> str:
+def _check_batch(raws: list[bytes], zone: tzinfo, max_depth: int, directory: str) -> str:
     # Through a file, not the pool's pipe: the main process reads a pipe 64 KiB at a time,
     # taking its busy GIL for each chunk while this worker waits, and a file at once (a few
     # per cent faster, and less memory, in bench.ingest_profile's runs).
@@ -75,13 +75,13 @@ def _check_batch(raws: list[bytes], zone: tzinfo, directory: str) -> str:
         # whole. One line per body, written as it is checked: a worker holds one body's
         # talks at a time, not the whole batch's (some 10 MB less per worker).
         for raw in raws:
-            out.write(orjson.dumps(_plain(check_body(raw, zone))) + b"\n")
+            out.write(orjson.dumps(_plain(check_body(raw, zone, max_depth))) + b"\n")
     return path
 
 
 def _plain(check: Valid | Invalid) -> list[Any]:
     if isinstance(check, Invalid):
-        return [check.status, check.reason, check.errors]
+        return [check.status, check.reason, check.errors, check.error_count, check.truncated]
     return [[_plain_talk(t) for t in check.talks]]
 
 
@@ -115,7 +115,7 @@ def decode(answer: str) -> list[Valid | Invalid]:
 
 
 def _check(item: list[Any]) -> Valid | Invalid:
-    return Invalid(*item) if len(item) == 3 else Valid([_talk(t) for t in item[0]])
+    return Invalid(*item) if len(item) == 5 else Valid([_talk(t) for t in item[0]])
 
 
 def _talk(item: list[Any]) -> NormalizedTalk:
@@ -156,8 +156,9 @@ class CheckPool:
     A worker that dies fails the futures of every batch in hand with BrokenProcessPool.
     """
 
-    def __init__(self, zone: tzinfo, workers: int) -> None:
+    def __init__(self, zone: tzinfo, workers: int, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self._zone = zone
+        self._max_depth = max_depth
         # Answers left behind by a failure go with it.
         self._answers = tempfile.TemporaryDirectory(prefix="talkgate-ingest-")
         # Spawned, not forked: the main process already runs threads (the store's writer).
@@ -172,7 +173,9 @@ class CheckPool:
 
     def check(self, raws: list[bytes]) -> asyncio.Future[str]:
         """Send a batch to the next free worker; `decode` its answer."""
-        work = self._executor.submit(_check_batch, raws, self._zone, self._answers.name)
+        work = self._executor.submit(
+            _check_batch, raws, self._zone, self._max_depth, self._answers.name
+        )
         return asyncio.wrap_future(work)
 
     def close(self, *, stop_now: bool = False) -> None:

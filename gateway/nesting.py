@@ -12,26 +12,37 @@ from json import JSONDecodeError
 
 import orjson
 
+_CONTAINERS = (dict, list, tuple)
+# What JSON decodes a scalar to.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 
 def nests_deeper(value: object, limit: int) -> bool:
     """Whether `value` has containers (dicts, lists) more than `limit` levels deep.
 
-    A scalar is depth 0, `[]` and `{}` are 1, `[[1]]` is 2. The walk stops at the first
-    container found past the limit, so its cost is bounded by the value's size.
+    A scalar is depth 0, `[]` and `{}` are 1, `[[1]]` is 2. Walked a level at a time, each
+    container once and each scalar only looked at (a 5 MiB `[1,1,...]` took 2.5 s when every
+    scalar was pushed on a stack, 0.1 s so); it stops at the first level past the limit, so
+    its cost is bounded by the value's size.
     """
-    stack: list[tuple[object, int]] = [(value, 0)]
-    while stack:
-        current, depth = stack.pop()
-        if isinstance(current, dict):
-            children: object = current.values()
-        elif isinstance(current, list | tuple):
-            children = current
-        else:
-            continue
+    if not isinstance(value, _CONTAINERS):
+        return False
+    level: list[object] = [value]
+    depth = 0
+    while level:
         depth += 1
         if depth > limit:
             return True
-        stack.extend((child, depth) for child in children)  # type: ignore[attr-defined]
+        below: list[object] = []
+        for container in level:
+            if not container:
+                continue
+            children = container.values() if isinstance(container, dict) else container
+            # The kinds of the children first, at C speed: most hold no container at all.
+            if set(map(type, children)) <= _SCALARS:  # type: ignore[call-overload]
+                continue
+            below.extend(child for child in children if isinstance(child, _CONTAINERS))  # type: ignore[attr-defined]
+        level = below
     return False
 
 

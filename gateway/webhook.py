@@ -54,14 +54,30 @@ class TalkWebhook:
         self._secret = secret.get_secret_value() if secret else None
 
     async def handle(self, request: Request) -> Response:
-        response = await self._receive(request)
-        outcome = _OUTCOMES.get(response.status_code, str(response.status_code))
+        response, outcome = await self._receive(request)
+        if outcome is None:
+            outcome = _OUTCOMES.get(response.status_code, str(response.status_code))
         if response.status_code == 202 and orjson.loads(bytes(response.body))["duplicate"]:
             outcome = "duplicate"
         self.metrics.webhooks.labels(outcome).inc()
         return response
 
-    async def _receive(self, request: Request) -> Response:
+    async def _receive(self, request: Request) -> tuple[Response, str | None]:
+        """The answer, and its outcome for the metric when the status does not say it."""
+        try:
+            return await self._answer(request), None
+        except BodyRejected as exc:
+            response = _error(
+                exc.status,
+                exc.reason,
+                errors=exc.errors,
+                errorCount=exc.error_count,
+                errorCountExact=not exc.truncated,
+                deadLetterId=exc.dead_letter_id,
+            )
+            return response, "id_conflict" if exc.id_conflict else None
+
+    async def _answer(self, request: Request) -> Response:
         ingestor: Ingestor = request.state.ingestor
         auth = self._authenticate_without_body(request)
         if not auth.ok and not auth.needs_signature:
@@ -95,10 +111,6 @@ class TalkWebhook:
                 )
                 return _error(413, rejected.reason, deadLetterId=rejected.dead_letter_id)
             outcome = await ingestor.ingest(Body(body, source, key))
-        except BodyRejected as exc:
-            return _error(
-                exc.status, exc.reason, errors=exc.errors, deadLetterId=exc.dead_letter_id
-            )
         except StoreUnavailable as exc:
             log.warning("store unavailable, delivery refused: %s", exc)
             return Response(status_code=503, headers={"Retry-After": "5"})

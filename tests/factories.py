@@ -19,12 +19,19 @@ def talk(talk_id: int = 114603, **fields: Any) -> Payload:
     payload["tracking_number"] = f"TN{talk_id}"
     for history in payload["talk_histories"]:
         history["talk_id"] = talk_id
-        history["id"] = history["id"] - 114603 * 0 + (talk_id - 114603) * 100
+        history["id"] = _child_id(history["id"], talk_id)
     for event in payload["talk_events"]:
         event["talk_id"] = talk_id
-        event["id"] = event["id"] + (talk_id - 114603) * 100
+        event["id"] = _child_id(event["id"], talk_id)
     payload.update(fields)
     return payload
+
+
+def _child_id(example_id: int, talk_id: int) -> int:
+    """The id of one of the example's messages or events in talk `talk_id`: the example's own
+    for talk 114603, 100 apart per talk, and positive (PipeRun ids are) for small talk ids."""
+    shifted = example_id + (talk_id - 114603) * 100
+    return shifted if shifted > 0 else example_id + talk_id * 100 + 10**12
 
 
 def message(message_id: int, text: str, *, talk_id: int = 114603, kind: str = "in") -> Payload:

@@ -11,7 +11,9 @@ A talk is the merge of everything received:
   so the result does not depend on the order deliveries arrive in;
 - the customer and agent documents carried by a snapshot replace stored ones only when that
   snapshot wins, or when nothing is stored yet;
-- a snapshot that brings nothing new (an identical redelivery) changes nothing at all.
+- a snapshot that brings nothing new (an identical redelivery) changes nothing at all;
+- a message or event belongs to the talk that first brought it: a body whose messages or
+  events are another talk's is refused whole (`Batch.id_conflicts`), never moves them.
 """
 
 from __future__ import annotations
@@ -159,6 +161,37 @@ class Batch:
         self.customers: dict[int, DocRow] = {}
         self.agents: dict[int, DocRow] = {}
         self.channels: dict[int, DocRow] = {}
+
+    def id_conflicts(
+        self, talks: Sequence[NormalizedTalk], limit: int
+    ) -> tuple[list[dict[str, str]], int]:
+        """The messages and events of a body whose ids belong to another talk, as stored or
+        as an earlier snapshot of this batch or of this body left them: at most `limit` as
+        errors, and how many there are. PipeRun's ids are its tables' keys, one row each:
+        the same id under two talks is a broken or forged body, and storing it would take
+        the row away from the talk that has it."""
+        errors: list[dict[str, str]] = []
+        count = 0
+        claimed: dict[tuple[str, int], int] = {}
+        for position, talk in enumerate(talks):
+            for kind, rows, items in (
+                ("talk_histories", self.messages, talk.messages),
+                ("talk_events", self.events, talk.events),
+            ):
+                for item in items:
+                    row = rows.get(item.id)
+                    owner = row.talk_id if row is not None else claimed.get((kind, item.id))
+                    if owner is None:
+                        claimed[(kind, item.id)] = talk.id
+                    elif owner != talk.id:
+                        count += 1
+                        if len(errors) < limit:
+                            where = kind if len(talks) == 1 else f"{position}.{kind}"
+                            what = "message" if kind == "talk_histories" else "event"
+                            errors.append(
+                                {"loc": where, "msg": f"{what} {item.id} belongs to talk {owner}"}
+                            )
+        return errors, count
 
     def merge_body(self, talks: Sequence[NormalizedTalk], sequence: int) -> list[int]:
         """Apply the talks of the body stored as `sequence`, in their order; the ids of the

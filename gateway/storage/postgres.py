@@ -21,23 +21,26 @@ from typing import Any, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
-from gateway.payload import talk_status
+from gateway.payload import MAX_ERRORS, talk_status
 from gateway.storage import cursor, merge
 from gateway.storage.docs import DecodedDocs
 from gateway.storage.postgres_schema import migrate
 from gateway.storage.protocol import StoreUnavailable, TalkGroup
 from gateway.storage.records import (
+    ID_CONFLICT,
     DeadLetter,
     Delivery,
     DeliveryOutcome,
     Doc,
     Page,
     PageRequest,
+    Refusal,
     TalkOrder,
     TalkPages,
     TalkQuery,
+    dead_letter_reason,
 )
-from gateway.storage.text import query_words, search_key, tokens
+from gateway.storage.text import bounded_search, query_words, search_key, tokens
 from gateway.utc import now_iso
 
 # Failures that say "not now" rather than "wrong": the caller may retry later.
@@ -293,8 +296,27 @@ class PostgresStore:
         # conditions, as `merge` wants, though the batch may then count it as a change.
         batch = merge.Batch()
         await _load(c, batch, merge.wanted(t for _, d, _ in accepted for t in d.talks))
+        refused: list[int] = []
         for index, delivery, sequence in accepted:
+            errors, count = batch.id_conflicts(delivery.talks, MAX_ERRORS)
+            if count:
+                # Refused whole: its raw row goes, a dead letter holds the body instead.
+                refused.append(sequence)
+                reason = dead_letter_reason(ID_CONFLICT, len(errors), count)
+                dead_letter_id = await _add_dead_letter(
+                    c, delivery.source, reason, errors, delivery.body, len(delivery.body), False
+                )
+                outcome = outcomes[index]
+                refusal = Refusal(ID_CONFLICT, errors, count, dead_letter_id)
+                outcomes[index] = DeliveryOutcome(outcome.key, False, outcome.talk_ids, [], refusal)
+                continue
             outcomes[index].changed_ids.extend(batch.merge_body(delivery.talks, sequence))
+        if refused:
+            await c.execute(
+                "WITH dt AS (DELETE FROM delivery_talks WHERE seq = ANY($1::bigint[]))"
+                " DELETE FROM deliveries WHERE seq = ANY($1::bigint[])",
+                refused,
+            )
         await _write_batch(c, batch, advance=any(o.changed_ids for o in outcomes))
         return outcomes
 
@@ -309,18 +331,7 @@ class PostgresStore:
         truncated: bool = False,
     ) -> int:
         async with self._connection() as c:
-            dead_letter_id = await c.fetchval(
-                "INSERT INTO dead_letters (received_at, source, reason, errors, body,"
-                " body_size, truncated) VALUES ($1, $2, $3, $4::json, $5, $6, $7) RETURNING id",
-                now_iso(),
-                _text(source),
-                _text(reason),
-                orjson.dumps(errors).decode(),
-                body,
-                body_size,
-                truncated,
-            )
-        return int(dead_letter_id)
+            return await _add_dead_letter(c, source, reason, errors, body, body_size, truncated)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -701,6 +712,29 @@ def _renumbered(sql: str, offset: int) -> str:
     return _PARAMETER.sub(lambda m: f"${int(m.group(1)) + offset}", sql)
 
 
+async def _add_dead_letter(
+    c: Any,
+    source: str,
+    reason: str,
+    errors: list[dict[str, str]],
+    body: bytes,
+    body_size: int,
+    truncated: bool,
+) -> int:
+    dead_letter_id = await c.fetchval(
+        "INSERT INTO dead_letters (received_at, source, reason, errors, body,"
+        " body_size, truncated) VALUES ($1, $2, $3, $4::json, $5, $6, $7) RETURNING id",
+        now_iso(),
+        _text(source),
+        _text(reason),
+        orjson.dumps(errors).decode(),
+        body,
+        body_size,
+        truncated,
+    )
+    return int(dead_letter_id)
+
+
 # The write statements hold no text literal or dollar quote a parameter could be taken from.
 _PARAMETER = re.compile(r"\$(\d+)")
 
@@ -834,8 +868,10 @@ def _row_table(table: str, columns: tuple[_Column, ...]) -> _RowTable:
     # The rank guard keeps a row written by a more advanced snapshot, whoever commits
     # last; with the talk locked it never has to act, but it costs nothing.
     return _RowTable(
+        # And a row stays in its talk: a replica storing a conflicting body at the same time
+        # (their talks' locks differ) cannot move it (`merge.Batch.id_conflicts`).
         write=f"{_insert(table, every)} ON CONFLICT (id) DO UPDATE SET {_assign(every)}"
-        f" WHERE {_ranks('s')} < {_ranks('excluded')}",
+        f" WHERE {_ranks('s')} < {_ranks('excluded')} AND s.talk_id = excluded.talk_id",
         rerank=_update(
             table, (("id", "bigint"), *_RANK_COLUMNS), f" AND {_ranks('s')} < {_ranks('r')}"
         ),
@@ -1062,7 +1098,7 @@ def _talk_where(query: TalkQuery, p: _Params) -> list[str]:
 def _customer_where(search: str | None, p: _Params) -> list[str]:
     if search is None or not search.strip():
         return []
-    text = search.strip()
+    text = bounded_search(search)
     key = _text(search_key(text)) or ""
     pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return [f"(name_key LIKE {p(pattern)} ESCAPE '\\' OR external_id = {p(_text(text))})"]

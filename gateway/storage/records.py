@@ -26,14 +26,40 @@ class Delivery:
     talks: list[NormalizedTalk]
 
 
+# A delivery refused because messages or events it holds are another talk's.
+ID_CONFLICT = "the body's messages or events belong to another talk"
+
+
+def dead_letter_reason(reason: str, listed: int, count: int, truncated: bool = False) -> str:
+    """A dead letter's reason: the rejection's, with how many errors were found when not all
+    are listed (its `errors` hold the first MAX_ERRORS; `truncated`: maybe more, unread)."""
+    if not truncated and listed == count:
+        return reason
+    more = " or more" if truncated else ""
+    return f"{reason} ({count}{more} errors; the first {listed} are listed)"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the store refused a delivery instead of storing it (see `merge.Batch.id_conflicts`);
+    the body was kept as dead letter `dead_letter_id`, in the same transaction."""
+
+    reason: str
+    errors: list[dict[str, str]]
+    error_count: int
+    dead_letter_id: int
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
-    """What storing a delivery did: `duplicate` when its key was seen before."""
+    """What storing a delivery did: `duplicate` when its key was seen before; `refused` when
+    the store would not store it (nothing of it changed, and it is a dead letter)."""
 
     key: str
     duplicate: bool
     talk_ids: list[int]
     changed_ids: list[int]
+    refused: Refusal | None = None
 
 
 class TalkOrder(Enum):

@@ -20,23 +20,26 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gateway.payload import talk_status
+from gateway.payload import MAX_ERRORS, talk_status
 from gateway.storage import cursor, merge
 from gateway.storage.docs import DecodedDocs
 from gateway.storage.protocol import StoreUnavailable, TalkGroup
 from gateway.storage.records import (
+    ID_CONFLICT,
     DeadLetter,
     Delivery,
     DeliveryOutcome,
     Doc,
     Page,
     PageRequest,
+    Refusal,
     TalkOrder,
     TalkPages,
     TalkQuery,
+    dead_letter_reason,
 )
 from gateway.storage.sqlite_schema import MIGRATIONS
-from gateway.storage.text import match_words, search_key
+from gateway.storage.text import bounded_search, match_words, search_key
 from gateway.utc import now_iso
 
 T = TypeVar("T")
@@ -89,6 +92,34 @@ def _micros_of(moment: datetime) -> int:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# SQLite's primary result codes that say "not now" (the file is busy, locked, full, away or
+# unreadable), as opposed to a statement SQLite refuses (SQLITE_ERROR, SQLITE_TOOBIG...),
+# which is no outage: reported as one, it would tell a client to retry what cannot work.
+_NOT_NOW = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_INTERRUPT,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+
+
+def _not_now(exc: sqlite3.OperationalError) -> bool:
+    """Whether `exc` says the file cannot be used now (StoreUnavailable); otherwise it is
+    raised as it is, an INTERNAL_SERVER_ERROR: a statement the store should not have built,
+    which the inputs' bounds (gateway/storage/text.py) keep from happening."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in _NOT_NOW
 
 
 def sqlite_path(url: str) -> str:
@@ -221,7 +252,9 @@ class SQLiteStore:
         try:
             return await loop.run_in_executor(self._write_pool, partial(work, *args))
         except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLite: {exc}") from exc
+            if _not_now(exc):
+                raise StoreUnavailable(f"SQLite: {exc}") from exc
+            raise
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._read_pool is None:
@@ -230,7 +263,9 @@ class SQLiteStore:
         try:
             return await loop.run_in_executor(self._read_pool, lambda: work(self._reader()))
         except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLite: {exc}") from exc
+            if _not_now(exc):
+                raise StoreUnavailable(f"SQLite: {exc}") from exc
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -278,17 +313,40 @@ class SQLiteStore:
             # statements: the snapshots merge in arrival order as if stored one at a time.
             batch = merge.Batch()
             _load(c, batch, merge.wanted(t for _, d, _ in accepted for t in d.talks))
+            stored: list[tuple[int, Delivery, int]] = []
             for index, delivery, sequence in accepted:
+                errors, count = batch.id_conflicts(delivery.talks, MAX_ERRORS)
+                if count:
+                    c.execute("DELETE FROM deliveries WHERE seq = ?", (sequence,))
+                    outcomes[index] = self._refuse(c, delivery, outcomes[index], errors, count)
+                    continue
+                stored.append((index, delivery, sequence))
                 outcomes[index].changed_ids.extend(batch.merge_body(delivery.talks, sequence))
             _insert_rows(
                 c,
                 "delivery_talks",
                 ("seq", "talk_id"),
-                sorted({(s, t.id) for _, d, s in accepted for t in d.talks}),
+                sorted({(s, t.id) for _, d, s in stored for t in d.talks}),
                 " ON CONFLICT DO NOTHING",
             )
             self._write_batch(c, batch)
         return outcomes
+
+    @staticmethod
+    def _refuse(
+        c: sqlite3.Connection,
+        delivery: Delivery,
+        outcome: DeliveryOutcome,
+        errors: list[dict[str, str]],
+        count: int,
+    ) -> DeliveryOutcome:
+        """`delivery` dead-lettered for the id conflicts found (`merge.Batch.id_conflicts`)."""
+        reason = dead_letter_reason(ID_CONFLICT, len(errors), count)
+        dead_letter_id = _add_dead_letter(
+            c, delivery.source, reason, errors, delivery.body, len(delivery.body), False
+        )
+        refusal = Refusal(ID_CONFLICT, errors, count, dead_letter_id)
+        return DeliveryOutcome(outcome.key, False, outcome.talk_ids, [], refusal)
 
     def _write_batch(self, c: sqlite3.Connection, batch: merge.Batch) -> None:
         """Write the rows a batch left changed, each once, in id order."""
@@ -375,20 +433,7 @@ class SQLiteStore:
     ) -> int:
         def work() -> int:
             with self._transaction() as c:
-                row = c.execute(
-                    "INSERT INTO dead_letters (received_at, source, reason, errors, body,"
-                    " body_size, truncated) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (
-                        now_iso(),
-                        source,
-                        reason,
-                        orjson.dumps(errors).decode(),
-                        body,
-                        body_size,
-                        int(truncated),
-                    ),
-                ).fetchone()
-            return int(row[0])
+                return _add_dead_letter(c, source, reason, errors, body, body_size, truncated)
 
         return await self._write(work)
 
@@ -806,6 +851,31 @@ _VARIABLES = 32_000
 _VERSIONED = frozenset({"talks", "customers"})
 
 
+def _add_dead_letter(
+    c: sqlite3.Connection,
+    source: str,
+    reason: str,
+    errors: list[dict[str, str]],
+    body: bytes,
+    body_size: int,
+    truncated: bool,
+) -> int:
+    row = c.execute(
+        "INSERT INTO dead_letters (received_at, source, reason, errors, body,"
+        " body_size, truncated) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            now_iso(),
+            source,
+            reason,
+            orjson.dumps(errors).decode(),
+            body,
+            body_size,
+            int(truncated),
+        ),
+    ).fetchone()
+    return int(row[0])
+
+
 def _consistently(attempt: Callable[[sqlite3.Connection], T | None], c: sqlite3.Connection) -> T:
     """What `attempt` reads in more than one statement, each its own read transaction: None
     when a commit came between them. Then it runs again in a single read transaction, which
@@ -990,7 +1060,7 @@ def _talk_where(
 def _customer_where(search: str | None) -> tuple[list[str], list[Any]]:
     if search is None or not search.strip():
         return [], []
-    text = search.strip()
+    text = bounded_search(search)
     key = search_key(text) or ""
     pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return ["(name_key LIKE ? ESCAPE '\\' OR external_id = ?)"], [pattern, text]

@@ -20,12 +20,31 @@ def search_key(text: str | None) -> str | None:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+# The most a text filter and a customer search may hold. Each word of a text filter is one
+# more condition of the store's query: thousands of them overflowed SQLite's expression tree
+# (reported as the store being unavailable), and a search past 50,000 bytes SQLite's LIKE.
+MAX_TEXT_WORDS = 32
+MAX_TEXT_CHARS = 1000
+
+
 def query_words(text: str) -> list[str]:
-    """The words of a text filter, each to be found whole; BadUserInput when there is none."""
+    """The words of a text filter, each to be found whole; BadUserInput when there is none,
+    or more than MAX_TEXT_WORDS words or MAX_TEXT_CHARS characters."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise BadUserInput(f"the text filter is longer than {MAX_TEXT_CHARS} characters")
     words = _WORD.findall(text)
     if not words:
         raise BadUserInput("the text filter holds no word")
+    if len(words) > MAX_TEXT_WORDS:
+        raise BadUserInput(f"the text filter holds more than {MAX_TEXT_WORDS} words")
     return words
+
+
+def bounded_search(search: str) -> str:
+    """A customer search, stripped; BadUserInput past MAX_TEXT_CHARS characters."""
+    if len(search) > MAX_TEXT_CHARS:
+        raise BadUserInput(f"the search is longer than {MAX_TEXT_CHARS} characters")
+    return search.strip()
 
 
 def match_words(text: str) -> list[str]:

@@ -220,5 +220,5 @@ def test_a_batch_decoded_from_a_worker_equals_the_checks_made_here(tmp_path: Pat
     ]
     expected = [check_body(raw, DEFAULT_ZONE) for raw in raws]
     assert [type(c) for c in expected] == [Valid, Valid, Invalid, Invalid, Valid]
-    assert decode(_check_batch(raws, DEFAULT_ZONE, str(tmp_path))) == expected
+    assert decode(_check_batch(raws, DEFAULT_ZONE, 64, str(tmp_path))) == expected
     assert list(tmp_path.iterdir()) == []  # the answer was read once, and removed

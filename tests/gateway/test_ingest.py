@@ -111,7 +111,13 @@ async def test_a_body_that_breaks_a_shared_transaction_fails_alone(store: TalkSt
     first, poisoned, last = outcomes
     assert isinstance(first, DeliveryOutcome)
     assert first.talk_ids == [2]
-    assert isinstance(poisoned, RuntimeError)
+    # Refused, not raised: the body is kept as a dead letter (never a 500 with nothing kept).
+    assert isinstance(poisoned, BodyRejected)
+    assert (poisoned.status, poisoned.reason) == (422, "the body could not be stored")
+    assert poisoned.errors == [{"loc": "", "msg": "RuntimeError"}]
+    [letter] = await store.dead_letters()
+    assert letter.id == poisoned.dead_letter_id
+    assert letter.body == body(3, "poison").raw
     assert isinstance(last, DeliveryOutcome)
     assert last.talk_ids == [4]
     assert [len(t) for t in gated.transactions] == [1, 3, 1, 1, 1]

@@ -218,7 +218,7 @@ async def test_a_full_sqlite_disk_is_503_and_typed_then_recovers(
     monkeypatch.setattr(SQLiteStore, "_open_writer", capped)
     app = create_app(make_settings(tmp_path))
     async with serving(app) as client:
-        big = snapshot(2, list(range(20, 220)))
+        big = snapshot(2, list(range(1020, 1220)))  # ids no other talk here holds
         delivery = await push(client, big)
         assert delivery.status_code == 503, delivery.text
         assert int(delivery.headers["retry-after"]) > 0

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import gql, push
+from tests.conftest import ALL_KEY, gql, push
 from tests.resolvers.helpers import error_at, node_ids, talk_of
 
 
@@ -310,6 +310,49 @@ async def test_a_text_without_any_word_is_bad_user_input(
     body = await gql(client, QUERY, {"filter": {"text": text}})
     assert body["data"] == {"talks": None}
     assert error_at(body, "talks")["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (" ".join(["boleto"] * 33), "the text filter holds more than 32 words"),
+        (" ".join(f"w{i}" for i in range(5000)), "the text filter is longer than 1000 characters"),
+        ("boleto " + "x" * 1000, "the text filter is longer than 1000 characters"),
+    ],
+    ids=["33-words", "5000-words", "1008-chars"],
+)
+async def test_a_text_past_its_bounds_is_bad_user_input_not_an_outage(
+    client: httpx.AsyncClient, text: str, message: str
+) -> None:
+    # Thousands of words were as many conditions: SQLite's "expression tree too large",
+    # reported as SERVICE_UNAVAILABLE (a client retrying what cannot work).
+    body = await gql(client, QUERY, {"filter": {"text": text}})
+    assert body["data"] == {"talks": None}
+    error = error_at(body, "talks")
+    assert (error["extensions"]["code"], error["message"]) == ("BAD_USER_INPUT", message)
+
+
+@pytest.mark.usefixtures("seeded")
+async def test_a_text_at_its_bounds_is_searched(client: httpx.AsyncClient) -> None:
+    assert await matching(client, text=" ".join(["boleto"] * 32)) == [1, 3]
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize("size", [1001, 60_000])
+async def test_a_customer_search_past_1000_characters_is_bad_user_input(
+    client: httpx.AsyncClient, size: int
+) -> None:
+    # 60,000 characters were past SQLite's LIKE pattern limit: SERVICE_UNAVAILABLE.
+    body = await gql(
+        client,
+        "query($s: String) { customers(search: $s) { totalCount } }",
+        {"s": "a" * size},
+        key=ALL_KEY,
+    )
+    error = error_at(body, "customers")
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == "the search is longer than 1000 characters"
 
 
 async def test_text_finds_words_of_messages_that_arrived_in_a_later_delivery(
