@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -24,6 +25,7 @@ _OUTCOMES = {
     202: "accepted",
     400: "not_json",
     401: "unauthorized",
+    408: "too_slow",
     413: "too_large",
     422: "invalid",
     503: "store_unavailable",
@@ -85,10 +87,18 @@ class TalkWebhook:
 
         limit = self.settings.webhook_max_bytes
         declared = request.headers.get("content-length", "")
+        timeout = self.settings.body_timeout_s
         try:
-            body, size = await _read_limited(request, limit)
+            async with asyncio.timeout(timeout):
+                body, size = await _read_limited(request, limit)
         except ClientDisconnect:
             return _error(400, "the client went away before the body was read")
+        except TimeoutError:
+            # A body trickled in slowly holds a connection as a slow header does; nothing
+            # whole arrived, so there is nothing to keep.
+            response = _error(408, f"the request body did not arrive within {timeout:g} s")
+            response.headers["Connection"] = "close"
+            return response
         oversize = (declared.isdigit() and int(declared) > limit) or size > limit
 
         if auth.needs_signature:

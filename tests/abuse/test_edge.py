@@ -27,7 +27,7 @@ from gateway.nesting import nests_deeper
 from gateway.server import MAX_HEADER_BYTES
 from gateway.settings import Settings
 from tests.abuse.bounds import bounded
-from tests.conftest import READ_KEY, live_server, make_settings, serving
+from tests.conftest import READ_KEY, WEBHOOK_SECRET, live_server, make_settings, serving
 from tests.gateway.test_subscriptions import PROTOCOL, GraphQLSocket
 
 LIMIT = 64  # TALKGATE_MAX_JSON_DEPTH's default
@@ -447,17 +447,26 @@ def test_decoding_refuses_exactly_the_values_nested_past_the_limit(
         assert not deep
 
 
-async def test_a_graphql_body_trickled_past_the_body_timeout_is_a_408(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("path", "credential"),
+    [
+        ("/graphql", f"Authorization: Bearer {READ_KEY}"),
+        ("/webhooks/talks", f"X-Webhook-Token: {WEBHOOK_SECRET}"),
+    ],
+)
+async def test_a_body_trickled_past_the_body_timeout_is_a_408(
+    tmp_path: Path, path: str, credential: str
+) -> None:
     settings = make_settings(tmp_path, body_timeout_s=1.0)
     async with live(settings) as (_, address):
         host, port = address.split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(
-            f"POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READ_KEY}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: x\r\n{credential}\r\n"
             "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
         )
         started = time.monotonic()
-        async with bounded("a body trickled for 1 s", seconds=5, peak_mib=16):
+        async with bounded(f"a body trickled for 1 s to {path}", seconds=5, peak_mib=16):
             answer = b""
             with contextlib.suppress(ConnectionError):
                 while not answer and time.monotonic() - started < 4:
@@ -467,5 +476,7 @@ async def test_a_graphql_body_trickled_past_the_body_timeout_is_a_408(tmp_path: 
                         answer = await asyncio.wait_for(reader.read(4096), 0.2)
         writer.close()
     assert answer.startswith(b"HTTP/1.1 408"), answer
-    assert b'"code":"BAD_USER_INPUT"' in answer
+    assert b"did not arrive within 1 s" in answer
+    if path == "/graphql":
+        assert b'"code":"BAD_USER_INPUT"' in answer
     assert time.monotonic() - started < 3
