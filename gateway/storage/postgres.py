@@ -39,6 +39,7 @@ from gateway.storage.records import (
     TalkPages,
     TalkQuery,
     dead_letter_reason,
+    refuse_repeats,
 )
 from gateway.storage.text import bounded_search, query_words, search_key, tokens
 from gateway.utc import now_iso
@@ -311,6 +312,7 @@ class PostgresStore:
                 outcomes[index] = DeliveryOutcome(outcome.key, False, outcome.talk_ids, [], refusal)
                 continue
             outcomes[index].changed_ids.extend(batch.merge_body(delivery.talks, sequence))
+        refuse_repeats(deliveries, outcomes)
         if refused:
             await c.execute(
                 "WITH dt AS (DELETE FROM delivery_talks WHERE seq = ANY($1::bigint[]))"

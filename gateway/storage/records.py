@@ -62,6 +62,22 @@ class DeliveryOutcome:
     refused: Refusal | None = None
 
 
+def refuse_repeats(deliveries: Sequence[Delivery], outcomes: list[DeliveryOutcome]) -> None:
+    """Give a delivery that repeats one refused earlier in the same batch (its key or its body)
+    that refusal: it counted as a duplicate only of the raw row the refusal removed, and
+    delivered one at a time it would have been refused again."""
+    refused: dict[tuple[str, str], Refusal] = {}
+    for index, (delivery, outcome) in enumerate(zip(deliveries, outcomes, strict=True)):
+        marks = (("key", delivery.key), ("body", delivery.body_sha256))
+        if outcome.refused is not None:
+            for mark in marks:
+                refused.setdefault(mark, outcome.refused)
+        elif outcome.duplicate:
+            found = next((refused[m] for m in marks if m in refused), None)
+            if found is not None:
+                outcomes[index] = DeliveryOutcome(outcome.key, False, outcome.talk_ids, [], found)
+
+
 class TalkOrder(Enum):
     CREATED_AT_DESC = "CREATED_AT_DESC"
     CREATED_AT_ASC = "CREATED_AT_ASC"

@@ -37,6 +37,7 @@ from gateway.storage.records import (
     TalkPages,
     TalkQuery,
     dead_letter_reason,
+    refuse_repeats,
 )
 from gateway.storage.sqlite_schema import MIGRATIONS
 from gateway.storage.text import bounded_search, match_words, search_key
@@ -322,6 +323,7 @@ class SQLiteStore:
                     continue
                 stored.append((index, delivery, sequence))
                 outcomes[index].changed_ids.extend(batch.merge_body(delivery.talks, sequence))
+            refuse_repeats(deliveries, outcomes)
             _insert_rows(
                 c,
                 "delivery_talks",

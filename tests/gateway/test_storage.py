@@ -1401,6 +1401,18 @@ async def test_a_refused_body_is_refused_again_and_its_talk_stays_deliverable(
     assert (fixed.refused, fixed.changed_ids) == (None, [TALK + 1])
 
 
+async def test_a_refused_body_repeated_in_the_same_batch_is_refused_with_it(
+    store: TalkStore,
+) -> None:
+    await store.ingest([delivery(snapshot(TALK, [11]))])
+    thief = delivery(snapshot(TALK + 1, [11]))
+    first, second = await store.ingest([thief, thief])
+    assert first.refused is not None
+    assert second.refused == first.refused
+    assert not second.duplicate
+    assert list((await talk_state(store, TALK)).messages) == [11]
+
+
 async def test_the_conflicts_listed_are_at_most_100_with_their_count(store: TalkStore) -> None:
     await store.ingest([delivery(snapshot(TALK, list(range(1, 151))))])
     [outcome] = await store.ingest([delivery(snapshot(TALK + 1, list(range(1, 151))))])
