@@ -24,7 +24,7 @@ from gateway.app import create_app
 from gateway.storage import TalkStore, open_store
 from gateway.storage.records import PageRequest, TalkQuery
 from tests.abuse.bounds import bounded
-from tests.conftest import WEBHOOK_SECRET, make_settings, push, serving
+from tests.conftest import ALL_KEY, WEBHOOK_SECRET, make_settings, push, serving
 from tests.factories import Payload, snapshot, talk
 from tests.gateway.test_cli import talkgate
 
@@ -349,7 +349,7 @@ async def test_a_delivery_taking_another_talks_messages_is_refused_and_counted(
     pages = await store.message_pages(talk_ids=[10, 11], page=_first(10))
     assert [m["id"] for _, m in pages[10].items] == [501, 502]  # talk 10 keeps its messages
     assert pages[11].items == []
-    metrics = (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics", headers={"Authorization": f"Bearer {ALL_KEY}"})).text
     assert 'talkgate_webhook_deliveries_total{outcome="id_conflict"} 1.0' in metrics
 
 
