@@ -590,16 +590,7 @@ class PostgresStore:
         return {stored_as[r[0]]: (r[1], r[2]) for r in rows}
 
     async def put_ticket(self, *, digest: str, sealed: str, expires_at: datetime) -> None:
-        async with self._connection() as c, c.transaction():
-            await c.execute(
-                "DELETE FROM login_tickets WHERE expires_us < $1", _micros_of(datetime.now(UTC))
-            )
-            await c.execute(
-                "INSERT INTO login_tickets (digest, sealed, expires_us) VALUES ($1, $2, $3)",
-                digest,
-                sealed,
-                _micros_of(expires_at),
-            )
+        await self._put_login_row(digest, sealed, expires_at)
 
     async def take_ticket(self, *, digest: str, now: datetime) -> str | None:
         row = await self._fetchrow(
@@ -610,6 +601,12 @@ class PostgresStore:
         return str(row[0])
 
     async def put_revocation(self, *, digest: str, mark: str, expires_at: datetime) -> None:
+        await self._put_login_row(digest, mark, expires_at)
+
+    async def _put_login_row(self, digest: str, value: str, expires_at: datetime) -> None:
+        """Keep `value` under `digest` until `expires_at` (tickets and revocations share the
+        table); a row already there is replaced only by one that expires later. Expired rows
+        are swept on the way."""
         async with self._connection() as c, c.transaction():
             await c.execute(
                 "DELETE FROM login_tickets WHERE expires_us < $1", _micros_of(datetime.now(UTC))
@@ -620,7 +617,7 @@ class PostgresStore:
                 " expires_us = excluded.expires_us"
                 " WHERE excluded.expires_us > login_tickets.expires_us",
                 digest,
-                mark,
+                value,
                 _micros_of(expires_at),
             )
 

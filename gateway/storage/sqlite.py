@@ -763,19 +763,7 @@ class SQLiteStore:
         )
 
     async def put_ticket(self, *, digest: str, sealed: str, expires_at: datetime) -> None:
-        expires_us = _micros_of(expires_at)
-
-        def work() -> None:
-            with self._transaction() as c:
-                c.execute(
-                    "DELETE FROM login_tickets WHERE expires_us < ?", (_micros_of(_utcnow()),)
-                )
-                c.execute(
-                    "INSERT INTO login_tickets (digest, sealed, expires_us) VALUES (?, ?, ?)",
-                    (digest, sealed, expires_us),
-                )
-
-        await self._write(work)
+        await self._put_login_row(digest, sealed, expires_at)
 
     async def take_ticket(self, *, digest: str, now: datetime) -> str | None:
         def work() -> str | None:
@@ -791,6 +779,12 @@ class SQLiteStore:
         return await self._write(work)
 
     async def put_revocation(self, *, digest: str, mark: str, expires_at: datetime) -> None:
+        await self._put_login_row(digest, mark, expires_at)
+
+    async def _put_login_row(self, digest: str, value: str, expires_at: datetime) -> None:
+        """Keep `value` under `digest` until `expires_at` (tickets and revocations share the
+        table); a row already there is replaced only by one that expires later. Expired rows
+        are swept on the way."""
         expires_us = _micros_of(expires_at)
 
         def work() -> None:
@@ -803,7 +797,7 @@ class SQLiteStore:
                     " ON CONFLICT (digest) DO UPDATE SET sealed = excluded.sealed,"
                     " expires_us = excluded.expires_us"
                     " WHERE excluded.expires_us > login_tickets.expires_us",
-                    (digest, mark, expires_us),
+                    (digest, value, expires_us),
                 )
 
         await self._write(work)
