@@ -1,7 +1,10 @@
-"""Where store tests run: a SQLite file, or a fresh schema in a throwaway PostgreSQL database.
+"""Where store tests run: a SQLite file, or a fresh schema in a throwaway PostgreSQL database;
+and the Redis server the sharing tests use.
 
-The PostgreSQL server is TALKGATE_TEST_POSTGRES_URL (`.ci/run` exports it), or the local
-default. Tests on it are skipped, with the reason, when it cannot be reached.
+The servers are TALKGATE_TEST_POSTGRES_URL and TALKGATE_TEST_REDIS_URL (`.ci/run` exports
+them and starts the servers), or the local defaults. A test that needs one that cannot be
+reached is skipped with the reason on a developer's machine, and fails in CI (`CI` set):
+a skip there would prove nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
@@ -26,6 +29,7 @@ T = TypeVar("T")
 POSTGRES_URL = os.environ.get(
     "TALKGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+REDIS_URL = os.environ.get("TALKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ("sqlite", "postgres")
 
 # What "the server is not there" looks like, as opposed to a bug in the tests.
@@ -55,6 +59,32 @@ def with_schema(url: str, schema: str) -> str:
     parts = urlsplit(url)
     query = f"{parts.query}&search_path={schema}" if parts.query else f"search_path={schema}"
     return urlunsplit(parts._replace(query=query))
+
+
+def unavailable(message: str) -> NoReturn:
+    """End a test that lacks something it needs (a server, a browser, a built asset): a skip
+    saying why on a developer's machine, a failure in CI, which must provide it."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def unreachable(service: str, url: str, problem: str) -> NoReturn:
+    """End a test whose `service` cannot be reached at `url` (see `unavailable`)."""
+    unavailable(f"{service} not reachable at {shown(url)}: {problem}")
+
+
+async def require_redis(url: str = REDIS_URL) -> None:
+    """Return when Redis answers PING at `url`; else `unreachable`."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    try:
+        await client.ping()
+    except Exception as exc:  # any failure to reach it
+        unreachable("Redis", url, f"{type(exc).__name__}: {exc}")
+    finally:
+        await client.aclose()
 
 
 def run_apart(work: Callable[[], Awaitable[T]]) -> T:

@@ -27,7 +27,7 @@ from tests.backends import (
     drop_database,
     empty_store_url,
     run_apart,
-    shown,
+    unreachable,
     with_database,
 )
 
@@ -75,7 +75,7 @@ def postgres_database() -> Iterator[str]:
     try:
         name = run_apart(lambda: create_database(POSTGRES_URL))
     except UNREACHABLE as exc:
-        pytest.skip(f"PostgreSQL not reachable at {shown(POSTGRES_URL)}: {exc!r}")
+        unreachable("PostgreSQL", POSTGRES_URL, repr(exc))
     yield with_database(POSTGRES_URL, name)
     run_apart(lambda: drop_database(POSTGRES_URL, name))
 

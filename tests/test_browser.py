@@ -10,6 +10,7 @@ Screenshots go to the test's tmp dir; their paths are printed (`pytest -s` shows
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.explorer import BUILD_COMMAND, EXPLORER_DIR
+from tests.backends import unavailable
 from tests.conftest import ALL_KEY, WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 from tests.factories import talk
 
@@ -53,10 +55,11 @@ RESULT_HAS = f"(text) => ({RESULT})().includes(text)"
 @pytest.fixture
 def chromium() -> Path:
     if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install chromium)")
+        unavailable(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install chromium)")
     if not (EXPLORER_DIR / "index.html").is_file():
-        pytest.skip(f"the explorer is not built in {EXPLORER_DIR}: run `{BUILD_COMMAND}`")
-    pytest.importorskip("playwright", reason="playwright (the test extra) is not installed")
+        unavailable(f"the explorer is not built in {EXPLORER_DIR}: run `{BUILD_COMMAND}`")
+    if importlib.util.find_spec("playwright") is None:
+        unavailable("playwright (the test extra) is not installed")
     return CHROMIUM
 
 

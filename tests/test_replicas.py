@@ -31,18 +31,18 @@ from gateway.auth import key_digest
 from gateway.settings import SCOPES
 from tests.backends import (
     POSTGRES_URL,
+    REDIS_URL,
     UNREACHABLE,
     create_database,
     drop_database,
     run_apart,
-    shown,
+    unreachable,
     with_database,
 )
 from tests.factories import snapshot, talk
 
 pytestmark = pytest.mark.slow
 
-REDIS_URL = os.environ.get("TALKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WEBHOOK_SECRET = "replicas-webhook-secret-5f2c81"
 SECRET_KEY = "replicas-secret-key-0b9e4d7a13"
 PUBLIC_URL = "https://gateway.example"
@@ -184,11 +184,11 @@ def database_url() -> Iterator[str]:
     try:
         name = run_apart(lambda: create_database(POSTGRES_URL))
     except UNREACHABLE as exc:
-        pytest.skip(f"PostgreSQL not reachable at {shown(POSTGRES_URL)}: {exc!r}")
+        unreachable("PostgreSQL", POSTGRES_URL, repr(exc))
     try:
         problem = _redis_problem(REDIS_URL)
         if problem is not None:
-            pytest.skip(f"Redis not reachable at {shown(REDIS_URL)}: {problem}")
+            unreachable("Redis", REDIS_URL, problem)
         yield with_database(POSTGRES_URL, name)
     finally:
         run_apart(lambda: drop_database(POSTGRES_URL, name))

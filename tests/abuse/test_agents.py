@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from gateway.pubsub import AGENT_STATUS, LocalFanout
 from gateway.settings import ApiKeyEntry, Settings
 from gateway.talkme import SandboxState, TalkmeClient, create_sandbox
 from tests.abuse.bounds import bounded
+from tests.backends import REDIS_URL, require_redis
 from tests.conftest import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
@@ -44,7 +44,6 @@ from tests.factories import talk
 
 OTHER_KEY = "tgk_test_other_controller"
 OTHER_KEY_NAME = "other-controller"
-REDIS_URL = os.environ.get("TALKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 FETCHAUDIO = "/talkme-ui/external/operational/fetchaudio/"
 
 LOGIN = """
@@ -214,20 +213,6 @@ async def test_a_session_used_with_another_api_key_is_refused_like_a_forged_one(
     assert owned["data"] == {"pauseAgent": {"login": AGENT_LOGIN, "status": "PAUSED"}}
 
 
-async def redis_problem() -> str | None:
-    """Why Redis cannot be used here, or None."""
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(REDIS_URL, socket_timeout=2.0)
-    try:
-        await client.ping()
-    except Exception as exc:  # any failure to reach it: skip
-        return repr(exc)
-    finally:
-        await client.aclose()
-    return None
-
-
 # -- revocation across replicas: the store, or Redis ---------------------------------------
 
 
@@ -239,8 +224,8 @@ async def test_a_session_revoked_on_one_replica_is_refused_on_another(
     agent, password = f"9{secrets.randbelow(10**8):08d}", "agent-pw-replicas-3"
     sandbox = new_sandbox()
     sandbox.state.sandbox.agents[agent] = password
-    if shared == "redis" and (problem := await redis_problem()) is not None:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {problem}")
+    if shared == "redis":
+        await require_redis()
     if shared == "store":
         first = second = keyed_settings(tmp_path)
     else:

@@ -296,11 +296,9 @@ async def test_a_batch_is_refused_whole_for_one_token_and_runs_nothing(served: S
 async def test_replicas_share_one_bucket_per_key_over_http_and_websocket(tmp_path: Path) -> None:
     from redis.asyncio import Redis
 
-    from tests.gateway.test_redis import REDIS_URL, _reachable
+    from tests.backends import REDIS_URL, require_redis
 
-    problem = await _reachable(REDIS_URL)
-    if problem is not None:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {problem}")
+    await require_redis()
     name = f"edge-test-{secrets.token_hex(4)}"  # the bucket is the key's name: this test's own
     key = f"tgk_{name}"
 

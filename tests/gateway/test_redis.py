@@ -26,28 +26,14 @@ from gateway.redis_shared import (
     RedisRecordings,
     RedisTicketVault,
 )
+from tests.backends import REDIS_URL, require_redis
 from tests.conftest import AGENT_LOGIN, AGENT_PASSWORD, ALL_KEY, gql, serving, talkme_settings
-
-REDIS_URL = os.environ.get("TALKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-async def _reachable(url: str) -> str | None:
-    client = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    try:
-        await client.ping()
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        await client.aclose()
-    return None
 
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
     """A key prefix of this test's own; skips, saying why, when Redis is not reachable."""
-    problem = await _reachable(REDIS_URL)
-    if problem is not None:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {problem}")
+    await require_redis()
     prefix = f"talkgate-test:{secrets.token_hex(4)}:"
     yield prefix
     client = Redis.from_url(REDIS_URL)

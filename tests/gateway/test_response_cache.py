@@ -17,10 +17,11 @@ from gateway.ingest import Body, Ingestor
 from gateway.response_cache import Cacheability, ResponseCache, cache_key, matches
 from gateway.settings import Settings
 from gateway.storage import TalkStore
+from tests.backends import REDIS_URL
 from tests.conftest import ALL_KEY, READ_KEY, WEBHOOK_SECRET, make_settings, push, serving
 from tests.factories import talk
 from tests.gateway.test_metrics import value
-from tests.gateway.test_redis import REDIS_URL, redis_prefix  # noqa: F401 - a fixture
+from tests.gateway.test_redis import redis_prefix  # noqa: F401 - a fixture
 
 CACHE = "talkgate_response_cache_total"
 NAMES = "{ talks(first: 10) { edges { node { id customer { name } } } } }"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from gateway.errors import BadUserInput
 from gateway.redis_shared import RedisTicketVault
 from gateway.sessions import AgentCredentials, AgentSessions, SessionSealer
 from gateway.tickets import TicketVault
-from tests.backends import BACKENDS, opened_store
+from tests.backends import BACKENDS, REDIS_URL, opened_store, require_redis
 
 AGENT = AgentCredentials("1234", "s3nh@-do-agente")
 
@@ -154,13 +153,8 @@ async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         async with opened_store(request.param, tmp_path, request) as store:
             yield store
         return
-    url = os.environ.get("TALKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    client = Redis.from_url(url, socket_timeout=2.0)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        pytest.skip(f"Redis not reachable at {url}: {exc!r}")
+    await require_redis()
+    client = Redis.from_url(REDIS_URL, socket_timeout=2.0)
     prefix = f"talkgate-test:{secrets.token_hex(4)}:"
     try:
         yield RedisTicketVault(client, prefix=prefix)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
 from gateway.app import create_app
+from tests.backends import REDIS_URL, require_redis
 from tests.conftest import (
     ALL_KEY,
     NO_SCOPE_KEY,
@@ -29,7 +29,6 @@ from tests.factories import snapshot
 from tests.gateway.test_subscriptions import GraphQLSocket
 from tests.reliability.support import proxy_to
 
-REDIS_URL = os.environ.get("TALKGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PER_MINUTE = 3
 
 
@@ -70,12 +69,8 @@ async def _typename(http: httpx.AsyncClient) -> list[str]:
 async def test_while_redis_is_away_talkgate_serves_alone_and_shares_again_after(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    await require_redis()
     direct = Redis.from_url(REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
-    try:
-        await direct.ping()
-    except Exception as exc:
-        await direct.aclose()
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc!r}")
     host, port = direct.connection_pool.connection_kwargs["host"], 6379
     port = int(direct.connection_pool.connection_kwargs.get("port", port))
     watcher = direct.pubsub()

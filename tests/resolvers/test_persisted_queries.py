@@ -20,8 +20,9 @@ from gateway.app import create_app
 from gateway.graphql_app import build_schema
 from gateway.persisted import LocalPersistedQueries, ManifestError
 from gateway.settings import Settings
+from tests.backends import REDIS_URL
 from tests.conftest import NO_SCOPE_KEY, READ_KEY, make_settings, push, serving
-from tests.gateway.test_redis import REDIS_URL, redis_prefix  # noqa: F401 - fixture
+from tests.gateway.test_redis import redis_prefix  # noqa: F401 - fixture
 from tests.resolvers.helpers import codes, talk_of
 
 BEARER = {"Authorization": f"Bearer {READ_KEY}"}
