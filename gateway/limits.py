@@ -1,4 +1,5 @@
-"""Query limits: tokens, fields, depth, aliases and cost, checked before validation.
+"""Query limits: fields, depth, aliases and cost, checked before validation (the token limit
+is the parser's, applied where every parse happens: gateway/parsing.py).
 
 Cost estimates the work of a document, as GitHub's API does: every field that returns objects
 costs 1 (scalar leaves are free, their price is in the object that holds them), and a list
@@ -438,11 +439,6 @@ class LimitQueries(SchemaExtension):
     ) -> None:
         self.limits = limits
         self.on_reject = on_reject
-
-    def on_operation(self) -> Iterator[None]:
-        # graphql-core stops parsing past this many tokens.
-        self.execution_context.parse_options["max_tokens"] = self.limits.tokens
-        yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
