@@ -14,13 +14,14 @@ import orjson
 from gateway.nesting import nests_deeper
 from gateway.payload import MAX_ERRORS, NormalizedTalk, PayloadRejected, validate_talks
 from gateway.pubsub import TALKS, Broker
+from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore
 from gateway.storage.records import Delivery, DeliveryOutcome, Refusal, dead_letter_reason
 
 log = logging.getLogger("talkgate.ingest")
 
 # TALKGATE_MAX_JSON_DEPTH's default, for callers without settings (tests, benchmarks).
-DEFAULT_MAX_DEPTH = 64
+DEFAULT_MAX_DEPTH: int = Settings.model_fields["max_json_depth"].default
 # Most characters of a parser's message kept in an error.
 _MSG_CHARS = 500
 
