@@ -49,14 +49,13 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
@@ -70,6 +69,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.backends import Layout, create_databases, drop_databases, talk_payloads
+from bench.ruler import CONNECTIONS, ID_MARK, Load, Measure, Wrk, require_wrk
 from gateway.auth import key_digest
 from gateway.demo import example_talk
 from gateway.payload import talk_status
@@ -91,25 +91,26 @@ FLOOR_DB_ENV = "BENCH_FLOOR_DATABASE_URL"
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Requests per workload (W2: walks of 10 pages) and the `talkgate ingest` file's size."""
+    """Seconds per wrk run, rounds per workload, and the `talkgate ingest` file's size."""
 
-    w1: int
-    w2: int
-    w3: int
-    webhook: int
+    seconds: float
+    rounds: int
     ingest_talks: int
-    warm_up: int = 16
+    warm_s: float = 2.0
 
 
-FULL = Plan(w1=800, w2=80, w3=800, webhook=1_500, ingest_talks=100_000)
-QUICK = Plan(w1=160, w2=16, w3=160, webhook=300, ingest_talks=10_000, warm_up=8)
+FULL = Plan(seconds=5, rounds=3, ingest_talks=100_000)
+QUICK = Plan(seconds=2, rounds=2, ingest_talks=10_000, warm_s=1.0)
 
+# The issue-20 targets: the workload, and at most how many times its floor.
 TARGETS = (
-    "W1 warm p50 <= 1.5x the bytes floor",
-    "W1 cold p50 <= 5x the bytes floor (stretch 2x)",
-    "webhook ingest <= 2x its floor (deliveries/s)",
-    "`talkgate ingest` >= 2,000 talks/s with peak RSS under 300 MB",
+    ("W1 warm", "1.5x the bytes floor"),
+    ("W1 cold", "10x the bytes floor (stretch 5x)"),
+    ("W2 page", "10x the bytes floor"),
+    ("W3", "10x the bytes floor"),
+    ("webhook", "2x the read-the-body floor"),
 )
+INGEST_TARGET = 3_000
 
 # -- the queries ----------------------------------------------------------------------------
 
@@ -125,11 +126,13 @@ W1 = (
     f" edges {{ node {{ {W1_FIELDS} }} }} }} }}"
 )
 W2 = (
-    "query W2($after: String) { talks(first: 100, after: $after) {"
+    "query W2($after: String, $to: DateTime) {"
+    " talks(first: 100, after: $after, filter: {createdTo: $to}) {"
     f" edges {{ node {{ {W2_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
 )
 W3 = (
-    "query W3 { talks(first: 20) { edges { node { id createdAt customer { id name }"
+    "query W3($to: DateTime) { talks(first: 20, filter: {createdTo: $to}) {"
+    " edges { node { id createdAt customer { id name }"
     " histories(first: 50) { edges { node { id message sentAt type from user { id name } } } }"
     " events { id eventId createdAt agentId } } } } }"
 )
@@ -324,17 +327,13 @@ def floor_app() -> Starlette:
 
 
 def serve_floor(port: int) -> None:
-    """`uvicorn.run` as `talkgate serve` calls it (gateway/cli.py), on the floor app."""
+    """The floor app under the uvicorn configuration `talkgate serve` runs with."""
     import uvicorn
 
-    uvicorn.run(
-        floor_app(),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    from gateway.server import uvicorn_config
+
+    settings = Settings(_env_file=None, host="127.0.0.1")  # type: ignore[call-arg, unused-ignore]
+    uvicorn.Server(uvicorn_config(floor_app(), settings, port=port)).run()
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -496,160 +495,117 @@ class Progress:
         )
 
 
-@dataclass
-class Run:
-    """One workload against one server: latencies, wall time, bytes of one answer, peak RSS."""
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One server and what wrk sends it, in a workload."""
 
-    latencies: list[float] = field(default_factory=list)
-    wall: float = 0.0
-    answer_bytes: int = 0
-    peak_mib: float = 0.0
-    failures: int = 0
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.latencies)
-
-    @property
-    def p99(self) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.wall
+    label: str
+    server: Server
+    load: Load
 
 
-Request_ = Callable[[httpx.AsyncClient, int], Awaitable[int]]
-
-
-async def drive(server: Server, label: str, total: int, warm_up: int, send: Request_) -> Run:
-    """`total` calls of `send` (after `warm_up`), CONCURRENCY at a time; `send` returns the
-    size of the answer, or -1 when it was not what the workload expects."""
-    run = Run()
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=server.base, timeout=60, limits=limits) as http:
-        for i in range(warm_up):
-            await send(http, -1 - i)
-        progress = Progress(label, total)
-        counter = iter(range(total))
-
-        async def worker() -> None:
-            for i in counter:
-                began = time.perf_counter()
-                size = await send(http, i)
-                run.latencies.append(time.perf_counter() - began)
-                if size < 0:
-                    run.failures += 1
-                else:
-                    run.answer_bytes = size
-                progress.update(len(run.latencies))
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        run.wall = time.perf_counter() - began
-    run.peak_mib = server.peak_mib()
-    return run
-
-
-async def drive_rounds(
-    label: str, total: int, warm_up: int, servers: list[tuple[str, Server, Request_]]
-) -> list[Run]:
-    """`drive` of each server's `total` calls in ROUNDS rounds, the servers taking turns in
-    each round: on a shared machine whose speed drifts, every server then meets the same
-    drift, where one server after the other would each meet a different part of it. Call
-    numbers go on from round to round (cold requests stay distinct)."""
-    runs = [Run() for _ in servers]
-    per = -(-total // ROUNDS)
-    for index in range(ROUNDS):
-        first = index * per
-        count = min(per, total - first)
-        if count <= 0:
-            break
-        for (name, server, send), run in zip(servers, runs, strict=True):
-            part = await drive(
-                server, f"{label} {name}", count, warm_up if index == 0 else 0, _from(send, first)
-            )
-            run.latencies += part.latencies
-            run.wall += part.wall
-            run.failures += part.failures
-            run.answer_bytes = part.answer_bytes or run.answer_bytes
-            run.peak_mib = max(run.peak_mib, part.peak_mib)
-    return runs
-
-
-def _from(send: Request_, first: int) -> Request_:
-    """`send` numbering its calls from `first` (warm-up calls, numbered below 0, unchanged)."""
-
-    async def shifted(http: httpx.AsyncClient, i: int) -> int:
-        return await send(http, i + first if i >= 0 else i)
-
-    return shifted
-
-
-def graphql(query: str, variables: Callable[[int], dict[str, Any]] | None = None) -> Request_:
-    async def send(http: httpx.AsyncClient, i: int) -> int:
-        body = {"query": query, "variables": variables(i) if variables else {}}
-        response = await http.post(
-            "/graphql", json=body, headers={"Authorization": f"Bearer {KEY}"}
+def measure_rounds(wrk: Wrk, name: str, targets: Sequence[Target], plan: Plan) -> list[Measure]:
+    """Each target `plan.rounds` times for `plan.seconds`, the targets taking turns in each
+    round (after one warm-up run each in the first): on a shared machine whose speed drifts,
+    every server then meets the same drift. Each target's runs are pooled."""
+    pooled = [Measure() for _ in targets]
+    for index in range(plan.rounds):
+        for target, total in zip(targets, pooled, strict=True):
+            pid = target.server.process.pid
+            if index == 0:
+                wrk.run(target.server.base, pid, target.load, plan.warm_s)
+            got = wrk.run(target.server.base, pid, target.load, plan.seconds)
+            got.peak_mib = target.server.peak_mib()
+            total.add(got)
+        print(
+            f"    {name} round {index + 1}/{plan.rounds}: "
+            + ", ".join(f"{t.label} {m.rate:,.0f}/s" for t, m in zip(targets, pooled, strict=True)),
+            flush=True,
         )
-        ok = response.status_code == 200 and b'"errors"' not in response.content
-        return len(response.content) if ok else -1
-
-    return send
+    return pooled
 
 
-def floor_post(
-    path: str, query: str, variables: Callable[[int], dict[str, Any]] | None = None
-) -> Request_:
-    """The same request body as the gateway's, to a floor route."""
-
-    async def send(http: httpx.AsyncClient, i: int) -> int:
-        body = {"query": query, "variables": variables(i) if variables else {}}
-        response = await http.post(path, json=body)
-        return len(response.content) if response.status_code == 200 else -1
-
-    return send
+def graphql_load(bodies: Sequence[bytes], *, numbered: bool) -> Load:
+    return Load(
+        "/graphql",
+        bodies,
+        numbered=numbered,
+        first_id=ID_FIRST,
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        check_errors=True,
+    )
 
 
-def walk(path: str, headers: dict[str, str]) -> Request_:
-    """W2: 10 pages of 100 in turn, each after the previous page's endCursor."""
+def floor_load(path: str, bodies: Sequence[bytes], *, numbered: bool) -> Load:
+    return Load(
+        path,
+        bodies,
+        numbered=numbered,
+        first_id=ID_FIRST,
+        headers={"Content-Type": "application/json"},
+    )
 
-    async def send(http: httpx.AsyncClient, i: int) -> int:
-        after: str | None = None
-        size = 0
-        for _ in range(WALK_PAGES):
-            body = {"query": W2, "variables": {"after": after}}
-            response = await http.post(path, json=body, headers=headers)
-            if response.status_code != 200 or b'"errors"' in response.content:
-                return -1
-            size += len(response.content)
-            after = orjson.loads(response.content)["data"]["talks"]["pageInfo"]["endCursor"]
-        return size
 
-    return send
+def body(query: str, variables: dict[str, Any]) -> bytes:
+    return orjson.dumps({"query": query, "variables": variables})
+
+
+# A `createdTo` whose microseconds are the request's number (ID_FIRST up to 999,999): each
+# request's variables differ from every other's, so none is a response-cache hit.
+ID_FIRST = 100_000
+FUTURE = "2099-01-01T00:00:00"
+
+
+def numbered_to(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ID_MARK}+00:00"
+
+
+def cold_bodies() -> list[bytes]:
+    """W1 cold: a window of 100 talks ending at each talk from the 150th on, each request's
+    `createdTo` numbered."""
+    return [
+        body(W1, {"to": numbered_to(LAYOUT.created(talk) + timedelta(seconds=1))})
+        for talk in range(150, FILL)
+    ]
 
 
 def cold_to(i: int) -> dict[str, Any]:
-    """A `createdTo` no other request of the run uses: each window of 100 talks differs."""
+    """The variables of the i-th cold W1 request as bench.instructions sends them."""
     talk = 150 + (i % (FILL - 150))
     return {"to": (LAYOUT.created(talk) + timedelta(seconds=1)).isoformat()}
 
 
-def warm_to(i: int) -> dict[str, Any]:
-    return {"to": (LAYOUT.created(FILL - 1) + timedelta(seconds=1)).isoformat()}
+def warm_body() -> bytes:
+    return body(W1, {"to": (LAYOUT.created(FILL - 1) + timedelta(seconds=1)).isoformat()})
 
 
-def deliveries(start_id: int) -> Request_:
-    async def send(http: httpx.AsyncClient, i: int) -> int:
-        response = await http.post(
-            "/webhooks/talks",
-            content=webhook_payload(start_id + i),
-            headers={"X-Webhook-Token": SECRET, "Content-Type": "application/json"},
-        )
-        return len(response.content) if response.status_code == 202 else -1
+def substitute(numbered: bytes, number: int = ID_FIRST) -> bytes:
+    return numbered.replace(ID_MARK.encode(), str(number).encode())
 
-    return send
+
+def webhook_template() -> bytes:
+    """The example payload with ID_MARK for the talk's id: its messages' ids are the talk id
+    followed by their index, its event's the talk id followed by 0."""
+    payload = webhook_payload(TEMPLATE_ID)
+    marked = payload.replace(str(TEMPLATE_ID).encode(), ID_MARK.encode())
+    if substitute(marked, TEMPLATE_ID) != payload:
+        raise RuntimeError("the webhook template does not give the payload back")
+    return marked
+
+
+TEMPLATE_ID = 987_654_321
+
+
+def webhook_load(first_id: int, *, gateway: bool) -> Load:
+    return Load(
+        "/webhooks/talks",
+        [webhook_template()],
+        numbered=True,
+        first_id=first_id,
+        headers={"Content-Type": "application/json"}
+        | ({"X-Webhook-Token": SECRET} if gateway else {}),
+        expect=202,
+    )
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -657,45 +613,72 @@ def deliveries(start_id: int) -> Request_:
 
 @dataclass
 class Line:
-    """A measured workload and the runs it is compared with."""
+    """A measured workload: the gateway and the floors it is compared with."""
 
     name: str
-    gateway: Run
-    floors: list[tuple[str, Run]]
-    unit: str = "req"
+    gateway: Measure
+    floors: list[tuple[str, Measure]]
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:8.2f}"
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:8.0f}"
 
 
 def print_table(lines: Sequence[Line]) -> None:
     print()
     print(
-        "latency ms p50 / p99 per request (W2: per walk of 10 pages), rate = requests (walks,"
-        " deliveries) per second at concurrency 8, RSS = server VmHWM after the workload;"
-        " x = gateway latency / floor latency and floor rate / gateway rate (times slower)"
+        "rate = answers per second (wrk, 1 thread, 8 connections); p50/p99 = wrk's latency, ms;"
+        " bytes = per answer with its headers; srv/cli us = CPU microseconds per request of"
+        " the server's processes / of wrk; busy = CPU seconds per second of each; RSS = server"
+        " VmHWM; x rate = floor rate / gateway rate; x cpu = gateway srv us / floor srv us"
     )
     head = (
-        f"{'workload':<12} {'server':<12} {'p50':>8} {'p99':>8} {'rate/s':>8} {'bytes':>8}"
-        f" {'RSS MiB':>7} | {'x p50':>6} {'x p99':>6} {'x rate':>6}"
+        f"{'workload':<9} {'server':<11} {'rate/s':>8} {'p50':>7} {'p99':>7} {'bytes':>7}"
+        f" {'srv us':>8} {'cli us':>8} {'busy':>9} {'RSS':>5} | {'x rate':>6} {'x cpu':>6}"
     )
     print(head)
     print("-" * len(head))
+
+    def row(name: str, label: str, m: Measure) -> tuple[str, str]:
+        flags = []
+        if m.bad or m.socket_errors:
+            flags.append(f"{m.bad} bad, {m.socket_errors} socket errors")
+        if m.client_bound:
+            flags.append("CLIENT-BOUND")
+        return (
+            f"{name:<9} {label:<11} {m.rate:8,.0f} {m.p50_ms:7.2f} {m.p99_ms:7.2f}"
+            f" {m.answer_bytes:7,} {_us(m.server_cpu_per_request)} {_us(m.client_cpu_per_request)}"
+            f" {m.server_busy:4.2f}/{m.client_busy:4.2f} {m.peak_mib:5.0f}"
+        ), ("  (" + "; ".join(flags) + ")" if flags else "")
+
     for line in lines:
-        g = line.gateway
-        print(
-            f"{line.name:<12} {'gateway':<12} {ms(g.p50)} {ms(g.p99)} {g.rate:8.1f}"
-            f" {g.answer_bytes:8,} {g.peak_mib:7.0f} |"
-            + (f"  ({g.failures} failed)" if g.failures else "")
-        )
-        for label, f in line.floors:
+        text, flags = row(line.name, "gateway", line.gateway)
+        print(text + " |" + flags)
+        for label, floor in line.floors:
+            text, flags = row("", label, floor)
             print(
-                f"{'':<12} {label:<12} {ms(f.p50)} {ms(f.p99)} {f.rate:8.1f}"
-                f" {f.answer_bytes:8,} {f.peak_mib:7.0f} |"
-                f" {g.p50 / f.p50:5.2f}x {g.p99 / f.p99:5.2f}x {f.rate / g.rate:5.2f}x"
-                + (f"  ({f.failures} failed)" if f.failures else "")
+                text
+                + f" | {floor.rate / line.gateway.rate:5.2f}x"
+                + f" {line.gateway.server_cpu_per_request / floor.server_cpu_per_request:5.2f}x"
+                + flags
             )
+
+
+def ruler_check(lines: Sequence[Line]) -> list[str]:
+    """What says the ruler could not see a server: a floor or gateway run paced by wrk, or
+    a gateway that answered faster than its bytes floor."""
+    problems = []
+    for line in lines:
+        for label, m in [("gateway", line.gateway), *line.floors]:
+            if m.client_bound:
+                problems.append(
+                    f"{line.name} {label}: wrk busy {m.client_busy:.2f} CPU/s, server"
+                    f" {m.server_busy:.2f}: client-bound"
+                )
+        bytes_floor = line.floors[0][1]
+        if line.gateway.rate > bytes_floor.rate:
+            problems.append(f"{line.name}: the gateway outran its floor: the ruler is broken")
+    return problems
 
 
 @dataclass
@@ -762,132 +745,148 @@ def bench_cli_ingest(directory: Path, talks: int, url: str) -> tuple[IngestRun, 
     return run, floor
 
 
-async def bench(plan: Plan, directory: Path, *, postgres: bool) -> None:
+def bench(plan: Plan, directory: Path, *, postgres: bool, pin: bool) -> None:
+    wrk = Wrk(pin=pin, directory=directory)
     if not postgres:
         stores = (f"sqlite:///{directory / 'gateway.db'}", f"sqlite:///{directory / 'ingest.db'}")
-        await _bench(plan, directory, stores, "an empty SQLite file")
+        _bench(plan, directory, stores, "an empty SQLite file", wrk)
         return
     names = (f"talkgate_http_floor_{os.getpid()}", f"talkgate_http_floor_{os.getpid()}_ingest")
-    served, ingested = await create_databases(*names)
+    served, ingested = asyncio.run(create_databases(*names))
     try:
-        await _bench(plan, directory, (served, ingested), "an empty PostgreSQL database")
+        _bench(plan, directory, (served, ingested), "an empty PostgreSQL database", wrk)
     finally:
-        await drop_databases(*names)
+        asyncio.run(drop_databases(*names))
 
 
-async def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: str) -> None:
+async def _prepare(gateway: Server, floor: Server) -> dict[str, list[bytes]]:
+    """The answers checked through httpx (the ruler's figures count statuses only): W1's
+    and W3's, and W2's walk of 10 pages by `endCursor`, whose page bodies are returned. Each
+    gateway answer is put on the floor as its bytes floor's answer."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    pages: list[bytes] = []
+    answers: dict[str, bytes] = {}
+    async with httpx.AsyncClient(base_url=gateway.base, timeout=60, headers=headers) as http:
+
+        async def ask(name: str, sent: bytes) -> bytes:
+            answer = await http.post(
+                "/graphql", content=substitute(sent), headers={"Content-Type": "application/json"}
+            )
+            if answer.status_code != 200 or b'"errors"' in answer.content:
+                raise RuntimeError(f"{name}: {answer.status_code} {answer.text[:2000]}")
+            return answer.content
+
+        answers["w1"] = await ask("W1 warm", warm_body())
+        cold = await ask("W1 cold", cold_bodies()[-1])
+        if cold != answers["w1"]:
+            raise RuntimeError("W1 cold's last window is not W1 warm's answer")
+        after: str | None = None
+        for number in range(WALK_PAGES):
+            sent = body(W2, {"after": after, "to": numbered_to(datetime.fromisoformat(FUTURE))})
+            content = await ask(f"W2 page {number + 1}", sent)
+            talks = orjson.loads(content)["data"]["talks"]
+            if len(talks["edges"]) != 100:
+                raise RuntimeError(f"W2 page {number + 1}: {len(talks['edges'])} talks, not 100")
+            pages.append(sent)
+            answers.setdefault("w2", content)
+            after = talks["pageInfo"]["endCursor"]
+        w3 = body(W3, {"to": numbered_to(datetime.fromisoformat(FUTURE))})
+        answers["w3"] = await ask("W3", w3)
+    async with httpx.AsyncClient(base_url=floor.base, timeout=60) as http:
+        for name, content in answers.items():
+            (await http.put(f"/blobs/{name}", content=content)).raise_for_status()
+        compare = await http.post("/rows/w1", content=warm_body())
+        if orjson.loads(compare.content) != orjson.loads(answers["w1"]):
+            raise RuntimeError("the rows floor's W1 is not the gateway's")
+    print(
+        "  answers checked; bytes: "
+        + ", ".join(f"{name} {len(content):,}" for name, content in answers.items()),
+        flush=True,
+    )
+    return {"w2": pages, "w3": [w3]}
+
+
+def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: str, wrk: Wrk) -> None:
     """The workloads against a gateway on the store `stores[0]`, then `talkgate ingest` into
     the store `stores[1]`, which is `empty`."""
     started = time.perf_counter()
     url, ingest_url = stores
     print(f"  filling the store with {FILL:,} talks through Ingestor.ingest_many", flush=True)
-    await fill(url, FILL)
+    asyncio.run(fill(url, FILL))
     logs = directory / "gateway.log", directory / "floor.log"
     gateway = start(
-        "gateway", [sys.executable, "-m", "gateway.cli", "serve"], gateway_env(url), logs[0]
+        "gateway",
+        [*wrk.server_prefix(), sys.executable, "-m", "gateway.cli", "serve"],
+        gateway_env(url),
+        logs[0],
     )
     floor = start(
         "floor",
-        [sys.executable, "-m", "bench.http_floor", "--serve-floor"],
+        [*wrk.server_prefix(), sys.executable, "-m", "bench.http_floor", "--serve-floor"],
         clean_env() | {FLOOR_DB_ENV: url},
         logs[1],
     )
     lines: list[Line] = []
     try:
-        await wait_ready(gateway, logs[0])
-        await wait_ready(floor, logs[1])
+        asyncio.run(wait_ready(gateway, logs[0]))
+        asyncio.run(wait_ready(floor, logs[1]))
         print(
             f"  gateway pid {gateway.process.pid} {gateway.base}, floor pid"
-            f" {floor.process.pid} {floor.base}",
+            f" {floor.process.pid} {floor.base}"
+            + (f"; servers on CPU {wrk.server_cpu}, wrk on CPU {wrk.client_cpu}" * wrk.pin),
             flush=True,
         )
-        async with httpx.AsyncClient(base_url=gateway.base, timeout=60) as http:
-            headers = {"Authorization": f"Bearer {KEY}"}
-            samples = {
-                "w1": {"query": W1, "variables": warm_to(0)},
-                "w2": {"query": W2, "variables": {"after": None}},
-                "w3": {"query": W3, "variables": {}},
-            }
-            answers = {}
-            for name, body in samples.items():
-                answer = await http.post("/graphql", json=body, headers=headers)
-                if b'"errors"' in answer.content or answer.status_code != 200:
-                    raise RuntimeError(f"{name}: {answer.status_code} {answer.text[:2000]}")
-                answers[name] = answer.content
-        async with httpx.AsyncClient(base_url=floor.base, timeout=60) as http:
-            for name, content in answers.items():
-                (await http.put(f"/blobs/{name}", content=content)).raise_for_status()
-            compare = await http.post("/rows/w1", json=samples["w1"])
-            print(
-                f"  answer bytes: gateway W1 {len(answers['w1']):,}, rows floor W1"
-                f" {len(compare.content):,}",
-                flush=True,
-            )
+        prepared = asyncio.run(_prepare(gateway, floor))
 
-        async def measure(
-            name: str, total: int, gateway_send: Request_, floors: list[tuple[str, Request_]]
-        ) -> None:
-            print(f"  {name}: {total} each, in {ROUNDS} rounds", flush=True)
-            *floor_runs_only, run = await drive_rounds(
-                name,
-                total,
-                plan.warm_up,
-                [
-                    *((label, floor, send) for label, send in floors),
-                    ("gateway", gateway, gateway_send),
-                ],
-            )
-            floor_runs = [(label, r) for (label, _), r in zip(floors, floor_runs_only, strict=True)]
-            lines.append(Line(name, run, floor_runs))
-            print(
-                f"    {name}: gateway p50 {ms(run.p50).strip()} ms; "
-                + ", ".join(f"{label} {ms(f.p50).strip()} ms" for label, f in floor_runs)
-                + f"; {time.perf_counter() - started:,.0f}s so far",
-                flush=True,
-            )
+        def workload(name: str, targets: list[Target]) -> None:
+            print(f"  {name}: {plan.rounds} rounds of {plan.seconds:g}s each", flush=True)
+            gateway_run, *floor_runs = measure_rounds(wrk, name, targets, plan)
+            floors = [(t.label, m) for t, m in zip(targets[1:], floor_runs, strict=True)]
+            lines.append(Line(name, gateway_run, floors))
+            print(f"    {time.perf_counter() - started:,.0f}s so far", flush=True)
 
-        bytes_w1 = floor_post("/bytes/w1", W1, warm_to)
-        await measure(
+        warm, cold = [warm_body()], cold_bodies()
+        workload(
             "W1 warm",
-            plan.w1,
-            graphql(W1, warm_to),
-            [("bytes floor", bytes_w1), ("rows floor", floor_post("/rows/w1", W1, warm_to))],
+            [
+                Target("gateway", gateway, graphql_load(warm, numbered=False)),
+                Target("bytes floor", floor, floor_load("/bytes/w1", warm, numbered=False)),
+                Target("rows floor", floor, floor_load("/rows/w1", warm, numbered=False)),
+            ],
         )
-        await measure(
+        workload(
             "W1 cold",
-            plan.w1,
-            graphql(W1, cold_to),
             [
-                ("bytes floor", floor_post("/bytes/w1", W1, cold_to)),
-                ("rows floor", floor_post("/rows/w1", W1, cold_to)),
+                Target("gateway", gateway, graphql_load(cold, numbered=True)),
+                Target("bytes floor", floor, floor_load("/bytes/w1", cold, numbered=True)),
+                Target("rows floor", floor, floor_load("/rows/w1", cold, numbered=True)),
             ],
         )
-        await measure(
-            "W2 1000",
-            plan.w2,
-            walk("/graphql", {"Authorization": f"Bearer {KEY}"}),
-            [("bytes floor", _bytes_walk()), ("rows floor", walk("/rows/w2", {}))],
+        pages = prepared["w2"]
+        workload(
+            "W2 page",
+            [
+                Target("gateway", gateway, graphql_load(pages, numbered=True)),
+                Target("bytes floor", floor, floor_load("/bytes/w2", pages, numbered=True)),
+                Target("rows floor", floor, floor_load("/rows/w2", pages, numbered=True)),
+            ],
         )
-        await measure(
+        w3 = prepared["w3"]
+        workload(
             "W3",
-            plan.w3,
-            graphql(W3),
             [
-                ("bytes floor", floor_post("/bytes/w3", W3)),
-                ("rows floor", floor_post("/rows/w3", W3)),
+                Target("gateway", gateway, graphql_load(w3, numbered=True)),
+                Target("bytes floor", floor, floor_load("/bytes/w3", w3, numbered=True)),
+                Target("rows floor", floor, floor_load("/rows/w3", w3, numbered=True)),
             ],
         )
-        print(f"  webhook: {plan.webhook} each, in {ROUNDS} rounds", flush=True)
-        body_floor, hook = await drive_rounds(
+        workload(
             "webhook",
-            plan.webhook,
-            plan.warm_up,
             [
-                ("floor", floor, deliveries(50_000_000)),
-                ("gateway", gateway, deliveries(60_000_000)),
+                Target("gateway", gateway, webhook_load(60_000_000, gateway=True)),
+                Target("read body", floor, webhook_load(50_000_000, gateway=False)),
             ],
         )
-        lines.append(Line("webhook", hook, [("read body", body_floor)], unit="delivery"))
     finally:
         gateway.stop()
         floor.stop()
@@ -896,11 +895,6 @@ async def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: st
 
     print_table(lines)
     print()
-    print("per field value (W1, W2): (gateway p50 - bytes floor p50) / (talks x fields)")
-    for line, fields, talks in ((lines[0], 15, 100), (lines[1], 15, 100), (lines[2], 10, 1_000)):
-        extra = line.gateway.p50 - line.floors[0][1].p50
-        print(f"  {line.name:<8} {extra / (talks * fields) * 1e6:6.2f} us per field value")
-    print()
     print(
         f"talkgate ingest of {cli.rows:,} NDJSON talks into {empty}:"
         f" {cli.rate:,.0f} talks/s ({cli.seconds:.1f}s), peak RSS with its workers"
@@ -908,40 +902,31 @@ async def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: st
         f" parse-only floor {parse_floor.rate:,.0f} talks/s, peak RSS"
         f" {parse_floor.peak_mib:,.0f} MiB; x rate {parse_floor.rate / cli.rate:.1f}x"
     )
+    problems = ruler_check(lines)
     print()
-    print("targets (for reference, not asserted):")
-    w1w, w1c, _, _, webhook = lines
-    figures = (
-        f"{w1w.gateway.p50 / w1w.floors[0][1].p50:.2f}x",
-        f"{w1c.gateway.p50 / w1c.floors[0][1].p50:.2f}x",
-        f"{webhook.floors[0][1].rate / webhook.gateway.rate:.2f}x",
-        f"{cli.rate:,.0f} talks/s, {cli.peak_mib:,.0f} MiB with its workers",
+    print("the ruler: " + ("; ".join(problems) if problems else "every run server-bound"))
+    print()
+    print("targets (for reference, not asserted): x rate and x cpu against the floor")
+    by_name = {line.name: line for line in lines}
+    for name, target in TARGETS:
+        line = by_name[name]
+        base = line.floors[0][1]
+        print(
+            f"  {name} <= {target}: {base.rate / line.gateway.rate:.2f}x rate,"
+            f" {line.gateway.server_cpu_per_request / base.server_cpu_per_request:.2f}x"
+            f" cpu ({line.gateway.rate:,.0f}/s against {base.rate:,.0f}/s)"
+        )
+    print(
+        f"  talkgate ingest >= {INGEST_TARGET:,} talks/s, peak RSS < 300 MiB:"
+        f" {cli.rate:,.0f} talks/s, {cli.peak_mib:,.0f} MiB"
     )
-    for target, figure in zip(TARGETS, figures, strict=True):
-        print(f"  {target}: measured {figure}")
     print()
     print(f"wall time {time.perf_counter() - started:,.0f}s")
 
 
-def _bytes_walk() -> Request_:
-    async def send(http: httpx.AsyncClient, i: int) -> int:
-        size = 0
-        for _ in range(WALK_PAGES):
-            response = await http.post(
-                "/bytes/w2", json={"query": W2, "variables": {"after": None}}
-            )
-            if response.status_code != 200:
-                return -1
-            size += len(response.content)
-            orjson.loads(response.content)  # the client reads the cursor, as in the real walk
-        return size
-
-    return send
-
-
 def describe() -> str:
     parts = [f"Python {sys.version.split()[0]}", f"{os.cpu_count()} CPUs"]
-    for module in ("uvicorn", "uvloop", "httptools", "starlette", "strawberry", "httpx"):
+    for module in ("uvicorn", "uvloop", "httptools", "starlette", "strawberry"):
         try:
             from importlib.metadata import version
 
@@ -950,14 +935,21 @@ def describe() -> str:
             )
         except Exception:
             parts.append(f"{module} absent")
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)  # noqa: S607
+    parts.append((wrk.stdout or wrk.stderr).split(" [")[0])
     return ", ".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.http_floor", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer requests, 10k-talk ingest")
+    parser.add_argument("--quick", action="store_true", help="shorter runs, 10k-talk ingest")
     parser.add_argument(
         "--postgres", action="store_true", help="PostgreSQL stores instead of SQLite files"
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="servers on CPU 0 and wrk on CPU 1 (taskset), so neither takes the other's CPU",
     )
     parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -965,16 +957,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.serve_floor:
         serve_floor(args.port)
         return
+    require_wrk()
     plan = QUICK if args.quick else FULL
     print(f"http_floor: {describe()}", flush=True)
     print(
-        f"plan: W1 {plan.w1}, W2 {plan.w2} walks, W3 {plan.w3}, webhook {plan.webhook} requests"
-        f" after {plan.warm_up} warm-up, concurrency {CONCURRENCY}; {FILL:,} talks served;"
+        f"plan: {plan.rounds} rounds of {plan.seconds:g}s per server and workload (after"
+        f" {plan.warm_s:g}s of warm-up), wrk -t1 -c{CONNECTIONS}; {FILL:,} talks served;"
         f" talkgate ingest of {plan.ingest_talks:,}",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="talkgate-http-floor-") as directory:
-        asyncio.run(bench(plan, Path(directory), postgres=args.postgres))
+        bench(plan, Path(directory), postgres=args.postgres, pin=args.pin)
 
 
 if __name__ == "__main__":

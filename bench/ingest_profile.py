@@ -1,14 +1,14 @@
 """Ingest figures alone: `talkgate ingest`, webhook deliveries, PostgreSQL round trips.
 
-Run: `.venv/bin/python -m bench.ingest_profile PART... [--talks N] [--deliveries N]`, PART
+Run: `.venv/bin/python -m bench.ingest_profile PART... [--talks N] [--seconds S]`, PART
 one or more of:
 
 - `cli`: `talkgate ingest` of N NDJSON talks (default 100k) into an empty SQLite file, and
   the parse-only floor on the same file, as `bench.http_floor` measures them (talks/s, peak
   RSS polled from /proc);
-- `webhook`: deliveries/s of the fixture payload at concurrency 8, `talkgate serve` on
-  SQLite against the read-the-body route of `bench.http_floor`'s floor; floor and gateway
-  runs alternate `--rounds` times and each ratio is of back-to-back runs;
+- `webhook`: deliveries/s of the fixture payload from wrk (bench.ruler), 8 connections,
+  `talkgate serve` on SQLite against the read-the-body route of `bench.http_floor`'s floor;
+  floor and gateway runs alternate `--rounds` times and each ratio is of back-to-back runs;
 - `postgres`: statements (asyncpg calls, each one round trip) per talk for 500-talk batches
   of `Ingestor.ingest_many` into an empty PostgreSQL database, new talks and then the same
   talks again advanced by one message, and talks/s of each;
@@ -40,6 +40,7 @@ from pydantic import SecretStr
 
 from bench import http_floor
 from bench.backends import POSTGRES_DSN, Layout, talk_payloads
+from bench.ruler import Wrk
 from gateway.ingest import Body, Ingestor
 from gateway.settings import Settings
 from gateway.storage import open_store
@@ -75,7 +76,7 @@ def run_cli(directory: Path, talks: int) -> None:
 # -- webhook ----------------------------------------------------------------------------------
 
 
-async def run_webhook(directory: Path, deliveries: int, rounds: int) -> None:
+async def run_webhook(directory: Path, seconds: float, rounds: int) -> None:
     db = directory / "gateway.db"
     url = f"sqlite:///{db}"
     await http_floor.fill(url, http_floor.FILL)
@@ -93,24 +94,31 @@ async def run_webhook(directory: Path, deliveries: int, rounds: int) -> None:
         logs[1],
     )
     ratios: list[float] = []
+    wrk = Wrk(directory=directory)
     try:
         await http_floor.wait_ready(gateway, logs[0])
         await http_floor.wait_ready(floor, logs[1])
         for n in range(rounds):
-            base = 50_000_000 + n * 2 * deliveries
-            body = await http_floor.drive(
-                floor, "floor", deliveries, 16, http_floor.deliveries(base)
+            body = wrk.run(
+                floor.base,
+                floor.process.pid,
+                http_floor.webhook_load(50_000_000, gateway=False),
+                seconds,
             )
-            hook = await http_floor.drive(
-                gateway, "gateway", deliveries, 16, http_floor.deliveries(base + deliveries)
+            hook = wrk.run(
+                gateway.base,
+                gateway.process.pid,
+                http_floor.webhook_load(60_000_000, gateway=True),
+                seconds,
             )
             ratio = body.rate / hook.rate
             ratios.append(ratio)
             print(
                 f"webhook round {n + 1}: read-body floor {body.rate:,.0f}/s p50"
-                f" {body.p50 * 1000:.2f} ms; gateway {hook.rate:,.0f}/s p50"
-                f" {hook.p50 * 1000:.2f} ms, {hook.failures} failed, RSS"
-                f" {hook.peak_mib:,.0f} MiB; floor/gateway {ratio:.2f}x",
+                f" {body.p50_ms:.2f} ms, {body.server_cpu_per_request * 1e6:,.0f} us CPU each;"
+                f" gateway {hook.rate:,.0f}/s p50 {hook.p50_ms:.2f} ms,"
+                f" {hook.server_cpu_per_request * 1e6:,.0f} us CPU each, {hook.bad} refused;"
+                f" floor/gateway {ratio:.2f}x",
                 flush=True,
             )
     finally:
@@ -217,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest_profile", description=__doc__)
     parser.add_argument("parts", nargs="+", choices=("cli", "webhook", "postgres", "profile"))
     parser.add_argument("--talks", type=int, default=100_000, help="cli: NDJSON talks")
-    parser.add_argument("--deliveries", type=int, default=1_500, help="webhook: per run")
+    parser.add_argument("--seconds", type=float, default=5, help="webhook: seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=2, help="webhook: floor/gateway pairs")
     parser.add_argument("--pg-talks", type=int, default=5_000, help="postgres: talks")
     parser.add_argument("--profile-talks", type=int, default=10_000, help="profile: talks")
@@ -228,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
             if part == "cli":
                 run_cli(directory, args.talks)
             elif part == "webhook":
-                asyncio.run(run_webhook(directory, args.deliveries, args.rounds))
+                asyncio.run(run_webhook(directory, args.seconds, args.rounds))
             elif part == "postgres":
                 asyncio.run(run_postgres(args.pg_talks))
             else:
