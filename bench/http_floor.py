@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -97,6 +98,19 @@ class Plan:
     rounds: int
     ingest_talks: int
     warm_s: float = 2.0
+    # The parts run (`slug` of each workload's name, and "ingest"); None: all.
+    only: frozenset[str] | None = None
+
+    def runs(self, name: str) -> bool:
+        return self.only is None or slug(name) in self.only
+
+
+def slug(name: str) -> str:
+    """A workload's name on the command line: "W1 warm" is w1-warm, "W2 page" w2."""
+    return name.lower().removesuffix(" page").replace(" ", "-")
+
+
+PARTS = ("w1-warm", "w1-cold", "w2", "w3", "webhook", "ingest")
 
 
 FULL = Plan(seconds=5, rounds=3, ingest_talks=100_000)
@@ -839,6 +853,8 @@ def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: str, wrk
         prepared = asyncio.run(_prepare(gateway, floor))
 
         def workload(name: str, targets: list[Target]) -> None:
+            if not plan.runs(name):
+                return
             print(f"  {name}: {plan.rounds} rounds of {plan.seconds:g}s each", flush=True)
             gateway_run, *floor_runs = measure_rounds(wrk, name, targets, plan)
             floors = [(t.label, m) for t, m in zip(targets[1:], floor_runs, strict=True)]
@@ -890,18 +906,21 @@ def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: str, wrk
     finally:
         gateway.stop()
         floor.stop()
-    print("  `talkgate ingest`", flush=True)
-    cli, parse_floor = bench_cli_ingest(directory, plan.ingest_talks, ingest_url)
+    cli = parse_floor = None
+    if plan.runs("ingest"):
+        print("  `talkgate ingest`", flush=True)
+        cli, parse_floor = bench_cli_ingest(directory, plan.ingest_talks, ingest_url)
 
     print_table(lines)
-    print()
-    print(
-        f"talkgate ingest of {cli.rows:,} NDJSON talks into {empty}:"
-        f" {cli.rate:,.0f} talks/s ({cli.seconds:.1f}s), peak RSS with its workers"
-        f" {cli.peak_mib:,.0f} MiB;"
-        f" parse-only floor {parse_floor.rate:,.0f} talks/s, peak RSS"
-        f" {parse_floor.peak_mib:,.0f} MiB; x rate {parse_floor.rate / cli.rate:.1f}x"
-    )
+    if cli is not None and parse_floor is not None:
+        print()
+        print(
+            f"talkgate ingest of {cli.rows:,} NDJSON talks into {empty}:"
+            f" {cli.rate:,.0f} talks/s ({cli.seconds:.1f}s), peak RSS with its workers"
+            f" {cli.peak_mib:,.0f} MiB;"
+            f" parse-only floor {parse_floor.rate:,.0f} talks/s, peak RSS"
+            f" {parse_floor.peak_mib:,.0f} MiB; x rate {parse_floor.rate / cli.rate:.1f}x"
+        )
     problems = ruler_check(lines)
     print()
     print("the ruler: " + ("; ".join(problems) if problems else "every run server-bound"))
@@ -909,6 +928,8 @@ def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: str, wrk
     print("targets (for reference, not asserted): x rate and x cpu against the floor")
     by_name = {line.name: line for line in lines}
     for name, target in TARGETS:
+        if name not in by_name:
+            continue
         line = by_name[name]
         base = line.floors[0][1]
         print(
@@ -916,10 +937,11 @@ def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: str, wrk
             f" {line.gateway.server_cpu_per_request / base.server_cpu_per_request:.2f}x"
             f" cpu ({line.gateway.rate:,.0f}/s against {base.rate:,.0f}/s)"
         )
-    print(
-        f"  talkgate ingest >= {INGEST_TARGET:,} talks/s, peak RSS < 300 MiB:"
-        f" {cli.rate:,.0f} talks/s, {cli.peak_mib:,.0f} MiB"
-    )
+    if cli is not None:
+        print(
+            f"  talkgate ingest >= {INGEST_TARGET:,} talks/s, peak RSS < 300 MiB:"
+            f" {cli.rate:,.0f} talks/s, {cli.peak_mib:,.0f} MiB"
+        )
     print()
     print(f"wall time {time.perf_counter() - started:,.0f}s")
 
@@ -951,6 +973,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="servers on CPU 0 and wrk on CPU 1 (taskset), so neither takes the other's CPU",
     )
+    parser.add_argument(
+        "--only",
+        type=lambda text: frozenset(text.split(",")),
+        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)",
+    )
     parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -959,6 +986,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     require_wrk()
     plan = QUICK if args.quick else FULL
+    if args.only is not None:
+        unknown = args.only - set(PARTS)
+        if unknown:
+            parser.error(f"--only: no part {', '.join(sorted(unknown))}; parts: {', '.join(PARTS)}")
+        plan = dataclasses.replace(plan, only=args.only)
     print(f"http_floor: {describe()}", flush=True)
     print(
         f"plan: {plan.rounds} rounds of {plan.seconds:g}s per server and workload (after"
