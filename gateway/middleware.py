@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.logs import new_request_id, request_id_var
 from gateway.metrics import Metrics, route_of
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 access_log = logging.getLogger("talkgate.access")
 
 
@@ -41,8 +41,8 @@ class ObserveRequests:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else new_request_id()
+        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        request_id = incoming.decode("latin-1") if _SAFE_ID.match(incoming) else new_request_id()
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500
@@ -68,8 +68,9 @@ class ObserveRequests:
             method = scope.get("method", "WS")
             if scope["type"] == "http":
                 route = route_of(scope["path"])
-                self.metrics.requests.labels(route, method, str(status)).inc()
-                self.metrics.latency.labels(route).observe(seconds)
+                metrics = self.metrics
+                metrics.labelled(metrics.requests, route, method, str(status)).inc()
+                metrics.labelled(metrics.latency, route).observe(seconds)
             access_log.info(
                 "request",
                 extra={

@@ -61,7 +61,7 @@ class TalkWebhook:
             outcome = _OUTCOMES.get(response.status_code, str(response.status_code))
         if response.status_code == 202 and orjson.loads(bytes(response.body))["duplicate"]:
             outcome = "duplicate"
-        self.metrics.webhooks.labels(outcome).inc()
+        self.metrics.labelled(self.metrics.webhooks, outcome).inc()
         return response
 
     async def _receive(self, request: Request) -> tuple[Response, str | None]:
