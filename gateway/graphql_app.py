@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Hashable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from json import JSONDecodeError
@@ -22,6 +23,7 @@ from graphql import (
     print_schema,
 )
 from graphql import OperationType as GraphQLOperationType
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -598,6 +600,7 @@ class GraphQLEndpoint:
         self.cacheable = Cacheability(graphql_schema, max_tokens=settings.max_query_tokens)
         # Responses cached by another version of talkgate (a rolling deploy) are not ours.
         self.schema_id = hashlib.sha256(print_schema(graphql_schema).encode()).hexdigest()[:16]
+        self._body_keys = BodyKeys()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -658,6 +661,11 @@ class GraphQLEndpoint:
                 )
                 await response(scope, receive, send)
                 return
+            sent: bytes | None = body
+            known = self._body_keys.get(body, principal.scopes)
+            if known is not None and request.state.responses is not None:
+                await self._cached_or_view(scope, _replay(body, receive), send, known)
+                return
             try:
                 data = decode_limited(body, self.settings.max_json_depth)
             except JSONDecodeError as exc:
@@ -683,6 +691,7 @@ class GraphQLEndpoint:
                     params = await self.persisted.resolve(data, request.state.persisted)
                     if params != data:
                         body = orjson.dumps(params)
+                        sent = None  # the body the view reads is not the one sent
             except TalkgateError as exc:
                 await _refusal(exc)(scope, receive, send)
                 return
@@ -699,21 +708,33 @@ class GraphQLEndpoint:
             return
         cached = self._cache_key(params, principal)
         if cached is None:
-            self.metrics.response_cache.labels("uncacheable").inc()
+            self.metrics.labelled(self.metrics.response_cache, "uncacheable").inc()
             await self.view(scope, receive, send)
             return
+        if request.method == "POST" and sent is not None:
+            self._body_keys.put(sent, principal.scopes, cached)
+        await self._cached_or_view(scope, receive, send, cached)
+
+    async def _cached_or_view(
+        self, scope: Scope, receive: Receive, send: Send, cached: tuple[str, str | None]
+    ) -> None:
+        """The cached answer under `cached` (a key and the operation's name) while the store
+        is at the generation it was computed at; else the view's, kept for the next time."""
         key, operation_name = cached
+        state = scope["state"]
+        responses: ResponseCache = state["responses"]
         try:
-            generation = await request.state.services.store.generation()
+            generation = await state["services"].store.generation()
         except StoreUnavailable:
             await self.view(scope, receive, send)  # the operation says SERVICE_UNAVAILABLE
             return
         found = await responses.get(key, generation)
-        conditional = request.headers.get("if-none-match") if request.method == "GET" else None
+        method = scope["method"]
+        conditional = Headers(scope=scope).get("if-none-match") if method == "GET" else None
         if found is not None:
             # Served, like an execution: counted with the operations.
             self.metrics.count_operation(operation_name, "query", "ok")
-            await self._answer_cached(found, request.method, conditional, send)
+            await self._answer_cached(found, method, conditional, send)
             return
         keeping = self._keeping(scope, send, responses, (key, generation), conditional)
         await self.view(scope, receive, keeping)
@@ -840,6 +861,35 @@ _REFUSAL_STATUS = {"PERSISTED_QUERY_NOT_FOUND": 200, "PERSISTED_QUERY_NOT_SUPPOR
 
 def _refusal(error: TalkgateError) -> Response:
     return graphql_error_response(_REFUSAL_STATUS.get(error.code, 400), error.message, error.code)
+
+
+class BodyKeys:
+    """The response-cache keys of the last POST bodies seen, by body and caller's scopes.
+
+    The key of a body depends only on its bytes and the scopes: the same bytes decode to
+    the same document, variables and operation name (a persisted query's hash to the same
+    document: a hash names one document for good). So a body sent again skips decoding and
+    the key's hashing, which made up a third of a cached answer's cost. Only small bodies,
+    and a bounded number of them, are kept.
+    """
+
+    MAX_BODY = 4096
+    MAX_ENTRIES = 1024
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[bytes, frozenset[str]], tuple[str, str | None]] = (
+            OrderedDict()
+        )
+
+    def get(self, body: bytes, scopes: frozenset[str]) -> tuple[str, str | None] | None:
+        return self._kept.get((body, scopes))
+
+    def put(self, body: bytes, scopes: frozenset[str], cached: tuple[str, str | None]) -> None:
+        if len(body) > self.MAX_BODY:
+            return
+        self._kept[body, scopes] = cached
+        if len(self._kept) > self.MAX_ENTRIES:
+            self._kept.popitem(last=False)
 
 
 async def _read_limited(receive: Receive, limit: int) -> bytes | None:

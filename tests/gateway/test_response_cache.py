@@ -3,6 +3,7 @@ moves on, never across scopes, never with errors; ETag and 304 on GET."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -336,3 +337,66 @@ async def test_two_databases_never_share_a_generation(tmp_path: Path) -> None:
         generations.append(await opened.generation())
         await opened.close()
     assert generations[0] != generations[1]
+
+
+# -- bodies sent again byte for byte (graphql_app.BodyKeys) ---------------------------------
+
+
+async def test_the_same_bytes_from_callers_of_other_scopes_get_their_own_answers(
+    client: httpx.AsyncClient,
+) -> None:
+    """A body seen before skips its decoding, never the caller's scopes: the exact same bytes
+    sent in turn by a key with PII access and one without each get their own answer."""
+    assert (await push(client, talk(1))).status_code == 202
+    body = orjson.dumps(
+        {"query": "{ talks(first: 1) { edges { node { customer { documentNumber } } } } }"}
+    )
+    answers = []
+    for key in (ALL_KEY, READ_KEY, ALL_KEY, READ_KEY, ALL_KEY):
+        response = await client.post(
+            "/graphql",
+            content=body,
+            headers={**bearer(key), "Content-Type": "application/json"},
+        )
+        answers.append(response.json())
+    with_pii, without = answers[0], answers[1]
+    assert "errors" not in with_pii
+    assert without["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert answers == [with_pii, without, with_pii, without, with_pii]
+    assert await value(client, CACHE, outcome="hit") == 2
+
+
+async def test_a_persisted_hash_sent_again_after_it_is_registered_is_answered(
+    client: httpx.AsyncClient,
+) -> None:
+    """The first time, only the hash: not found. Registered with its document, the same
+    hash-only bytes are then answered, from the cache the second time."""
+    document = "{ talks(first: 0) { totalCount } }"
+    digest = hashlib.sha256(document.encode()).hexdigest()
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+    hash_only = orjson.dumps({"extensions": extensions})
+    headers = {**bearer(READ_KEY), "Content-Type": "application/json"}
+
+    first = await client.post("/graphql", content=hash_only, headers=headers)
+    assert first.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    registered = await client.post(
+        "/graphql", json={"query": document, "extensions": extensions}, headers=bearer(READ_KEY)
+    )
+    assert registered.json() == {"data": {"talks": {"totalCount": 0}}}
+    for _ in range(2):
+        again = await client.post("/graphql", content=hash_only, headers=headers)
+        assert again.json() == {"data": {"talks": {"totalCount": 0}}}
+
+
+async def test_the_same_bytes_after_a_write_are_answered_from_the_new_store(
+    client: httpx.AsyncClient,
+) -> None:
+    body = orjson.dumps({"query": NAMES})
+    headers = {**bearer(READ_KEY), "Content-Type": "application/json"}
+    assert (await push(client, renamed(1, "Before"))).status_code == 202
+    for _ in range(2):
+        before = await client.post("/graphql", content=body, headers=headers)
+        assert customer_names(before) == ["Before"]
+    assert (await push(client, renamed(1, "After"))).status_code == 202
+    after = await client.post("/graphql", content=body, headers=headers)
+    assert customer_names(after) == ["After"]
