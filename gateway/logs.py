@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
+import random
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -14,8 +14,9 @@ request_id_var: ContextVar[str | None] = ContextVar("talkgate_request_id", defau
 
 
 def new_request_id() -> str:
-    """32 random hex digits, as uuid4().hex gave, at a fifth of its cost."""
-    return os.urandom(16).hex()
+    """32 random hex digits, as uuid4().hex gave, without its system call: an id tells
+    requests apart in the logs, it guards nothing, so it need not be unpredictable."""
+    return f"{random.getrandbits(128):032x}"
 
 
 class JsonFormatter(logging.Formatter):
