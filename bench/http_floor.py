@@ -689,6 +689,12 @@ def ruler_check(lines: Sequence[Line]) -> list[str]:
                     f"{line.name} {label}: wrk busy {m.client_busy:.2f} CPU/s, server"
                     f" {m.server_busy:.2f}: client-bound"
                 )
+            elif m.server_busy < 0.9:
+                problems.append(
+                    f"{line.name} {label}: the server used {m.server_busy:.2f} CPU/s and wrk"
+                    f" {m.client_busy:.2f} (waits on the disk, or a shared machine): its x cpu"
+                    " holds, its x rate less so"
+                )
         bytes_floor = line.floors[0][1]
         if line.gateway.rate > bytes_floor.rate:
             problems.append(f"{line.name}: the gateway outran its floor: the ruler is broken")
