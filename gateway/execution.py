@@ -43,7 +43,8 @@ from __future__ import annotations
 import keyword
 import weakref
 from asyncio import Future
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
 from functools import partial
@@ -51,6 +52,8 @@ from types import GeneratorType
 from typing import Any, Final, TypeVar, cast
 
 from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
     GraphQLBoolean,
     GraphQLEnumType,
     GraphQLError,
@@ -65,6 +68,9 @@ from graphql import (
     GraphQLResolveInfoHelpers,
     GraphQLScalarType,
     GraphQLString,
+    InlineFragmentNode,
+    Node,
+    OperationDefinitionNode,
 )
 from graphql.error import located_error
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
@@ -470,6 +476,71 @@ _Deferred = tuple[
 ]
 _PLAN_CACHE_SIZE: Final = 256
 
+# Plans, subplans and completers shared by the requests of a document (`_SharedPlans`).
+_SHARED_KEPT: Final = 4096
+
+
+class _SharedPlans:
+    """What FastExecutionContext works out per selection, kept across requests.
+
+    A plan depends on the field nodes selected (a parsed document is cached and handed out
+    again, so the same text gives the same nodes), the parent type, the schema, the
+    caller's scopes (granted fields and `_MASKED` ones), the kind of loaders in the context
+    (`_shape` asks whether they can `peek`), and on the variables only through directives
+    (@skip, @include, @defer, @stream) that decide which fields are collected. So plans are
+    shared only for operations without a directive anywhere (fragments included), under a
+    key made of all the rest. Making them again for every request was a fifth of the cost
+    of a cold one-talk page. Each entry holds the field groups (and so the nodes) its key
+    names by id, so no id is reused while the entry is kept; the least recently used go
+    first.
+    """
+
+    def __init__(self) -> None:
+        self.plans: OrderedDict[Hashable, tuple[object, list[_Entry] | None]] = OrderedDict()
+        self.completers: OrderedDict[Hashable, tuple[list[_Entry], _Complete | None]] = (
+            OrderedDict()
+        )
+        self._static: OrderedDict[int, tuple[OperationDefinitionNode, bool]] = OrderedDict()
+
+    def get(self, table: OrderedDict[Hashable, Any], key: Hashable) -> Any:
+        found = table.get(key)
+        if found is not None:
+            table.move_to_end(key)
+        return found
+
+    def put(self, table: OrderedDict[Hashable, Any], key: Hashable, value: Any) -> None:
+        table[key] = value
+        if len(table) > _SHARED_KEPT:
+            table.popitem(last=False)
+
+    def static(self, operation: OperationDefinitionNode, fragments: Mapping[str, Any]) -> bool:
+        """Whether no directive appears in the operation's selections or its fragments
+        (graphql-core's FragmentDetails, each holding its `definition`)."""
+        known = self._static.get(id(operation))
+        if known is not None and known[0] is operation:
+            return known[1]
+        nodes: list[Node] = [operation]
+        nodes += [getattr(f, "definition", f) for f in fragments.values()]
+        found = False
+        while nodes and not found:
+            node = nodes.pop()
+            if isinstance(node, (FieldNode, InlineFragmentNode, FragmentSpreadNode)):
+                found = bool(node.directives)
+            selection_set = getattr(node, "selection_set", None)
+            if selection_set is not None:
+                nodes.extend(selection_set.selections)
+        self._static[id(operation)] = (operation, not found)
+        if len(self._static) > _SHARED_KEPT:
+            self._static.popitem(last=False)
+        return not found
+
+
+_SHARED_PLANS: Final = _SharedPlans()
+
+
+def _node_ids(field_group: FieldDetailsList) -> tuple[int, ...]:
+    return tuple(id(details.node) for details in field_group)
+
 
 def _gather_async_work(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
     return gather_with_cancel(*values)
@@ -511,6 +582,12 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._completers: dict[int, tuple[list[_Entry], _Complete | None]] = {}
         # The located error of each refused field group (`_refusal`), by the group's id.
         self._refusals: dict[int, tuple[FieldDetailsList, GraphQLError]] = {}
+        # What the keys of plans shared with other requests start with (`_SharedPlans`);
+        # None when this operation's plans are its own.
+        self._shared: tuple[Any, ...] | None = None
+        if self.fast and _SHARED_PLANS.static(self.operation, self.fragments):
+            loaders = getattr(self.context_value, "loaders", None)
+            self._shared = (id(self.schema), self.granted(), type(loaders), self.is_awaitable)
 
     def build_per_event_executor(self, payload: Any) -> FastExecutionContext:
         executor = super().build_per_event_executor(payload)
@@ -524,6 +601,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         executor._deferred = None
         executor._completers = {}
         executor._refusals = {}
+        executor._shared = None
         return executor
 
     def execute_fields(
@@ -984,12 +1062,21 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         cached = self._subplans.get(key)
         if cached is not None:
             return cached[1]
+        shared_key = None
+        if self._shared is not None:
+            shared_key = (*self._shared, "subplan", object_type, _node_ids(field_group))
+            shared = _SHARED_PLANS.get(_SHARED_PLANS.plans, shared_key)
+            if shared is not None:
+                self._subplans[key] = (field_group, shared[1])
+                return cast("list[_Entry] | None", shared[1])
         fields, defer_usages, _ = self.collect_subfields(object_type, field_group)
         plan = None if defer_usages else self._plan(object_type, fields)
         if len(self._subplans) >= _PLAN_CACHE_SIZE:
             self._subplans.clear()
         # The field group stays referenced, so its id is not reused meanwhile.
         self._subplans[key] = (field_group, plan)
+        if shared_key is not None:
+            _SHARED_PLANS.put(_SHARED_PLANS.plans, shared_key, (field_group, plan))
         return plan
 
     def _completer_of(self, object_type: GraphQLObjectType, plan: list[_Entry]) -> _Complete | None:
@@ -998,12 +1085,21 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         cached = self._completers.get(id(plan))
         if cached is not None:
             return cached[1]
+        shared_key = None
+        if self._shared is not None:
+            shared_key = (*self._shared, object_type, id(plan))
+            shared = _SHARED_PLANS.get(_SHARED_PLANS.completers, shared_key)
+            if shared is not None and shared[0] is plan:
+                self._completers[id(plan)] = shared
+                return cast("_Complete | None", shared[1])
         shape = self._shape(object_type, plan, 0)
         complete = None if shape is None else _completer(shape, self.is_awaitable)
         if len(self._completers) >= _PLAN_CACHE_SIZE:
             self._completers.clear()
         # The plan stays referenced, so its id is not reused meanwhile.
         self._completers[id(plan)] = (plan, complete)
+        if shared_key is not None:
+            _SHARED_PLANS.put(_SHARED_PLANS.completers, shared_key, (plan, complete))
         return complete
 
     def _shape(
@@ -1084,6 +1180,14 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         cached = self._plans.get(key)
         if cached is not None:
             return cached[1]
+        shared_key = None
+        if self._shared is not None:
+            selection = tuple((name, _node_ids(group)) for name, group in fields.items())
+            shared_key = (*self._shared, "plan", parent_type, selection)
+            shared = _SHARED_PLANS.get(_SHARED_PLANS.plans, shared_key)
+            if shared is not None:
+                self._plans[key] = (fields, shared[1])
+                return cast("list[_Entry]", shared[1])
         plan = _grouped_leaves(
             [
                 _entry(self, parent_type, response_name, field_group)
@@ -1094,6 +1198,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             self._plans.clear()
         # The grouped field set stays referenced, so its id is not reused meanwhile.
         self._plans[key] = (fields, plan)
+        if shared_key is not None:
+            _SHARED_PLANS.put(_SHARED_PLANS.plans, shared_key, (fields, plan))
         return plan
 
 

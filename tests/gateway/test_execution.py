@@ -448,6 +448,77 @@ async def test_the_fast_path_completes_the_plain_fields_of_a_talks_page(
     assert plans_run == ["TalkConnection"]
 
 
+# -- plans shared by the requests of a document (execution._SharedPlans) --------------------
+
+
+def _entries_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the fields FastExecutionContext plans from now on (`_entry` calls)."""
+    made: list[str] = []
+    entry = execution._entry
+
+    def counted(context: Any, parent_type: Any, response_name: str, group: Any) -> Any:
+        made.append(response_name)
+        return entry(context, parent_type, response_name, group)
+
+    monkeypatch.setattr(execution, "_entry", counted)
+    return made
+
+
+async def test_a_document_sent_again_reuses_its_plans(
+    schemas: Schemas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _entries_made(monkeypatch)
+    first, plain = await schemas.both(EVERYTHING_OF_A_TALK, PII_READER)
+    same(first, plain, ordered=False)
+    assert made, "the first request plans its fields"
+    made.clear()
+    again, plain = await schemas.both(EVERYTHING_OF_A_TALK, PII_READER)
+    same(again, plain, ordered=False)
+    assert made == []
+
+
+@pytest.mark.parametrize("order", [[READER, PII_READER] * 2, [PII_READER, READER] * 2])
+async def test_callers_of_other_scopes_in_turn_get_their_own_plans(
+    schemas: Schemas, order: list[Principal]
+) -> None:
+    """A plan decides which fields are masked: the same document, asked in turn by a caller
+    with customers:pii and one without, answers each as graphql-core does."""
+    for caller in order:
+        fast, plain = await schemas.both(EVERYTHING_OF_A_TALK, caller)
+        same(fast, plain, ordered=False)  # the order of errors: as in the test above
+
+
+SKIPPED = """
+query Skipped($pii: Boolean!, $plain: Boolean!) {
+  talks(first: 10) { edges { node {
+    id trackingNumber @skip(if: $plain)
+    customer { id ...Pii @include(if: $pii) name @include(if: $plain) }
+  } } }
+}
+fragment Pii on Customer { documentNumber emails { email } }
+"""
+
+
+async def test_directives_that_read_variables_are_collected_again_for_each_request(
+    schemas: Schemas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """@skip and @include decide the fields from each request's variables: such a
+    document's plans are its own request's, and each answer is graphql-core's."""
+    made = _entries_made(monkeypatch)
+    for pii, plain_ in [(True, False), (False, True), (True, True), (False, False), (True, False)]:
+        made.clear()
+        results = []
+        for schema in (schemas.fast, schemas.plain):
+            context = RequestContext(caller=PII_READER, services=schemas.services, request_id=None)
+            results.append(
+                await schema.execute(
+                    SKIPPED, variable_values={"pii": pii, "plain": plain_}, context_value=context
+                )
+            )
+        same(*results)
+        assert made, "each request plans its own fields"
+
+
 async def test_a_finished_query_is_freed_without_the_cycle_collector(schemas: Schemas) -> None:
     # graphql-core's context holds bound methods of itself: until FastExecutionContext broke
     # that cycle, a request's context, loaders, loads and objects all waited for the cycle
