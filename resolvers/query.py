@@ -103,7 +103,7 @@ class Query:
         query = talk_query(filter)
         store = info.context.store
         # A page showing its talks' customers reads them with the talks, in one store call.
-        with_customers = selects(info.selected_fields, "edges", "node", "customer")
+        with_customers = selects(info, "edges", "node", "customer")
         pages = await store.talk_pages(
             query=query,
             page=page,

@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import strawberry
 
+from resolvers.pagination import selects
 from tests.conftest import gql, push
 from tests.resolvers.helpers import codes, error_at, node_ids, talk_of
 
@@ -473,3 +475,72 @@ async def test_customers_search_ignores_the_case_of_accented_letters_too(
     await push(client, talk_of(8, customer_id=920_002, customer_name="Ana Conceição"))
     body = await gql(client, CUSTOMERS_PAGE, {"search": search, "first": 10})
     assert [e["node"]["name"] for e in body["data"]["customers"]["edges"]] == ["JOÃO PEREIRA"]
+
+
+# -- the look-ahead of a connection's selection (resolvers.pagination.selects) --------------
+
+LOOKED: list[bool] = []
+
+
+@strawberry.type
+class _Customer:
+    id: int = 1
+
+
+@strawberry.type
+class _Node:
+    customer: _Customer = strawberry.field(default_factory=_Customer)
+    id: int = 1
+
+
+@strawberry.type
+class _Edge:
+    node: _Node = strawberry.field(default_factory=_Node)
+
+
+@strawberry.type
+class _Page:
+    edges: list[_Edge] = strawberry.field(default_factory=lambda: [_Edge()])
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field
+    def page(self, info: strawberry.Info) -> _Page:
+        LOOKED.append(selects(info, "edges", "node", "customer"))
+        return _Page()
+
+
+_LOOK_AHEAD = strawberry.Schema(query=_Query)
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("{ page { edges { node { customer { id } } } } }", True),
+        ("{ page { edges { node { id } } } }", False),
+        ("{ page { edges { node { c: customer { id } } } } }", True),  # an alias
+        ("{ page { edges { ... on Edge { node { customer { id } } } } } }", True),
+        (
+            "{ page { ...P } } fragment P on Page { edges { node { ...N } } }"
+            " fragment N on Node { customer { id } }",
+            True,
+        ),
+        ("{ page { ...P } } fragment P on Page { edges { node { id } } }", False),
+        ("{ page { edges { node { customer @skip(if: true) { id } } } } }", True),
+        (
+            "{ a: page { edges { node { id } } } b: page { edges { node { customer { id } } } } }",
+            None,
+        ),
+    ],
+)
+async def test_a_connection_sees_whether_its_nodes_customers_are_selected(
+    document: str, expected: bool | None
+) -> None:
+    LOOKED.clear()
+    result = await _LOOK_AHEAD.execute(document)
+    assert result.errors is None
+    if expected is None:  # each aliased field looks at its own selection
+        assert LOOKED == [False, True]
+    else:
+        assert [expected] == LOOKED
