@@ -37,11 +37,13 @@ class SiblingBroker:
         directory: Path,
         *,
         on_drop: Callable[[], None] | None = None,
+        name: str | None = None,
     ) -> None:
+        """`name` is this worker's in `directory`: its pid unless told (tests)."""
         self.fanout = fanout
         self._directory = directory
         self._on_drop = on_drop or (lambda: None)
-        self._path = directory / f"{os.getpid()}{SUFFIX}"
+        self._path = directory / f"{name or os.getpid()}{SUFFIX}"
         self._socket: socket.socket | None = None
 
     async def start(self) -> None:
