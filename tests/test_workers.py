@@ -532,3 +532,17 @@ def test_a_worker_that_cannot_start_ends_serve_with_status_3(tmp_path: Path) -> 
     done = refusal(tmp_path, env, "--port", str(free_port()), "--workers", "2")
     assert done.returncode == 3, done.stderr
     assert "failed to start" in done.stderr
+
+
+def test_serve_help_and_the_readme_say_what_needs_redis_with_several_workers(
+    tmp_path: Path,
+) -> None:
+    done = refusal(tmp_path, environment(f"sqlite:///{tmp_path / 'talkgate.db'}"), "--help")
+    assert done.returncode == 0
+    usage = " ".join(done.stdout.split())
+    assert "[--workers N]" in usage
+    assert "TALKGATE_REDIS_URL" in usage
+    assert "own rate limits" in usage
+    readme = (ROOT / "README.md").read_text()
+    assert "`talkgate serve [--demo] [--host H] [--port P] [--workers N]`" in readme
+    assert "## Several workers on one machine" in readme
