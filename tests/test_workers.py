@@ -458,6 +458,47 @@ async def test_with_redis_the_rate_limit_holds_across_workers(tmp_path: Path) ->
     assert codes == [200, 200, 200, 200, 429, 429]
 
 
+# -- every worker keeps the connection limits of `serve` -----------------------------------
+
+
+async def accepted_by(served: Workers, client_port: int) -> int:
+    """The worker that accepted the connection from `client_port`, once one has."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return served.worker_of(client_port)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+
+
+async def test_every_worker_closes_a_connection_that_never_finishes_its_headers(
+    tmp_path: Path,
+) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'talkgate.db'}", header_timeout_s="1")
+    async with serving(tmp_path, env) as served:
+        slow: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+        for _ in range(200):
+            reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+            pid = await accepted_by(served, writer.get_extra_info("sockname")[1])
+            if pid in slow:
+                writer.close()
+                continue
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+            slow[pid] = (reader, writer)
+            if len(slow) == 2:
+                break
+        started = time.monotonic()
+        answers = [await asyncio.wait_for(reader.read(), 5) for reader, _ in slow.values()]
+        elapsed = time.monotonic() - started
+        for _, writer in slow.values():
+            writer.close()
+    assert len(answers) == 2
+    assert all(answer.startswith(b"HTTP/1.1 408") for answer in answers), answers
+    assert elapsed < 3
+
+
 # -- stopping, and workers that die ---------------------------------------------------------
 
 
