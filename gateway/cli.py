@@ -105,7 +105,7 @@ def _serve_workers(settings: Settings, workers: int) -> None:
     if settings.metrics_port is not None:
         _fail(
             "TALKGATE_METRICS_PORT is one port for one process: with --workers, leave it unset"
-            " and scrape /metrics on the main port (each scrape answers for one worker)"
+            " and scrape /metrics on the main port (any worker answers for all)"
         )
     from gateway.logs import configure_logging
     from gateway.persisted import ManifestError, PersistedQueryPolicy

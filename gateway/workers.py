@@ -9,12 +9,13 @@ The workers share the store (talks, the generation the response cache is keyed o
 tickets, revoked sessions, agent statuses), the key that seals sessions and tickets (made
 here when TALKGATE_SECRET_KEY is unset) and events: through Redis when TALKGATE_REDIS_URL is
 set, else between themselves (gateway/siblings.py). Without Redis, rate limits, the recording
-cache, automatic persisted queries and circuit breakers are each worker's own, and so are
-the figures on /metrics in every case.
+cache, automatic persisted queries and circuit breakers are each worker's own. /metrics on
+any worker answers for all of them (prometheus_client's multiprocess mode).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import logging
@@ -28,6 +29,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 
 from gateway.garbage import collect_less
+from gateway.metrics import MULTIPROCESS_DIR_ENV
 from gateway.settings import Settings
 
 log = logging.getLogger("talkgate")
@@ -46,6 +48,11 @@ def worker_app() -> Starlette:
     settings = Settings()
     configure_logging(settings.log_level)
     _end_with_supervisor()
+    if os.environ.get(MULTIPROCESS_DIR_ENV):
+        from prometheus_client import multiprocess
+
+        # This worker's live gauges leave the sum when it ends (its counters stay in it).
+        atexit.register(multiprocess.mark_process_dead, os.getpid())
     events = os.environ.get(EVENTS_DIR_ENV)
     app = create_app(settings, siblings=Path(events) if events else None)
     collect_less()
@@ -84,6 +91,9 @@ def serve_workers(settings: Settings, workers: int) -> int:
         )
         os.environ["TALKGATE_SECRET_KEY"] = secrets.token_urlsafe(32)
     with contextlib.ExitStack() as stack:
+        # Each worker keeps its metrics there; a scrape of any worker answers for all.
+        figures = stack.enter_context(tempfile.TemporaryDirectory(prefix="talkgate-metrics-"))
+        os.environ[MULTIPROCESS_DIR_ENV] = figures
         if settings.redis_url is None:
             events = stack.enter_context(tempfile.TemporaryDirectory(prefix="talkgate-"))
             os.environ[EVENTS_DIR_ENV] = events

@@ -458,6 +458,32 @@ async def test_with_redis_the_rate_limit_holds_across_workers(tmp_path: Path) ->
     assert codes == [200, 200, 200, 200, 429, 429]
 
 
+# -- metrics: a scrape of any worker counts the requests of all ----------------------------
+
+
+def counted(text: str, sample: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_a_scrape_of_either_worker_counts_the_requests_of_both(tmp_path: Path) -> None:
+    not_found = 'talkgate_http_requests_total{method="GET",route="other",status="404"}'
+    async with (
+        serving(tmp_path, environment(f"sqlite:///{tmp_path / 'talkgate.db'}")) as served,
+        one_client_per_worker(served) as (a, b),
+    ):
+        for worker, count in ((a, 3), (b, 4)):
+            for _ in range(count):
+                assert (await worker.request("GET", "/nowhere")).status_code == 404
+        scrapes = [
+            await worker.request("GET", "/metrics", headers={"Authorization": f"Bearer {KEY}"})
+            for worker in (a, b)
+        ]
+    assert [counted(scrape.text, not_found) for scrape in scrapes] == [7.0, 7.0]
+
+
 # -- every worker keeps the connection limits of `serve` -----------------------------------
 
 
