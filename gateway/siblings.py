@@ -1,5 +1,9 @@
 """Events between the worker processes of one `talkgate serve --workers N`, without Redis.
 
+Without it a delivery through one worker would not reach a subscriber on another; this makes
+subscriptions correct on one machine instead of refusing several workers without Redis
+(which uvicorn has no answer for: its workers share a socket, nothing else).
+
 Each worker binds a Unix datagram socket, named by its pid, in a directory the supervisor
 makes for the run, and sends every event it publishes to each other socket there: the kernel
 carries them, nothing runs in between, and a worker the supervisor starts in place of a dead
