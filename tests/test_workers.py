@@ -15,6 +15,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -149,7 +150,12 @@ def spawn(
 @asynccontextmanager
 async def serving(directory: Path, env: dict[str, str], workers: int = 2) -> AsyncIterator[Workers]:
     """`serve --workers N`, once each of its N workers has answered /readyz; killed after."""
-    process, port, log_path = spawn(directory, env, "--workers", str(workers))
+    # The supervisor's directories (events, metrics) go in one of the test's own, removed
+    # even when the supervisor is killed; short, as a Unix socket path is at most 107 bytes.
+    scratch = tempfile.TemporaryDirectory(prefix="tgw-", dir="/tmp")
+    process, port, log_path = spawn(
+        directory, env | {"TMPDIR": scratch.name}, "--workers", str(workers)
+    )
     served = Workers(process, port, log_path)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -167,6 +173,7 @@ async def serving(directory: Path, env: dict[str, str], workers: int = 2) -> Asy
         yield served
     finally:
         served.kill()
+        scratch.cleanup()
 
 
 def running(pids: set[int]) -> set[int]:
