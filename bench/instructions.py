@@ -95,7 +95,7 @@ async def _serve(database: Path, query: str, requests: int) -> None:
     os.environ.update(http_floor.gateway_env(f"sqlite:///{database}"))
     os.environ["TALKGATE_RESPONSE_CACHE_MB"] = "0"
     app = create_app(Settings())
-    # As `talkgate serve` sets them (gateway.cli._collect_less).
+    # As `talkgate serve` sets them (gateway.garbage.collect_less).
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
     document = http_floor.W1 if query == "W1" else http_floor.W2

@@ -119,6 +119,7 @@ async def _sharing(
     store: TalkStore,
     fanout: LocalFanout,
     metrics: Metrics,
+    siblings: Path | None,
 ) -> AsyncIterator[
     tuple[
         Broker,
@@ -129,10 +130,21 @@ async def _sharing(
         SharedResponses | None,
     ]
 ]:
-    """What replicas share: through Redis when TALKGATE_REDIS_URL is set, else this process."""
+    """What replicas share: through Redis when TALKGATE_REDIS_URL is set, else this process
+    (events: the workers of this `serve`, when `siblings` is their meeting directory)."""
     if settings.redis_url is None:
         limiter = LocalRateLimiter(settings.rate_limit_per_minute)
-        yield LocalBroker(fanout), limiter, store, None, LocalPersistedQueries(), None
+        if siblings is None:
+            yield LocalBroker(fanout), limiter, store, None, LocalPersistedQueries(), None
+            return
+        from gateway.siblings import SiblingBroker
+
+        sibling_broker = SiblingBroker(fanout, siblings, on_drop=metrics.dropped_events.inc)
+        await sibling_broker.start()
+        try:
+            yield sibling_broker, limiter, store, None, LocalPersistedQueries(), None
+        finally:
+            await sibling_broker.close()
         return
     from redis.asyncio import Redis
 
@@ -167,6 +179,7 @@ def create_app(
     *,
     talkme_transport: httpx.AsyncBaseTransport | None = None,
     explorer_dir: Path = EXPLORER_DIR,
+    siblings: Path | None = None,
 ) -> Starlette:
     """Build the gateway. Nothing is opened until the lifespan starts.
 
@@ -174,6 +187,8 @@ def create_app(
     by default they go over the network. In demo mode they go to the built-in sandbox.
     `explorer_dir` holds the built explorer page (`npm run build` in explorer/).
     In demo mode a fresh key with every scope is made for the explorer: `app.state.demo_key`.
+    `siblings` is where the workers of one `serve --workers N` share events without Redis
+    (gateway/siblings.py); None: events stay in this process unless Redis carries them.
     """
     settings = settings or Settings()
     routes: list[BaseRoute] = []
@@ -226,7 +241,7 @@ def create_app(
             talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
             fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
             app.state.fanout = fanout
-            sharing = _sharing(settings, store, fanout, metrics)
+            sharing = _sharing(settings, store, fanout, metrics, siblings)
             (
                 broker,
                 limiter,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ from typing import IO, Any
 import orjson
 from pydantic import ValidationError
 
+from gateway.garbage import collect_less
 from gateway.settings import SCOPES, Settings
 
 
@@ -61,6 +61,8 @@ def serve(args: argparse.Namespace) -> None:
             "no API keys configured: set TALKGATE_API_KEYS (make one with 'talkgate keys new'),"
             " or try 'talkgate serve --demo'"
         )
+    if args.workers > 1:
+        _serve_workers(settings, args.workers)
 
     import uvicorn
 
@@ -86,7 +88,7 @@ def serve(args: argparse.Namespace) -> None:
             file=sys.stderr,
             flush=True,
         )
-    _collect_less()
+    collect_less()
     server = uvicorn.Server(uvicorn_config(app, settings))
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
@@ -94,18 +96,27 @@ def serve(args: argparse.Namespace) -> None:
         raise SystemExit(3)  # uvicorn's exit status for a start-up failure
 
 
-def _collect_less() -> None:
-    """Run the cyclic garbage collector far less often than Python's default.
+def _serve_workers(settings: Settings, workers: int) -> None:
+    if settings.demo:
+        _fail(
+            "--demo runs in one process (its sample store, sandbox and key are made per"
+            " process): leave out --workers"
+        )
+    if settings.metrics_port is not None:
+        _fail(
+            "TALKGATE_METRICS_PORT is one port for one process: with --workers, leave it unset"
+            " and scrape /metrics on the main port (any worker answers for all)"
+        )
+    from gateway.logs import configure_logging
+    from gateway.persisted import ManifestError, PersistedQueryPolicy
+    from gateway.workers import serve_workers
 
-    A page of 100 talks, or a batch of deliveries, allocates tens of thousands of objects
-    that are nearly all freed with it: at the default threshold (700) the collector ran
-    dozens of times per request, each time over everything alive. It took a third of a cold
-    W1 request's time at concurrency 8, and `talkgate ingest` runs about 15 % faster without
-    it (bench/RESULTS.md). What exists by now (modules, the schema) is never garbage:
-    frozen, it is not walked again.
-    """
-    gc.freeze()
-    gc.set_threshold(20_000, 10, 10)
+    try:  # here, where it can be one line, rather than N tracebacks from the workers
+        PersistedQueryPolicy.from_settings(settings)
+    except ManifestError as exc:
+        _fail(str(exc))
+    configure_logging(settings.log_level)
+    raise SystemExit(serve_workers(settings, workers))
 
 
 # -- ingest ---------------------------------------------------------------------------------
@@ -346,7 +357,7 @@ def ingest(args: argparse.Namespace) -> None:
     # Rejections are reported in the summary; the log keeps only what goes wrong beyond that.
     configure_logging("ERROR")
     start = time.perf_counter()
-    _collect_less()
+    collect_less()
     try:
         tally = asyncio.run(_ingest_files(settings, paths, args.batch, workers))
     except BrokenProcessPool:
@@ -408,6 +419,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="sample talks, open access on localhost")
     p.add_argument("--host", default=None, help="overrides TALKGATE_HOST")
     p.add_argument("--port", type=int, default=None, help="overrides TALKGATE_PORT")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help=(
+            "processes answering on the port (default 1). They share the store; events reach"
+            " subscribers on every worker, through Redis when TALKGATE_REDIS_URL is set. Without"
+            " Redis each worker keeps its own rate limits (up to N times the limit in all)."
+            " Not with --demo or TALKGATE_METRICS_PORT"
+        ),
+    )
     p.set_defaults(run=serve)
 
     p = commands.add_parser("ingest", help="load talk payloads from JSON or NDJSON files")

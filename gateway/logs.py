@@ -20,7 +20,7 @@ def new_request_id() -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id, extra fields."""
+    """One JSON object per line: time, level, logger, message, pid, request id, extra fields."""
 
     _SKIP = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
         "message",
@@ -33,6 +33,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            # `serve --workers N` writes N processes' lines to one stream.
+            "pid": record.process,
         }
         request_id = request_id_var.get()
         if request_id is not None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import os
 import re
 from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -31,14 +33,28 @@ def route_of(path: str) -> str:
     return "other"
 
 
+# Where prometheus_client keeps every process's values when several processes serve
+# (`serve --workers N` sets it for its workers); it decides so when it is imported.
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 class Metrics:
-    """The collectors, in a registry of their own (one per app, so tests stay independent)."""
+    """The collectors, in a registry of their own (one per app, so tests stay independent).
+
+    Under `serve --workers N` each worker's values are kept in files of the run's
+    PROMETHEUS_MULTIPROC_DIR, and a scrape of any worker answers the sum of them all.
+    """
 
     def __init__(self) -> None:
         self._operation_names: set[str] = set()
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._exposed = r
+        shared = os.environ.get(MULTIPROCESS_DIR_ENV)
+        if shared:
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed, path=shared)  # type: ignore[no-untyped-call]
         self.requests = Counter(
             "talkgate_http_requests_total",
             "HTTP requests by route, method and status.",
@@ -84,6 +100,8 @@ class Metrics:
             "talkgate_redis_up",
             "1 while events and limits are shared through Redis, 0 while it is unreachable.",
             registry=r,
+            # Several workers: 0 while any live worker has lost Redis.
+            multiprocess_mode="livemin",
         )
         self.webhooks = Counter(
             "talkgate_webhook_deliveries_total",
@@ -131,7 +149,7 @@ class Metrics:
         self.labelled(self.upstream, operation, outcome).inc()
 
     def render(self) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(self._exposed), media_type=CONTENT_TYPE_LATEST)
 
 
 class MetricsEndpoint:

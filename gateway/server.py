@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -37,11 +37,25 @@ _TIMED_OUT = _answer(b"408 Request Timeout", b"the request headers did not arriv
 _TOO_LARGE = _answer(b"431 Request Header Fields Too Large", b"the request headers are too large")
 
 
+class ServeConfig(uvicorn.Config):
+    """uvicorn's configuration with the header deadline of HeaderDeadline.
+
+    uvicorn builds the protocol from `config` alone, and `serve --workers N` pickles the
+    config into each worker: the deadline rides on it, the protocol class is named by
+    reference.
+    """
+
+    def __init__(self, app: ASGIApp | str, *, header_timeout_s: float, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.header_timeout_s = header_timeout_s
+
+
 class HeaderDeadline(HttpToolsProtocol):
     """uvicorn's httptools protocol; a connection whose request headers are not complete
     `header_timeout_s` after it opened (or after that request's first byte) is closed, and so
     is one that sends more than MAX_HEADER_BYTES of them."""
 
+    # Under a plain uvicorn.Config; a ServeConfig says its own.
     header_timeout_s: ClassVar[float] = 10.0
     _deadline: asyncio.TimerHandle | None = None
     _header_bytes = 0
@@ -76,7 +90,12 @@ class HeaderDeadline(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._header_bytes = 0
-        self._deadline = self.loop.call_later(self.header_timeout_s, self._expired)
+        timeout_s = (
+            self.config.header_timeout_s
+            if isinstance(self.config, ServeConfig)
+            else self.header_timeout_s
+        )
+        self._deadline = self.loop.call_later(timeout_s, self._expired)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -99,18 +118,25 @@ class HeaderDeadline(HttpToolsProtocol):
         self.transport.close()
 
 
-def _protocol(header_timeout_s: float) -> type[HeaderDeadline]:
-    # uvicorn builds the protocol itself, from `config` alone: the timeout rides on a class.
-    return type("HeaderDeadline", (HeaderDeadline,), {"header_timeout_s": header_timeout_s})
+def uvicorn_config(
+    app: ASGIApp | str,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    workers: int = 1,
+) -> uvicorn.Config:
+    """The uvicorn configuration `talkgate serve` runs `app` with (tests serve with it too).
 
-
-def uvicorn_config(app: ASGIApp, settings: Settings, *, port: int | None = None) -> uvicorn.Config:
-    """The uvicorn configuration `talkgate serve` runs `app` with (tests serve with it too)."""
-    return uvicorn.Config(
+    With `workers` > 1, `app` names a factory ("module:function") each worker calls.
+    """
+    return ServeConfig(
         app,
+        header_timeout_s=settings.header_timeout_s,
+        factory=workers > 1,
+        workers=workers,
         host=settings.host,
         port=settings.port if port is None else port,
-        http=_protocol(settings.header_timeout_s),
+        http=HeaderDeadline,
         log_config=None,
         access_log=False,
         timeout_keep_alive=settings.keep_alive_timeout_s,

@@ -224,13 +224,19 @@ class SQLiteStore:
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
+        """Bring the file to the latest schema. Several processes may open a new file at once
+        (`serve --workers N`): each step reads the version under the write lock, so a step
+        another process has just applied is not applied again."""
         (version,) = connection.execute("PRAGMA user_version").fetchone()
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        while version < len(MIGRATIONS):
             connection.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _statements(script):
-                    connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {number:d}")
+                (version,) = connection.execute("PRAGMA user_version").fetchone()
+                if version < len(MIGRATIONS):
+                    for statement in _statements(MIGRATIONS[version]):
+                        connection.execute(statement)
+                    version += 1
+                    connection.execute(f"PRAGMA user_version = {version:d}")
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")

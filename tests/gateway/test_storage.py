@@ -11,7 +11,9 @@ import itertools
 import random
 import sqlite3
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -1314,6 +1316,28 @@ async def test_reopening_leaves_the_sqlite_schema_at_the_latest_version(tmp_path
     connection.close()
     assert version == len(MIGRATIONS)
     assert journal == "wal"
+
+
+def test_stores_opening_one_new_sqlite_file_at_once_all_migrate_it(tmp_path: Path) -> None:
+    """`serve --workers N` opens a new file from N processes at once."""
+    path = tmp_path / "raced.db"
+    openers = 6
+    for attempt in range(5):
+        url = f"sqlite:///{path.with_name(f'raced-{attempt}.db')}"
+        start = threading.Barrier(openers)
+
+        def open_and_close(url: str = url, start: threading.Barrier = start) -> None:
+            async def run() -> None:
+                store = SQLiteStore(url)
+                start.wait()
+                await store.open()
+                await store.close()
+
+            asyncio.run(run())
+
+        with ThreadPoolExecutor(openers) as pool:
+            for opened in [pool.submit(open_and_close) for _ in range(openers)]:
+                opened.result()
 
 
 # -- message and event ids belong to one talk ------------------------------------------------
