@@ -100,6 +100,8 @@ class Plan:
     warm_s: float = 2.0
     # The parts run (`slug` of each workload's name, and "ingest"); None: all.
     only: frozenset[str] | None = None
+    # `talkgate serve --workers N`: the gateway's processes (the floor stays one).
+    workers: int = 1
 
     def runs(self, name: str) -> bool:
         return self.only is None or slug(name) in self.only
@@ -644,11 +646,13 @@ def print_table(lines: Sequence[Line]) -> None:
         "rate = answers per second (wrk, 1 thread, 8 connections); p50/p99 = wrk's latency, ms;"
         " bytes = per answer with its headers; srv/cli us = CPU microseconds per request of"
         " the server's processes / of wrk; busy = CPU seconds per second of each; RSS = server"
-        " VmHWM; x rate = floor rate / gateway rate; x cpu = gateway srv us / floor srv us"
+        " VmHWM; x rate = floor rate / gateway rate; x cpu = gateway srv us / floor srv us;"
+        " per CPU-s = answers per second of the server's CPU time"
     )
     head = (
         f"{'workload':<9} {'server':<11} {'rate/s':>8} {'p50':>7} {'p99':>7} {'bytes':>7}"
-        f" {'srv us':>8} {'cli us':>8} {'busy':>9} {'RSS':>5} | {'x rate':>6} {'x cpu':>6}"
+        f" {'srv us':>8} {'cli us':>8} {'busy':>9} {'RSS':>5} {'per CPU-s':>9} |"
+        f" {'x rate':>6} {'x cpu':>6}"
     )
     print(head)
     print("-" * len(head))
@@ -663,6 +667,7 @@ def print_table(lines: Sequence[Line]) -> None:
             f"{name:<9} {label:<11} {m.rate:8,.0f} {m.p50_ms:7.2f} {m.p99_ms:7.2f}"
             f" {m.answer_bytes:7,} {_us(m.server_cpu_per_request)} {_us(m.client_cpu_per_request)}"
             f" {m.server_busy:4.2f}/{m.client_busy:4.2f} {m.peak_mib:5.0f}"
+            f" {1 / m.server_cpu_per_request if m.server_cpu_per_request else 0:9,.0f}"
         ), ("  (" + "; ".join(flags) + ")" if flags else "")
 
     for line in lines:
@@ -834,9 +839,10 @@ def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: str, wrk
     print(f"  filling the store with {FILL:,} talks through Ingestor.ingest_many", flush=True)
     asyncio.run(fill(url, FILL))
     logs = directory / "gateway.log", directory / "floor.log"
+    workers = ["--workers", str(plan.workers)] if plan.workers > 1 else []
     gateway = start(
         "gateway",
-        [*wrk.server_prefix(), sys.executable, "-m", "gateway.cli", "serve"],
+        [*wrk.server_prefix(), sys.executable, "-m", "gateway.cli", "serve", *workers],
         gateway_env(url),
         logs[0],
     )
@@ -984,6 +990,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=lambda text: frozenset(text.split(",")),
         help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="the gateway as `talkgate serve --workers N`"
+    )
     parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -997,10 +1006,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         if unknown:
             parser.error(f"--only: no part {', '.join(sorted(unknown))}; parts: {', '.join(PARTS)}")
         plan = dataclasses.replace(plan, only=args.only)
+    plan = dataclasses.replace(plan, workers=args.workers)
     print(f"http_floor: {describe()}", flush=True)
     print(
         f"plan: {plan.rounds} rounds of {plan.seconds:g}s per server and workload (after"
-        f" {plan.warm_s:g}s of warm-up), wrk -t1 -c{CONNECTIONS}; {FILL:,} talks served;"
+        f" {plan.warm_s:g}s of warm-up), wrk -t1 -c{CONNECTIONS}; {FILL:,} talks served"
+        f" by {plan.workers} gateway process{'es' * (plan.workers > 1)};"
         f" talkgate ingest of {plan.ingest_talks:,}",
         flush=True,
     )
