@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -145,6 +146,10 @@ _RETRY_ON_A_THREAD = frozenset(
     {sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 )
 _TOO_LONG = object()
+# A file found busy (locked by another process) sends reads to the reader threads for this
+# long: there SQLite may retry and sleep for seconds, which on the loop would stall every
+# request; the threads wait for the busy timeout and answer StoreUnavailable.
+BUSY_PAUSE_S = 1.0
 
 
 class SQLiteStore:
@@ -162,6 +167,8 @@ class SQLiteStore:
         self._write_pool: ThreadPoolExecutor | None = None
         self._read_pool: ThreadPoolExecutor | None = None
         self._generation_reader: sqlite3.Connection | None = None
+        # Until when reads skip the event loop: the file was found busy (`BUSY_PAUSE_S`).
+        self._busy_until = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -186,7 +193,9 @@ class SQLiteStore:
 
     async def ping(self) -> None:
         # `SELECT 1` never opens the file: read its schema so a lock that stops readers shows.
-        await self._read(lambda c: c.execute("SELECT count(*) FROM sqlite_master").fetchone())
+        await self._read(
+            lambda c: c.execute("SELECT count(*) FROM sqlite_master").fetchone(), counts=True
+        )
 
     async def generation(self) -> str:
         # Deliveries are numbered by one writer in commit order (AUTOINCREMENT: never reused).
@@ -198,6 +207,7 @@ class SQLiteStore:
         try:
             row = self._loop_reader().execute(_GENERATION).fetchone()
         except sqlite3.OperationalError as exc:
+            self._busy_until = time.monotonic() + BUSY_PAUSE_S
             raise StoreUnavailable(f"SQLite: {exc}") from exc
         return f"{row[0]}.{row[1] or 0}"
 
@@ -278,7 +288,8 @@ class SQLiteStore:
         """`work` on a reader connection: first on the event loop within a budget of
         SQLite steps (`_on_the_loop`), else, past the budget, on a reader thread; a read
         that `counts` always on a thread (SQLite counts a table's rows in one step, which
-        the budget cannot interrupt).
+        the budget cannot interrupt), and every read for BUSY_PAUSE_S after the file was
+        found busy.
 
         Most reads are a page or a batch by index: a few hundred microseconds. Handing one
         to a thread and back cost more than the read itself (65 µs of CPU for the hop alone
@@ -288,7 +299,8 @@ class SQLiteStore:
         the loop for more than about a millisecond of SQLite work."""
         if self._read_pool is None:
             raise StoreUnavailable("the store is not open")
-        quick = _TOO_LONG if counts else self._on_the_loop(work)
+        on_a_thread = counts or time.monotonic() < self._busy_until
+        quick = _TOO_LONG if on_a_thread else self._on_the_loop(work)
         if quick is not _TOO_LONG:
             return cast("T", quick)
         loop = asyncio.get_running_loop()
@@ -316,6 +328,8 @@ class SQLiteStore:
             return work(connection)
         except sqlite3.OperationalError as exc:
             code = getattr(exc, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF in _NOT_NOW:
+                self._busy_until = time.monotonic() + BUSY_PAUSE_S
             if code is not None and code & 0xFF in _RETRY_ON_A_THREAD:
                 return _TOO_LONG
             if _not_now(exc):

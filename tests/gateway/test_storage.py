@@ -30,6 +30,7 @@ from gateway.payload import DEFAULT_ZONE, validate_talks
 from gateway.storage import TalkStore, cursor, merge, open_store, postgres
 from gateway.storage import sqlite as sqlite_module
 from gateway.storage.postgres import PostgresStore
+from gateway.storage.protocol import StoreUnavailable
 from gateway.storage.records import (
     DeliveryOutcome,
     Page,
@@ -1582,3 +1583,35 @@ async def test_a_read_interrupted_inside_its_transaction_leaves_none_open(
 
     assert sqlite_store._on_the_loop(in_one_transaction) is sqlite_module._TOO_LONG
     assert not sqlite_store._loop_reader().in_transaction
+
+
+async def test_after_the_file_was_found_busy_reads_skip_the_loop_for_a_while(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Locked by another process, SQLite may retry and sleep for seconds inside a read (10 s
+    seen with every shared-memory lock held): once the file was found busy, reads wait on
+    the reader threads, not on the loop, for BUSY_PAUSE_S."""
+
+    class Busy:
+        in_transaction = False
+
+        def execute(self, *_: object) -> None:
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise error
+
+        def set_progress_handler(self, *_: object) -> None:
+            pass
+
+    real = sqlite_store._loop_reader
+    monkeypatch.setattr(sqlite_store, "_loop_reader", Busy)
+    with pytest.raises(StoreUnavailable):
+        await sqlite_store.generation()
+    monkeypatch.setattr(sqlite_store, "_loop_reader", real)
+    threaded = _threaded_reads(monkeypatch, sqlite_store)
+    assert len(await _page_ids(sqlite_store)) == 25
+    assert threaded  # on a thread while the pause lasts
+    sqlite_store._busy_until = 0.0  # as when BUSY_PAUSE_S has passed
+    threaded.clear()
+    assert len(await _page_ids(sqlite_store)) == 25
+    assert threaded == []  # back on the loop once it is over
