@@ -477,7 +477,10 @@ _Deferred = tuple[
 _PLAN_CACHE_SIZE: Final = 256
 
 # Plans, subplans and completers shared by the requests of a document (`_SharedPlans`).
-_SHARED_KEPT: Final = 4096
+_SHARED_KEPT: Final = 1024
+# Only documents this short share plans: an entry holds its nodes, and so the document's
+# whole text, beside the parse cache's own bounds (1,024 entries of 8 KiB at most).
+_SHARED_TEXT: Final = 8192
 
 
 class _SharedPlans:
@@ -585,7 +588,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # What the keys of plans shared with other requests start with (`_SharedPlans`);
         # None when this operation's plans are its own.
         self._shared: tuple[Any, ...] | None = None
-        if self.fast and _SHARED_PLANS.static(self.operation, self.fragments):
+        source = self.operation.loc.source if self.operation.loc is not None else None
+        short = source is not None and len(source.body) <= _SHARED_TEXT
+        if self.fast and short and _SHARED_PLANS.static(self.operation, self.fragments):
             loaders = getattr(self.context_value, "loaders", None)
             self._shared = (id(self.schema), self.granted(), type(loaders), self.is_awaitable)
 

@@ -692,6 +692,11 @@ class GraphQLEndpoint:
                     if params != data:
                         body = orjson.dumps(params)
                         sent = None  # the body the view reads is not the one sent
+                    extensions = data.get("extensions")
+                    if isinstance(extensions, dict) and "persistedQuery" in extensions:
+                        # Resolving it may register the document again (after the store
+                        # forgot it): every such body is resolved, none is kept.
+                        sent = None
             except TalkgateError as exc:
                 await _refusal(exc)(scope, receive, send)
                 return
@@ -867,8 +872,9 @@ class BodyKeys:
     """The response-cache keys of the last POST bodies seen, by body and caller's scopes.
 
     The key of a body depends only on its bytes and the scopes: the same bytes decode to
-    the same document, variables and operation name (a persisted query's hash to the same
-    document: a hash names one document for good). So a body sent again skips decoding and
+    the same document, variables and operation name. Bodies naming a persisted query are
+    never kept: resolving one may have to register its document again. So a body sent again
+    skips decoding and
     the key's hashing, which made up a third of a cached answer's cost. Only small bodies,
     and a bounded number of them, are kept.
     """

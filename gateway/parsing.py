@@ -143,6 +143,7 @@ Shape = tuple[bytes, list[int]]
 # same object for the same text): walking the tokens again was 4% of a cold page's cost.
 _SHAPES: OrderedDict[int, tuple[DocumentNode, Shape]] = OrderedDict()
 _SHAPES_KEPT = 1024
+SHAPE_TEXT_KEPT = 8192
 
 
 def document_shape(document: DocumentNode) -> Shape | None:
@@ -158,7 +159,10 @@ def document_shape(document: DocumentNode) -> Shape | None:
     material = "\x00".join(f"{t.kind.value}\x01{t.value or ''}" for t in tokens)
     digest = hashlib.blake2b(material.encode("utf-8", "surrogatepass"), digest_size=16).digest()
     shape = digest, [t.start for t in tokens]
-    _SHAPES[id(document)] = (document, shape)
+    # Kept only for short texts: an entry holds its document, and so its whole text,
+    # beside the parse cache's own bounds.
+    if document.loc.source is not None and len(document.loc.source.body) <= SHAPE_TEXT_KEPT:
+        _SHAPES[id(document)] = (document, shape)
     if len(_SHAPES) > _SHAPES_KEPT:
         _SHAPES.popitem(last=False)
     return shape

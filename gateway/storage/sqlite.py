@@ -146,6 +146,9 @@ _RETRY_ON_A_THREAD = frozenset(
     {sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 )
 _TOO_LONG = object()
+# What says another process holds the file (a read past the budget, SQLITE_INTERRUPT, does
+# not: it only goes to a thread itself).
+_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_PROTOCOL})
 # A file found busy (locked by another process) sends reads to the reader threads for this
 # long: there SQLite may retry and sleep for seconds, which on the loop would stall every
 # request; the threads wait for the busy timeout and answer StoreUnavailable.
@@ -328,7 +331,7 @@ class SQLiteStore:
             return work(connection)
         except sqlite3.OperationalError as exc:
             code = getattr(exc, "sqlite_errorcode", None)
-            if code is not None and code & 0xFF in _NOT_NOW:
+            if code is not None and code & 0xFF in _BUSY:
                 self._busy_until = time.monotonic() + BUSY_PAUSE_S
             if code is not None and code & 0xFF in _RETRY_ON_A_THREAD:
                 return _TOO_LONG
@@ -676,7 +679,9 @@ class SQLiteStore:
             if owners:
                 try:
                     read = self._versioned_docs(c, "customers", list(owners.items()))
-                except sqlite3.Error:  # left to customers_by_id, which reports it
+                except sqlite3.Error as exc:  # left to customers_by_id, which reports it
+                    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_INTERRUPT:
+                        raise  # past the loop's budget: the whole read goes to a thread
                     read = {}
                 if read is None:
                     return None

@@ -400,3 +400,30 @@ async def test_the_same_bytes_after_a_write_are_answered_from_the_new_store(
     assert (await push(client, renamed(1, "After"))).status_code == 202
     after = await client.post("/graphql", content=body, headers=headers)
     assert customer_names(after) == ["After"]
+
+
+async def test_a_body_naming_a_persisted_query_is_resolved_every_time(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration (hash and document) sent again byte for byte is resolved again: the
+    store may have forgotten the document since, and only resolving registers it anew."""
+    from gateway.persisted import PersistedQueryPolicy
+
+    document = "{ talks(first: 0) { totalCount } }"
+    digest = hashlib.sha256(document.encode()).hexdigest()
+    body = orjson.dumps(
+        {"query": document, "extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}
+    )
+    resolved: list[object] = []
+    resolve = PersistedQueryPolicy.resolve
+
+    async def counted(self: PersistedQueryPolicy, *args: Any, **kwargs: Any) -> Any:
+        resolved.append(args[0])
+        return await resolve(self, *args, **kwargs)
+
+    monkeypatch.setattr(PersistedQueryPolicy, "resolve", counted)
+    headers = {**bearer(READ_KEY), "Content-Type": "application/json"}
+    for _ in range(3):
+        answer = await client.post("/graphql", content=body, headers=headers)
+        assert answer.json() == {"data": {"talks": {"totalCount": 0}}}
+    assert len(resolved) == 3
