@@ -136,7 +136,7 @@ class TypedErrors(SchemaExtension):
             # Parse, validation and variable-coercion errors: the document or its inputs.
             if is_token_limit_error(error):
                 if self.metrics is not None:
-                    self.metrics.rejected_queries.labels("tokens").inc()
+                    self.metrics.labelled(self.metrics.rejected_queries, "tokens").inc()
                 limited = too_complex("tokens", _token_count(error), _token_limit(error))
                 return _with(error, limited.message, dict(limited.extensions or {}))
             message = scrub_values(error.message)
@@ -334,7 +334,7 @@ def build_schema(
         def rejected(reason: str, context: ExecutionContext) -> None:
             # The operation itself is counted (as an error) by CountOperations.
             if metrics is not None:
-                metrics.rejected_queries.labels(reason).inc()
+                metrics.labelled(metrics.rejected_queries, reason).inc()
 
         extensions.append(lambda: LimitQueries(limits, on_reject=rejected))
     extensions.append(CachedValidation)

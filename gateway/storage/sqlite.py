@@ -197,7 +197,7 @@ class SQLiteStore:
     async def ping(self) -> None:
         # `SELECT 1` never opens the file: read its schema so a lock that stops readers shows.
         await self._read(
-            lambda c: c.execute("SELECT count(*) FROM sqlite_master").fetchone(), counts=True
+            lambda c: c.execute("SELECT count(*) FROM sqlite_master").fetchone(), on_a_thread=True
         )
 
     async def generation(self) -> str:
@@ -287,12 +287,14 @@ class SQLiteStore:
                 raise StoreUnavailable(f"SQLite: {exc}") from exc
             raise
 
-    async def _read(self, work: Callable[[sqlite3.Connection], T], *, counts: bool = False) -> T:
+    async def _read(
+        self, work: Callable[[sqlite3.Connection], T], *, on_a_thread: bool = False
+    ) -> T:
         """`work` on a reader connection: first on the event loop within a budget of
-        SQLite steps (`_on_the_loop`), else, past the budget, on a reader thread; a read
-        that `counts` always on a thread (SQLite counts a table's rows in one step, which
-        the budget cannot interrupt), and every read for BUSY_PAUSE_S after the file was
-        found busy.
+        SQLite steps (`_on_the_loop`), else, past the budget, on a reader thread. Counts and
+        the health check ask for a thread (`on_a_thread`): SQLite counts a table's rows in
+        one step, which the budget cannot interrupt, and a health check may wait on a lock.
+        Every read goes to a thread for BUSY_PAUSE_S after the file was found busy.
 
         Most reads are a page or a batch by index: a few hundred microseconds. Handing one
         to a thread and back cost more than the read itself (65 µs of CPU for the hop alone
@@ -302,8 +304,8 @@ class SQLiteStore:
         the loop for more than about a millisecond of SQLite work."""
         if self._read_pool is None:
             raise StoreUnavailable("the store is not open")
-        on_a_thread = counts or time.monotonic() < self._busy_until
-        quick = _TOO_LONG if on_a_thread else self._on_the_loop(work)
+        threaded = on_a_thread or time.monotonic() < self._busy_until
+        quick = _TOO_LONG if threaded else self._on_the_loop(work)
         if quick is not _TOO_LONG:
             return cast("T", quick)
         loop = asyncio.get_running_loop()
@@ -707,7 +709,7 @@ class SQLiteStore:
             counts.update({r[0]: r[1] for r in c.execute(sql, params)})
             return counts
 
-        return await self._read(work, counts=True)
+        return await self._read(work, on_a_thread=True)
 
     async def message_pages(self, *, talk_ids: Sequence[int], page: PageRequest) -> dict[int, Page]:
         ids = sorted(set(talk_ids))
@@ -761,7 +763,7 @@ class SQLiteStore:
             )
             return counts
 
-        return await self._read(work, counts=True)
+        return await self._read(work, on_a_thread=True)
 
     async def events_by_talk(self, talk_ids: Sequence[int]) -> dict[int, list[Doc]]:
         ids = sorted(set(talk_ids))
@@ -798,7 +800,9 @@ class SQLiteStore:
     async def count_customers(self, *, search: str | None) -> int:
         where, params = _customer_where(search)
         sql = f"SELECT COUNT(*) FROM customers WHERE {' AND '.join(where) or '1'}"  # noqa: S608
-        return await self._read(lambda c: int(c.execute(sql, params).fetchone()[0]), counts=True)
+        return await self._read(
+            lambda c: int(c.execute(sql, params).fetchone()[0]), on_a_thread=True
+        )
 
     async def agent_page(self, *, page: PageRequest) -> Page:
         params: list[Any] = []
@@ -812,7 +816,7 @@ class SQLiteStore:
 
     async def count_agents(self) -> int:
         return await self._read(
-            lambda c: int(c.execute("SELECT COUNT(*) FROM agents").fetchone()[0]), counts=True
+            lambda c: int(c.execute("SELECT COUNT(*) FROM agents").fetchone()[0]), on_a_thread=True
         )
 
     # -- agent control ---------------------------------------------------------------------
