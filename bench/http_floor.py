@@ -873,41 +873,27 @@ def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: str, wrk
             lines.append(Line(name, gateway_run, floors))
             print(f"    {time.perf_counter() - started:,.0f}s so far", flush=True)
 
-        warm, cold = [warm_body()], cold_bodies()
-        workload(
-            "W1 warm",
-            [
-                Target("gateway", gateway, graphql_load(warm, numbered=False)),
-                Target("bytes floor", floor, floor_load("/bytes/w1", warm, numbered=False)),
-                Target("rows floor", floor, floor_load("/rows/w1", warm, numbered=False)),
-            ],
-        )
-        workload(
-            "W1 cold",
-            [
-                Target("gateway", gateway, graphql_load(cold, numbered=True)),
-                Target("bytes floor", floor, floor_load("/bytes/w1", cold, numbered=True)),
-                Target("rows floor", floor, floor_load("/rows/w1", cold, numbered=True)),
-            ],
-        )
-        pages = prepared["w2"]
-        workload(
-            "W2 page",
-            [
-                Target("gateway", gateway, graphql_load(pages, numbered=True)),
-                Target("bytes floor", floor, floor_load("/bytes/w2", pages, numbered=True)),
-                Target("rows floor", floor, floor_load("/rows/w2", pages, numbered=True)),
-            ],
-        )
-        w3 = prepared["w3"]
-        workload(
-            "W3",
-            [
-                Target("gateway", gateway, graphql_load(w3, numbered=True)),
-                Target("bytes floor", floor, floor_load("/bytes/w3", w3, numbered=True)),
-                Target("rows floor", floor, floor_load("/rows/w3", w3, numbered=True)),
-            ],
-        )
+        def read(name: str, part: str, bodies: list[bytes], *, numbered: bool) -> None:
+            """A read workload: the gateway, the bytes floor and the rows floor of `part`."""
+            workload(
+                name,
+                [
+                    Target("gateway", gateway, graphql_load(bodies, numbered=numbered)),
+                    Target(
+                        "bytes floor",
+                        floor,
+                        floor_load(f"/bytes/{part}", bodies, numbered=numbered),
+                    ),
+                    Target(
+                        "rows floor", floor, floor_load(f"/rows/{part}", bodies, numbered=numbered)
+                    ),
+                ],
+            )
+
+        read("W1 warm", "w1", [warm_body()], numbered=False)
+        read("W1 cold", "w1", cold_bodies(), numbered=True)
+        read("W2 page", "w2", prepared["w2"], numbered=True)
+        read("W3", "w3", prepared["w3"], numbered=True)
         workload(
             "webhook",
             [
