@@ -732,16 +732,16 @@ class SQLiteStore:
         decode = self.docs.decode
 
         def work(c: sqlite3.Connection) -> dict[int, Page]:
-            pages = {i: Page() for i in ids}
+            pages = {i: Page("message") for i in ids}
             rows = _joined(c, sql, params, ("talk_id", "id", "doc"))
             ordered = sorted((int(t), int(m), doc) for t, m, doc in rows)
             for talk_id, message_id, doc in ordered:
                 target = pages[talk_id]
-                if len(target.items) == page.first:
+                if len(target.docs) == page.first:
                     target.has_next = True
                 else:
                     message = decode("messages", message_id, doc)
-                    target.items.append((cursor.encode("message", message_id), message))
+                    target.add((message_id,), message)
             return pages
 
         return await self._read(work)
@@ -1080,12 +1080,12 @@ def _rank_columns(rank: merge.Rank) -> tuple[int, int, int]:
 
 
 def _page(rows: sqlite3.Cursor, kind: str, first: int) -> Page:
-    result = Page()
+    result = Page(kind)
     for row_id, doc in rows:
-        if len(result.items) == first:
+        if len(result.docs) == first:
             result.has_next = True
             break
-        result.items.append((cursor.encode(kind, row_id), orjson.loads(doc)))
+        result.add((row_id,), orjson.loads(doc))
     return result
 
 
