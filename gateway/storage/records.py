@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, Final
 
 from gateway.payload import NormalizedTalk
 from gateway.storage import cursor
@@ -147,12 +149,23 @@ class Page:
         return self.cursor(-1) if self.keys else None
 
 
+# Of a row beginning (group, created_us, talk id, version): its group, its talk's id, its
+# stamp (talk id, version) and its sort key by creation.
+_GROUP: Final = itemgetter(0)
+_TALK_ID: Final = itemgetter(2)
+_STAMP: Final = itemgetter(2, 3)
+_CREATED_KEY: Final = itemgetter(1, 2)
+
+
 class TalkPages:
     """Pages of talks as a store reads them: its rows placed in their group's page in the
     statement's order, `first` at most (a row beyond says the page has a next one); then,
     once the documents of the rows placed are read (by the versions in `stamps`), the pages
     with them, each talk with its sort key (`size` sort values: (created_us, id) or (id,))
-    and its customer when read."""
+    and its customer when read.
+
+    A page's rows are taken as one run, sliced, mapped with C-level getters: per-row Python
+    bookkeeping was a fifth of a 100-talk page's read."""
 
     def __init__(self, first: int, kind: str, size: int, group_ids: Sequence[int] | None) -> None:
         self._first = first
@@ -162,40 +175,46 @@ class TalkPages:
         self._pages: dict[int | None, Page] = (
             {None: Page(kind)} if group_ids is None else {i: Page(kind) for i in group_ids}
         )
-        self._placed: list[tuple[Page, int, int]] = []
+        self._placed: list[tuple[Page, Sequence[Sequence[Any]]]] = []
         self.stamps: list[tuple[int, int]] = []
 
-    def place(self, rows: Iterable[Sequence[Any]]) -> None:
+    def place(self, rows: Sequence[Sequence[Any]]) -> None:
         """Rows beginning (group, created_us, talk id, version), the group ignored when the
-        pages are not grouped, in the statement's order; once per read."""
-        pages, grouped, first, kind = self._pages, self._grouped, self._first, self._kind
-        placed, stamps = self._placed, self.stamps
-        counts: dict[int | None, int] = {}
-        for row in rows:
-            grp = row[0] if grouped else None
+        pages are not grouped, in the statement's order (so each group's together); once
+        per read."""
+        runs: Iterable[tuple[int | None, Sequence[Sequence[Any]]]] = (
+            ((grp, list(run)) for grp, run in groupby(rows, _GROUP))
+            if self._grouped
+            else ((None, rows),)
+        )
+        pages, first = self._pages, self._first
+        for grp, run in runs:
             target = pages.get(grp)
             if target is None:
-                target = pages[grp] = Page(kind)
-            count = counts.get(grp, 0)
-            if count == first:
+                target = pages[grp] = Page(self._kind)
+            if len(run) > first:
                 target.has_next = True
-                continue
-            counts[grp] = count + 1
-            placed.append((target, row[1], row[2]))
-            stamps.append((row[2], row[3]))
+                run = run[:first]
+            self._placed.append((target, run))
+            self.stamps.extend(map(_STAMP, run))
 
     def filled(
         self, talks: Mapping[int, Doc], customers: Mapping[int, Doc]
     ) -> dict[int | None, Page]:
         """The pages, with `talks` (every row placed) and those of `customers` they name."""
-        by_created = self._size == 2
-        for target, created_us, talk_id in self._placed:
-            doc = talks[talk_id]
-            target.keys.append((created_us, talk_id) if by_created else (talk_id,))
-            target.docs.append(doc)
-            customer = customers.get(doc["customer_id"])
-            if customer is not None:
-                target.customers[doc["customer_id"]] = customer
+        for target, run in self._placed:
+            docs = list(map(talks.__getitem__, map(_TALK_ID, run)))
+            target.docs.extend(docs)
+            if self._size == 2:
+                target.keys.extend(map(_CREATED_KEY, run))
+            else:
+                target.keys.extend([(talk_id,) for talk_id in map(_TALK_ID, run)])
+            if customers:
+                held = target.customers
+                for doc in docs:
+                    customer = customers.get(doc["customer_id"])
+                    if customer is not None:
+                        held[doc["customer_id"]] = customer
         return self._pages
 
 
