@@ -234,7 +234,7 @@ async def rows_w1(request: Request) -> Response:
     )[None]
     customers = page.customers
     edges = []
-    for _, doc in page.items:
+    for doc in page.docs:
         node = {name: _value(name, doc) for name in _TALK_KEYS}
         node["status"] = talk_status(doc)
         node["customer"] = _name(customers.get(doc["customer_id"]))
@@ -253,7 +253,7 @@ async def rows_w2(request: Request) -> Response:
         )
     )[None]
     edges = []
-    for _, doc in page.items:
+    for doc in page.docs:
         node = {name: _value(name, doc) for name in _W2_KEYS}
         node["status"] = talk_status(doc)
         edges.append({"node": node})
@@ -272,13 +272,13 @@ async def rows_w3(request: Request) -> Response:
             with_customers=True,
         )
     )[None]
-    talks = [doc for _, doc in page.items]
+    talks = list(page.docs)
     ids = [t["id"] for t in talks]
     messages = await store.message_pages(talk_ids=ids, page=PageRequest(first=50))
     events = await store.events_by_talk(ids)
     customers = page.customers
     user_ids = {
-        m["user_id"] for p in messages.values() for _, m in p.items if m.get("user_id") is not None
+        m["user_id"] for p in messages.values() for m in p.docs if m.get("user_id") is not None
     }
     users = await store.agents_by_id(list(user_ids))
     edges = []
@@ -294,7 +294,7 @@ async def rows_w3(request: Request) -> Response:
                     "user": _name(users.get(m.get("user_id"))),  # type: ignore[arg-type]
                 }
             }
-            for _, m in messages[talk["id"]].items
+            for m in messages[talk["id"]].docs
         ]
         node = {
             "id": str(talk["id"]),

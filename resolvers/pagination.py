@@ -11,7 +11,7 @@ from strawberry import ID, Info
 
 from gateway.errors import BadUserInput
 from gateway.storage.records import Doc, Page, PageRequest
-from schema.types import Connection, Edge, PageInfo
+from schema.types import Connection, connection_parts
 
 T = TypeVar("T")
 
@@ -29,11 +29,8 @@ def page_request(first: int, after: str | None) -> PageRequest:
 def connection(
     page: Page, node: Callable[[Doc], T], count: Callable[[], Awaitable[int]]
 ) -> Connection[T]:
-    return Connection(
-        edges=[Edge(cursor=c, node=node(doc)) for c, doc in page.items],
-        page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
-        count=count,
-    )
+    edges, page_info = connection_parts(page.kind, page.keys, map(node, page.docs), page.has_next)
+    return Connection(edges=edges, page_info=page_info, count=count)
 
 
 def parse_id(value: ID | str, argument: str) -> int:

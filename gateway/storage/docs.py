@@ -62,15 +62,16 @@ class DecodedDocs:
         held: dict[int, Doc] = {}
         missing: dict[int, object] = {}
         entries = self._entries
+        entry_of, used = entries.get, entries.move_to_end
         with self._lock:
             for row_id, stamp in stamps:
                 key = (table, row_id)
-                entry = entries.get(key)
-                if entry is None or entry[0] != stamp:
-                    missing[row_id] = stamp
-                else:
-                    entries.move_to_end(key)
+                entry = entry_of(key)
+                if entry is not None and entry[0] == stamp:
+                    used(key)
                     held[row_id] = entry[1]
+                else:
+                    missing[row_id] = stamp
             self.hits += len(held)
         return held, missing
 

@@ -495,14 +495,14 @@ class PostgresStore:
             f" CROSS JOIN LATERAL (SELECT id, doc FROM messages WHERE talk_id = t.id{keyset}"
             f" ORDER BY id LIMIT {p(page.first + 1)}) AS m ORDER BY t.id, m.id"
         )
-        pages = {i: Page() for i in ids}
+        pages = {i: Page("message") for i in ids}
         for talk_id, message_id, doc in await self._fetch(sql, *p.values):
             target = pages[talk_id]
-            if len(target.items) == page.first:
+            if len(target.docs) == page.first:
                 target.has_next = True
             else:
                 message = self.docs.decode("messages", message_id, doc)
-                target.items.append((cursor.encode("message", message_id), message))
+                target.add((message_id,), message)
         return pages
 
     async def count_messages(self, talk_ids: Sequence[int]) -> dict[int, int]:
@@ -1051,12 +1051,12 @@ def _all(where: list[str]) -> str:
 
 
 def _page(rows: list[Any], kind: str, first: int) -> Page:
-    result = Page()
+    result = Page(kind)
     for row_id, doc in rows:
-        if len(result.items) == first:
+        if len(result.docs) == first:
             result.has_next = True
             break
-        result.items.append((cursor.encode(kind, row_id), orjson.loads(doc)))
+        result.add((row_id,), orjson.loads(doc))
     return result
 
 

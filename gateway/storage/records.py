@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, Final
 
 from gateway.payload import NormalizedTalk
 from gateway.storage import cursor
@@ -114,24 +116,56 @@ class PageRequest:
 
 @dataclass(slots=True)
 class Page:
-    """One page of documents, each with its opaque cursor; for a page of talks read
-    `with_customers`, the customers of its talks too, by id."""
+    """One page of documents, each with the sort key (`keys`, the same index as `docs`)
+    its opaque cursor is made of, as `kind`'s (see `cursor.encode`); for a page of talks
+    read `with_customers`, the customers of its talks too, by id.
 
-    items: list[tuple[str, Doc]] = field(default_factory=list)
+    A cursor is encoded only when asked for (`cursor`, `items`, `end_cursor`): most pages
+    are read for their documents, and encoding each item's cursor was a sixth of the CPU
+    of a page of 100 talks."""
+
+    kind: str
+    docs: list[Doc] = field(default_factory=list)
+    keys: list[tuple[int, ...]] = field(default_factory=list)
     has_next: bool = False
     customers: dict[int, Doc] = field(default_factory=dict)
 
+    def add(self, key: tuple[int, ...], doc: Doc) -> None:
+        self.keys.append(key)
+        self.docs.append(doc)
+
+    def cursor(self, index: int) -> str:
+        """The cursor of item `index`."""
+        return cursor.encode(self.kind, *self.keys[index])
+
+    @property
+    def items(self) -> list[tuple[str, Doc]]:
+        """Each item as (its cursor, its document), in order."""
+        kind, encode = self.kind, cursor.encode
+        return [(encode(kind, *key), doc) for key, doc in zip(self.keys, self.docs, strict=True)]
+
     @property
     def end_cursor(self) -> str | None:
-        return self.items[-1][0] if self.items else None
+        return self.cursor(-1) if self.keys else None
+
+
+# Of a row beginning (group, created_us, talk id, version): its group, its talk's id, its
+# stamp (talk id, version) and its sort key by creation.
+_GROUP: Final = itemgetter(0)
+_TALK_ID: Final = itemgetter(2)
+_STAMP: Final = itemgetter(2, 3)
+_CREATED_KEY: Final = itemgetter(1, 2)
 
 
 class TalkPages:
     """Pages of talks as a store reads them: its rows placed in their group's page in the
     statement's order, `first` at most (a row beyond says the page has a next one); then,
     once the documents of the rows placed are read (by the versions in `stamps`), the pages
-    with them, each talk with its cursor (`kind`, and `size` sort values) and its customer
-    when read."""
+    with them, each talk with its sort key (`size` sort values: (created_us, id) or (id,))
+    and its customer when read.
+
+    A page's rows are taken as one run, sliced, mapped with C-level getters: per-row Python
+    bookkeeping was a fifth of a 100-talk page's read."""
 
     def __init__(self, first: int, kind: str, size: int, group_ids: Sequence[int] | None) -> None:
         self._first = first
@@ -139,40 +173,48 @@ class TalkPages:
         self._size = size
         self._grouped = group_ids is not None
         self._pages: dict[int | None, Page] = (
-            {None: Page()} if group_ids is None else {i: Page() for i in group_ids}
+            {None: Page(kind)} if group_ids is None else {i: Page(kind) for i in group_ids}
         )
-        self._placed: list[tuple[Page, int, int]] = []
+        self._placed: list[tuple[Page, Sequence[Sequence[Any]]]] = []
         self.stamps: list[tuple[int, int]] = []
 
-    def place(self, rows: Iterable[Sequence[Any]]) -> None:
+    def place(self, rows: Sequence[Sequence[Any]]) -> None:
         """Rows beginning (group, created_us, talk id, version), the group ignored when the
-        pages are not grouped, in the statement's order; once per read."""
-        pages, grouped, first = self._pages, self._grouped, self._first
-        placed, stamps = self._placed, self.stamps
-        counts: dict[int | None, int] = {}
-        for row in rows:
-            grp = row[0] if grouped else None
-            target = pages.setdefault(grp, Page())
-            count = counts.get(grp, 0)
-            if count == first:
+        pages are not grouped, in the statement's order (so each group's together); once
+        per read."""
+        runs: Iterable[tuple[int | None, Sequence[Sequence[Any]]]] = (
+            ((grp, list(run)) for grp, run in groupby(rows, _GROUP))
+            if self._grouped
+            else ((None, rows),)
+        )
+        pages, first = self._pages, self._first
+        for grp, run in runs:
+            target = pages.get(grp)
+            if target is None:
+                target = pages[grp] = Page(self._kind)
+            if len(run) > first:
                 target.has_next = True
-                continue
-            counts[grp] = count + 1
-            placed.append((target, row[1], row[2]))
-            stamps.append((row[2], row[3]))
+                run = run[:first]
+            self._placed.append((target, run))
+            self.stamps.extend(map(_STAMP, run))
 
     def filled(
         self, talks: Mapping[int, Doc], customers: Mapping[int, Doc]
     ) -> dict[int | None, Page]:
         """The pages, with `talks` (every row placed) and those of `customers` they name."""
-        encode, kind, size = cursor.encode, self._kind, self._size
-        for target, created_us, talk_id in self._placed:
-            doc = talks[talk_id]
-            key = encode(kind, created_us, talk_id) if size == 2 else encode(kind, talk_id)
-            target.items.append((key, doc))
-            customer = customers.get(doc["customer_id"])
-            if customer is not None:
-                target.customers[doc["customer_id"]] = customer
+        for target, run in self._placed:
+            docs = list(map(talks.__getitem__, map(_TALK_ID, run)))
+            target.docs.extend(docs)
+            if self._size == 2:
+                target.keys.extend(map(_CREATED_KEY, run))
+            else:
+                target.keys.extend([(talk_id,) for talk_id in map(_TALK_ID, run)])
+            if customers:
+                held = target.customers
+                for doc in docs:
+                    customer = customers.get(doc["customer_id"])
+                    if customer is not None:
+                        held[doc["customer_id"]] = customer
         return self._pages
 
 

@@ -1531,7 +1531,9 @@ async def test_a_page_is_read_on_the_loop_and_a_longer_read_on_a_thread(
     threaded = _threaded_reads(monkeypatch, sqlite_store)
     on_the_loop = await _page_ids(sqlite_store)
     assert threaded == []
-    # A budget the same page cannot stay within: interrupted, read again on a thread.
+    # A budget the same page cannot stay within (whatever number of SQLite steps its
+    # statements take): interrupted, read again on a thread.
+    monkeypatch.setattr("gateway.storage.sqlite._STEPS_PER_CALL", 1)
     monkeypatch.setattr("gateway.storage.sqlite.LOOP_READ_STEPS", 0)
     assert await _page_ids(sqlite_store) == on_the_loop
     assert threaded
