@@ -89,7 +89,7 @@ SHAPES: list[tuple[str, Callable[[], bytes], int, float]] = [
     # Past the depth measure's bracket count: strings of brackets and escapes, then arrays
     # nested just within the limit, side by side (`text_nests_deeper`).
     ("strings-of-brackets-5mib", lambda: repeated(rb'"[[{\\\"]}\u005b"', 5 * MIB - 16), 100, 20),
-    ("wide-and-deep-990k", lambda: repeated(b"[" * 60 + b"1" + b"]" * 60, 990 * KIB), 100, 8),
+    ("wide-and-deep-256k", lambda: repeated(b"[" * 60 + b"1" + b"]" * 60, 256 * KIB), 100, 8),
 ]
 
 
