@@ -11,7 +11,7 @@ from datetime import tzinfo
 
 import orjson
 
-from gateway.nesting import nests_deeper
+from gateway.nesting import text_nests_deeper
 from gateway.payload import MAX_ERRORS, NormalizedTalk, PayloadRejected, validate_talks
 from gateway.pubsub import TALKS, Broker
 from gateway.settings import Settings
@@ -98,7 +98,7 @@ def check_body(raw: bytes, zone: tzinfo, max_depth: int = DEFAULT_MAX_DEPTH) -> 
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Invalid(400, "the body is not JSON", [{"loc": "", "msg": str(exc)[:_MSG_CHARS]}])
-    if nests_deeper(data, max_depth):
+    if text_nests_deeper(raw, max_depth):  # measured on the text orjson accepted
         reason = f"the body nests deeper than {max_depth} levels"
         return Invalid(422, reason, [{"loc": "", "msg": reason}])
     try:

@@ -1,13 +1,16 @@
-"""How deeply a decoded JSON value nests, measured without recursion.
+"""How deeply a JSON value nests, measured without recursion.
 
 Every body talkgate decodes (GraphQL requests and their variables, WebSocket frames, webhook
 deliveries) is checked against one limit, `TALKGATE_MAX_JSON_DEPTH`, before anything walks
 it recursively: orjson refuses to encode past 255 levels, Python's `json` and pydantic raise
 RecursionError further down, and no talk payload or GraphQL input needs more than a handful.
+The bodies are measured on their text (`text_nests_deeper`), right after orjson accepted it;
+`nests_deeper` measures a value already decoded, the same answer by a walk.
 """
 
 from __future__ import annotations
 
+from itertools import accumulate
 from json import JSONDecodeError
 
 import orjson
@@ -46,6 +49,46 @@ def nests_deeper(value: object, limit: int) -> bool:
     return False
 
 
+# Of a JSON text, only the marks that delimit strings and containers are kept in the end;
+# first also the backslashes, with every character an escape can have after its backslash.
+_NOT_MARKS = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+_NOT_MARKS_NOR_ESCAPES = bytes(sorted(set(_NOT_MARKS) - set(b'\\"/bfnrtu')))
+# An opening bracket as the byte 1, a closing one as 255: -1 once read as signed bytes.
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def text_nests_deeper(text: str | bytes, limit: int) -> bool:
+    """Whether the JSON text `text`, one a JSON parser already accepted, has containers more
+    than `limit` levels deep: `nests_deeper` of its value, measured on the text.
+
+    Each step runs at C speed (the walk of an 11 KB talk's value took 70 µs, this 10 to 30).
+    The text is cut down to its quotes, brackets and escapes (a backslash and the character
+    after it, all kept). The escapes that could hide a quote are dropped, `\\` first, left to
+    right, then `\"`: in a valid text a run of backslashes begins an escape, so this pairs
+    them as the parser does. Then the rest of the escapes, and what lies between each pair
+    of quotes (string contents: brackets there are text). What is left are the containers'
+    brackets; the depth is their highest running count. The text is copied a few times
+    over and nothing is kept per character but a byte: bounded by its size whatever its
+    shape.
+    """
+    data = text.encode() if isinstance(text, str) else text  # cannot fail: it was decoded
+    kept = data.translate(None, _NOT_MARKS_NOR_ESCAPES)
+    # No more opening brackets than the limit cannot nest deeper (brackets inside strings
+    # only make the count larger): the most common answer.
+    if kept.count(b"{") + kept.count(b"[") <= limit:
+        return False
+    if b"\\" in kept:
+        kept = kept.replace(b"\\\\", b"").replace(b'\\"', b"")
+    marks = kept.translate(None, _NOT_MARKS)
+    # Two quotes side by side hold nothing (mostly a string without brackets, `""` now):
+    # dropping them leaves each other mark as far inside or outside a string as it was.
+    brackets = marks.replace(b'""', b"")
+    if b'"' in brackets:  # some string holds brackets: every other piece is one's contents
+        brackets = b"".join(brackets.split(b'"')[::2])
+    steps = memoryview(brackets.translate(_STEPS)).cast("b")
+    return max(accumulate(steps), default=0) > limit
+
+
 class TooDeep(JSONDecodeError):
     """A JSON text nesting deeper than `max_json_depth`: refused before anything walks it."""
 
@@ -58,7 +101,8 @@ def decode_limited(data: str | bytes, limit: int) -> object:
 
     orjson itself stops at 1,024 levels (far past any limit the settings allow), with an error
     saying so; Python's json would raise RecursionError instead, and orjson cannot encode a
-    value past 255 levels again (the response cache's key does).
+    value past 255 levels again (the response cache's key does). The depth is measured on
+    the text, once orjson accepted it as JSON (`text_nests_deeper`).
     """
     try:
         value = orjson.loads(data)
@@ -66,13 +110,6 @@ def decode_limited(data: str | bytes, limit: int) -> object:
         if "depth" in exc.msg or "recursion" in exc.msg.lower():
             raise TooDeep(limit) from None
         raise
-    # A text with no more opening brackets than the limit cannot nest deeper (brackets
-    # inside strings only make the count larger): counted at C speed, it spares most
-    # bodies the walk.
-    if isinstance(data, str):
-        opening = data.count("{") + data.count("[")
-    else:
-        opening = data.count(b"{") + data.count(b"[")
-    if opening > limit and nests_deeper(value, limit):
+    if text_nests_deeper(data, limit):
         raise TooDeep(limit)
     return value

@@ -8,7 +8,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -18,6 +17,7 @@ from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.signatures import secret_bytes, verify
 from gateway.storage import StoreUnavailable
+from gateway.storage.records import DeliveryOutcome
 
 log = logging.getLogger("talkgate.webhook")
 
@@ -45,6 +45,15 @@ def _error(status: int, reason: str, **extra: object) -> JSONResponse:
     return JSONResponse({"error": reason, **extra}, status_code=status)
 
 
+def _accepted(outcome: DeliveryOutcome) -> JSONResponse:
+    answer = {
+        "accepted": len(outcome.talk_ids),
+        "ids": outcome.talk_ids,
+        "duplicate": outcome.duplicate,
+    }
+    return JSONResponse(answer, status_code=202)
+
+
 class TalkWebhook:
     """Authenticates a delivery, reads it within the size limit, and ingests it."""
 
@@ -59,15 +68,13 @@ class TalkWebhook:
         response, outcome = await self._receive(request)
         if outcome is None:
             outcome = _OUTCOMES.get(response.status_code, str(response.status_code))
-        if response.status_code == 202 and orjson.loads(bytes(response.body))["duplicate"]:
-            outcome = "duplicate"
         self.metrics.labelled(self.metrics.webhooks, outcome).inc()
         return response
 
     async def _receive(self, request: Request) -> tuple[Response, str | None]:
         """The answer, and its outcome for the metric when the status does not say it."""
         try:
-            return await self._answer(request), None
+            answer = await self._answer(request)
         except BodyRejected as exc:
             response = _error(
                 exc.status,
@@ -78,8 +85,12 @@ class TalkWebhook:
                 deadLetterId=exc.dead_letter_id,
             )
             return response, "id_conflict" if exc.id_conflict else None
+        if isinstance(answer, DeliveryOutcome):
+            return _accepted(answer), "duplicate" if answer.duplicate else None
+        return answer, None
 
-    async def _answer(self, request: Request) -> Response:
+    async def _answer(self, request: Request) -> Response | DeliveryOutcome:
+        """The answer to a delivery refused, or the outcome of one stored."""
         ingestor: Ingestor = request.state.ingestor
         auth = self._authenticate_without_body(request)
         if not auth.ok and not auth.needs_signature:
@@ -120,18 +131,10 @@ class TalkWebhook:
                     truncated=True,
                 )
                 return _error(413, rejected.reason, deadLetterId=rejected.dead_letter_id)
-            outcome = await ingestor.ingest(Body(body, source, key))
+            return await ingestor.ingest(Body(body, source, key))
         except StoreUnavailable as exc:
             log.warning("store unavailable, delivery refused: %s", exc)
             return Response(status_code=503, headers={"Retry-After": "5"})
-        return JSONResponse(
-            {
-                "accepted": len(outcome.talk_ids),
-                "ids": outcome.talk_ids,
-                "duplicate": outcome.duplicate,
-            },
-            status_code=202,
-        )
 
     def _authenticate_without_body(self, request: Request) -> _Auth:
         """Token header, `?token=`, or an API key with webhooks:write; else maybe a signature."""

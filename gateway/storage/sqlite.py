@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, TypeVar, cast
@@ -463,14 +463,16 @@ class SQLiteStore:
             else:
                 ranked.append((*ranks, talk.version, talk_id))
         _insert_rows(c, "talks", _TALK_COLUMNS, new_talks)
-        c.executemany(
+        _update_rows(
+            c,
             "UPDATE talks SET customer_id = ?, agent_id = ?, queue_id = ?, channel_id = ?,"
             " tracking_number = ?, external_protocol = ?, created_us = ?, status = ?,"
             " was_success = ?, is_critical = ?, rank_finished = ?, rank_message = ?,"
             " rank_arrival = ?, version = ?, doc = ? WHERE id = ?",
             full,
         )
-        c.executemany(
+        _update_rows(
+            c,
             "UPDATE talks SET rank_finished = ?, rank_message = ?, rank_arrival = ?,"
             " version = ? WHERE id = ?",
             ranked,
@@ -1066,10 +1068,8 @@ def _write_ranked(
         else:
             updates.append((*values(row_id, row), *_rank_columns(row.rank), row.doc, row_id))
     _insert_rows(c, table, ("id", *columns, *_RANK_COLUMNS, "doc"), inserts)
-    assign = ", ".join(f"{col} = ?" for col in (*columns, *_RANK_COLUMNS, "doc"))
-    c.executemany(f"UPDATE {table} SET {assign} WHERE id = ?", updates)  # noqa: S608
-    ranked = ", ".join(f"{col} = ?" for col in _RANK_COLUMNS)
-    c.executemany(f"UPDATE {table} SET {ranked} WHERE id = ?", ranks)  # noqa: S608
+    _update_rows(c, _update_sql(table, (*columns, *_RANK_COLUMNS, "doc")), updates)
+    _update_rows(c, _update_sql(table, _RANK_COLUMNS), ranks)
 
 
 def _write_documents(
@@ -1086,11 +1086,21 @@ def _write_documents(
         if row.dirty:
             (updates if row.stored else inserts).append(values(row_id, row))
     _insert_rows(c, table, columns, inserts)
-    assign = ", ".join(f"{col} = ?" for col in columns[1:])
-    c.executemany(
-        f"UPDATE {table} SET {assign} WHERE id = ?",  # noqa: S608
-        [(*row[1:], row[0]) for row in updates],
-    )
+    _update_rows(c, _update_sql(table, columns[1:]), [(*row[1:], row[0]) for row in updates])
+
+
+@cache
+def _update_sql(table: str, columns: tuple[str, ...]) -> str:
+    """The UPDATE of `columns` of one row of `table` by id: made once, not once a batch."""
+    assign = ", ".join(f"{col} = ?" for col in columns)
+    return f"UPDATE {table} SET {assign} WHERE id = ?"  # noqa: S608
+
+
+def _update_rows(c: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`sql` for each of `rows`; nothing for none (even an empty run prepares and resets the
+    statement, and most batches update no row of most tables)."""
+    if rows:
+        c.executemany(sql, rows)
 
 
 def _rank_columns(rank: merge.Rank) -> tuple[int, int, int]:

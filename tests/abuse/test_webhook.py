@@ -86,6 +86,10 @@ SHAPES: list[tuple[str, Callable[[], bytes], int, float]] = [
     ("ones-5mib", lambda: repeated(b"1", 5 * MIB - 16), 100, 20),
     ("bad-talks-5mib", lambda: repeated(bad_talk(), 5 * MIB - 16), 100, 20),
     ("bad-messages-990k", lambda: many_bad_messages(990 * KIB), 2, 8),
+    # Past the depth measure's bracket count: strings of brackets and escapes, then arrays
+    # nested just within the limit, side by side (`text_nests_deeper`).
+    ("strings-of-brackets-5mib", lambda: repeated(rb'"[[{\\\"]}\u005b"', 5 * MIB - 16), 100, 20),
+    ("wide-and-deep-256k", lambda: repeated(b"[" * 60 + b"1" + b"]" * 60, 256 * KIB), 100, 8),
 ]
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+import json
+
+import orjson
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.nesting import nests_deeper
+from gateway.nesting import nests_deeper, text_nests_deeper
 
 
 def _nested(depth: int, *, kind: str = "list") -> object:
@@ -53,3 +57,82 @@ json_values = st.recursive(
 @given(json_values, st.integers(min_value=0, max_value=8))
 def test_agrees_with_a_recursive_depth(value: object, limit: int) -> None:
     assert nests_deeper(value, limit) == (_depth(value) > limit)
+
+
+# -- measured on the text ---------------------------------------------------------------------
+
+# Strings made mostly of what the text measure looks at: quotes, brackets, backslashes (each
+# escaped in the text), and what escapes to `\uXXXX`, or is UTF-8 of several bytes.
+_TRICKY = st.text(
+    st.sampled_from('"[]{}\\/\n\t\x00 aé中😀') | st.characters(exclude_categories=["Cs"]),
+    max_size=8,
+)
+tricky_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TRICKY,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TRICKY, inner, max_size=4),
+    max_leaves=40,
+)
+
+
+@st.composite
+def json_texts(draw: st.DrawFn) -> tuple[object, bytes]:
+    """A value and one of its JSON spellings: orjson's, or json's escaped or not, indented
+    or not, with spaces around the separators or not."""
+    value = draw(tricky_values)
+    if draw(st.booleans()):
+        return value, orjson.dumps(value)
+    text = json.dumps(
+        value,
+        ensure_ascii=draw(st.booleans()),
+        indent=draw(st.sampled_from([None, 0, 2, "\t"])),
+        separators=draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\r\n")])),
+    )
+    return value, text.encode()
+
+
+@settings(max_examples=500)
+@given(json_texts(), st.integers(min_value=0, max_value=10))
+def test_the_text_measure_agrees_with_the_walk_of_the_value(
+    spelled: tuple[object, bytes], limit: int
+) -> None:
+    value, text = spelled
+    assert orjson.loads(text) == value  # a JSON text of the value
+    expected = nests_deeper(value, limit)
+    assert expected == (_depth(value) > limit)
+    assert text_nests_deeper(text, limit) == expected
+    assert text_nests_deeper(text.decode(), limit) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (rb"1", 0),
+        (rb'"[[[["', 0),
+        (rb"[]", 1),
+        (rb'[" ]]] "]', 1),
+        (rb'["\\"]', 1),  # an escaped backslash, then the closing quote
+        (rb'["\\\\", "[["]', 1),
+        (rb'["\\\"[", "]"]', 1),  # an escaped backslash, an escaped quote, a bracket
+        (rb'[["\\\\\"]"], {"\"": [{}]}]', 4),
+        (rb'{"a\"b": ["\u005c", ["\u0022]"]]}', 3),
+        (rb'[{"k": "{\"[\"]"}, [[]]]', 3),
+        ('["é中😀[", ["😀"]]'.encode(), 2),
+        (b" \n[\t[ ]\r\n] ", 2),
+    ],
+)
+def test_the_text_measure_of_escapes_and_strings_of_brackets(text: bytes, depth: int) -> None:
+    assert _depth(orjson.loads(text)) == depth  # each case is what it says
+    for limit in range(depth + 2):
+        assert text_nests_deeper(text, limit) == (depth > limit)
+        assert text_nests_deeper(text.decode(), limit) == (depth > limit)
+
+
+def test_the_text_measure_reads_any_depth() -> None:
+    # Past orjson's 1,024 levels: the measure has no recursion nor a limit of its own.
+    text = b'{"a":' * 100_000 + b"[]" + b"}" * 100_000
+    assert text_nests_deeper(text, 100_000)
+    assert not text_nests_deeper(text, 100_001)
