@@ -99,7 +99,8 @@ async def _serve(database: Path, query: str, requests: int) -> None:
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
     document = http_floor.W1 if query == "W1" else http_floor.W2
-    async with LifespanManager(app) as manager:
+    # Under callgrind start-up is slow (and slower on a busy machine): no time limit.
+    async with LifespanManager(app, startup_timeout=None, shutdown_timeout=None) as manager:
         for i in range(requests):
             body = orjson.dumps({"query": document, "variables": _variables(query, i)})
             await _call(manager.app, body)  # manager.app puts the lifespan's state in
