@@ -115,8 +115,8 @@ async def _serve(database: Path, query: str, requests: int) -> None:
 
 def _run_as_served(work: Coroutine[Any, Any, None]) -> None:
     """`work` on the event loop `talkgate serve` runs (uvicorn's `auto`: uvloop when it is
-    installed): asyncio's own loop runs its timers and callbacks in Python, and a hit's
-    figure was a sixth higher on it."""
+    installed): asyncio's own loop runs its timers and callbacks in Python, and W1-warm
+    counted 0.40 M instructions per request on it against 0.37 M on uvloop."""
     try:
         import uvloop
     except ImportError:
