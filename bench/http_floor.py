@@ -22,14 +22,15 @@ implementation: uvloop and httptools when installed):
   `agents_by_id`) and answers them with orjson in the GraphQL answer's shape, no GraphQL.
   Its webhook route only reads the body.
 
-The client is httpx.AsyncClient in this process, concurrency CONCURRENCY, a bounded number
-of requests per workload after a short warm-up. Each workload runs in ROUNDS rounds in
-which the floors and the gateway take turns, and each server's figures pool its rounds: the
-machine's speed drifts over minutes, and every server then meets the same drift (run one
-after the other, the same floor measured 447 to 962 requests/s in different runs).
-Latency is per request (for W2 per walk of 10 pages). Server RSS is VmHWM
-(the peak so far) of each server process after the workload. The machine is small and
-shared (the client shares its 2 CPUs with the server), hence ratios.
+The load is driven by wrk (bench/ruler.py: one thread, 8 connections, a Lua script sending
+the workload's bodies in turn or numbered), for `plan.seconds` per run after a warm-up;
+httpx only checks the answers first. Each workload runs in `plan.rounds` rounds in which
+the floors and the gateway take turns, and each server's figures pool its rounds: the
+machine's speed drifts over minutes, and every server then meets the same drift. Beside
+each rate: wrk's latency, the server's and wrk's CPU time per request (from /proc), and
+whether either was short of CPU (the ruler's check). Server RSS is VmHWM (the peak so far)
+of each server process after the workload. The machine is small and shared, hence ratios;
+`--pin` puts the servers on CPU 0 and wrk on CPU 1.
 
 Workloads: W1 `talks(first: 100)` with 15 fields (customer { id name } among them), cold
 (every request a different `createdTo`, so no two answers are alike) and warm (one request
@@ -81,10 +82,7 @@ from gateway.storage.records import Doc, PageRequest, TalkOrder, TalkQuery
 KEY = "tgk_bench_http_floor"
 SECRET = "bench-http-floor-webhook-secret-3b7e"  # noqa: S105 - a local test server's
 SCOPES = ["talks:read", "customers:pii", "recordings:read", "agents:control", "webhooks:write"]
-CONCURRENCY = 8
 FILL = 2_000
-# Each workload is driven in this many rounds, the servers taking turns (`drive_rounds`).
-ROUNDS = 4
 WALK_PAGES = 10
 PROGRESS_S = 3.0
 FLOOR_DB_ENV = "BENCH_FLOOR_DATABASE_URL"
