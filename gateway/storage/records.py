@@ -149,9 +149,9 @@ class Page:
         return self.cursor(-1) if self.keys else None
 
 
-# Of a row beginning (group, created_us, talk id, version): its group, its talk's id, its
-# stamp (talk id, version) and its sort key by creation.
-_GROUP: Final = itemgetter(0)
+# Of a row beginning (group, created_us, talk id, version): its group (the stores sort by
+# it too), its talk's id, its stamp (talk id, version) and its sort key by creation.
+ROW_GROUP: Final = itemgetter(0)
 _TALK_ID: Final = itemgetter(2)
 _STAMP: Final = itemgetter(2, 3)
 _CREATED_KEY: Final = itemgetter(1, 2)
@@ -183,7 +183,7 @@ class TalkPages:
         pages are not grouped, in the statement's order (so each group's together); once
         per read."""
         runs: Iterable[tuple[int | None, Sequence[Sequence[Any]]]] = (
-            ((grp, list(run)) for grp, run in groupby(rows, _GROUP))
+            ((grp, list(run)) for grp, run in groupby(rows, ROW_GROUP))
             if self._grouped
             else ((None, rows),)
         )

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import cache, partial
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -28,6 +28,7 @@ from gateway.storage.docs import DecodedDocs
 from gateway.storage.protocol import StoreUnavailable, TalkGroup
 from gateway.storage.records import (
     ID_CONFLICT,
+    ROW_GROUP,
     DeadLetter,
     Delivery,
     DeliveryOutcome,
@@ -62,7 +63,6 @@ _TALK_SORTS: dict[TalkOrder, tuple[Callable[[Sequence[int]], Any], bool]] = {
     TalkOrder.ID_DESC: (itemgetter(2), True),
     TalkOrder.ID_ASC: (itemgetter(2), False),
 }
-_GROUP_OF: Final = itemgetter(0)
 
 
 def _joined(
@@ -689,7 +689,7 @@ class SQLiteStore:
             # sort keeps that order within each group).
             rows.sort(key=sort_key, reverse=descending)
             if group is not None:
-                rows.sort(key=_GROUP_OF)
+                rows.sort(key=ROW_GROUP)
             pages = TalkPages(page.first, kind, size, None if group is None else group_ids)
             pages.place(rows)
             # Of every row: the one past a full page only adds a customer read for nothing.

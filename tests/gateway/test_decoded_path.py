@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from asgi_lifespan import LifespanManager
 
 from gateway import graphql_app
-from gateway.app import create_app
 from gateway.demo import example_talk
-from tests.conftest import ALL_KEY, READ_KEY, WEBHOOK_SECRET, make_settings
+from gateway.settings import Settings
+from tests.conftest import ALL_KEY, READ_KEY, make_settings, push
 
 DOCUMENTS: list[Any] = [
     "{ talks(first: 2) { edges { node { id } } } }",
@@ -80,19 +78,10 @@ def _body(document: Any, variables: Any, name: Any, extensions: Any) -> dict[str
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    # No response cache: the second of each pair must be executed too, not served.
-    settings = make_settings(tmp_path, response_cache_mb=0, rate_limit_per_minute=100_000)
-    async with LifespanManager(create_app(settings)) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            pushed = await c.post(
-                "/webhooks/talks",
-                json=example_talk(),
-                headers={"X-Webhook-Token": WEBHOOK_SECRET},
-            )
-            assert pushed.status_code == 202, pushed.text
-            yield c
+def settings(tmp_path: Path) -> Settings:
+    """conftest's app and client on these settings. No response cache: the second of each
+    pair must be executed too, not served."""
+    return make_settings(tmp_path, response_cache_mb=0, rate_limit_per_minute=100_000)
 
 
 def _answer(response: httpx.Response) -> tuple[int, str, Any]:
@@ -122,6 +111,8 @@ async def test_the_decoded_path_answers_as_the_view_does(
     async def never(self: graphql_app.GraphQLView, request: Any, params: Any) -> None:
         return None
 
+    pushed = await push(client, example_talk())
+    assert pushed.status_code == 202, pushed.text
     cases = corpus()
     for body, accept, key in cases:
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
