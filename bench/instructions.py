@@ -1,13 +1,14 @@
 """Instructions per request, counted by valgrind's callgrind: a figure a noisy machine leaves alone.
 
-Run: `.venv/bin/python -m bench.instructions [--query W1|W1-warm|W2] [--requests N]`
+Run: `.venv/bin/python -m bench.instructions [--query W1|W1-warm|W2|W3] [--requests N]`
 (needs `valgrind` on the PATH). It fills an SQLite file with `bench.http_floor`'s 2,000
 talks, then runs the gateway in process (its app called as ASGI, no sockets, the server's
 garbage-collector settings, the response cache off but for W1-warm) under callgrind twice:
 once for 5 requests and once for 5 + N (default 40). Their difference over N is what one
 more request costs, start-up and warm-up cancelled out. W1 is `bench.http_floor`'s cold W1
 (each request its own `createdTo`); W1-warm is its warm W1 (one request repeated, the
-response cache on: what a hit costs); W2 is one page of its walk. Every thread is counted,
+response cache on: what a hit costs); W2 is one page of its walk; W3 is its 20 talks with
+histories, events and users (each request its own `createdTo`). Every thread is counted,
 SQLite's reader included.
 
 Wall time is about a minute; it prints figures and never asserts. Compare two versions of
@@ -40,7 +41,7 @@ Message = MutableMapping[str, Any]
 
 
 def _variables(query: str, i: int) -> dict[str, Any]:
-    if query == "W1":
+    if query in ("W1", "W3"):
         return http_floor.cold_to(i)
     if query == "W1-warm":
         return dict(orjson.loads(http_floor.warm_body())["variables"])
@@ -105,7 +106,7 @@ async def _serve(database: Path, query: str, requests: int) -> None:
     # As `talkgate serve` sets them (gateway.garbage.collect_less).
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
-    document = http_floor.W2 if query == "W2" else http_floor.W1
+    document = {"W2": http_floor.W2, "W3": http_floor.W3}.get(query, http_floor.W1)
     # Under callgrind start-up is slow (and slower on a busy machine): no time limit.
     async with LifespanManager(app, startup_timeout=None, shutdown_timeout=None) as manager:
         for i in range(requests):
@@ -158,7 +159,7 @@ def _counted(valgrind: str, database: Path, query: str, requests: int, directory
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
-    parser.add_argument("--query", choices=("W1", "W1-warm", "W2"), default="W1")
+    parser.add_argument("--query", choices=("W1", "W1-warm", "W2", "W3"), default="W1")
     parser.add_argument("--requests", type=int, default=40, help="requests counted")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
