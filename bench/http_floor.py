@@ -545,17 +545,22 @@ def graphql_load(bodies: Sequence[bytes], *, numbered: bool) -> Load:
         bodies,
         numbered=numbered,
         first_id=ID_FIRST,
+        span=ID_SPAN,
         headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
         check_errors=True,
     )
 
 
 def floor_load(path: str, bodies: Sequence[bytes], *, numbered: bool) -> Load:
+    """A floor's load: like the gateway's, but its numbers may start again (`Load.wraps`):
+    at the bytes floor's rate a full run sends nearly as many requests as the span holds."""
     return Load(
         path,
         bodies,
         numbered=numbered,
         first_id=ID_FIRST,
+        span=ID_SPAN,
+        wraps=True,
         headers={"Content-Type": "application/json"},
     )
 
@@ -564,9 +569,10 @@ def body(query: str, variables: dict[str, Any]) -> bytes:
     return orjson.dumps({"query": query, "variables": variables})
 
 
-# A `createdTo` whose microseconds are the request's number (ID_FIRST up to 999,999): each
-# request's variables differ from every other's, so none is a response-cache hit.
+# A `createdTo` whose microseconds are the request's number (ID_FIRST + 1 up to 999,999):
+# each request's variables differ from every other's, so none is a response-cache hit.
 ID_FIRST = 100_000
+ID_SPAN = 999_999 - ID_FIRST
 FUTURE = "2099-01-01T00:00:00"
 
 

@@ -41,6 +41,8 @@ local requests = {}
 local templates = {}
 local numbered_request = nil
 local first = 0
+local offset = 0
+local span = 0
 local expect = 200
 local check_errors = false
 local n = 0
@@ -59,6 +61,8 @@ function init(args)
   expect = tonumber(args[4])
   check_errors = args[5] == "1"
   first = tonumber(args[6] or "0")
+  offset = tonumber(args[9] or "0")
+  span = tonumber(args[10] or "0")
   local headers = {}
   for line in io.lines(headers_path) do
     local name, value = line:match("^([^:]+):%s*(.*)$")
@@ -95,7 +99,11 @@ function request()
   n = n + 1
   sent = sent + 1
   if #templates > 0 then
-    return numbered_request(templates[(n - 1) % #templates + 1], tostring(first + n))
+    -- Templates and numbers go on from where the last run with this Load stopped.
+    local k = offset + n
+    local template = templates[(k - 1) % #templates + 1]
+    if span > 0 then k = (k - 1) % span + 1 end
+    return numbered_request(template, tostring(first + k))
   end
   return requests[(n - 1) % #requests + 1]
 end
@@ -175,12 +183,18 @@ class Load:
     """What wrk sends: `bodies` in turn. `numbered`: each body's ID_MARK marks take the
     request's number: `first_id` + how many requests this Wrk has sent before with the same
     target and `first_id` + n, so that no two requests of a bench are alike (no cache hit,
-    each delivery a new talk)."""
+    each delivery a new talk); within `span` numbers, if it is bounded (see `span`)."""
 
     target: str
     bodies: Sequence[bytes]
     numbered: bool = False
     first_id: int = 0
+    # How many numbers the marks' field holds (numbers run first_id + 1 .. first_id + span),
+    # None when unbounded (a talk id). Past the span the numbers start again: harmless for a
+    # floor (`wraps`), which answers alike whatever the number; for the gateway a repeated
+    # number may be a cache hit, so a run that would repeat one fails instead.
+    span: int | None = None
+    wraps: bool = False
     method: str = "POST"
     headers: dict[str, str] = field(default_factory=dict)
     expect: int = 200
@@ -193,6 +207,8 @@ class Load:
             raise ValueError("a body is sent as one line of the bodies file")
         if self.numbered and not all(ID_MARK.encode() in body for body in self.bodies):
             raise ValueError(f"a numbered Load's bodies each hold {ID_MARK}")
+        if self.span is not None and self.span < 1:
+            raise ValueError("a numbered Load's span holds at least one number")
 
 
 @dataclass
@@ -306,9 +322,11 @@ class Wrk:
             str(headers),
             str(load.expect),
             "1" if load.check_errors else "0",
-            str(load.first_id + self._issued.get((load.target, load.first_id), 0)),
+            str(load.first_id),
             load.method,
             load.target,
+            str(self._issued.get((load.target, load.first_id), 0)),
+            str(load.span or 0),
         ]
         out_path, err_path = script.with_suffix(".out"), script.with_suffix(".err")
         before = cpu_seconds(server_pid)
@@ -326,7 +344,12 @@ class Wrk:
         result = json.loads(lines[-1].removeprefix("RESULT "))
         if load.numbered:
             key = (load.target, load.first_id)
-            self._issued[key] = self._issued.get(key, 0) + result["sent"]
+            self._issued[key] = issued = self._issued.get(key, 0) + result["sent"]
+            if load.span is not None and issued > load.span and not load.wraps:
+                raise RuntimeError(
+                    f"{load.target}: {issued:,} numbered requests so far, but the marks hold"
+                    f" {load.span:,} numbers: some were sent twice and may have been cache hits"
+                )
         return Measure(
             requests=result["requests"],
             seconds=result["duration_us"] / 1e6,
