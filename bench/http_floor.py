@@ -29,7 +29,8 @@ the floors and the gateway take turns, and each server's figures pool its rounds
 machine's speed drifts over minutes, and every server then meets the same drift. Beside
 each rate: wrk's latency, the server's and wrk's CPU time per request (from /proc), and
 whether either was short of CPU (the ruler's check). Server RSS is VmHWM (the peak so far)
-of each server process after the workload. The machine is small and shared, hence ratios;
+of each server process after the workload (under `--workers`, each worker's and the
+supervisor's, summed). The machine is small and shared, hence ratios;
 `--pin` puts the servers on CPU 0 and wrk on CPU 1.
 
 Workloads: W1 `talks(first: 100)` with 15 fields (customer { id name } among them), cold
@@ -366,13 +367,14 @@ def proc_kib(pid: int, field_name: str) -> int:
     return 0
 
 
-def tree_kib(pid: int) -> int:
-    """VmRSS of a process and of every process under it, now."""
+def tree_kib(pid: int, field_name: str = "VmRSS") -> int:
+    """`field_name` (VmRSS: now; VmHWM: each one's peak) of a process and of every process
+    under it, summed."""
     total, pending = 0, [pid]
     while pending:
         member = pending.pop()
         try:
-            total += proc_kib(member, "VmRSS")
+            total += proc_kib(member, field_name)
             for task in Path(f"/proc/{member}/task").iterdir():
                 pending.extend(int(c) for c in (task / "children").read_text().split())
         except (FileNotFoundError, ProcessLookupError):  # gone meanwhile
@@ -387,7 +389,9 @@ class Server:
     base: str
 
     def peak_mib(self) -> float:
-        return proc_kib(self.process.pid, "VmHWM") / 1024
+        """The peak RSS of the server's process and, under `--workers`, of its workers: each
+        one's peak, summed (so at most what they held together)."""
+        return tree_kib(self.process.pid, "VmHWM") / 1024
 
     def stop(self) -> None:
         self.process.terminate()
@@ -650,7 +654,8 @@ def print_table(lines: Sequence[Line]) -> None:
         "rate = answers per second (wrk, 1 thread, 8 connections); p50/p99 = wrk's latency, ms;"
         " bytes = per answer with its headers; srv/cli us = CPU microseconds per request of"
         " the server's processes / of wrk; busy = CPU seconds per second of each; RSS = server"
-        " VmHWM; x rate = floor rate / gateway rate; x cpu = gateway srv us / floor srv us;"
+        " VmHWM, MiB (its workers' summed); x rate = floor rate / gateway rate;"
+        " x cpu = gateway srv us / floor srv us;"
         " per CPU-s = answers per second of the server's CPU time"
     )
     head = (
