@@ -7,20 +7,23 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import sys
 import time
+import traceback
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import orjson
 from pydantic import ValidationError
 
 from gateway.garbage import collect_less
 from gateway.settings import SCOPES, Settings
+from gateway.startup import StartupError
 
 
 def _settings(**overrides: object) -> Settings:
@@ -33,9 +36,20 @@ def _settings(**overrides: object) -> Settings:
     return settings.model_copy(update=overrides) if overrides else settings
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     print(f"talkgate: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def _fail_to_start(problem: StartupError, debug: bool) -> NoReturn:
+    """A start-up mistake's one line, and exit 2; its traceback first when debugging."""
+    if debug:
+        traceback.print_exception(problem.__cause__ or problem, file=sys.stderr)
+    _fail(str(problem))
+
+
+def _debugging(args: argparse.Namespace, settings: Settings) -> bool:
+    return bool(args.debug) or settings.log_level.upper() == "DEBUG"
 
 
 # -- serve ----------------------------------------------------------------------------------
@@ -49,6 +63,8 @@ def serve(args: argparse.Namespace) -> None:
         overrides["port"] = args.port
     if args.demo:
         overrides["demo"] = True
+    if args.debug:
+        overrides["log_level"] = "DEBUG"
     settings = _settings(**overrides)
     from gateway.auth import is_loopback
 
@@ -62,7 +78,7 @@ def serve(args: argparse.Namespace) -> None:
             " or try 'talkgate serve --demo'"
         )
     if args.workers > 1:
-        _serve_workers(settings, args.workers)
+        _serve_workers(settings, args.workers, _debugging(args, settings))
 
     import uvicorn
 
@@ -71,13 +87,15 @@ def serve(args: argparse.Namespace) -> None:
     from gateway.persisted import ManifestError
     from gateway.server import uvicorn_config
 
+    sock = _ready_to_serve(settings, _debugging(args, settings))
     configure_logging(settings.log_level)
     try:
         app = create_app(settings)
     except ManifestError as exc:
         _fail(str(exc))
     if settings.demo:
-        base = f"http://{settings.host}:{settings.port}"
+        host, port = settings.host, sock.getsockname()[1]
+        base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         print(
             f"talkgate demo: sample talks loaded; open access from this machine.\n"
             f"  explorer: {base}/explorer\n"
@@ -90,13 +108,33 @@ def serve(args: argparse.Namespace) -> None:
         )
     collect_less()
     server = uvicorn.Server(uvicorn_config(app, settings))
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    with sock, contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(3)  # uvicorn's exit status for a start-up failure
 
 
-def _serve_workers(settings: Settings, workers: int) -> None:
+def _ready_to_serve(settings: Settings, debug: bool) -> socket.socket:
+    """The checks before serving, each mistake one line and exit 2 (gateway.startup): the
+    drivers the settings need, the port (bound here, and the socket returned for the server,
+    so nothing is announced before it is bound), then the store, opened once and closed."""
+    from gateway.startup import check_driver, check_store, listen
+
+    try:
+        if settings.redis_url is not None:
+            check_driver("redis")
+        sock = listen(settings.host, settings.port)
+    except StartupError as problem:
+        _fail_to_start(problem, debug)
+    try:
+        asyncio.run(check_store(settings.database_url))
+    except StartupError as problem:
+        sock.close()
+        _fail_to_start(problem, debug)
+    return sock
+
+
+def _serve_workers(settings: Settings, workers: int, debug: bool) -> NoReturn:
     if settings.demo:
         _fail(
             "--demo runs in one process (its sample store, sandbox and key are made per"
@@ -115,8 +153,10 @@ def _serve_workers(settings: Settings, workers: int) -> None:
         PersistedQueryPolicy.from_settings(settings)
     except ManifestError as exc:
         _fail(str(exc))
+    sock = _ready_to_serve(settings, debug)
     configure_logging(settings.log_level)
-    raise SystemExit(serve_workers(settings, workers))
+    with sock:
+        raise SystemExit(serve_workers(settings, workers, sock))
 
 
 # -- ingest ---------------------------------------------------------------------------------
@@ -216,11 +256,10 @@ async def _ingest_files(
 ) -> _Tally:
     from gateway.ingest import Body, BodyRejected, Ingestor
     from gateway.ingest_workers import CheckPool, decode
-    from gateway.storage import open_store
+    from gateway.startup import opened_store
     from gateway.storage.records import DeliveryOutcome
 
-    store = open_store(settings.database_url)
-    await store.open()
+    store = await opened_store(settings.database_url)
     tally = _Tally()
     announcer = _announcer(settings)
     try:
@@ -348,18 +387,29 @@ def _announcer(settings: Settings) -> _Announcer | None:
 def ingest(args: argparse.Namespace) -> None:
     workers: int = args.workers or _default_workers()
     paths = [Path(p) for p in args.files]
+    folders = [str(p) for p in paths if p.is_dir()]
+    if folders:
+        _fail(
+            f"{', '.join(folders)}: a directory, not a file; name the files in it"
+            f" (talkgate ingest {folders[0].rstrip('/')}/*.json)"
+        )
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         _fail(f"no such file: {', '.join(missing)}")
-    settings = _settings()
+    settings = _settings(**({"log_level": "DEBUG"} if args.debug else {}))
     from gateway.logs import configure_logging
+    from gateway.startup import check_driver, shown_url
 
     # Rejections are reported in the summary; the log keeps only what goes wrong beyond that.
-    configure_logging("ERROR")
+    configure_logging("DEBUG" if args.debug else "ERROR")
     start = time.perf_counter()
     collect_less()
     try:
+        if settings.redis_url is not None:
+            check_driver("redis")
         tally = asyncio.run(_ingest_files(settings, paths, args.batch, workers))
+    except StartupError as problem:
+        _fail_to_start(problem, _debugging(args, settings))
     except BrokenProcessPool:
         _fail(
             "ingest stopped: a worker process checking the talks died; the talks stored so far"
@@ -373,7 +423,8 @@ def ingest(args: argparse.Namespace) -> None:
         print(f"  ... and {len(tally.rejections) - 10} more rejections", file=sys.stderr)
     print(
         f"accepted {tally.accepted}, duplicates {tally.duplicates}, rejected {tally.rejected}"
-        f" (kept as dead letters), talks changed {tally.changed}, in {elapsed:.1f}s"
+        f" (kept as dead letters), talks changed {tally.changed}, in {elapsed:.1f}s,"
+        f" into {shown_url(settings.database_url)}"
     )
     if tally.rejected:
         raise SystemExit(1)
@@ -431,6 +482,9 @@ def _parser() -> argparse.ArgumentParser:
             " Not with --demo or TALKGATE_METRICS_PORT"
         ),
     )
+    p.add_argument(
+        "--debug", action="store_true", help="log at DEBUG, with the traceback of a start-up error"
+    )
     p.set_defaults(run=serve)
 
     p = commands.add_parser("ingest", help="load talk payloads from JSON or NDJSON files")
@@ -441,6 +495,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         help="processes that parse and validate talks (default: the CPUs, at most 2)",
+    )
+    p.add_argument(
+        "--debug", action="store_true", help="log at DEBUG, with the traceback of a start-up error"
     )
     p.set_defaults(run=ingest)
 

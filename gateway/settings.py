@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     @classmethod
     def _supported_store(cls, value: str) -> str:
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ValueError("must start with sqlite:/// or postgresql://")
+            raise ValueError("must start with sqlite:///, postgresql:// or postgres://")
         return value
 
     @field_validator("allowed_hosts")

@@ -22,6 +22,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -71,9 +72,10 @@ def _end_with_supervisor() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def serve_workers(settings: Settings, workers: int) -> int:
-    """Run `workers` processes on the settings' address until SIGTERM or SIGINT; returns the
-    exit status: 0, or 3 (uvicorn's start-up failure) when a worker could not start."""
+def serve_workers(settings: Settings, workers: int, sock: socket.socket) -> int:
+    """Run `workers` processes on `sock` (bound to the settings' address) until SIGTERM or
+    SIGINT; returns the exit status: 0, or 3 (uvicorn's start-up failure) when a worker could
+    not start."""
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
@@ -104,11 +106,6 @@ def serve_workers(settings: Settings, workers: int) -> int:
                 workers * settings.rate_limit_per_minute,
             )
         config = uvicorn_config(f"{__name__}:worker_app", settings, workers=workers)
-        try:
-            sock = config.bind_socket()
-        except SystemExit:  # uvicorn has logged why (the address is in use, ...)
-            return STARTUP_FAILURE
-        stack.callback(sock.close)
         supervisor = Multiprocess(config, sockets=[sock])
         supervisor.run()
     failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from gateway.startup import shown_url as shown
 from gateway.storage import TalkStore, open_store
 
 T = TypeVar("T")
@@ -39,15 +40,6 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
-
-
-def shown(url: str) -> str:
-    """`url` without its password, fit for a skip reason or a log."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def with_database(url: str, database: str) -> str:

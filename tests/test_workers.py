@@ -601,8 +601,35 @@ def test_a_metrics_port_with_several_workers_is_a_one_line_error(tmp_path: Path)
     assert "TALKGATE_METRICS_PORT" in done.stderr
 
 
-def test_a_worker_that_cannot_start_ends_serve_with_status_3(tmp_path: Path) -> None:
+def test_a_store_that_cannot_be_reached_is_one_line_before_any_worker(tmp_path: Path) -> None:
     env = environment(f"postgresql://postgres@127.0.0.1:{free_port()}/none")
+    done = refusal(tmp_path, env, "--port", str(free_port()), "--workers", "2")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "cannot be reached (connection refused)" in done.stderr
+
+
+# Loaded by every interpreter on its PYTHONPATH: in the workers alone (their supervisor sets
+# TALKGATE_SUPERVISOR_PID for them), SQLite can open no file.
+BROKEN_WORKERS = """
+import os
+if "TALKGATE_SUPERVISOR_PID" in os.environ:
+    import sqlite3
+
+    def connect(*args, **kwargs):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    sqlite3.connect = connect
+"""
+
+
+def test_a_worker_that_cannot_start_ends_serve_with_status_3(tmp_path: Path) -> None:
+    # The checks before serving pass (the supervisor opens the store); the workers then fail.
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(BROKEN_WORKERS)
+    env = environment(f"sqlite:///{tmp_path / 'talkgate.db'}")
+    env["PYTHONPATH"] = f"{shim}{os.pathsep}{env['PYTHONPATH']}"
     done = refusal(tmp_path, env, "--port", str(free_port()), "--workers", "2")
     assert done.returncode == 3, done.stderr
     assert "failed to start" in done.stderr

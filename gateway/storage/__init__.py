@@ -20,4 +20,6 @@ def open_store(url: str, *, doc_cache_mb: int = 32) -> TalkStore:
         from gateway.storage.postgres import PostgresStore
 
         return PostgresStore(url, doc_cache_bytes=doc_cache_bytes)
-    raise ValueError("TALKGATE_DATABASE_URL must start with sqlite:/// or postgresql://")
+    raise ValueError(
+        "TALKGATE_DATABASE_URL must start with sqlite:///, postgresql:// or postgres://"
+    )
