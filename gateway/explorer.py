@@ -1,10 +1,11 @@
 """The explorer: talkgate's own GraphiQL build (explorer/), served with a strict CSP.
 
-`cd explorer && npm ci && npm run build` writes it into gateway/static/explorer/. The page
+`cd explorer && npm ci && npm run build` writes it into gateway/static/explorer/, which is
+committed and ships in the package (CI rebuilds it and fails when the two differ). The page
 loads only same-origin files and talks only to this gateway, so its policy allows nothing
 else: no CDN, no inline script, and inline style only with the nonce of the response (one
-`<style>` GraphiQL's dialogs add at run time). Without a build, browsers get a page saying
-how to build it, with no script at all; never GraphiQL from a CDN.
+`<style>` GraphiQL's dialogs add at run time). Should the build be missing, browsers get a
+page saying how to build it, with no script at all; never GraphiQL from a CDN.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
 
 from gateway.app import create_app
 from gateway.explorer import BUILD_COMMAND, EXPLORER_DIR
@@ -148,3 +149,75 @@ async def test_the_explorer_runs_a_query_and_a_subscription_from_this_origin_onl
     assert blocked == [], f"the page's policy blocked: {blocked}"
     assert "unsafe-inline" not in served_policy
     assert "http" not in served_policy
+
+
+async def test_every_example_tab_answers_with_data_on_the_demo(
+    tmp_path: Path, chromium: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    from tests.gateway.test_explorer_examples import checked, examples
+
+    requested: list[str] = []
+    console: list[str] = []
+    subscribed = asyncio.Event()
+    # One operation per tab (tests/gateway/test_explorer_examples.py): run is one click.
+    tabs = [(tab, _operation(document)) for tab, document in examples().items()]
+    app = create_app(make_settings(tmp_path, demo=True, api_keys=()))
+    async with live_server(app) as host, async_playwright() as playwright:
+        base = f"http://{host}"
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=FLAGS
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("request", lambda request: requested.append(request.url))
+            page.on("websocket", lambda socket: requested.append(socket.url))
+            page.on(
+                "websocket",
+                lambda socket: socket.on(
+                    "framesent",
+                    lambda frame: subscribed.set() if '"subscribe"' in str(frame) else None,
+                ),
+            )
+            page.on("console", lambda message: console.append(message.text))
+            await page.goto(f"{base}/explorer")
+            await page.wait_for_selector(".graphiql-execute-button")
+            answered: list[str] = []
+            for index, (tab, operation) in enumerate(tabs):
+                await page.locator(".graphiql-tab-button").nth(index).click()
+                name = operation.name.value if operation.name else tab
+                await page.click(".graphiql-execute-button")
+                if operation.operation is OperationType.SUBSCRIPTION:
+                    await asyncio.wait_for(subscribed.wait(), timeout=15)
+                    await until_subscribed(app, "talks")
+                    async with httpx.AsyncClient(
+                        base_url=base, headers={"X-Webhook-Token": WEBHOOK_SECRET}
+                    ) as hook:
+                        posted = await hook.post("/webhooks/talks", json=talk(7401))
+                        assert posted.status_code == 202
+                # This tab's answer: its root field's name is in the result pane.
+                first = operation.selection_set.selections[0]
+                assert isinstance(first, FieldNode)
+                await page.wait_for_function(
+                    RESULT_HAS, arg=f'"{first.name.value}"', timeout=15_000
+                )
+                checked(tab, name, json.loads(await page.evaluate(RESULT)))
+                answered.append(tab)
+                shot = tmp_path / f"explorer-{tab}.png"
+                await page.screenshot(path=str(shot))
+                print(f"screenshot: {shot}")
+        finally:
+            await browser.close()
+
+    assert answered == [tab for tab, _ in tabs]
+    outside = [url for url in requested if urlsplit(url).hostname not in LOCAL_HOSTS]
+    assert outside == [], f"requests left localhost: {outside}"
+    blocked = [line for line in console if "Content Security Policy" in line]
+    assert blocked == [], f"the page's policy blocked: {blocked}"
+
+
+def _operation(document: str) -> OperationDefinitionNode:
+    (definition,) = parse(document).definitions
+    assert isinstance(definition, OperationDefinitionNode)
+    return definition

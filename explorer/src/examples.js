@@ -1,5 +1,7 @@
 // The example operations the explorer opens with, one tab each. Field names follow
-// schema.graphql; the ids are those of the demo's sample talk (talkgate serve --demo).
+// schema.graphql; the ids are those of the demo's first sample talk (talkgate serve --demo:
+// talk 200000, customer 500000, tracking number 20250901200000), and every tab answers with
+// data there (tests/gateway/test_explorer_examples.py, tests/test_browser.py).
 
 const talks = `# A page of talks, newest first. Pass pageInfo.endCursor as $after for the next page.
 query Talks($first: Int = 5, $after: String) {
@@ -15,7 +17,7 @@ query Talks($first: Int = 5, $after: String) {
 `;
 
 const talk = `# One talk with its messages (oldest first) and events.
-query Talk($id: ID = "114603") {
+query Talk($id: ID = "200000") {
   talk(id: $id) {
     id trackingNumber status createdAt finishedAt
     channel { description }
@@ -29,7 +31,7 @@ query Talk($id: ID = "114603") {
 `;
 
 const customer = `# A customer with personal data: needs the customers:pii scope.
-query Customer($id: ID! = "144527") {
+query Customer($id: ID! = "500000") {
   customer(id: $id) {
     id name documentNumber
     telephones { areaCode number type }
@@ -41,19 +43,21 @@ query Customer($id: ID! = "144527") {
 `;
 
 const recording = `# A call recording link from Talk.me: needs the recordings:read scope.
-query Recording($protocol: String! = "20250908114603") {
+query Recording($protocol: String! = "20250901200000") {
   recording(protocol: $protocol) { protocol url fetchedAt }
 }
 `;
 
-const pauseResume = `# Pause or resume an agent in the call queues: needs the agents:control scope.
-# The demo's sandbox knows agents 1001 and 1002 (password demo-password).
+const pause = `# Pause an agent in the call queues: needs the agents:control scope.
+# The demo's sandbox knows agents 1001, 1002 and 1003 (password demo-password).
 mutation Pause($login: String! = "1001", $password: String! = "demo-password") {
   pauseAgent(input: { credentials: { login: $login, password: $password } }) {
     login status changedAt
   }
 }
+`;
 
+const resume = `# Resume a paused agent in the call queues: needs the agents:control scope.
 mutation Resume($login: String! = "1001", $password: String! = "demo-password") {
   resumeAgent(input: { credentials: { login: $login, password: $password } }) {
     login status changedAt
@@ -72,4 +76,4 @@ subscription TalkUpdated {
 }
 `;
 
-export const EXAMPLES = [talks, talk, customer, recording, pauseResume, talkUpdated];
+export const EXAMPLES = [talks, talk, customer, recording, pause, resume, talkUpdated];
