@@ -13,12 +13,12 @@ import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from gateway.auth import KeyRing, key_digest, new_key
+from gateway.cors import LOOPBACK_ORIGINS, ExplainedCORS
 from gateway.explorer import EXPLORER_DIR, explorer_page, log_not_built
 from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
 from gateway.ingest import Body, Ingestor
@@ -334,17 +334,11 @@ def _middleware(settings: Settings, metrics: Metrics) -> list[Middleware]:
     elif settings.allowed_hosts:
         hint = "see TALKGATE_ALLOWED_HOSTS"
         middleware.append(Middleware(AllowedHosts, hosts=settings.allowed_hosts, hint=hint))
-    if settings.cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                expose_headers=["X-Request-ID", "Retry-After"],
-                max_age=600,
-            )
-        )
+    # The demo answers to loopback only: a frontend's dev server on this machine may call it.
+    origin_pattern = LOOPBACK_ORIGINS if settings.demo else None
+    middleware.append(
+        Middleware(ExplainedCORS, origins=settings.cors_origins, origin_pattern=origin_pattern)
+    )
     # The demo's sandbox plays Talk.me, whose login form takes a cross-site form post by
     # design (with `Origin: null`: the launch page sends no referrer). Outside the demo every
     # delivery to the webhook carries a credential, and is judged by its content: a body
@@ -354,6 +348,7 @@ def _middleware(settings: Settings, metrics: Metrics) -> list[Middleware]:
         Middleware(
             SameOriginWrites,
             trusted=settings.cors_origins,
+            trusted_pattern=origin_pattern,
             public=settings.public_url,
             exempt=[login_form] if settings.demo else [],
         ),
