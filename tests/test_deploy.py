@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
+import http.client
+import ipaddress
 import json
 import os
 import re
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +23,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml  # type: ignore[import-untyped]
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gateway import healthcheck
 from gateway.auth import key_digest
+from gateway.settings import Settings
+from tests.backends import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 ANY_IPV4 = "0.0.0.0"  # noqa: S104 - a TALKGATE_HOST the health check asks on loopback
@@ -30,21 +42,150 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
+GATEWAYS = ("gateway-1", "gateway-2")
+PASSWORD_VARIABLE = "TALKGATE_POSTGRES_PASSWORD"
+EXAMPLE = ROOT / "deploy" / "talkgate.env.example"
+# name=value lines of the example, commented out ("# ") or not.
+EXAMPLE_LINE = re.compile(r"^(# )?(TALKGATE_[A-Z0-9_]+)=(.*)$", re.MULTILINE)
+
+
+def interpolated(value: str, environ: dict[str, str]) -> str:
+    """`value` with compose's `${NAME:?message}` replaced from `environ` (compose refuses to
+    start, here KeyError, when NAME is unset or empty)."""
+
+    def one(match: re.Match[str]) -> str:
+        if not environ.get(match[1]):
+            raise KeyError(match[1])
+        return environ[match[1]]
+
+    return re.sub(r"\$\{([A-Z0-9_]+):\?[^}]*\}", one, value)
+
+
 def test_compose_runs_two_gateways_on_postgresql_and_redis_behind_a_balancer() -> None:
     services = compose()["services"]
-    assert {"gateway-1", "gateway-2", "postgres", "redis", "loadbalancer"} <= set(services)
-    for name in ("gateway-1", "gateway-2"):
+    assert {*GATEWAYS, "postgres", "redis", "loadbalancer"} <= set(services)
+    for name in GATEWAYS:
         environment = services[name]["environment"]
         assert environment["TALKGATE_DATABASE_URL"].startswith("postgresql://")
         assert environment["TALKGATE_REDIS_URL"].startswith("redis://")
-        # Sessions and login links must open on whichever replica the balancer picks.
-        assert "TALKGATE_SECRET_KEY" in environment
 
 
-def test_compose_bakes_in_no_secret() -> None:
-    environment = compose()["services"]["gateway-1"]["environment"]
-    for name in ("TALKGATE_API_KEYS", "TALKGATE_WEBHOOK_SECRET", "TALKGATE_SECRET_KEY"):
-        assert environment[name].startswith("${"), name
+def test_compose_reads_talkgates_settings_from_an_env_file() -> None:
+    services = compose()["services"]
+    for name in GATEWAYS:
+        # Sessions and login links must open on whichever replica the balancer picks: every
+        # replica reads the same file, which has TALKGATE_SECRET_KEY (tested below).
+        assert services[name]["env_file"] == ["talkgate.env"]
+        # The file is the example's copy; compose.yaml itself sets only its own services'.
+        assert set(services[name]["environment"]) == {
+            "TALKGATE_DATABASE_URL",
+            "TALKGATE_REDIS_URL",
+            "TALKGATE_METRICS_PORT",
+        }
+    assert "deploy/talkgate.env" in (ROOT / ".gitignore").read_text().splitlines()
+    assert "deploy/*.env" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+def test_compose_takes_the_postgresql_password_from_the_environment() -> None:
+    services = compose()["services"]
+    text = (ROOT / "deploy" / "compose.yaml").read_text()
+    assert "talkgate:talkgate@" not in text
+    password = services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    environ = {PASSWORD_VARIABLE: "s3cr3tfromtheshell"}
+    assert interpolated(password, environ) == "s3cr3tfromtheshell"
+    for name in GATEWAYS:
+        url = services[name]["environment"]["TALKGATE_DATABASE_URL"]
+        assert interpolated(url, environ) == (
+            "postgresql://talkgate:s3cr3tfromtheshell@postgres:5432/talkgate"
+        )
+        # Unset, compose refuses to start rather than run with an empty password.
+        with pytest.raises(KeyError, match=PASSWORD_VARIABLE):
+            interpolated(url, {})
+    with pytest.raises(KeyError, match=PASSWORD_VARIABLE):
+        interpolated(password, {})
+
+
+def test_compose_checks_the_replicas_readiness_on_serves_port() -> None:
+    for name in GATEWAYS:
+        test = compose()["services"][name]["healthcheck"]["test"]
+        assert test == ["CMD", "python", "-m", "gateway.healthcheck", "--ready"]
+
+
+# -- deploy/talkgate.env.example --------------------------------------------------------------
+
+
+def example_lines() -> list[tuple[bool, str, str]]:
+    """(commented out, name, value) of each setting line of the example."""
+    text = EXAMPLE.read_text()
+    return [(bool(m[1]), m[2], m[3]) for m in EXAMPLE_LINE.finditer(text)]
+
+
+def image_environment() -> dict[str, str]:
+    """The TALKGATE_* values the Dockerfile's ENV sets."""
+    return dict(re.findall(r"\b(TALKGATE_[A-Z0-9_]+)=(\S+)", (ROOT / "Dockerfile").read_text()))
+
+
+def test_the_env_example_lists_every_setting_once() -> None:
+    names = [name for _, name, _ in example_lines()]
+    settings = {f"TALKGATE_{field.upper()}" for field in Settings.model_fields}
+    assert len(names) == len(set(names)), "a setting listed twice"
+    assert set(names) - settings == set(), "not settings of gateway/settings.py"
+    assert settings - set(names) == set(), "settings missing from deploy/talkgate.env.example"
+
+
+@pytest.fixture
+def no_settings_around(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings built here see no TALKGATE_* variable of the caller's and no .env file."""
+    for name in list(os.environ):
+        if name.startswith("TALKGATE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.usefixtures("no_settings_around")
+def test_the_env_examples_commented_values_are_what_talkgate_does_unset() -> None:
+    image = image_environment()
+    assert image  # HOST, PORT and DATABASE_URL
+    defaults = Settings.model_validate({}).model_dump()
+    for commented, name, value in example_lines():
+        if not commented:
+            continue
+        field = name.removeprefix("TALKGATE_").lower()
+        if not value:
+            assert defaults[field] in (None, ()), f"{name} is unset by default"
+            continue
+        expected = image.get(name)
+        told = Settings.model_validate({field: value}).model_dump()[field]
+        if expected is not None:
+            assert told == Settings.model_validate({field: expected}).model_dump()[field], name
+        else:
+            assert told == defaults[field], name
+
+
+def test_the_env_example_does_not_start_until_its_secrets_are_set(tmp_path: Path) -> None:
+    values = {name: value for commented, name, value in example_lines() if not commented}
+    assert {"TALKGATE_API_KEYS", "TALKGATE_SECRET_KEY", "TALKGATE_PUBLIC_URL"} <= set(values)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALKGATE_")}
+    env |= {"PYTHONPATH": str(ROOT), "TALKGATE_DATABASE_URL": f"sqlite:///{tmp_path}/t.db"}
+
+    def serve(values: dict[str, str]) -> str:
+        done = subprocess.run(  # noqa: S603 - our own entry point
+            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(free_port())],
+            cwd=tmp_path,
+            env=env | values,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        return done.stderr
+
+    # As copied: a placeholder secret is refused...
+    assert "placeholder value" in serve(values)
+    # ...and with real secrets, the empty list of keys.
+    values |= {"TALKGATE_SECRET_KEY": "k" * 32, "TALKGATE_WEBHOOK_SECRET": "w" * 32}
+    assert "no API keys configured" in serve(values)
 
 
 def test_the_balancer_passes_websocket_upgrades_and_webhook_sized_bodies() -> None:
@@ -296,3 +437,222 @@ def test_the_health_check_runs_as_a_module(gateway: Gateway) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.startswith("healthcheck: /healthz on 127.0.0.1:")
+
+
+# -- nginx, for real: Debian's nginx-light (.ci/run installs it) ------------------------------
+
+GATEWAY_SERVERS = ("server gateway-1:8000;", "server gateway-2:8000;")
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+    if found is None:
+        unavailable("nginx not installed: apt-get install nginx-light (.ci/run does)")
+    return found
+
+
+def nginx_version(binary: str) -> tuple[int, ...]:
+    done = subprocess.run([binary, "-v"], capture_output=True, text=True, check=True)  # noqa: S603
+    found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", done.stderr)
+    assert found, done.stderr
+    return tuple(int(part) for part in found.groups())
+
+
+def self_signed(directory: Path) -> Path:
+    """fullchain.pem and privkey.pem in `directory`, for talkgate.example.com and 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ALLOWED_HOST)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(ALLOWED_HOST), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "fullchain.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "privkey.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return directory / "fullchain.pem"
+
+
+def local_copy(
+    name: str, directory: Path, binary: str, upstream: int, ports: dict[str, int]
+) -> Path:
+    """deploy/`name` runnable here: the replicas at 127.0.0.1:`upstream`, each `listen X`
+    on 127.0.0.1:ports[X], the certificates in `directory`/certs, logs and temporary files in
+    `directory`. Every replacement must apply, so a changed file cannot pass unchecked."""
+    conf = (ROOT / "deploy" / name).read_text()
+
+    def replace(old: str, new: str) -> None:
+        nonlocal conf
+        assert old in conf, f"{name} has no {old!r}"
+        conf = conf.replace(old, new)
+
+    for server in GATEWAY_SERVERS:
+        replace(server, f"server 127.0.0.1:{upstream};")
+    for listen, port in ports.items():
+        replace(f"listen {listen}", f"listen 127.0.0.1:{port}")
+    if "/etc/nginx/certs/" in conf:
+        replace("/etc/nginx/certs/", f"{directory}/certs/")
+    if "http2 on;" in conf and nginx_version(binary) < (1, 25, 1):
+        # Before 1.25.1 nginx spells it on the listen directive.
+        replace("http2 on;", "")
+        conf = re.sub(r"(listen \S+ ssl);", r"\1 http2;", conf)
+    temporary = "".join(
+        f"  {kind}_temp_path {directory}/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    replace("http {\n", f"http {{\n  access_log {directory}/access.log;\n{temporary}")
+    conf = f"pid {directory}/nginx.pid;\nerror_log {directory}/error.log;\n" + conf
+    path = directory / name
+    path.write_text(conf)
+    return path
+
+
+@contextmanager
+def nginx_running(binary: str, conf: Path, ports: list[int]) -> Iterator[None]:
+    directory = conf.parent
+    command = [binary, "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(conf)]
+    checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)  # noqa: S603
+    assert checked.returncode == 0, checked.stderr
+    process = subprocess.Popen([*command, "-g", "daemon off;"], stderr=subprocess.DEVNULL)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 15
+        for port in ports:
+            while True:
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"nginx did not start: {(directory / 'error.log').read_text()}"
+                    )
+                time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def raw_get(port: int, path: str, **headers: str) -> tuple[int, str]:
+    """GET `path` exactly as written (no client normalising it), the status and body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers={"Host": ALLOWED_HOST, **headers})
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+# Ways of spelling /metrics that the gateway would answer on its main port.
+METRICS_PATHS = ("/metrics", "/metrics?format=text", "//metrics", "/%6Detrics", "/./metrics")
+
+
+@pytest.mark.slow
+def test_the_balancer_keeps_metrics_off_its_port_and_proxies_the_rest(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    binary = nginx_binary()
+    listen = free_port()
+    conf = local_copy("nginx.conf", tmp_path, binary, gateway.port, {"8080": listen})
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    # The gateway itself answers /metrics to an admin key on this port (no METRICS_PORT)...
+    assert raw_get(gateway.port, "/metrics", **admin)[0] == 200
+    with nginx_running(binary, conf, [listen]):
+        status, body = raw_get(listen, "/healthz")
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        # ...and nginx does not forward it, however it is spelled.
+        for path in (*METRICS_PATHS, "/metrics/", "/metrics/anything"):
+            status, body = raw_get(listen, path, **admin)
+            assert status == 404, path
+            assert "nginx" in body, path  # nginx's page, not the gateway's answer
+
+
+@pytest.mark.slow
+def test_the_tls_balancer_serves_https_with_http2_and_redirects_http(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    binary = nginx_binary()
+    http_port, https_port = free_port(), free_port()
+    ca = self_signed(tmp_path / "certs")
+    ports = {"80": http_port, "443": https_port}
+    conf = local_copy("nginx-tls.conf", tmp_path, binary, gateway.port, ports)
+    with nginx_running(binary, conf, [http_port, https_port]):
+        connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        connection.request("POST", "/webhooks/talks", headers={"Host": ALLOWED_HOST})
+        redirect = connection.getresponse()
+        assert redirect.status == 301
+        assert redirect.getheader("Location") == f"https://{ALLOWED_HOST}/webhooks/talks"
+        connection.close()
+
+        context = ssl.create_default_context(cafile=str(ca))
+        context.set_alpn_protocols(["h2", "http/1.1"])
+        with (
+            socket.create_connection(("127.0.0.1", https_port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=ALLOWED_HOST) as tls,
+        ):
+            assert tls.selected_alpn_protocol() == "h2"
+        with httpx.Client(
+            base_url=f"https://127.0.0.1:{https_port}",
+            verify=ssl.create_default_context(cafile=str(ca)),
+            headers={"Host": ALLOWED_HOST},
+        ) as client:
+            assert client.get("/healthz").json() == {"status": "ok"}
+            for path in ("/metrics", "/metrics/x"):
+                answer = client.get(path, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+                assert answer.status_code == 404, path
+                assert "nginx" in answer.text
+
+
+# -- the Dockerfile -----------------------------------------------------------------------------
+
+
+def dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text()
+
+
+def test_the_image_builds_on_node_22_lts_or_later_from_pinnable_bases() -> None:
+    text = dockerfile()
+    head = text[: text.index("\nFROM ")]
+    arguments = dict(re.findall(r"^ARG (\w+)=(\S+)$", head, re.MULTILINE))
+    node = re.fullmatch(r"node:(\d+)-slim", arguments["NODE_IMAGE"])
+    assert node, arguments
+    # Even majors are the LTS lines; 20 reached its end of life in April 2026.
+    assert int(node[1]) >= 22
+    assert int(node[1]) % 2 == 0
+    # Every stage's base is a build argument, so `--build-arg X=image@sha256:...` pins it.
+    bases = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert bases == ["${NODE_IMAGE}", "${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
+    assert "--build-arg PYTHON_IMAGE=python:3.11-slim@sha256:" in head
+
+
+def test_data_belongs_to_the_user_the_image_runs_as() -> None:
+    text = dockerfile()
+    uid = re.search(r"useradd [^\n]*--uid (\d+)", text)
+    assert uid
+    assert re.search(rf"chown {uid[1]}:{uid[1]} /data", text)
+    assert re.findall(r"^USER (\S+)", text, re.MULTILINE)[-1] == uid[1]
+
+
+def test_the_images_health_check_follows_serves_port() -> None:
+    check = re.search(r"^HEALTHCHECK [^\n]*\\\n\s+CMD (.+)$", dockerfile(), re.MULTILINE)
+    assert check
+    assert json.loads(check[1]) == ["python", "-m", "gateway.healthcheck"]
