@@ -656,3 +656,58 @@ def test_the_images_health_check_follows_serves_port() -> None:
     check = re.search(r"^HEALTHCHECK [^\n]*\\\n\s+CMD (.+)$", dockerfile(), re.MULTILINE)
     assert check
     assert json.loads(check[1]) == ["python", "-m", "gateway.healthcheck"]
+
+
+# -- the documented commands --------------------------------------------------------------------
+
+
+def section(doc: str, heading: str) -> str:
+    """The text under `heading` (a Markdown heading line) up to the next heading."""
+    text = (ROOT / doc).read_text()
+    start = text.index(f"{heading}\n")
+    following = re.search(r"^#{1,4} ", text[start + len(heading) :], re.MULTILINE)
+    return text[start : start + len(heading) + (following.start() if following else len(text))]
+
+
+def shell_blocks(text: str) -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+
+
+DOCKER_SECTIONS = [("README.md", "## Running in Docker"), ("docs/operator-guide.md", "### Docker")]
+COMPOSE_SECTIONS = [
+    ("README.md", "## Running several replicas"),
+    ("docs/operator-guide.md", "### Docker Compose (two replicas, PostgreSQL, Redis, nginx)"),
+]
+
+
+@pytest.mark.parametrize(("doc", "heading"), DOCKER_SECTIONS)
+def test_the_documented_docker_run_sets_what_a_real_gateway_needs(doc: str, heading: str) -> None:
+    runs = [b for b in shell_blocks(section(doc, heading)) if "docker run -d" in b]
+    assert runs, f"no docker run in {doc} {heading}"
+    for name in (
+        "TALKGATE_API_KEYS",
+        "TALKGATE_WEBHOOK_SECRET",
+        "TALKGATE_SECRET_KEY",
+        "TALKGATE_PUBLIC_URL",
+    ):
+        assert f"-e {name}=" in runs[0], (doc, name)
+
+
+@pytest.mark.parametrize(("doc", "heading"), COMPOSE_SECTIONS)
+def test_the_documented_compose_commands_make_the_env_file_and_the_password(
+    doc: str, heading: str
+) -> None:
+    blocks = [b for b in shell_blocks(section(doc, heading)) if "docker compose" in b]
+    assert blocks, f"no docker compose command in {doc} {heading}"
+    commands = blocks[0]
+    assert "cp deploy/talkgate.env.example deploy/talkgate.env" in commands
+    assert f"export {PASSWORD_VARIABLE}=" in commands
+    assert "docker compose -f deploy/compose.yaml up" in commands
+
+
+@pytest.mark.parametrize(("doc", "heading"), DOCKER_SECTIONS)
+def test_the_docker_sections_say_who_owns_data(doc: str, heading: str) -> None:
+    uid = re.search(r"useradd [^\n]*--uid (\d+)", dockerfile())
+    assert uid
+    # A bind mount keeps its host owner: the docs say to hand it to the image's user.
+    assert f"chown {uid[1]}:{uid[1]}" in section(doc, heading)
