@@ -5,8 +5,8 @@ store reachable) and exits 0 when the answer is 200, 1 otherwise, with one line 
 saying why (Docker keeps it in `docker inspect`'s health log).
 
 The address is the one `serve` listens on, found the way `serve` finds it: `--port N` /
-`--port=N` and `--host` on PID 1's command line (`/proc/1/cmdline`: the container's
-`talkgate serve ...`, also behind `docker run --init`), else `TALKGATE_PORT` and
+`--port=N` and `--host` after `serve` on PID 1's command line (`/proc/1/cmdline`: the
+container's `talkgate serve ...`, also behind `docker run --init`), else `TALKGATE_PORT` and
 `TALKGATE_HOST`, else 8000 and 127.0.0.1. A wildcard host is asked on loopback (`0.0.0.0`:
 127.0.0.1, `::`: ::1). When `TALKGATE_ALLOWED_HOSTS` is set the request names its first host
 (a `*.example.com` entry as `healthcheck.example.com`), which the gateway would otherwise
@@ -40,10 +40,11 @@ def read_cmdline(path: Path = PID1_CMDLINE) -> list[str]:
 
 
 def option(argv: Sequence[str], name: str) -> str | None:
-    """The value of `--name V` or `--name=V` in `argv`, the last one given (as argparse
-    keeps it), looked for after `serve` when `serve` is there; None when absent."""
-    if "serve" in argv:
-        argv = argv[list(argv).index("serve") + 1 :]
+    """The value of `--name V` or `--name=V` after `serve` in `argv`, the last one given (as
+    argparse keeps it); None when absent, or when `argv` is no `serve` (another program's)."""
+    if "serve" not in argv:
+        return None
+    argv = argv[list(argv).index("serve") + 1 :]
     flag = f"--{name}"
     found: str | None = None
     for i, arg in enumerate(argv):

@@ -247,6 +247,8 @@ def test_the_balancer_forwards_no_metrics_and_keeps_the_port_in_host() -> None:
         (["/sbin/docker-init", "--", "talkgate", "serve", "--workers", "2", "--port", "81"], "81"),
         # A dangling flag is no value.
         (["talkgate", "serve", "--port"], None),
+        # PID 1 is some other program (no talkgate serve): its options are not serve's.
+        (["/usr/bin/other-server", "--port", "1234"], None),
     ],
 )
 def test_the_health_check_reads_the_port_from_the_command_line(
