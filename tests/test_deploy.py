@@ -1,4 +1,6 @@
-"""The deployment files, checked as far as they can be without a Docker engine."""
+"""The deployment files, checked as far as they can be without a Docker engine: compose.yaml
+parsed, the Dockerfile read, the env example against the settings, the health check against
+a running `talkgate serve`, and both nginx configurations run by a real nginx."""
 
 from __future__ import annotations
 
@@ -188,8 +190,12 @@ def test_the_env_example_does_not_start_until_its_secrets_are_set(tmp_path: Path
     assert "no API keys configured" in serve(values)
 
 
-def test_the_balancer_passes_websocket_upgrades_and_webhook_sized_bodies() -> None:
-    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+NGINX_CONFS = ("nginx.conf", "nginx-tls.conf")
+
+
+@pytest.mark.parametrize("name", NGINX_CONFS)
+def test_the_balancer_passes_websocket_upgrades_and_webhook_sized_bodies(name: str) -> None:
+    conf = (ROOT / "deploy" / name).read_text()
     assert "proxy_set_header Upgrade $http_upgrade" in conf
     assert re.search(r"client_max_body_size\s+([6-9]|\d\d+)m", conf)
     assert conf.count("server gateway-") == 2
@@ -224,9 +230,11 @@ def test_compose_serves_metrics_on_a_port_of_their_own_not_published() -> None:
     assert not [p for p in published if port in p]
 
 
-def test_the_balancer_forwards_no_metrics_and_keeps_the_port_in_host() -> None:
-    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+@pytest.mark.parametrize("name", NGINX_CONFS)
+def test_the_balancer_forwards_no_metrics_and_keeps_the_port_in_host(name: str) -> None:
+    conf = (ROOT / "deploy" / name).read_text()
     assert re.search(r"location = /metrics \{\s*return 404;", conf)
+    assert re.search(r"location \^~ /metrics/ \{\s*return 404;", conf)
     # The gateway compares a browser's Origin with its scheme and Host, port included.
     assert "proxy_set_header Host $http_host;" in conf
     assert "proxy_set_header Host $host;" not in conf
