@@ -1,7 +1,15 @@
 # syntax=docker/dockerfile:1
 
+# The base images, by tag. To pin them, pass a digest (`docker buildx imagetools inspect
+# node:22-slim` shows the current one), e.g.
+#   docker build --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:<digest> \
+#     --build-arg NODE_IMAGE=node:22-slim@sha256:<digest> -t talkgate .
+# Node 22 is the LTS line (maintained until April 2027); it only builds the explorer page.
+ARG NODE_IMAGE=node:22-slim
+ARG PYTHON_IMAGE=python:3.11-slim
+
 # Stage 0: the explorer page (GraphiQL + explorer plugin) from the pinned npm packages.
-FROM node:20-slim AS explorer
+FROM ${NODE_IMAGE} AS explorer
 WORKDIR /src/explorer
 COPY explorer/package.json explorer/package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -10,7 +18,7 @@ COPY explorer/src ./src
 RUN npm run build
 
 # Stage 1: wheels of talkgate and of every dependency, built with the full toolchain.
-FROM python:3.11-slim AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 # pyproject.toml names README.md as the package's long description: the build needs it.
@@ -24,8 +32,10 @@ COPY --from=explorer /src/gateway/static/explorer ./gateway/static/explorer
 RUN pip wheel --wheel-dir /wheels ".[postgres,redis]"
 
 # Stage 2: the runtime, with the wheels installed and nothing to build with.
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# /data belongs to uid:gid 10001:10001, the user talkgate runs as. A named volume starts as
+# a copy of it; a bind mount keeps the host directory's owner: `chown 10001:10001 <dir>` first.
 RUN groupadd --system --gid 10001 talkgate \
     && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home \
         --shell /usr/sbin/nologin talkgate \
@@ -42,8 +52,10 @@ ENV TALKGATE_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 EXPOSE 8000
 VOLUME /data
+# `python -m gateway.healthcheck` asks /healthz on the port serve listens on: `serve --port N`
+# on PID 1's command line, else TALKGATE_PORT (gateway/healthcheck.py).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('TALKGATE_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)"]
+    CMD ["python", "-m", "gateway.healthcheck"]
 USER 10001
 ENTRYPOINT ["talkgate"]
 CMD ["serve"]
