@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -55,6 +54,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
+from gateway.deadlines import Deadlines
 from gateway.errors import BadUserInput, RateLimited, TalkgateError
 from gateway.execution import FastExecutionContext
 from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
@@ -662,6 +662,7 @@ class GraphQLEndpoint:
         # Responses cached by another version of talkgate (a rolling deploy) are not ours.
         self.schema_id = hashlib.sha256(print_schema(graphql_schema).encode()).hexdigest()[:16]
         self._body_keys = BodyKeys()
+        self._body_deadlines = Deadlines(settings.body_timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -702,8 +703,9 @@ class GraphQLEndpoint:
         params: dict[str, Any] | None = None
         if request.method == "POST":
             try:
-                async with asyncio.timeout(self.settings.body_timeout_s):
-                    body = await _read_limited(receive, self.settings.graphql_max_bytes)
+                body = await self._body_deadlines.within(
+                    _read_limited(receive, self.settings.graphql_max_bytes)
+                )
             except TimeoutError:
                 # A body trickled in slowly holds a connection as a slow header does.
                 response = graphql_error_response(
