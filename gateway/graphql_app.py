@@ -141,7 +141,7 @@ class TypedErrors(SchemaExtension):
             # Parse, validation and variable-coercion errors: the document or its inputs.
             if is_token_limit_error(error):
                 if self.metrics is not None:
-                    self.metrics.labelled(self.metrics.rejected_queries, "tokens").inc()
+                    self.metrics.add(self.metrics.rejected_queries, "tokens")
                 limited = too_complex("tokens", _token_count(error), _token_limit(error))
                 return _with(error, limited.message, dict(limited.extensions or {}))
             message = scrub_values(error.message)
@@ -339,7 +339,7 @@ def build_schema(
         def rejected(reason: str, context: ExecutionContext) -> None:
             # The operation itself is counted (as an error) by CountOperations.
             if metrics is not None:
-                metrics.labelled(metrics.rejected_queries, reason).inc()
+                metrics.add(metrics.rejected_queries, reason)
 
         extensions.append(lambda: LimitQueries(limits, on_reject=rejected))
     extensions.append(CachedValidation)
@@ -779,7 +779,7 @@ class GraphQLEndpoint:
             return
         cached = self._cache_key(params, principal)
         if cached is None:
-            self.metrics.labelled(self.metrics.response_cache, "uncacheable").inc()
+            self.metrics.add(self.metrics.response_cache, "uncacheable")
             await self._execute(scope, receive, send, decoded)
             return
         if request.method == "POST" and sent is not None:

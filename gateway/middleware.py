@@ -69,8 +69,8 @@ class ObserveRequests:
             if scope["type"] == "http":
                 route = route_of(scope["path"])
                 metrics = self.metrics
-                metrics.labelled(metrics.requests, route, method, str(status)).inc()
-                metrics.labelled(metrics.latency, route).observe(seconds)
+                metrics.add(metrics.requests, route, method, str(status))
+                metrics.observe(metrics.latency, seconds, route)
             access_log.info(
                 "request",
                 extra={
