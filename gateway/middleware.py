@@ -41,7 +41,11 @@ class ObserveRequests:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        incoming = b""
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                incoming = value
+                break
         request_id = incoming.decode("latin-1") if _SAFE_ID.match(incoming) else new_request_id()
         token = request_id_var.set(request_id)
         start = time.perf_counter()
@@ -52,8 +56,7 @@ class ObserveRequests:
             kind = message["type"]
             if kind == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
                 message = {**message, "headers": headers}
             elif kind == "websocket.accept":
                 status = 101
@@ -71,15 +74,16 @@ class ObserveRequests:
                 metrics = self.metrics
                 metrics.add(metrics.requests, route, method, str(status))
                 metrics.observe(metrics.latency, seconds, route)
-            access_log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "path": loggable_path(scope["path"]),
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):  # its fields made only to be written
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "path": loggable_path(scope["path"]),
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 2),
+                    },
+                )
             request_id_var.reset(token)
 
 
