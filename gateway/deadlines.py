@@ -1,12 +1,12 @@
 """Deadlines for awaits on the event loop, without a timer for each.
 
-`asyncio.timeout` arms a timer on entry and cancels it on exit: W1-warm counted 0.019 M
-instructions per request for it around reading a request's body, which nearly always has
-arrived with its headers. `Deadlines` notes when each waiting task is due instead (a dict
-entry) and one timer per event loop, armed while something is due, sweeps every `period`
-seconds: it cancels the tasks past their deadline, and `within` turns that cancellation into
-TimeoutError, as `asyncio.timeout` does. A task is stopped between `seconds` and `seconds +
-period` after it began to wait.
+`asyncio.timeout` arms a timer on entry and cancels it on exit, around reading a request's
+body, which nearly always has arrived with its headers. `Deadlines` notes when each waiting
+task is due instead (a dict entry) and one timer per event loop, armed while something is
+due, sweeps every `period` seconds: it cancels the tasks past their deadline, and `within`
+turns that cancellation into TimeoutError, as `asyncio.timeout` does. A task is stopped
+between `seconds` and `seconds + period` after it began to wait. On a cached answer
+(bench.instructions, W1-warm) that is 10,200 instructions fewer of 343,800.
 """
 
 from __future__ import annotations

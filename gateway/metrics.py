@@ -48,7 +48,8 @@ class Metrics:
     What every request records (`add`, `observe`) goes, in a single process, to plain dicts
     first, and into the collectors when they are read (`render`): prometheus_client takes a
     lock and validates the amount on each update, and a histogram walks its buckets in
-    Python; W1-warm counted 0.030 M instructions per request on five such updates. Under
+    Python: kept, the five updates of a cached answer cost 13,600 instructions fewer (of
+    333,600; bench.instructions, W1-warm). Under
     several workers the values go straight to the shared files, which another worker's
     scrape reads. Either way they are recorded on the event loop's thread only.
     """

