@@ -99,8 +99,13 @@ _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 def _only(scope: Scope, name: bytes) -> str | None:
     """The value of a header sent exactly once (latin-1), else None: a repeated Host, Origin
     or Content-Type is ambiguous, so it counts as wrong."""
-    values = [v for k, v in scope["headers"] if k == name]
-    return values[0].decode("latin-1") if len(values) == 1 else None
+    found: bytes | None = None
+    for key, value in scope["headers"]:
+        if key == name:
+            if found is not None:
+                return None
+            found = value
+    return found.decode("latin-1") if found is not None else None
 
 
 def host_name(host: str) -> str | None:
@@ -212,9 +217,12 @@ class SameOriginWrites:
         self.exempt = frozenset(exempt)
 
     def foreign(self, scope: Scope) -> bool:
+        for key, _ in scope["headers"]:
+            if key == b"origin":
+                break
+        else:
+            return False  # no Origin: the usual case, found without a list
         given = [v for k, v in scope["headers"] if k == b"origin"]
-        if not given:
-            return False
         if len(given) > 1:
             return True
         origin: str = given[0].decode("latin-1").lower()
@@ -270,6 +278,8 @@ class JsonBodies:
 
 
 def is_json(content_type: str | None) -> bool:
+    if content_type == "application/json":  # as nearly every client sends it
+        return True
     if content_type is None:
         return False
     return content_type.split(";", 1)[0].strip().lower() == "application/json"
