@@ -962,7 +962,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
     Headers.get reads it."""
     for key, value in scope["headers"]:
         if key == name:
-            return cast(str, value.decode("latin-1"))
+            text: str = value.decode("latin-1")
+            return text
     return None
 
 
