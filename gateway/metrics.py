@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import os
 import re
+from bisect import bisect_left
 from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -43,15 +44,28 @@ class Metrics:
 
     Under `serve --workers N` each worker's values are kept in files of the run's
     PROMETHEUS_MULTIPROC_DIR, and a scrape of any worker answers the sum of them all.
+
+    What every request records (`add`, `observe`) goes, in a single process, to plain dicts
+    first, and into the collectors when they are read (`render`): prometheus_client takes a
+    lock and validates the amount on each update, and a histogram walks its buckets in
+    Python: kept, the five updates of a cached answer cost 13,600 instructions fewer (of
+    333,600; bench.instructions, W1-warm). Under
+    several workers the values go straight to the shared files, which another worker's
+    scrape reads. Either way they are recorded on the event loop's thread only.
     """
 
     def __init__(self) -> None:
         self._operation_names: set[str] = set()
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+        # Counts and observations not yet in their collectors, by labelled child: a count;
+        # a count per bucket (prometheus_client's `le` bounds, +Inf last) and their sum.
+        self._counts: dict[Any, int] = {}
+        self._observed: dict[Any, tuple[list[int], list[float]]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self._exposed = r
         shared = os.environ.get(MULTIPROCESS_DIR_ENV)
+        self._deferred = not shared
         if shared:
             self._exposed = CollectorRegistry()
             MultiProcessCollector(self._exposed, path=shared)  # type: ignore[no-untyped-call]
@@ -128,15 +142,57 @@ class Metrics:
             child = self._children[key] = metric.labels(*values)
         return cast(MetricT, child)
 
+    def add(self, metric: Counter, *values: str) -> None:
+        """One more in `metric` under the label `values`."""
+        child = self._children.get((metric, values))
+        if child is None:
+            child = self.labelled(metric, *values)
+        if self._deferred:
+            counts = self._counts
+            counts[child] = counts.get(child, 0) + 1
+        else:
+            child.inc()
+
+    def observe(self, metric: Histogram, amount: float, *values: str) -> None:
+        """`amount` observed in `metric` under the label `values`."""
+        child = self._children.get((metric, values))
+        if child is None:
+            child = self.labelled(metric, *values)
+        if not self._deferred:
+            child.observe(amount)
+            return
+        pending = self._observed.get(child)
+        if pending is None:
+            pending = self._observed[child] = ([0] * len(child._upper_bounds), [0.0])
+        # The first bucket whose bound is at least `amount`, as Histogram.observe finds it.
+        pending[0][bisect_left(child._upper_bounds, amount)] += 1
+        pending[1][0] += amount
+
+    def flush(self) -> None:
+        """Put the counts and observations kept so far into their collectors."""
+        counts, self._counts = self._counts, {}
+        for child, count in counts.items():
+            child.inc(count)
+        observed, self._observed = self._observed, {}
+        for child, (buckets, total) in observed.items():
+            # Histogram.observe's own updates, in bulk (prometheus_client has no public
+            # call for it; tests/gateway/test_metrics.py compares the two).
+            for bucket, count in zip(child._buckets, buckets, strict=True):
+                if count:
+                    bucket.inc(count)
+            child._sum.inc(total[0])
+
     def count_cache_outcome(self, outcome: str) -> None:
-        self.labelled(self.response_cache, outcome).inc()
+        self.add(self.response_cache, outcome)
 
     def count_operation(self, name: str | None, kind: str, outcome: str) -> None:
         """Count one operation; names come from clients, so the set of label values is
         bounded."""
-        self.labelled(self.operations, self._operation_name(name), kind, outcome).inc()
+        self.add(self.operations, self._operation_name(name), kind, outcome)
 
     def _operation_name(self, name: str | None) -> str:
+        if name in self._operation_names:
+            return name
         if not name or not _OPERATION_NAME.match(name):
             return "anonymous"
         if name not in self._operation_names:
@@ -146,9 +202,10 @@ class Metrics:
         return name
 
     def observe_upstream(self, operation: str, outcome: str) -> None:
-        self.labelled(self.upstream, operation, outcome).inc()
+        self.add(self.upstream, operation, outcome)
 
     def render(self) -> Response:
+        self.flush()
         return Response(generate_latest(self._exposed), media_type=CONTENT_TYPE_LATEST)
 
 

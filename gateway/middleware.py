@@ -41,7 +41,11 @@ class ObserveRequests:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        incoming = b""
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                incoming = value
+                break
         request_id = incoming.decode("latin-1") if _SAFE_ID.match(incoming) else new_request_id()
         token = request_id_var.set(request_id)
         start = time.perf_counter()
@@ -52,8 +56,7 @@ class ObserveRequests:
             kind = message["type"]
             if kind == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
                 message = {**message, "headers": headers}
             elif kind == "websocket.accept":
                 status = 101
@@ -69,17 +72,18 @@ class ObserveRequests:
             if scope["type"] == "http":
                 route = route_of(scope["path"])
                 metrics = self.metrics
-                metrics.labelled(metrics.requests, route, method, str(status)).inc()
-                metrics.labelled(metrics.latency, route).observe(seconds)
-            access_log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "path": loggable_path(scope["path"]),
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                },
-            )
+                metrics.add(metrics.requests, route, method, str(status))
+                metrics.observe(metrics.latency, seconds, route)
+            if access_log.isEnabledFor(logging.INFO):  # its fields made only to be written
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "path": loggable_path(scope["path"]),
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 2),
+                    },
+                )
             request_id_var.reset(token)
 
 
@@ -95,8 +99,13 @@ _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 def _only(scope: Scope, name: bytes) -> str | None:
     """The value of a header sent exactly once (latin-1), else None: a repeated Host, Origin
     or Content-Type is ambiguous, so it counts as wrong."""
-    values = [v for k, v in scope["headers"] if k == name]
-    return values[0].decode("latin-1") if len(values) == 1 else None
+    found: bytes | None = None
+    for key, value in scope["headers"]:
+        if key == name:
+            if found is not None:
+                return None
+            found = value
+    return found.decode("latin-1") if found is not None else None
 
 
 def host_name(host: str) -> str | None:
@@ -212,9 +221,12 @@ class SameOriginWrites:
         self.exempt = frozenset(exempt)
 
     def foreign(self, scope: Scope) -> bool:
+        for key, _ in scope["headers"]:
+            if key == b"origin":
+                break
+        else:
+            return False  # no Origin: the usual case, found without a list
         given = [v for k, v in scope["headers"] if k == b"origin"]
-        if not given:
-            return False
         if len(given) > 1:
             return True
         origin: str = given[0].decode("latin-1").lower()
@@ -276,6 +288,8 @@ class JsonBodies:
 
 
 def is_json(content_type: str | None) -> bool:
+    if content_type == "application/json":  # as nearly every client sends it
+        return True
     if content_type is None:
         return False
     return content_type.split(";", 1)[0].strip().lower() == "application/json"

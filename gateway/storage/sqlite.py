@@ -44,6 +44,7 @@ from gateway.storage.records import (
 )
 from gateway.storage.sqlite_schema import MIGRATIONS
 from gateway.storage.text import bounded_search, match_words, search_key
+from gateway.storage.wal import WalIndexHeader
 from gateway.utc import now_iso
 
 T = TypeVar("T")
@@ -187,6 +188,10 @@ class SQLiteStore:
         self._write_pool: ThreadPoolExecutor | None = None
         self._read_pool: ThreadPoolExecutor | None = None
         self._generation_reader: sqlite3.Connection | None = None
+        # The loop reader's view of the commits, and the generation last read after a view.
+        self._wal_header: WalIndexHeader | None = None
+        self._wal_tried = False
+        self._generation_seen: tuple[bytes | None, str] = (None, "")
         # Until when reads skip the event loop: the file was found busy (`BUSY_PAUSE_S`).
         self._busy_until = 0.0
 
@@ -199,6 +204,11 @@ class SQLiteStore:
         await self._write(self._open_writer)
 
     async def close(self) -> None:
+        if self._wal_header is not None:  # before the connection it relies on closes
+            self._wal_header.close()
+        self._wal_header = None
+        self._wal_tried = False
+        self._generation_seen = (None, "")
         if self._write_pool is not None:
             await self._write(self._close_writer)
             self._write_pool.shutdown(wait=True)
@@ -222,14 +232,29 @@ class SQLiteStore:
         # Read on the event loop: this runs on every cacheable request, and two index lookups
         # cost less than a hop to a reader thread. It never waits for a lock (busy_timeout 0):
         # a busy file is StoreUnavailable, and the caller goes on without the cache.
+        # Between commits it is the same: while the wal-index header holds the bytes it held
+        # before the generation was last read, no commit has ended since (storage/wal.py),
+        # and that generation is still the store's, whoever writes (another process too).
         if self._read_pool is None:
             raise StoreUnavailable("the store is not open")
+        wal = self._wal_header
+        header = wal.read() if wal is not None else None
+        if header is not None and header == self._generation_seen[0]:
+            return self._generation_seen[1]
         try:
-            row = self._loop_reader().execute(_GENERATION).fetchone()
+            reader = self._loop_reader()
+            row = reader.execute(_GENERATION).fetchone()
+            if wal is None and not self._wal_tried:
+                # After a read: the connection has the -shm file open (and keeps it).
+                self._wal_tried = True
+                self._wal_header = WalIndexHeader.of(reader, self._path)
         except sqlite3.OperationalError as exc:
             self._busy_until = time.monotonic() + BUSY_PAUSE_S
             raise StoreUnavailable(f"SQLite: {exc}") from exc
-        return f"{row[0]}.{row[1] or 0}"
+        generation = f"{row[0]}.{row[1] or 0}"
+        # The header read before the statement: a commit between them changed it since.
+        self._generation_seen = (header, generation)
+        return generation
 
     def _loop_reader(self) -> sqlite3.Connection:
         if self._generation_reader is None:

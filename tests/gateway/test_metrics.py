@@ -456,3 +456,94 @@ def test_the_metrics_port_must_differ_from_the_main_port(tmp_path: Path) -> None
 def test_a_placeholder_metrics_token_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="placeholder"):
         make_settings(tmp_path, metrics_token=SecretStr("changethis"))
+
+
+# -- what a request records, kept in plain dicts until a scrape -----------------------------
+
+
+def _rendered(registry: object) -> list[tuple[str, Labels, float]]:
+    from prometheus_client import generate_latest
+
+    text = generate_latest(registry).decode()  # type: ignore[arg-type]
+    return sorted(
+        (
+            (sample.name, sample.labels, sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        ),
+        key=repr,
+    )
+
+
+@given(st.lists(st.floats(min_value=0, max_value=20, allow_nan=False), max_size=40))
+def test_kept_observations_render_as_prometheus_client_s_own(amounts: list[float]) -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from gateway.metrics import Metrics
+
+    metrics = Metrics()
+    own = CollectorRegistry()
+    direct = Histogram(
+        metrics.latency._name,
+        metrics.latency._documentation,
+        ["route"],
+        registry=own,
+        buckets=metrics.latency._upper_bounds,
+    )
+    for amount in amounts:  # the bounds themselves included: each is `le`
+        metrics.observe(metrics.latency, amount, "/graphql")
+        direct.labels("/graphql").observe(amount)
+    for amount in (0.005, 0.01, 10, 10.000001):
+        metrics.observe(metrics.latency, amount, "/healthz")
+        direct.labels("/healthz").observe(amount)
+    metrics.flush()
+    latency = [s for s in _rendered(metrics.registry) if s[0].startswith(direct._name)]
+    assert latency == _rendered(own)
+
+
+def test_counts_reach_the_collectors_when_scraped_and_only_once() -> None:
+    from gateway.metrics import Metrics
+
+    metrics = Metrics()
+    for _ in range(3):
+        metrics.add(metrics.requests, "/graphql", "POST", "200")
+    metrics.count_operation("Talks", "query", "ok")
+    metrics.count_cache_outcome("hit")
+    child = metrics.labelled(metrics.requests, "/graphql", "POST", "200")
+    assert child._value.get() == 0  # kept, not yet in the counter
+    # Read without render(): the children are there, at 0 until a scrape flushes.
+    assert {v for _, _, v in _rendered(metrics.registry)} == {0.0}
+    metrics.render()
+    metrics.render()  # a second scrape adds nothing more
+    samples = _rendered(metrics.registry)
+    labels = {"route": "/graphql", "method": "POST", "status": "200"}
+    assert ("talkgate_http_requests_total", labels, 3.0) in samples
+    names = {"name": "Talks", "type": "query", "outcome": "ok"}
+    assert ("talkgate_graphql_operations_total", names, 1.0) in samples
+    assert ("talkgate_response_cache_total", {"outcome": "hit"}, 1.0) in samples
+
+
+def test_under_several_workers_each_count_goes_to_the_shared_files_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client import values
+
+    from gateway.metrics import MULTIPROCESS_DIR_ENV, Metrics
+
+    monkeypatch.setenv(MULTIPROCESS_DIR_ENV, str(tmp_path))
+    # What prometheus_client decides on import when the variable is set: values in files.
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())  # type: ignore[no-untyped-call]
+    metrics = Metrics()
+    metrics.add(metrics.requests, "/graphql", "POST", "200")
+    metrics.observe(metrics.latency, 0.003, "/graphql")
+    # Another worker's scrape reads the files: no flush of this one's comes first.
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    other = CollectorRegistry()
+    MultiProcessCollector(other, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    samples = _rendered(other)
+    labels = {"route": "/graphql", "method": "POST", "status": "200"}
+    assert ("talkgate_http_requests_total", labels, 1.0) in samples
+    assert ("talkgate_http_request_duration_seconds_count", {"route": "/graphql"}, 1.0) in samples
