@@ -35,14 +35,14 @@ supervisor's, summed). The machine is small and shared, hence ratios;
 
 Workloads: W1 `talks(first: 100)` with 15 fields (customer { id name } among them), cold
 (every request a different `createdTo`, so no two answers are alike) and warm (one request
-repeated); W2 1,000 talks as 10 pages of 100 following `endCursor`, 10 fields; W3 20 talks,
-each with `histories(first: 50)` (3 messages each here: the fixture's), `events`,
-`customer`, and `user` on each message. Ingest: webhook deliveries of the fixture payload
-(gateway/demo/talk_114603.json, distinct ids) against the floor's read-the-body route; and
-`talkgate ingest` of an NDJSON file into an empty store (rows/s, and the peak RSS of
-that process with its worker processes, polled from /proc), against a floor process that reads
-and parses the same file with orjson.
-"""
+repeated; W1 gzip: the same asking `Accept-Encoding: gzip`, against the bytes floor sending
+the gateway's gzip bytes); W2 1,000 talks as 10 pages of 100 following `endCursor`, 10
+fields; W3 20 talks, each with `histories(first: 50)` (3 messages each here: the fixture's),
+`events`, `customer`, and `user` on each message. Ingest: webhook deliveries of the fixture
+payload (gateway/demo/talk_114603.json, distinct ids) against the floor's read-the-body
+route; and `talkgate ingest` of an NDJSON file into an empty store (rows/s, and the peak RSS
+of that process with its worker processes, polled from /proc), against a floor process that
+reads and parses the same file with orjson. """
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from gzip import decompress as gunzip
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -111,7 +112,7 @@ def slug(name: str) -> str:
     return name.lower().removesuffix(" page").replace(" ", "-")
 
 
-PARTS = ("w1-warm", "w1-cold", "w2", "w3", "webhook", "ingest")
+PARTS = ("w1-warm", "w1-gzip", "w1-cold", "w2", "w3", "webhook", "ingest")
 
 
 FULL = Plan(seconds=5, rounds=3, ingest_talks=100_000)
@@ -210,7 +211,12 @@ async def put_blob(request: Request) -> Response:
 
 async def blob(request: Request) -> Response:
     await request.body()
-    return Response(request.state.blobs[request.path_params["name"]], media_type="application/json")
+    name: str = request.path_params["name"]
+    # A blob named `...-gzip` is the gateway's gzip-compressed answer: sent as it was.
+    encoded = (
+        {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if name.endswith("-gzip") else {}
+    )
+    return Response(request.state.blobs[name], media_type="application/json", headers=encoded)
 
 
 async def read_body(request: Request) -> Response:
@@ -543,15 +549,18 @@ def measure_rounds(wrk: Wrk, name: str, targets: Sequence[Target], plan: Plan) -
     return pooled
 
 
-def graphql_load(bodies: Sequence[bytes], *, numbered: bool) -> Load:
+def graphql_load(bodies: Sequence[bytes], *, numbered: bool, gzip: bool = False) -> Load:
+    """The gateway's load; `gzip`: asking for compressed answers (Accept-Encoding: gzip),
+    whose bodies wrk cannot look into for errors (they are checked first, by httpx)."""
     return Load(
         "/graphql",
         bodies,
         numbered=numbered,
         first_id=ID_FIRST,
         span=ID_SPAN,
-        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
-        check_errors=True,
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+        | ({"Accept-Encoding": "gzip"} if gzip else {}),
+        check_errors=not gzip,
     )
 
 
@@ -811,6 +820,17 @@ async def _prepare(gateway: Server, floor: Server) -> dict[str, list[bytes]]:
             return answer.content
 
         answers["w1"] = await ask("W1 warm", warm_body())
+        # W1 warm asked with Accept-Encoding: gzip; the bytes as sent are the floor's to send.
+        async with http.stream(
+            "POST",
+            "/graphql",
+            content=warm_body(),
+            headers={"Content-Type": "application/json", "Accept-Encoding": "gzip"},
+        ) as zipped:
+            raw = b"".join([chunk async for chunk in zipped.aiter_raw()])
+        if zipped.headers.get("content-encoding") != "gzip" or gunzip(raw) != answers["w1"]:
+            raise RuntimeError(f"W1 warm gzip: {zipped.headers}")
+        answers["w1-gzip"] = raw
         cold = await ask("W1 cold", cold_bodies()[-1])
         if cold != answers["w1"]:
             raise RuntimeError("W1 cold's last window is not W1 warm's answer")
@@ -900,6 +920,17 @@ def _bench(plan: Plan, directory: Path, stores: tuple[str, str], empty: str, wrk
             )
 
         read("W1 warm", "w1", [warm_body()], numbered=False)
+        workload(
+            "W1 gzip",
+            [
+                Target("gateway", gateway, graphql_load([warm_body()], numbered=False, gzip=True)),
+                Target(
+                    "bytes floor",
+                    floor,
+                    floor_load("/bytes/w1-gzip", [warm_body()], numbered=False),
+                ),
+            ],
+        )
         read("W1 cold", "w1", cold_bodies(), numbered=True)
         read("W2 page", "w2", prepared["w2"], numbered=True)
         read("W3", "w3", prepared["w3"], numbered=True)

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from gateway.auth import KeyRing, key_digest, new_key
+from gateway.compression import Compress
 from gateway.cors import LOOPBACK_ORIGINS, ExplainedCORS
 from gateway.explorer import EXPLORER_DIR, explorer_page, log_not_built
 from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
@@ -328,6 +329,8 @@ def create_app(
 def _middleware(settings: Settings, metrics: Metrics) -> list[Middleware]:
     """Outermost first: every request is observed, even one refused for its Host."""
     middleware = [Middleware(ObserveRequests, metrics=metrics)]
+    if settings.compression:
+        middleware.append(Middleware(Compress, minimum=settings.compress_min_bytes))
     if settings.demo:
         hint = "the demo answers to localhost, 127.0.0.1 and [::1] only"
         middleware.append(Middleware(AllowedHosts, hosts=LOOPBACK_HOSTS, hint=hint))

@@ -54,6 +54,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
+from gateway.compression import ENCODING_KEY, with_vary
 from gateway.deadlines import Deadlines
 from gateway.errors import BadUserInput, RateLimited, TalkgateError
 from gateway.execution import FastExecutionContext
@@ -835,7 +836,7 @@ class GraphQLEndpoint:
         if found is not None:
             # Served, like an execution: counted with the operations.
             self.metrics.count_operation(operation_name, "query", "ok")
-            await self._answer_cached(found, method, conditional, send)
+            await self._answer_cached(found, method, conditional, send, scope.get(ENCODING_KEY))
             return
         keeping = self._keeping(scope, send, responses, (key, generation), conditional)
         await self._execute(scope, receive, keeping, decoded)
@@ -872,19 +873,40 @@ class GraphQLEndpoint:
         return key, name or analysis.operation_name
 
     async def _answer_cached(
-        self, found: CachedResponse, method: str, conditional: str | None, send: Send
+        self,
+        found: CachedResponse,
+        method: str,
+        conditional: str | None,
+        send: Send,
+        codec: str | None,
     ) -> None:
-        headers = self._validators(found.etag) if method == "GET" else []
-        if method == "GET" and matches(conditional, found.etag):
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
+        """A cached answer: in the form `codec` names (gateway.compression) when it is
+        large enough to be compressed, kept with the answer so each form is made once."""
+        body = found.body
+        encoded = codec is not None and len(body) >= self.settings.compress_min_bytes
+        if encoded:
+            assert codec is not None
+            body = found.encoded(codec)
+        if method == "GET":
+            # Each form is its own representation, with its own tag.
+            etag = found.etag if not encoded else f'{found.etag[:-1]}-{codec}"'
+            headers = self._validators(etag)
+            if matches(conditional, etag):
+                await send({"type": "http.response.start", "status": 304, "headers": headers})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        else:
+            headers = []
         headers += [
             (b"content-type", b"application/json"),
-            (b"content-length", str(len(found.body)).encode()),
+            (b"content-length", str(len(body)).encode()),
         ]
+        if encoded:
+            assert codec is not None
+            headers = with_vary(headers, b"Accept-Encoding")
+            headers.append((b"content-encoding", codec.encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": found.body})
+        await send({"type": "http.response.body", "body": body})
 
     def _keeping(
         self,
@@ -917,7 +939,9 @@ class GraphQLEndpoint:
                 return
             # Sent as a hit is: the same headers, and a 304 when the tag still matches.
             kept = await responses.put(*entry, body)
-            await self._answer_cached(kept, scope["method"], conditional, send)
+            await self._answer_cached(
+                kept, scope["method"], conditional, send, scope.get(ENCODING_KEY)
+            )
 
         return keeping
 

@@ -35,6 +35,7 @@ from graphql import (
     visit,
 )
 
+from gateway.compression import encode
 from gateway.limits import QueryLimits
 from gateway.parsing import parse_document, text_digest
 
@@ -57,17 +58,28 @@ class CachedResponse:
     """A response body as it was sent, and its entity tag, computed when first asked for:
     only GETs carry one, and most cached answers are to POSTs."""
 
-    __slots__ = ("_etag", "body")
+    __slots__ = ("_etag", "_forms", "body")
 
     def __init__(self, body: bytes) -> None:
         self.body = body
         self._etag: str | None = None
+        self._forms: dict[str, bytes] | None = None
 
     @property
     def etag(self) -> str:
         if self._etag is None:
             self._etag = entity_tag(self.body)
         return self._etag
+
+    def encoded(self, codec: str) -> bytes:
+        """The body compressed with `codec` (gateway.compression), made on the first hit
+        that asks for it and kept with the body."""
+        if self._forms is None:
+            self._forms = {}
+        form = self._forms.get(codec)
+        if form is None:
+            form = self._forms[codec] = encode(self.body, codec)
+        return form
 
 
 class SharedUnavailable(Exception):

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     response_cache_mb: int = Field(default=64, ge=0)
     response_cache_ttl_s: float = Field(default=300.0, gt=0)
     response_cache_control: str = "private, no-cache"
+    # Answers of at least this many bytes are compressed for a client that asks (gzip, br);
+    # 0 compresses every answer, and `compression = false` none.
+    compression: bool = True
+    compress_min_bytes: int = Field(default=1024, ge=0)
     # Decoded documents of stored rows, reused while a row's stored text is unchanged.
     doc_cache_mb: int = Field(default=32, ge=0)
     persisted_queries_file: Path | None = None
