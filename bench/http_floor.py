@@ -42,7 +42,7 @@ fields; W3 20 talks, each with `histories(first: 50)` (3 messages each here: the
 payload (gateway/demo/talk_114603.json, distinct ids) against the floor's read-the-body
 route; and `talkgate ingest` of an NDJSON file into an empty store (rows/s, and the peak RSS
 of that process with its worker processes, polled from /proc), against a floor process that
-reads and parses the same file with orjson. """
+reads and parses the same file with orjson."""
 
 from __future__ import annotations
 
