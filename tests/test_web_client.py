@@ -1,0 +1,82 @@
+"""The partner guide's web-client example (docs/examples/web-client), run as a partner would:
+GraphQL Code Generator makes TypeScript types from schema.graphql that compile with the code
+using them, and Apollo Client's cache, with the guide's type policies, merges two pages of
+talks from a live demo into one list. Node packages come from the example's lock file
+(`npm ci`, which .ci/run runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from subprocess import PIPE
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from tests.backends import unavailable
+from tests.conftest import live_server, make_settings
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "web-client"
+
+
+@pytest.fixture(scope="module")
+def npm() -> str:
+    found = shutil.which("npm")
+    if found is None or shutil.which("node") is None:
+        unavailable("node and npm are needed to run docs/examples/web-client")
+    if not (EXAMPLE / "node_modules" / ".package-lock.json").is_file():
+        unavailable(f"the example's packages are not installed: cd {EXAMPLE} && npm ci")
+    return found
+
+
+def run(npm: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - npm on the example's own scripts
+        [npm, "run", "--silent", *args],
+        cwd=EXAMPLE,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_codegen_types_the_operations_and_they_compile(npm: str) -> None:
+    made = run(npm, "codegen")
+    assert made.returncode == 0, made.stdout + made.stderr
+    generated = (EXAMPLE / "src" / "generated" / "graphql.ts").read_text()
+    # The schema's own names and nullability, as partners meet them.
+    assert "export type TalkPageQuery = { talks: { totalCount: number" in generated
+    assert "status: TalkStatus" in generated
+    assert "| 'FINISHED'" in generated
+    checked = run(npm, "typecheck")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_apollo_merges_two_pages_of_talks_into_one_list(tmp_path: Path, npm: str) -> None:
+    node = shutil.which("node")
+    assert node is not None
+    app = create_app(make_settings(tmp_path, demo=True, api_keys=()))
+    async with live_server(app) as address:
+        url = f"http://{address}/graphql"
+        key = app.state.demo_key
+        async with httpx.AsyncClient() as http:
+            direct = await http.post(
+                url,
+                json={"query": "{ talks(first: 10) { edges { node { id } } } }"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        ten = [e["node"]["id"] for e in direct.json()["data"]["talks"]["edges"]]
+        # The server answers on this loop: node runs beside it, not blocking it.
+        done = await asyncio.create_subprocess_exec(
+            node, "pages.mjs", url, key, cwd=EXAMPLE, stdout=PIPE, stderr=PIPE
+        )
+        out, err = await asyncio.wait_for(done.communicate(), 60)
+    assert done.returncode == 0, err.decode()
+    merged = json.loads(out.decode().strip().splitlines()[-1])
+    assert merged == {"totalCount": 40, "ids": ten, "hasNextPage": True}
