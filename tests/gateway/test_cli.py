@@ -206,6 +206,60 @@ def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         process.wait(timeout=30)
 
 
+def _demo_talks(tmp_path: Path, *flags: str) -> int:
+    """How many talks `talkgate serve --demo [flags]` answers in cli.db; then it is stopped."""
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "gateway.cli", "serve", "--demo", *flags, "--port", str(port)],
+        cwd=tmp_path,
+        env=env_for(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "serve --demo stopped"
+            assert time.monotonic() < deadline, "serve --demo did not start"
+            time.sleep(0.1)
+        answer = httpx.post(f"{base}/graphql", json={"query": "{ talks { totalCount } }"})
+        return int(answer.json()["data"]["talks"]["totalCount"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_second_demo_keeps_the_first_ones_writes_and_reset_starts_again(tmp_path: Path) -> None:
+    path = tmp_path / "extra.json"
+    path.write_bytes(orjson.dumps(talk(11)))
+    assert talkgate(tmp_path, "ingest", str(path)).returncode == 0
+    assert _demo_talks(tmp_path) == 41  # the samples again (duplicates) and the talk kept
+    assert _demo_talks(tmp_path, "--reset") == 40
+    assert _demo_talks(tmp_path) == 40
+
+
+def test_reset_refuses_a_store_that_is_not_sqlite_and_a_serve_without_demo(
+    tmp_path: Path,
+) -> None:
+    env = env_for(tmp_path, TALKGATE_DATABASE_URL="postgresql://demo@127.0.0.1:1/demo")
+    result = talkgate(tmp_path, "serve", "--demo", "--reset", env=env, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "not a SQLite URL" in result.stderr
+    (tmp_path / "cli.db").write_bytes(b"kept")
+    result = talkgate(tmp_path, "serve", "--reset", timeout=30)
+    assert result.returncode == 2
+    assert "--reset is for the demo" in result.stderr
+    assert (tmp_path / "cli.db").read_bytes() == b"kept"
+
+
 @pytest.mark.slow
 def test_serve_demo_answers_graphql_from_localhost_without_a_key(
     demo_server: tuple[str, Path],
