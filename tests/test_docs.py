@@ -46,17 +46,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shlex
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -85,10 +85,17 @@ def export_ndjson() -> bytes:
     return b"\n".join([*good[:2], orjson.dumps({"customer_id": 1}), good[2]]) + b"\n"
 
 
-# Files the guides' commands name, made in the commands' working directory.
+def manifest() -> bytes:
+    """An allow-list of one document, for the partner guide's allow-list mode."""
+    document = "{ talks(first: 1) { totalCount } }"
+    return orjson.dumps({hashlib.sha256(document.encode()).hexdigest(): document})
+
+
+# Files the guides' commands (and `<!-- demo: -->` settings) name, made in the demo's directory.
 FILES: dict[str, Callable[[], bytes]] = {
     "export.ndjson": export_ndjson,
     "talk.json": lambda: orjson.dumps(example_talk()),
+    "manifest.json": manifest,
 }
 
 
@@ -161,7 +168,7 @@ def doc_json_values(text: str) -> list[Any]:
         values.append(value)
 
 
-def differences(shown: Any, got: Any, where: str = "$") -> list[str]:
+def differences(shown: Any, got: Any, where: str) -> list[str]:
     if isinstance(shown, str) and shown.endswith(MORE):
         prefix = shown[: -len(MORE)]
         if isinstance(got, str) and got.startswith(prefix):
@@ -230,21 +237,22 @@ class Demo:
 async def demo(tmp_path: Path, settings_env: dict[str, str]) -> AsyncIterator[Demo]:
     """A fresh demo as `talkgate serve --demo` makes it, with one configured talks:read key
     (the partner guide's `TALKGATE_API_KEYS` alongside `--demo`), on a loopback port."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(tmp_path.mkdir, parents=True, exist_ok=True)
     partner_key = new_key()
     entry = ApiKeyEntry(
         name="partner", sha256=key_digest(partner_key), scopes=frozenset({"talks:read"})
     )
+    for name, make in FILES.items():
+        await asyncio.to_thread((tmp_path / name).write_bytes, make())
     overrides: dict[str, Any] = {
-        name.removeprefix("TALKGATE_").lower(): value for name, value in settings_env.items()
+        name.removeprefix("TALKGATE_").lower(): str(tmp_path / value) if value in FILES else value
+        for name, value in settings_env.items()
     }
     settings = make_settings(
         tmp_path, demo=True, api_keys=(entry,), webhook_secret=None, **overrides
     )
     app = create_app(settings)
     async with live_server(app, settings) as hostport:
-        for name, make in FILES.items():
-            (tmp_path / name).write_bytes(make())
         env = {k: v for k, v in os.environ.items() if not k.startswith("TALKGATE_")}
         env["PYTHONPATH"] = str(ROOT)
         yield Demo(f"http://{hostport}", app.state.demo_key, partner_key, tmp_path, env)
@@ -275,7 +283,8 @@ async def run_graphql(block: Block, d: Demo) -> list[Any]:
     given: dict[str, Any] = {}
     for line in block.text.splitlines():
         if line.startswith("# variables:"):
-            given.update(json.loads(line.removeprefix("# variables:")))
+            text = line.removeprefix("# variables:").strip()
+            given.update(json.JSONDecoder().raw_decode(text)[0])
     answers = []
     async with httpx.AsyncClient(timeout=30) as client:
         for operation, names in operations(code):
@@ -387,18 +396,15 @@ async def run_sh(block: Block, d: Demo) -> list[tuple[list[str], Answer]]:
         old.unlink()
     env = {**d.env, "TALKGATE_KEY": d.partner_key, "__TG_DIR": str(scratch)}
     script = CURL_STUB + d.local(block.text).replace("tgk_...", d.partner_key)
-    subprocess.run(  # noqa: S603 - bash reading the guide's own block
-        ["bash", "-euc", script],  # noqa: S607
-        env=env,
-        cwd=d.workdir,
-        check=True,
-        stdin=subprocess.DEVNULL,
-        timeout=30,
+    bash = await asyncio.create_subprocess_exec(
+        "bash", "-euc", script, env=env, cwd=d.workdir, stdin=asyncio.subprocess.DEVNULL
     )
+    assert await asyncio.wait_for(bash.wait(), 30) == 0, f"{block.path}:{block.line}: bash failed"
     results = []
-    commands = curl_commands(block.text)
+    shown = [c.shown for c in curl_commands(block.text)]
+    runs = len(list(scratch.glob("curl.*.argv")))
     async with httpx.AsyncClient(timeout=30) as client:
-        for n, command in enumerate(commands):
+        for n in range(runs):
             argv = (scratch / f"curl.{n}.argv").read_bytes().split(b"\0")[:-1]
             stdin_file = scratch / f"curl.{n}.stdin"
             stdin = stdin_file.read_bytes() if stdin_file.exists() else None
@@ -407,7 +413,7 @@ async def run_sh(block: Block, d: Demo) -> list[tuple[list[str], Answer]]:
             answer = Answer(
                 response.status_code, response.reason_phrase, response.headers, response.text
             )
-            results.append((command.shown, answer))
+            results.append((shown[n] if n < len(shown) else [], answer))
     return results
 
 
@@ -423,14 +429,15 @@ def answer_differences(shown: list[str], answer: Answer, d: Demo, what: str) -> 
         elif re.match(r"^[a-z-]+: ", line) and not body_lines:
             name, _, value = line.partition(": ")
             if answer.headers.get(name) != value:
-                problems.append(f"{what}: header {name}: shown {value}, got {answer.headers}")
+                got_value = answer.headers.get(name)
+                problems.append(f"{what}: header {name}: shown {value!r}, got {got_value!r}")
         else:
             body_lines.append(line)
     if body_lines:
         if answer.body and answer.body.lstrip()[:1] in "{[":
             shown_values = doc_json_values("\n".join(body_lines))
             got = normal(got_json(answer.body, d))
-            problems += differences(normal(shown_values[0]), got, what)
+            problems += differences(normal(shown_values[0]), got, f"{what} $")
         else:
             problems += text_differences(body_lines, [answer.body], what)
     return problems
@@ -557,7 +564,7 @@ def pairs(found: list[tuple[Block, str]]) -> Iterator[tuple[Block, Block | None,
         following = found[n + 1] if n + 1 < len(found) else None
         if block.marker and block.marker.startswith("not compared"):
             reason = block.marker.partition(":")[2].strip()
-            assert reason, f"{path}:{block.line}: a block opts out only with a reason"
+            assert reason, f"{block.path}:{block.line}: a block opts out only with a reason"
             yield block, None, reason
         elif block.lang in REQUESTS and following and not following[1].strip():
             yield block, following[0], None
@@ -577,7 +584,8 @@ async def check(pair: tuple[Block, Block | None, str | None], d: Demo) -> list[s
     if block.lang == "text":
         return await run_commands(block, d)
     if block.lang in ("python", "js"):
-        assert output is not None and output.lang == "text", what
+        assert output is not None, what
+        assert output.lang == "text", what
         d.scripts[block.lang] = block.text
         return await run_commands(output, d)
     if block.lang == "graphql":
@@ -589,7 +597,7 @@ async def check(pair: tuple[Block, Block | None, str | None], d: Demo) -> list[s
         return [
             p
             for s, g in zip(shown, got, strict=True)
-            for p in differences(normal(s), normal(g), what)
+            for p in differences(normal(s), normal(g), f"{what} $")
         ]
     assert block.lang == "sh", what
     problems = []
@@ -600,7 +608,7 @@ async def check(pair: tuple[Block, Block | None, str | None], d: Demo) -> list[s
             if len(shown_values) != len(answers):
                 return [f"{what}: {len(shown_values)} answers shown for {len(answers)} requests"]
             for value, (_, answer) in zip(shown_values, answers, strict=True):
-                problems += differences(normal(value), normal(got_json(answer.body, d)), what)
+                problems += differences(normal(value), normal(got_json(answer.body, d)), f"{what} $")
         else:
             for _, answer in answers[:-1]:
                 assert answer.status == 200, f"{what}: {answer.status} {answer.body}"
