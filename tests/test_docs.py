@@ -158,7 +158,8 @@ def doc_json_values(text: str) -> list[Any]:
     """The JSON values of a shown block, bare `...` read as the string "..."."""
     quoted = re.sub(r'("(?:[^"\\]|\\.)*")|\.\.\.', lambda m: m.group(1) or '"..."', text)
     decoder = json.JSONDecoder()
-    values, at = [], 0
+    values: list[Any] = []
+    at = 0
     while True:
         while at < len(quoted) and quoted[at].isspace():
             at += 1
@@ -420,7 +421,7 @@ async def run_sh(block: Block, d: Demo) -> list[tuple[list[str], Answer]]:
 def answer_differences(shown: list[str], answer: Answer, d: Demo, what: str) -> list[str]:
     """An answer against its comment lines: the status line and headers shown, the body."""
     problems = []
-    body_lines = []
+    body_lines: list[str] = []
     for line in shown:
         if line.startswith("HTTP/"):
             got = f"HTTP/1.1 {answer.status} {answer.reason}"
@@ -495,7 +496,7 @@ async def run_one(
         raise AssertionError(f"the docs test does not run {program}")
     env = {**env, "TALKGATE_URL": f"{d.base}/graphql", "TALKGATE_KEY": d.partner_key}
     if program == "talkgate" and words[1:2] == ["serve"]:
-        return 0, await first_lines(argv, env, shown, d)
+        return await first_lines(argv, env, shown, d)
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=d.workdir,
@@ -508,7 +509,9 @@ async def run_one(
     return process.returncode, d.back(out.decode()).splitlines()
 
 
-async def first_lines(argv: list[str], env: dict[str, str], count: int, d: Demo) -> list[str]:
+async def first_lines(
+    argv: list[str], env: dict[str, str], count: int, d: Demo
+) -> tuple[int, list[str]]:
     """`talkgate serve`'s first `count` lines on stderr (the demo's banner, or its refusal),
     on a free port in a directory of its own; then it is stopped."""
     where = d.workdir / f"serve{len(list(d.workdir.glob('serve*')))}"
@@ -524,17 +527,19 @@ async def first_lines(argv: list[str], env: dict[str, str], count: int, d: Demo)
     )
     assert process.stderr is not None
     got: list[str] = []
+    status = 0  # still serving when stopped
     try:
         while len(got) < count:
             line = await asyncio.wait_for(process.stderr.readline(), 30)
             if not line:
+                status = await process.wait()  # it stopped by itself
                 break
             got.append(line.decode().rstrip("\n"))
     finally:
         if process.returncode is None:
             process.terminate()
         await process.wait()
-    return got
+    return status, got
 
 
 # -- WebSocket exchanges --------------------------------------------------------------------
@@ -566,7 +571,12 @@ def pairs(found: list[tuple[Block, str]]) -> Iterator[tuple[Block, Block | None,
             reason = block.marker.partition(":")[2].strip()
             assert reason, f"{block.path}:{block.line}: a block opts out only with a reason"
             yield block, None, reason
-        elif block.lang in REQUESTS and following and not following[1].strip():
+        elif (
+            block.lang in REQUESTS
+            and following
+            and following[0].lang in ("json", "text")
+            and not following[1].strip()
+        ):
             yield block, following[0], None
         elif block.lang == "text" and block.text.startswith(("$ ", "> ")):
             if n and found[n - 1][0].lang in REQUESTS and not between.strip():
@@ -608,7 +618,8 @@ async def check(pair: tuple[Block, Block | None, str | None], d: Demo) -> list[s
             if len(shown_values) != len(answers):
                 return [f"{what}: {len(shown_values)} answers shown for {len(answers)} requests"]
             for value, (_, answer) in zip(shown_values, answers, strict=True):
-                problems += differences(normal(value), normal(got_json(answer.body, d)), f"{what} $")
+                got = normal(got_json(answer.body, d))
+                problems += differences(normal(value), got, f"{what} $")
         else:
             for _, answer in answers[:-1]:
                 assert answer.status == 200, f"{what}: {answer.status} {answer.body}"
