@@ -1,45 +1,49 @@
 """The guides are tested: every request in README.md, docs/partner-guide.md and
 docs/operator-guide.md that shows its output is run against a fresh demo, and the output shown
-is compared with the output got. A drifting doc fails here.
+is compared with the output got. A drifting doc fails here. Each guide gets its own fresh demo
+and its blocks run in the guide's order (what one example writes, the next may read).
 
 How a guide's blocks are read (one mechanism for all three files):
 
-- A request block followed by an output block (nothing but blank lines between them) is a
-  pair. Request blocks: ```graphql (each operation of the block is POSTed to /graphql with
-  the demo key, in order; a line `# variables: {...}` gives the variables of every operation
-  that declares them, `"<session>"` standing for the `session` of the latest answer), ```sh
-  (each `curl` command), ```python and ```js (scripts, run by the `$ python NAME.py` /
-  `$ node NAME.mjs` line of the output block). Output blocks: ```json (one JSON value per
-  request, in order) and ```text.
+- A request block followed by an output block, nothing but blank lines between them, is a
+  pair. Requests: ```graphql (each operation of the block POSTed to /graphql with the demo
+  key, in order; a line `# variables: {...}` gives the variables of every operation that
+  declares them, `"<session>"` standing for the `session` of the latest answer), ```sh (each
+  `curl` command), ```python and ```js (scripts, run by the `$ python NAME.py` or
+  `$ node NAME.mjs` line of the output block). Outputs: ```json (one JSON value per request,
+  in order) and ```text (for curl: `HTTP/1.1 ...`, `name: value` headers, the body of the
+  last request; the ones before must answer 200).
 - In an ```sh block, the comment lines right after a `curl` command (up to a blank or other
-  line) are its output: `# {...}` the body, `# HTTP/1.1 ...` and `# name: value` the status
-  and the headers shown (others may be there too).
+  line) are its output, as above. bash makes each curl's words (quotes, `$VAR`, `$(...)`,
+  heredocs: the guides use them all, which shlex alone cannot expand): `curl` is a shell
+  function there that records them, then the request is sent with httpx. A curl shown with
+  no output must still answer 200 without `errors`.
 - A ```text block whose first line starts with `$ ` is a run of commands, each followed by
-  its output: `talkgate ...` (the CLI, as a subprocess; `talkgate serve` is read until it has
-  printed as many lines as shown, then stopped), `python NAME.py` / `node NAME.mjs` (the
-  script of the block before), `export V=X`, `V=X command`, `echo $?`. Files the commands
-  name are made by FILES below.
-- A ```text block of `>`/`<` lines is a graphql-transport-ws exchange: `>` frames are sent
-  on a WebSocket to /graphql, each `<` frame must arrive.
-- `<!-- not compared: why -->` right before a block opts it out (a reason is required).
-  `<!-- demo: TALKGATE_X=v ... -->` right before a request runs it on a fresh demo of its
-  own with those settings. Every ```json block, every ```text block and every ```sh block
-  with a `curl` command is either compared or opted out: nothing escapes silently, and the
-  counts are printed.
+  its output: `talkgate ...` (the CLI as a subprocess; `talkgate serve` on a free port, read
+  until it has printed as many lines as shown, then stopped), `python NAME.py` and
+  `node NAME.mjs` (the script of the block before), `export V=X`, `V=X command`, `echo $?`.
+  The files commands name are made by FILES below.
+- A ```text block of `>` and `<` lines is a graphql-transport-ws exchange on a WebSocket to
+  /graphql: `>` frames are sent in turn, the `<` frames after them must arrive (any order).
+- `<!-- not compared: why -->` right before a block opts it out, and needs a reason.
+  `<!-- demo: TALKGATE_X=v ... -->` right before a request runs it on a fresh demo of its own
+  with those settings (a value naming a file of FILES is that file). Every ```json and
+  ```text block, and every ```sh block whose curl shows output, is compared or opted out:
+  nothing escapes silently, and the counts and reasons are printed.
 
-Run on the demo as `talkgate serve --demo` makes it, with one configured key as the partner
-guide says to make one (`TALKGATE_API_KEYS` alongside `--demo`): `$TALKGATE_KEY` and
-`tgk_...` in commands are that key (scope talks:read); requests without a key get the demo's
-open access from this machine. The host and port of the examples are replaced by the live
-server's, in the requests and back in the answers.
+The demo is the app `talkgate serve --demo` makes, with one key configured as the partner
+guide says (`TALKGATE_API_KEYS` alongside `--demo`): `$TALKGATE_KEY` and `tgk_...` in
+commands are that key (scope talks:read); requests without a key get the demo's open access
+from this machine. The examples' http://127.0.0.1:8000 becomes the live server's address in
+the requests, and back again in the answers.
 
-Normalised before comparing, on both sides, because they depend on the run and not on the
-product: API keys (`tgk_...`), agent sessions and login tickets (random each run), request
-ids, and the times that are the clock's (`changedAt`, `expiresAt`, `fetchedAt`,
-`receivedAt`; a CLI's `in 0.1s` and `536/s`). Cursors are kept: they encode a talk's time and
-id only, so they are the same on every fresh demo. In shown output, `...` is a wildcard: a
-string ending in `...` is a prefix, a list ending in `...` a prefix of the list, a text line
-`...` any lines, and `...` inside a text line any characters.
+Normalised on both sides before comparing, because they are the run's and not the product's:
+API keys (`tgk_...`), agent sessions and login tickets (random each run), request ids, and
+the clock's times (`changedAt`, `expiresAt`, `fetchedAt`, `receivedAt`; a CLI's `in 0.1s`
+and `536/s`). Kept: cursors (they encode a talk's time and id only, the same on every fresh
+demo), ids, ETags (made from the answer). In shown output `...` is a wildcard: a string
+ending in `...` is a prefix (`"..."` any value), a list ending in `...` a prefix of the list,
+a text line `...` any lines, and `...` inside a text line any characters.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -62,11 +67,13 @@ import httpx
 import orjson
 import pytest
 from graphql import OperationDefinitionNode, parse
+from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 
 from gateway.app import create_app
 from gateway.auth import key_digest, new_key
 from gateway.demo import example_talk
+from gateway.pubsub import AGENT_STATUS, TALKS
 from gateway.settings import ApiKeyEntry
 from tests.conftest import live_server, make_settings
 from tests.factories import talk
@@ -224,6 +231,7 @@ class Demo:
     partner_key: str
     workdir: Path
     env: dict[str, str]
+    app: Starlette
     sessions: list[str] = field(default_factory=list)
     scripts: dict[str, str] = field(default_factory=dict)
 
@@ -256,7 +264,7 @@ async def demo(tmp_path: Path, settings_env: dict[str, str]) -> AsyncIterator[De
     async with live_server(app, settings) as hostport:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TALKGATE_")}
         env["PYTHONPATH"] = str(ROOT)
-        yield Demo(f"http://{hostport}", app.state.demo_key, partner_key, tmp_path, env)
+        yield Demo(f"http://{hostport}", app.state.demo_key, partner_key, tmp_path, env, app)
 
 
 # -- running requests -----------------------------------------------------------------------
@@ -490,6 +498,7 @@ async def run_one(
         (d.workdir / words[1]).write_text(d.local(d.scripts["python"]))
         argv = [sys.executable, *words[1:]]
     elif program == "node":
+        assert shutil.which("node"), "the partner guide's JS example needs Node 18+ on PATH"
         (d.workdir / words[1]).write_text(d.scripts["js"])
         argv = ["node", *words[1:]]
     else:
@@ -545,18 +554,42 @@ async def first_lines(
 # -- WebSocket exchanges --------------------------------------------------------------------
 
 
+def listening(d: Demo) -> int:
+    return sum(d.app.state.fanout.subscribers(topic) for topic in (AGENT_STATUS, TALKS))
+
+
 async def run_frames(block: Block, d: Demo) -> list[str]:
+    """Each `>` frame sent in turn (after a subscription's, until the server listens: what
+    a client sends next may be what the subscription reports), then the `<` frames shown
+    after it must arrive, in any order (a mutation's answer and the event it makes race)."""
     url = d.base.replace("http://", "ws://") + "/graphql"
-    problems = []
+    what = f"{block.path}:{block.line}"
+    problems: list[str] = []
+    lines = block.text.splitlines()
     async with connect(url, subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
-        for line in block.text.splitlines():
-            frame = line[2:].replace("tgk_...", d.demo_key)
-            if line.startswith("> "):
-                await socket.send(frame)
-            else:
-                got = json.loads(await asyncio.wait_for(socket.recv(), 10))
-                shown = doc_json_values(frame)[0]
-                problems += differences(normal(shown), normal(got), f"{block.path}:{block.line}")
+        i = 0
+        while i < len(lines):
+            if lines[i].startswith("> "):
+                before = listening(d)
+                await socket.send(lines[i][2:].replace("tgk_...", d.demo_key))
+                if '"query":"subscription' in lines[i]:
+                    for _ in range(1000):
+                        if listening(d) > before:
+                            break
+                        await asyncio.sleep(0.01)
+                i += 1
+                continue
+            shown = []
+            while i < len(lines) and lines[i].startswith("< "):
+                shown.append(normal(doc_json_values(lines[i][2:])[0]))
+                i += 1
+            for _ in range(len(shown)):
+                got = normal(json.loads(await asyncio.wait_for(socket.recv(), 10)))
+                match = next((s for s in shown if not differences(s, got, what)), None)
+                if match is None:
+                    problems.append(f"{what}: got the frame {got}, not one shown: {shown}")
+                else:
+                    shown.remove(match)
     return problems
 
 
@@ -582,7 +615,7 @@ def pairs(found: list[tuple[Block, str]]) -> Iterator[tuple[Block, Block | None,
             if n and found[n - 1][0].lang in REQUESTS and not between.strip():
                 continue  # the output of the block before
             yield block, None, None
-        elif block.lang == "sh" and must_be_compared(block):
+        elif block.lang == "sh" and curl_commands(block.text):
             yield block, None, None
 
 
@@ -625,12 +658,13 @@ async def check(pair: tuple[Block, Block | None, str | None], d: Demo) -> list[s
                 assert answer.status == 200, f"{what}: {answer.status} {answer.body}"
             problems += answer_differences(output.text.splitlines(), answers[-1][1], d, what)
         return problems
-    shown_any = False
     for shown, answer in answers:
         if shown:
-            shown_any = True
             problems += answer_differences(shown, answer, d, what)
-    assert shown_any, f"{what}: a curl block shows no output: show it, or opt it out"
+        elif answer.status != 200 or '"errors"' in answer.body:  # shown without its output
+            problems.append(
+                f"{what}: a request shown without output got {answer.status} {answer.body}"
+            )
     return problems
 
 
