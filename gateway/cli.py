@@ -72,6 +72,8 @@ def serve(args: argparse.Namespace) -> None:
         _fail(
             f"--demo opens access without keys: it listens on localhost only, not {settings.host}"
         )
+    if args.reset:
+        _reset_demo(settings)
     if not settings.demo and not settings.api_keys:
         _fail(
             "no API keys configured: set TALKGATE_API_KEYS (make one with 'talkgate keys new'),"
@@ -112,6 +114,28 @@ def serve(args: argparse.Namespace) -> None:
         server.run(sockets=[sock])
     if not server.started:
         raise SystemExit(3)  # uvicorn's exit status for a start-up failure
+
+
+def _reset_demo(settings: Settings) -> None:
+    """`serve --demo --reset`: delete the demo's SQLite file (and its journal files), so the
+    demo starts again from its sample talks alone. Only for the demo, only for SQLite."""
+    from gateway.storage.sqlite import sqlite_path
+
+    if not settings.demo:
+        _fail("--reset is for the demo: it deletes the demo's store (use it with --demo)")
+    if not settings.database_url.startswith("sqlite:///"):
+        _fail(
+            "--reset deletes the demo's SQLite file, and TALKGATE_DATABASE_URL is not a SQLite"
+            " URL: empty that store yourself, or name a sqlite:/// file for the demo"
+        )
+    path = Path(sqlite_path(settings.database_url))
+    if path.is_dir():
+        _fail(f"--reset: the SQLite path {path} is a directory, not the demo's file")
+    for name in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
+        try:
+            name.unlink(missing_ok=True)
+        except OSError as exc:
+            _fail(f"--reset cannot delete {name} ({exc.strerror or exc}): delete it yourself")
 
 
 def _ready_to_serve(settings: Settings, debug: bool) -> socket.socket:
@@ -468,6 +492,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("serve", help="run the gateway")
     p.add_argument("--demo", action="store_true", help="sample talks, open access on localhost")
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="with --demo: delete the demo's SQLite file first, so it starts from the samples only",
+    )
     p.add_argument("--host", default=None, help="overrides TALKGATE_HOST")
     p.add_argument("--port", type=int, default=None, help="overrides TALKGATE_PORT")
     p.add_argument(

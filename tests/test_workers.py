@@ -645,5 +645,5 @@ def test_serve_help_and_the_readme_say_what_needs_redis_with_several_workers(
     assert "TALKGATE_REDIS_URL" in usage
     assert "own rate limits" in usage
     readme = (ROOT / "README.md").read_text()
-    assert "`talkgate serve [--demo] [--host H] [--port P] [--workers N]`" in readme
+    assert "`talkgate serve [--demo [--reset]] [--host H] [--port P] [--workers N]`" in readme
     assert "## Several workers on one machine" in readme

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -204,6 +205,92 @@ def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _demo_answer(
+    tmp_path: Path,
+    query: str,
+    *flags: str,
+    env: dict[str, str] | None = None,
+    key: str | None = None,
+) -> dict[str, Any]:
+    """What `talkgate serve --demo [flags]` (on cli.db) answers to `query`; then it stops."""
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "gateway.cli", "serve", "--demo", *flags, "--port", str(port)],
+        cwd=tmp_path,
+        env=env or env_for(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "serve --demo stopped"
+            assert time.monotonic() < deadline, "serve --demo did not start"
+            time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        answer = httpx.post(f"{base}/graphql", json={"query": query}, headers=headers)
+        body: dict[str, Any] = answer.json()
+        return body
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _demo_talks(tmp_path: Path, *flags: str) -> int:
+    """How many talks `talkgate serve --demo [flags]` answers in cli.db."""
+    answer = _demo_answer(tmp_path, "{ talks { totalCount } }", *flags)
+    return int(answer["data"]["talks"]["totalCount"])
+
+
+@pytest.mark.slow
+def test_the_demo_checks_a_configured_key_with_fewer_scopes(tmp_path: Path) -> None:
+    """The partner guide's "Trying it on the demo": a key from `keys new`, its entry in
+    TALKGATE_API_KEYS alongside --demo, gets FORBIDDEN where the demo's open access does not."""
+    made = talkgate(tmp_path, "keys", "new", "--name", "partner", "--scopes", "talks:read")
+    assert made.returncode == 0, made.stderr
+    key = re.search(r"^key \(shown once, give it to the client\): (\S+)$", made.stdout, re.M)
+    entry = re.search(r"^entry for TALKGATE_API_KEYS: (.+)$", made.stdout, re.M)
+    assert key is not None, made.stdout
+    assert entry is not None, made.stdout
+    env = env_for(tmp_path, TALKGATE_API_KEYS=f"[{entry.group(1)}]")
+    query = '{ talk(id: "200001") { customer { name documentNumber } } }'
+    limited = _demo_answer(tmp_path, query, env=env, key=key.group(1))
+    assert limited["data"]["talk"]["customer"] == {"name": "MARIA SILVA", "documentNumber": None}
+    assert [e["extensions"]["code"] for e in limited["errors"]] == ["FORBIDDEN"]
+    assert "errors" not in _demo_answer(tmp_path, query, env=env)
+
+
+@pytest.mark.slow
+def test_a_second_demo_keeps_the_first_ones_writes_and_reset_starts_again(tmp_path: Path) -> None:
+    path = tmp_path / "extra.json"
+    path.write_bytes(orjson.dumps(talk(11)))
+    assert talkgate(tmp_path, "ingest", str(path)).returncode == 0
+    assert _demo_talks(tmp_path) == 41  # the samples again (duplicates) and the talk kept
+    assert _demo_talks(tmp_path, "--reset") == 40
+    assert _demo_talks(tmp_path) == 40
+
+
+def test_reset_refuses_a_store_that_is_not_sqlite_and_a_serve_without_demo(
+    tmp_path: Path,
+) -> None:
+    env = env_for(tmp_path, TALKGATE_DATABASE_URL="postgresql://demo@127.0.0.1:1/demo")
+    result = talkgate(tmp_path, "serve", "--demo", "--reset", env=env, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "not a SQLite URL" in result.stderr
+    (tmp_path / "cli.db").write_bytes(b"kept")
+    result = talkgate(tmp_path, "serve", "--reset", timeout=30)
+    assert result.returncode == 2
+    assert "--reset is for the demo" in result.stderr
+    assert (tmp_path / "cli.db").read_bytes() == b"kept"
 
 
 @pytest.mark.slow
