@@ -29,7 +29,11 @@ def page_request(first: int, after: str | None) -> PageRequest:
 def connection(
     page: Page, node: Callable[[Doc], T], count: Callable[[], Awaitable[int]]
 ) -> Connection[T]:
-    edges, page_info = connection_parts(page.kind, page.keys, map(node, page.docs), page.has_next)
+    """The connection of a store page, `node` making each item from its document (all at
+    once when it is a `schema.types.OncePerDocument`)."""
+    many = getattr(node, "many", None)
+    nodes = map(node, page.docs) if many is None else many(page.docs)
+    edges, page_info = connection_parts(page.kind, page.keys, nodes, page.has_next)
     return Connection(edges=edges, page_info=page_info, count=count)
 
 
