@@ -90,11 +90,12 @@ from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import PermissionExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
-from strawberry.types.arguments import convert_argument
+from strawberry.types.arguments import InputContext, convert_argument
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
+from strawberry.types.unset import UNSET
 
-from schema.conversion import unchanged
+from schema.conversion import built_by_hook, unchanged
 from schema.loaded import LoadedBy, loaded_by_of
 from schema.permissions import HasScope, scope_checks
 
@@ -236,6 +237,16 @@ def _inline(named: GraphQLOutputType) -> tuple[str, str | None] | None:
     return _INLINE.get(named)
 
 
+def _read(source: str, attr: str, name: str, namespace: dict[str, Any]) -> str:
+    """The expression reading `attr` off `source`: `source.attr` when that is the same
+    lookup as getattr's (a plain identifier), else getattr with the name in `namespace`
+    as A<name>."""
+    namespace[f"A{name}"] = attr
+    if attr.isidentifier() and not keyword.iskeyword(attr) and not attr.startswith("__"):
+        return f"{source}.{attr}"
+    return f"getattr({source}, A{name})"
+
+
 def _leaf_lines(
     name: str,
     source: str,
@@ -251,12 +262,7 @@ def _leaf_lines(
     `missed` where that coercion refuses it. The coercion and the attribute's name go in
     `namespace` as C<name> and A<name>."""
     namespace[f"C{name}"] = coerce
-    namespace[f"A{name}"] = attr
-    read = (
-        f"{source}.{attr}"
-        if attr.isidentifier() and not keyword.iskeyword(attr) and not attr.startswith("__")
-        else f"getattr({source}, A{name})"
-    )
+    read = _read(source, attr, name, namespace)
     named = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
     inline = _inline(named)
     if inline is None:
@@ -424,9 +430,8 @@ def _write_fields(
             lines.append(f"{pad}{res}[{response_name!r}] = {shape[0]!r}")
         elif kind == _OBJECT:
             child = f"s{depth + 1}"
-            namespace[f"A{name}"] = attr
             lines += [
-                f"{pad}{child} = getattr({src}, A{name})",
+                f"{pad}{child} = {_read(src, attr, name, namespace)}",
                 f"{pad}if {child} is None or {child} is Undefined:",
             ]
             if isinstance(field_type, GraphQLNonNull):
@@ -442,10 +447,9 @@ def _write_fields(
         else:  # _LOAD
             loader, key_attr = nested[2]
             child = f"s{depth + 1}"
-            namespace[f"A{name}"] = key_attr
             namespace[f"L{name}"] = loader
             lines += [
-                f"{pad}{child} = getattr({src}, A{name})",
+                f"{pad}{child} = {_read(src, key_attr, name, namespace)}",
                 f"{pad}if {child} is None:",
                 f"{pad}    {res}[{response_name!r}] = None",
                 f"{pad}else:",
@@ -580,6 +584,13 @@ _DIRECT_CALLS: dict[int, tuple[GraphQLSchema, dict[Callable[..., Any], _Direct]]
 _DIRECT_SCHEMAS_KEPT: Final = 16
 
 
+# How a direct call converts an argument: not at all (scalars, enum members), through its
+# input class's `from_input` hook as convert_argument would, or by convert_argument.
+_GIVEN: Final = 0
+_HOOKED: Final = 1
+_CONVERTED: Final = 2
+
+
 def _direct_calls(schema: GraphQLSchema) -> dict[Callable[..., Any], _Direct]:
     """The direct calls of `schema`'s resolvers (none when its strawberry schema has
     exception handlers, which strawberry's wrapper would run)."""
@@ -605,8 +616,9 @@ def _direct_calls(schema: GraphQLSchema) -> dict[Callable[..., Any], _Direct]:
 def _direct_call(strawberry_schema: Any, field_def: GraphQLField) -> _Direct | None:
     """What strawberry's wrapper of an async resolver does for a caller its scope checks let
     through, without the wrapper: the resolver's Info, its arguments converted (scalars and
-    enum members handed over as they are, anything else by strawberry's convert_argument,
-    as its own conversion does), and the resolver's coroutine, which graphql-core awaits.
+    enum members handed over as they are, an input with its own `from_input` hook built by
+    it, anything else by strawberry's convert_argument: what strawberry's conversion does),
+    and the resolver's coroutine, which graphql-core awaits.
 
     Only for a field whose wrapper would do no more: an async resolver (not a subscription's)
     of a plain StrawberryField, with no extension but a `schema.permissions.needs` check
@@ -633,15 +645,19 @@ def _direct_call(strawberry_schema: Any, field_def: GraphQLField) -> _Direct | N
     config = strawberry_schema.config
     registry = strawberry_schema.schema_converter.scalar_registry
     info_class = config.info_class
-    # graphql-core's name, the resolver's, and the type when the value needs converting.
-    plan = [
-        (
-            config.name_converter.from_argument(argument),
-            argument.python_name,
-            None if unchanged(argument.type, registry) else argument.type,
+    # graphql-core's name, the resolver's, how the value is converted, and its type.
+    plan: list[tuple[str, str, int, Any]] = []
+    for argument in field.arguments:
+        hooked = built_by_hook(argument.type, registry)
+        how = _GIVEN if unchanged(argument.type, registry) else _CONVERTED
+        plan.append(
+            (
+                config.name_converter.from_argument(argument),
+                argument.python_name,
+                how if hooked is None else _HOOKED,
+                argument.type if hooked is None else hooked,
+            )
         )
-        for argument in field.arguments
-    ]
     func = resolver.wrapped_func
     takes_self = resolver.self_parameter is not None
     sources = tuple(
@@ -654,20 +670,27 @@ def _direct_call(strawberry_schema: Any, field_def: GraphQLField) -> _Direct | N
     def call(source: Any, info: GraphQLResolveInfo[Any], **given: Any) -> Any:
         strawberry_info = info_class(_raw_info=info, _field=field)
         arguments: dict[str, Any] = {}
-        for graphql_name, python_name, argument_type in plan:
-            if graphql_name in given:
-                value = given[graphql_name]
-                arguments[python_name] = (
-                    value
-                    if argument_type is None
-                    else convert_argument(
-                        value,
-                        argument_type,
-                        registry,
-                        config,
-                        strawberry_info,
+        for graphql_name, python_name, how, argument_type in plan:
+            if graphql_name not in given:
+                continue
+            value = given[graphql_name]
+            if how == _GIVEN or (how == _HOOKED and (value is None or value is UNSET)):
+                arguments[python_name] = value
+            elif how == _HOOKED:
+                definition = argument_type.__strawberry_definition__
+                arguments[python_name] = definition.from_input(
+                    argument_type,
+                    value,
+                    InputContext(
+                        info=strawberry_info,
+                        config=config,
+                        scalar_registry=registry,
                         path=(graphql_name,),
-                    )
+                    ),
+                )
+            else:
+                arguments[python_name] = convert_argument(
+                    value, argument_type, registry, config, strawberry_info, path=(graphql_name,)
                 )
         for name in sources:
             arguments[name] = source
@@ -713,10 +736,11 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         # Middleware wraps every resolver, plain ones included: then nothing is plain.
         self.fast = manager is None or not manager.middlewares
+        granted = self.granted()
         if self.fast:
             calls = _direct_calls(self.schema)
             if calls:
-                self.middleware_manager = _DirectCalls(calls, self.granted() or frozenset())
+                self.middleware_manager = _DirectCalls(calls, granted or frozenset())
         # Values completed by the fast path (tests check that it keeps being used).
         self.fast_values = 0
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, list[_Entry]]]
@@ -739,7 +763,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         short = source is not None and len(source.body) <= _SHARED_TEXT
         if self.fast and short and _SHARED_PLANS.static(self.operation, self.fragments):
             loaders = getattr(self.context_value, "loaders", None)
-            self._shared = (id(self.schema), self.granted(), type(loaders), self.is_awaitable)
+            self._shared = (id(self.schema), granted, type(loaders), self.is_awaitable)
 
     def build_per_event_executor(self, payload: Any) -> FastExecutionContext:
         executor = super().build_per_event_executor(payload)

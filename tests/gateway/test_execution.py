@@ -57,6 +57,7 @@ from gateway.storage import TalkStore
 from gateway.storage.protocol import StoreUnavailable
 from gateway.storage.records import Doc
 from resolvers.context import RequestContext, Services
+from schema.inputs import built_directly
 from schema.loaded import loaded_by
 from schema.permissions import HasScope
 from schema.scalars import SCALARS, UtcDateTime
@@ -1277,6 +1278,7 @@ ROOT_DOCUMENTS = [
     " { edges { node { id status } } pageInfo { hasNextPage endCursor } } }",
     '{ talks(filter: {customerId: "not a number"}) { edges { node { id } } } }',
     "{ talks(first: 101) { edges { node { id } } } }",
+    "{ talks(first: 1, filter: null) { edges { node { id } } } }",
     '{ talks(after: "garbage") { edges { node { id } } } }',
     '{ talks(orderBy: ID_DESC, filter: {text: "ol\\u00e1 mundo"}) { edges { node { id } } } }',
     '{ one: talk(id: "114603") { id } two: talk(trackingNumber: "nope") { id } }',
@@ -1326,6 +1328,14 @@ class _Span:
     shades: list[Shade] | None = None
 
 
+@built_directly
+@strawberry.input
+class _Built:
+    low: int
+    high: int | None = None
+    shade: Shade | None = None
+
+
 @strawberry.type
 class _ArgumentsQuery:
     @strawberry.field
@@ -1338,8 +1348,10 @@ class _ArgumentsQuery:
         key: strawberry.ID | None = None,
         moment: UtcDateTime | None = None,
         label: str | None = strawberry.UNSET,
+        built: _Built | None = None,
     ) -> str:
         given = {
+            "built": built,
             "self": self,
             "field": info.field_name,
             "path": info.path.as_list(),
@@ -1366,6 +1378,8 @@ ARGUMENT_DOCUMENTS = [
     "{ echo(shade: DARK, key: 7, label: null) }",
     '{ echo(moment: "2024-01-02T03:04:05Z", label: "x") a: echo(key: "k") }',
     "{ echo(spans: [{low: 1}, {low: 2, high: 3, shades: [DARK, LIGHT]}], span: {low: 0}) }",
+    "{ echo(built: {low: 1, shade: DARK}) a: echo(built: null) b: echo(built: {low: 2}) }",
+    "query Q($b: Built) { echo(built: $b) }",
     "query Q($s: [Span!], $k: ID) { echo(spans: $s, key: $k) }",
     "{ parent parent2: parent(size: 5) fails(number: 4) }",
     '{ echo(moment: "not a moment") }',
@@ -1385,7 +1399,7 @@ async def test_arguments_reach_a_resolver_called_directly_as_strawberry_converts
 
     fast, plain = one(FastExecutionContext), one(StrawberryGraphQLCoreExecutionContext)
     assert execution._direct_calls(fast._schema)  # the fast schema does call them directly
-    variables = {"s": [{"low": 5, "shades": ["DARK"]}], "k": 9}
+    variables = {"s": [{"low": 5, "shades": ["DARK"]}], "k": 9, "b": {"low": 3, "high": None}}
     results = [
         await schema.execute(document, variable_values=variables, root_value="the root")
         for schema in (fast, plain)
