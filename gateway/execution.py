@@ -453,7 +453,8 @@ def _write_fields(
                 f"{pad}if {child} is None:",
                 f"{pad}    {res}[{response_name!r}] = None",
                 f"{pad}else:",
-                f"{pad}    {child} = getattr(loaders, L{name}).peek(int({child}), MISS)",
+                f"{pad}    if type({child}) is not int: {child} = int({child})",
+                f"{pad}    {child} = getattr(loaders, L{name}).peek({child}, MISS)",
                 f"{pad}    if {child} is MISS: return -1",
                 f"{pad}    if {child} is None or {child} is Undefined:",
                 f"{pad}        {res}[{response_name!r}] = None",
@@ -1057,11 +1058,12 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         item_return_type: GraphQLOutputType = list_type.of_type
         items_nullable = not isinstance(item_return_type, GraphQLNonNull)
         is_awaitable = self.is_awaitable
+        inert_types = _INERT_TYPES
         for item in values:
             if item is None or item is Undefined:
                 if not items_nullable:
                     return _MISS
-            elif not _inert(item, is_awaitable):
+            elif type(item) not in inert_types and not _inert(item, is_awaitable):
                 return _MISS
         completed: list[Any] = []
         awaitable_indices: list[int] = []
