@@ -93,6 +93,11 @@ class ByIdLoader(Generic[T]):
         """Documents read already (with the page that needs them): their loads are done, and
         fetch nothing. A key loaded, loading or primed already keeps its object."""
         build, primed, loads = self._build, self._primed, self._loads
+        many = getattr(build, "many", None)
+        if many is not None and not primed and not loads:
+            # A page's first priming (nothing loaded or primed yet): all in one call.
+            primed.update(zip(docs, many(docs.values()), strict=True))
+            return
         for key, doc in docs.items():
             if key in primed:
                 continue

@@ -3,10 +3,17 @@ connection's selection asks for."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionNode
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLResolveInfo,
+    InlineFragmentNode,
+    SelectionNode,
+)
 from strawberry import ID, Info
 
 from gateway.errors import BadUserInput
@@ -29,7 +36,11 @@ def page_request(first: int, after: str | None) -> PageRequest:
 def connection(
     page: Page, node: Callable[[Doc], T], count: Callable[[], Awaitable[int]]
 ) -> Connection[T]:
-    edges, page_info = connection_parts(page.kind, page.keys, map(node, page.docs), page.has_next)
+    """The connection of a store page, `node` making each item from its document (all at
+    once when it is a `schema.types.OncePerDocument`)."""
+    many = getattr(node, "many", None)
+    nodes = map(node, page.docs) if many is None else many(page.docs)
+    edges, page_info = connection_parts(page.kind, page.keys, nodes, page.has_next)
     return Connection(edges=edges, page_info=page_info, count=count)
 
 
@@ -44,6 +55,12 @@ def parse_id(value: ID | str, argument: str) -> int:
     return number
 
 
+# What `selects` found, by the ids of the field nodes and the path; each entry holds its
+# nodes, so that no id is reused while it is kept.
+_SELECTED: dict[tuple[object, ...], tuple[list[FieldNode], bool]] = {}
+_SELECTED_KEPT: Final = 1024
+
+
 def selects(info: Info[Any, Any], *path: str) -> bool:
     """Whether `path` (field names, each under the one before) is selected below the field
     `info` resolves, through fragments of any kind. Directives are not read: a field that
@@ -51,8 +68,23 @@ def selects(info: Info[Any, Any], *path: str) -> bool:
 
     Read off graphql-core's nodes (strawberry's Info shows them only as `_raw_info`):
     `info.selected_fields` builds strawberry's copy of the whole selection first, which
-    was a twentieth of a cold page's cost."""
+    was a twentieth of a cold page's cost. The answer depends on the nodes alone (and the
+    fragments of their document), and a parsed document is handed out again for the same
+    text: it is worked out once for each field's nodes."""
     raw = info._raw_info
+    nodes = raw.field_nodes
+    key = (*map(id, nodes), *path)
+    known = _SELECTED.get(key)
+    if known is not None and all(map(operator.is_, known[0], nodes)):
+        return known[1]
+    found = _selects(raw, path)
+    if len(_SELECTED) >= _SELECTED_KEPT:
+        _SELECTED.clear()
+    _SELECTED[key] = (list(nodes), found)
+    return found
+
+
+def _selects(raw: GraphQLResolveInfo[Any], path: tuple[str, ...]) -> bool:
     level: list[SelectionNode] = [
         child
         for node in raw.field_nodes

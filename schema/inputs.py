@@ -8,12 +8,9 @@ from typing import Any, Final, TypeVar
 
 import strawberry
 from strawberry import ID
-from strawberry.relay import GlobalID
-from strawberry.scalars import is_scalar
 from strawberry.types.arguments import InputContext
-from strawberry.types.base import StrawberryMaybe, StrawberryOptional, has_object_definition
-from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 
+from schema.conversion import unchanged
 from schema.enums import TalkStatus
 from schema.scalars import UtcDateTime
 
@@ -57,7 +54,7 @@ def built_directly(cls: C) -> C:
                 (
                     context.config.name_converter.from_field(field),
                     field.python_name,
-                    None if _unchanged(field_type, context) else field_type,
+                    None if unchanged(field_type, context.scalar_registry) else field_type,
                 )
             )
         if len(plans) >= _PLANS_KEPT:
@@ -80,21 +77,6 @@ def built_directly(cls: C) -> C:
 
     definition.from_input = from_input
     return cls
-
-
-def _unchanged(field_type: Any, context: InputContext) -> bool:
-    """Whether strawberry's convert_argument returns any value of this type as it is."""
-    if isinstance(field_type, StrawberryMaybe):
-        return False
-    if isinstance(field_type, StrawberryOptional):
-        field_type = field_type.of_type
-    if field_type is GlobalID or has_object_definition(field_type):
-        return False
-    return (
-        is_scalar(field_type, context.scalar_registry)
-        or has_enum_definition(field_type)
-        or isinstance(field_type, StrawberryEnumDefinition)
-    )
 
 
 @built_directly

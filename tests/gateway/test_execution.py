@@ -57,7 +57,9 @@ from gateway.storage import TalkStore
 from gateway.storage.protocol import StoreUnavailable
 from gateway.storage.records import Doc
 from resolvers.context import RequestContext, Services
+from schema.inputs import built_directly
 from schema.loaded import loaded_by
+from schema.permissions import HasScope
 from schema.scalars import SCALARS, UtcDateTime
 from schema.types import (
     Bot,
@@ -180,6 +182,9 @@ class Schemas:
     fast: strawberry.Schema
     plain: strawberry.Schema
     services: Services
+
+    def context(self, caller: Principal) -> RequestContext:
+        return RequestContext(caller=caller, services=self.services, request_id=None)
 
     async def both(
         self,
@@ -1262,6 +1267,185 @@ def test_build_makes_the_objects_their_dataclass_init_makes() -> None:
 
 def test_the_app_s_schema_executes_with_the_fast_context() -> None:
     assert build_schema().execution_context_class is FastExecutionContext
+
+
+# -- resolvers called directly --------------------------------------------------------------
+
+NOBODY = Principal("nobody", frozenset())
+ROOT_DOCUMENTS = [
+    "{ talks(first: 2, orderBy: CREATED_AT_ASC) { edges { cursor node { id } } totalCount } }",
+    '{ talks(filter: {status: FINISHED, createdTo: "2030-01-01T00:00:00Z", wasSuccess: true})'
+    " { edges { node { id status } } pageInfo { hasNextPage endCursor } } }",
+    '{ talks(filter: {customerId: "not a number"}) { edges { node { id } } } }',
+    "{ talks(first: 101) { edges { node { id } } } }",
+    "{ talks(first: 1, filter: null) { edges { node { id } } } }",
+    '{ talks(after: "garbage") { edges { node { id } } } }',
+    '{ talks(orderBy: ID_DESC, filter: {text: "ol\\u00e1 mundo"}) { edges { node { id } } } }',
+    '{ one: talk(id: "114603") { id } two: talk(trackingNumber: "nope") { id } }',
+    "{ talk { id } }",
+    '{ customer(id: "x") { id } customers(search: "a", first: 1) { edges { node { id } } } }',
+    "{ agents(first: 1) { edges { node { id } } totalCount } deadLetters(first: 0) { id } }",
+]
+
+
+@pytest.mark.parametrize("document", ROOT_DOCUMENTS)
+@pytest.mark.parametrize("caller", [READER, PII_READER, NOBODY], ids=lambda c: c.name)
+async def test_root_fields_with_arguments_answer_as_under_strawberry_s_wrapper(
+    schemas: Schemas, document: str, caller: Principal
+) -> None:
+    fast, plain = await schemas.both(document, caller)
+    same(fast, plain)
+
+
+async def test_a_granted_resolver_runs_without_strawberry_s_permission_wrapper(
+    schemas: Schemas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[str] = []
+    has_permission = HasScope.has_permission
+
+    def counted(self: HasScope, *args: Any, **kwargs: Any) -> bool:
+        checked.append(self.scope)
+        return has_permission(self, *args, **kwargs)
+
+    monkeypatch.setattr(HasScope, "has_permission", counted)
+    document = "{ talks(first: 1) { edges { node { id } } } }"
+    granted = await schemas.fast.execute(document, context_value=schemas.context(READER))
+    assert granted.errors is None
+    assert checked == []
+    refused = await schemas.fast.execute(document, context_value=schemas.context(NOBODY))
+    assert [(e.extensions or {}).get("code") for e in refused.errors or ()] == ["FORBIDDEN"]
+    assert checked == ["talks:read"]
+    # The plain execution context keeps strawberry's wrapper for everyone.
+    plain = await schemas.plain.execute(document, context_value=schemas.context(READER))
+    assert plain.data == granted.data
+    assert checked == ["talks:read", "talks:read"]
+
+
+@strawberry.input
+class _Span:
+    low: int
+    high: int | None = None
+    shades: list[Shade] | None = None
+
+
+@built_directly
+@strawberry.input
+class _Built:
+    low: int
+    high: int | None = None
+    shade: Shade | None = None
+
+
+@strawberry.type
+class _ArgumentsQuery:
+    @strawberry.field
+    async def echo(
+        self,
+        info: strawberry.Info,
+        spans: list[_Span] | None = None,
+        span: _Span | None = None,
+        shade: Shade = Shade.LIGHT,
+        key: strawberry.ID | None = None,
+        moment: UtcDateTime | None = None,
+        label: str | None = strawberry.UNSET,
+        built: _Built | None = None,
+    ) -> str:
+        given = {
+            "built": built,
+            "self": self,
+            "field": info.field_name,
+            "path": info.path.as_list(),
+            "spans": spans,
+            "span": span,
+            "shade": shade,
+            "key": key,
+            "moment": moment,
+            "label": label,
+        }
+        return repr({name: (type(value).__name__, value) for name, value in given.items()})
+
+    @strawberry.field
+    async def parent(self, root: strawberry.Parent[object], size: int = 3) -> str:
+        return f"{root!r} {size}"
+
+    @strawberry.field
+    async def fails(self, number: int) -> int | None:
+        raise ValueError(f"no {number}")
+
+
+ARGUMENT_DOCUMENTS = [
+    "{ echo }",
+    "{ echo(shade: DARK, key: 7, label: null) }",
+    '{ echo(moment: "2024-01-02T03:04:05Z", label: "x") a: echo(key: "k") }',
+    "{ echo(spans: [{low: 1}, {low: 2, high: 3, shades: [DARK, LIGHT]}], span: {low: 0}) }",
+    "{ echo(built: {low: 1, shade: DARK}) a: echo(built: null) b: echo(built: {low: 2}) }",
+    "query Q($b: Built) { echo(built: $b) }",
+    "query Q($s: [Span!], $k: ID) { echo(spans: $s, key: $k) }",
+    "{ parent parent2: parent(size: 5) fails(number: 4) }",
+    '{ echo(moment: "not a moment") }',
+]
+
+
+@pytest.mark.parametrize("document", ARGUMENT_DOCUMENTS)
+async def test_arguments_reach_a_resolver_called_directly_as_strawberry_converts_them(
+    document: str,
+) -> None:
+    def one(context_class: type[StrawberryGraphQLCoreExecutionContext]) -> strawberry.Schema:
+        return strawberry.Schema(
+            query=_ArgumentsQuery,
+            config=StrawberryConfig(scalar_map=SCALARS),
+            execution_context_class=context_class,
+        )
+
+    fast, plain = one(FastExecutionContext), one(StrawberryGraphQLCoreExecutionContext)
+    assert execution._direct_calls(fast._schema)  # the fast schema does call them directly
+    variables = {"s": [{"low": 5, "shades": ["DARK"]}], "k": 9, "b": {"low": 3, "high": None}}
+    results = [
+        await schema.execute(document, variable_values=variables, root_value="the root")
+        for schema in (fast, plain)
+    ]
+    same(*results)
+    # Every document runs, but the one whose literal no DateTime takes.
+    assert (results[0].data is None) == ("not a moment" in document)
+
+
+@strawberry.type
+class _Refusal:
+    reason: str
+
+
+class _RefusalHandler(strawberry.ExceptionHandler[ValueError, _Refusal]):
+    def handle(self, exception: ValueError, *, field: Any, info: Any) -> _Refusal:
+        return _Refusal(reason=str(exception))
+
+
+@strawberry.type
+class _HandledQuery:
+    @strawberry.field
+    async def risky(self, number: int) -> Leaf | _Refusal:
+        if number < 0:
+            raise ValueError("negative")
+        return Leaf(name="fine", size=number)
+
+
+@pytest.mark.parametrize("number", [1, -1])
+async def test_a_schema_with_exception_handlers_keeps_strawberry_s_wrapper(number: int) -> None:
+    def one(context_class: type[StrawberryGraphQLCoreExecutionContext]) -> strawberry.Schema:
+        return strawberry.Schema(
+            query=_HandledQuery,
+            exception_handlers=[_RefusalHandler()],
+            execution_context_class=context_class,
+        )
+
+    fast, plain = one(FastExecutionContext), one(StrawberryGraphQLCoreExecutionContext)
+    document = (
+        f"{{ risky(number: {number}) {{ __typename ... on Leaf {{ size }}"
+        " ... on Refusal { reason } } }"
+    )
+    results = [await schema.execute(document) for schema in (fast, plain)]
+    same(*results)
+    assert results[0].data is not None
+    assert results[0].data["risky"]["__typename"] == ("Leaf" if number > 0 else "Refusal")
 
 
 # -- subscriptions --------------------------------------------------------------------------

@@ -130,3 +130,42 @@ async def test_priming_keeps_a_load_already_made() -> None:
     assert loader.load(1) is pending
     assert await pending == "one"
     assert fetch.calls == [[1]]
+
+
+class Builds:
+    """A builder that makes many objects in one call too (as schema.types' do), and records
+    the calls of each kind."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, doc: Doc) -> str:
+        self.calls.append("one")
+        return names(doc)
+
+    def many(self, docs: Sequence[Doc]) -> list[str]:
+        self.calls.append("many")
+        return [names(doc) for doc in docs]
+
+
+async def test_a_page_s_documents_are_primed_in_one_call_of_the_builder() -> None:
+    fetch, build = Fetches(DOCS), Builds()
+    loader = ByIdLoader(fetch, build)
+    loader.prime({2: {"name": "two, read with its page"}, 1: {"name": "one, read with it"}})
+
+    assert build.calls == ["many"]
+    values = await asyncio.gather(loader.load(1), loader.load(2), loader.load(3))
+    assert list(values) == ["one, read with it", "two, read with its page", "three"]
+    assert fetch.calls == [[3]]
+
+
+async def test_priming_after_loads_keeps_them_and_builds_only_the_others() -> None:
+    fetch, build = Fetches(DOCS), Builds()
+    loader = ByIdLoader(fetch, build)
+    pending = loader.load(1)
+    loader.prime({1: {"name": "other"}, 2: {"name": "two, read with its page"}})
+
+    assert build.calls == ["one"]  # for 2 only
+    assert loader.load(1) is pending
+    assert await pending == "one"
+    assert await loader.load(2) == "two, read with its page"

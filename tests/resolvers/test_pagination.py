@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import strawberry
+from graphql import GraphQLResolveInfo, execute_sync, parse
 
+from resolvers import pagination
 from resolvers.pagination import selects
 from tests.conftest import gql, push
 from tests.resolvers.helpers import codes, error_at, node_ids, talk_of
@@ -544,3 +546,29 @@ async def test_a_connection_sees_whether_its_nodes_customers_are_selected(
         assert LOOKED == [False, True]
     else:
         assert [expected] == LOOKED
+
+
+def test_the_look_ahead_is_worked_out_once_for_the_nodes_of_a_parsed_document(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = "{ a: page { edges { node { id } } } b: page { edges { node { customer { id } } } } }"
+    walked: list[tuple[str, ...]] = []
+    walk = pagination._selects
+
+    def counted(raw: GraphQLResolveInfo[Any], path: tuple[str, ...]) -> bool:
+        walked.append(path)
+        return walk(raw, path)
+
+    monkeypatch.setattr(pagination, "_selects", counted)
+    document = parse(text)  # as the parse cache hands the same document out again
+    for _ in range(3):
+        LOOKED.clear()
+        result = execute_sync(_LOOK_AHEAD._schema, document)
+        assert result.errors is None
+        assert LOOKED == [False, True]  # each aliased field keeps its own answer
+    assert len(walked) == 2
+
+    LOOKED.clear()
+    assert execute_sync(_LOOK_AHEAD._schema, parse(text)).errors is None  # other nodes
+    assert LOOKED == [False, True]
+    assert len(walked) == 4
