@@ -1,13 +1,15 @@
 """The partner guide's web-client example (docs/examples/web-client), run as a partner would:
 GraphQL Code Generator makes TypeScript types from schema.graphql that compile with the code
 using them, and Apollo Client's cache, with the guide's type policies, merges two pages of
-talks from a live demo into one list. Node packages come from the example's lock file
-(`npm ci`, which .ci/run runs)."""
+talks from a live demo into one list, and the guide's graphql-ws client prints what the guide
+shows. Node packages come from the example's lock file (`npm ci`, which .ci/run runs)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,11 +20,16 @@ import pytest
 
 from gateway.app import create_app
 from tests.backends import unavailable
-from tests.conftest import live_server, make_settings
+from tests.conftest import WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 
 pytestmark = pytest.mark.slow
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "web-client"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "docs" / "examples" / "web-client"
+PAUSE = (
+    'mutation { pauseAgent(input: {credentials: {login: "1001", password: "demo-password"}})'
+    " { status } }"
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +87,66 @@ async def test_apollo_merges_two_pages_of_talks_into_one_list(tmp_path: Path, np
     assert done.returncode == 0, err.decode()
     merged = json.loads(out.decode().strip().splitlines()[-1])
     assert merged == {"totalCount": 40, "ids": ten, "hasNextPage": True}
+
+
+GUIDE = ROOT / "docs" / "partner-guide.md"
+TIMES = re.compile(r'"changedAt":"[^"]+"')
+
+
+def guide_block(after: str, kind: str) -> str:
+    """The first ```kind block of the partner guide after the text `after`."""
+    text = GUIDE.read_text()
+    start = text.index(f"```{kind}\n", text.index(after)) + len(f"```{kind}\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_guides_subscription_client_is_the_example_script() -> None:
+    shown = guide_block("A `graphql-ws` client (Node, with the `ws` package", "js")
+    assert shown == (EXAMPLE / "subscribe.mjs").read_text()
+
+
+async def test_the_guides_subscription_client_prints_what_the_guide_shows(
+    tmp_path: Path, npm: str
+) -> None:
+    node = shutil.which("node")
+    assert node is not None
+    app = create_app(make_settings(tmp_path, demo=True, api_keys=()))
+    key = app.state.demo_key
+    async with live_server(app) as address:
+        listening = await asyncio.create_subprocess_exec(
+            node,
+            "subscribe.mjs",
+            cwd=EXAMPLE,
+            stdout=PIPE,
+            stderr=PIPE,
+            env={
+                **os.environ,
+                "TALKGATE_WS_URL": f"ws://{address}/graphql",
+                "TALKGATE_KEY": key,
+                "LISTEN_MS": "3000",
+            },
+        )
+        await until_subscribed(app, "talks")
+        await until_subscribed(app, "agent-status")
+        assert listening.stdout is not None
+        # As the guide says: a delivery of PipeRun's example talk, then (once its event is
+        # printed: the two subscriptions' events are not ordered) agent 1001 paused.
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            delivered = await http.post(
+                "/webhooks/talks",
+                content=(ROOT / "gateway" / "demo" / "talk_114603.json").read_bytes(),
+                headers={"Content-Type": "application/json", "X-Webhook-Token": WEBHOOK_SECRET},
+            )
+            assert delivered.status_code == 202, delivered.text
+            first = await asyncio.wait_for(listening.stdout.readline(), 10)
+            paused = await http.post(
+                "/graphql",
+                json={"query": PAUSE},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert "errors" not in paused.json(), paused.text
+        out, err = await asyncio.wait_for(listening.communicate(), 30)
+    assert listening.returncode == 0, err.decode()
+    printed = TIMES.sub('"changedAt":"..."', (first + out).decode())
+    shown = TIMES.sub('"changedAt":"..."', guide_block("Output against the demo, while", "text"))
+    assert printed == shown
