@@ -72,8 +72,7 @@ def serve(args: argparse.Namespace) -> None:
         _fail(
             f"--demo opens access without keys: it listens on localhost only, not {settings.host}"
         )
-    if args.reset:
-        _reset_demo(settings)
+    reset = _demo_files(settings) if args.reset else None
     if not settings.demo and not settings.api_keys:
         _fail(
             "no API keys configured: set TALKGATE_API_KEYS (make one with 'talkgate keys new'),"
@@ -89,7 +88,7 @@ def serve(args: argparse.Namespace) -> None:
     from gateway.persisted import ManifestError
     from gateway.server import uvicorn_config
 
-    sock = _ready_to_serve(settings, _debugging(args, settings))
+    sock = _ready_to_serve(settings, _debugging(args, settings), reset=reset)
     configure_logging(settings.log_level)
     try:
         app = create_app(settings)
@@ -116,9 +115,11 @@ def serve(args: argparse.Namespace) -> None:
         raise SystemExit(3)  # uvicorn's exit status for a start-up failure
 
 
-def _reset_demo(settings: Settings) -> None:
-    """`serve --demo --reset`: delete the demo's SQLite file (and its journal files), so the
-    demo starts again from its sample talks alone. Only for the demo, only for SQLite."""
+def _demo_files(settings: Settings) -> list[Path]:
+    """`serve --demo --reset`: the demo's SQLite file and its journal files, which
+    `_ready_to_serve` deletes once the port is bound (so that a reset while another demo
+    serves on that port deletes nothing), and the demo starts again from its sample talks
+    alone. Only for the demo, only for SQLite."""
     from gateway.storage.sqlite import sqlite_path
 
     if not settings.demo:
@@ -131,17 +132,16 @@ def _reset_demo(settings: Settings) -> None:
     path = Path(sqlite_path(settings.database_url))
     if path.is_dir():
         _fail(f"--reset: the SQLite path {path} is a directory, not the demo's file")
-    for name in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
-        try:
-            name.unlink(missing_ok=True)
-        except OSError as exc:
-            _fail(f"--reset cannot delete {name} ({exc.strerror or exc}): delete it yourself")
+    return [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))]
 
 
-def _ready_to_serve(settings: Settings, debug: bool) -> socket.socket:
+def _ready_to_serve(
+    settings: Settings, debug: bool, *, reset: list[Path] | None = None
+) -> socket.socket:
     """The checks before serving, each mistake one line and exit 2 (gateway.startup): the
-    drivers the settings need, the port (bound here, and the socket returned for the server,
-    so nothing is announced before it is bound), then the store, opened once and closed."""
+    drivers the settings need, the port (bound and listening here, and the socket returned
+    for the server, so nothing is announced before it is bound), the files of `reset`
+    deleted, then the store, opened once and closed."""
     from gateway.startup import check_driver, check_store, listen
 
     try:
@@ -150,6 +150,12 @@ def _ready_to_serve(settings: Settings, debug: bool) -> socket.socket:
         sock = listen(settings.host, settings.port)
     except StartupError as problem:
         _fail_to_start(problem, debug)
+    for name in reset or ():
+        try:
+            name.unlink(missing_ok=True)
+        except OSError as exc:
+            sock.close()
+            _fail(f"--reset cannot delete {name} ({exc.strerror or exc}): delete it yourself")
     try:
         asyncio.run(check_store(settings.database_url))
     except StartupError as problem:

@@ -145,7 +145,8 @@ class Compress:
         for name, value in headers:
             if name == b"content-type":
                 content_type = value
-            elif name == b"content-encoding":  # encoded already (a cache hit), or not ours
+            elif name in (b"content-encoding", b"content-range"):
+                # Encoded already (a cache hit), or a part of a file: sent as it is.
                 return head, first
         if not compressible(content_type) or first.get("more_body", False):
             return head, first  # not a type that shrinks, or streamed
@@ -153,12 +154,24 @@ class Compress:
         if len(body) < self.minimum:
             return head, first
         headers = with_vary(headers, b"Accept-Encoding")
-        if codec is None or head["status"] in (204, 304):
+        if codec is None or head["status"] != 200:
             return {**head, "headers": headers}, first
         encoded = encode(body, codec)
-        headers = [(n, v) for n, v in headers if n != b"content-length"]
+        headers = [
+            (n, tagged(v, codec) if n == b"etag" else v)
+            for n, v in headers
+            if n != b"content-length"
+        ]
         headers += [
             (b"content-encoding", codec.encode()),
             (b"content-length", str(len(encoded)).encode()),
         ]
         return {**head, "headers": headers}, {**first, "body": encoded}
+
+
+def tagged(etag: bytes, codec: str) -> bytes:
+    """The entity tag of `codec`'s form of the representation tagged `etag`: each form is a
+    representation of its own (RFC 9110 8.8.3), `"abc"` becoming `"abc-gzip"`."""
+    if etag.endswith(b'"'):
+        return etag[:-1] + b"-" + codec.encode() + b'"'
+    return etag

@@ -54,7 +54,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
-from gateway.compression import ENCODING_KEY, with_vary
+from gateway.compression import ENCODING_KEY, tagged, with_vary
 from gateway.deadlines import Deadlines
 from gateway.errors import BadUserInput, RateLimited, TalkgateError
 from gateway.execution import FastExecutionContext
@@ -883,14 +883,21 @@ class GraphQLEndpoint:
         """A cached answer: in the form `codec` names (gateway.compression) when it is
         large enough to be compressed, kept with the answer so each form is made once."""
         body = found.body
-        encoded = codec is not None and len(body) >= self.settings.compress_min_bytes
+        settings = self.settings
+        # Its form depends on Accept-Encoding: said on the 200 and on a 304 alike.
+        varies = settings.compression and len(body) >= settings.compress_min_bytes
+        encoded = varies and codec is not None
         if encoded:
             assert codec is not None
             body = found.encoded(codec)
         if method == "GET":
             # Each form is its own representation, with its own tag.
-            etag = found.etag if not encoded else f'{found.etag[:-1]}-{codec}"'
+            etag = found.etag
+            if encoded and codec is not None:
+                etag = tagged(etag.encode(), codec).decode()
             headers = self._validators(etag)
+            if varies:
+                headers = with_vary(headers, b"Accept-Encoding")
             if matches(conditional, etag):
                 await send({"type": "http.response.start", "status": 304, "headers": headers})
                 await send({"type": "http.response.body", "body": b""})

@@ -72,9 +72,18 @@ def target(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, int]:
     return _WILDCARDS.get(host, host), port
 
 
-def host_header(host: str, port: int, environ: Mapping[str, str]) -> str:
-    """The Host to send: the first of TALKGATE_ALLOWED_HOSTS when set, else the address."""
-    allowed = environ.get("TALKGATE_ALLOWED_HOSTS", "").strip()
+def demo(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Whether the serve asked is the demo (`--demo`, or TALKGATE_DEMO), which answers to
+    loopback names only, whatever TALKGATE_ALLOWED_HOSTS says."""
+    if "serve" in argv and "--demo" in argv[list(argv).index("serve") + 1 :]:
+        return True
+    return environ.get("TALKGATE_DEMO", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def host_header(host: str, port: int, environ: Mapping[str, str], *, demo: bool = False) -> str:
+    """The Host to send: the first of TALKGATE_ALLOWED_HOSTS when set (not for the demo),
+    else the address."""
+    allowed = "" if demo else environ.get("TALKGATE_ALLOWED_HOSTS", "").strip()
     names = [n.strip().strip('"').strip() for n in allowed.strip("[]").split(",")]
     names = [n for n in names if n]
     if names:
@@ -112,14 +121,14 @@ def main(
     parser.add_argument("--timeout", type=float, default=4.0, help="seconds (default 4)")
     args = parser.parse_args(argv)
     path = "/readyz" if args.ready else "/healthz"
+    pid1 = read_cmdline(cmdline)
     try:
-        host, port = target(read_cmdline(cmdline), environ)
+        host, port = target(pid1, environ)
     except ValueError as exc:
         print(f"healthcheck: {exc}", file=sys.stderr)
         return 1
-    problem = probe(
-        host, port, path, host_name=host_header(host, port, environ), timeout=args.timeout
-    )
+    name = host_header(host, port, environ, demo=demo(pid1, environ))
+    problem = probe(host, port, path, host_name=name, timeout=args.timeout)
     if problem is not None:
         print(f"healthcheck: {path} on {host}:{port}: {problem}", file=sys.stderr)
         return 1

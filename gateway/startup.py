@@ -35,13 +35,29 @@ class StartupError(Exception):
     """A start-up mistake; its message is the one line a user reads."""
 
 
+# Query parameters a driver takes a secret from (asyncpg: `?password=`).
+_SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword", "sslkey"})
+
+
 def shown_url(url: str) -> str:
-    """`url` as it may be printed: its password, if any, replaced by ***."""
+    """`url` as it may be printed: its password, in the user part or in the query, replaced
+    by ***."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    shown = url  # edited as text: urlunsplit would drop sqlite:///'s empty host
+    if parts.password is not None:
+        shown = shown.replace(f":{parts.password}@", ":***@", 1)
+    if parts.query:
+        base, _, rest = shown.partition("?")
+        query, hash_mark, fragment = rest.partition("#")
+        pairs = [pair.partition("=") for pair in query.split("&")]
+        query = "&".join(
+            f"{name}={'***' if unquote(name).lower() in _SECRET_PARAMETERS else value}"
+            if equals
+            else name
+            for name, equals, value in pairs
+        )
+        shown = f"{base}?{query}{hash_mark}{fragment}"
+    return shown
 
 
 def missing_driver(exc: ModuleNotFoundError) -> StartupError | None:
@@ -80,6 +96,17 @@ async def opened_store(url: str, *, doc_cache_mb: int = 32) -> TalkStore:
         await store.open()
     except (StoreUnavailable, OSError, sqlite3.Error) as exc:
         raise store_problem(url, exc) from exc
+    except (ValueError, OverflowError) as exc:  # the driver refused the URL's own parts
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StartupError(
+            f"{DATABASE_SETTING} is not a URL the driver can use ({reason}): see {shown_url(url)}"
+        ) from exc
+    except Exception as exc:
+        if type(exc).__name__ not in ("ClientConfigurationError", "InterfaceError"):
+            raise
+        raise StartupError(
+            f"{DATABASE_SETTING} is not a URL the driver can use ({exc}): see {shown_url(url)}"
+        ) from exc
     return store
 
 
@@ -155,14 +182,21 @@ def _postgres_problem(url: str, cause: BaseException) -> StartupError:
     return StartupError(f"{at} could not be used ({reason}): check {DATABASE_SETTING}")
 
 
+# uvicorn's default backlog; its server listens on the socket again with its own.
+BACKLOG = 2048
+
+
 def listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host`:`port`, as uvicorn binds one, for uvicorn to serve on;
-    StartupError when the address cannot be taken."""
+    """A TCP socket bound to `host`:`port` and listening, as uvicorn makes one, for uvicorn
+    to serve on; StartupError when the address cannot be taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening at once: two sockets with SO_REUSEADDR may both bind one address until
+        # one of them listens, and a second `serve` would find out only inside uvicorn.
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise _address_problem(host, port, exc) from exc

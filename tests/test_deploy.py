@@ -721,3 +721,21 @@ def test_the_docker_sections_say_who_owns_data(doc: str, heading: str) -> None:
     assert uid
     # A bind mount keeps its host owner: the docs say to hand it to the image's user.
     assert f"chown {uid[1]}:{uid[1]}" in section(doc, heading)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [
+        (["/usr/bin/python", "/usr/bin/talkgate", "serve", "--demo"], {}),
+        (["talkgate", "serve"], {"TALKGATE_DEMO": "true"}),
+    ],
+)
+def test_the_demo_is_asked_by_its_address_whatever_the_allowed_hosts(
+    argv: list[str], environ: dict[str, str]
+) -> None:
+    # The demo answers to loopback names only: an allowed host as Host would get 400.
+    env = {**environ, "TALKGATE_ALLOWED_HOSTS": "talkgate.example.com"}
+    is_demo = healthcheck.demo(argv, env)
+    assert is_demo
+    assert healthcheck.host_header("127.0.0.1", 8000, env, demo=is_demo) == "127.0.0.1:8000"
+    assert not healthcheck.demo(["talkgate", "serve"], {"TALKGATE_ALLOWED_HOSTS": "x"})

@@ -204,6 +204,9 @@ class SQLiteStore:
         await self._write(self._open_writer)
 
     async def close(self) -> None:
+        # Closed to reads first: a generation() while the writer closes below would map the
+        # wal-index header again, past the connections it relies on.
+        read_pool, self._read_pool = self._read_pool, None
         if self._wal_header is not None:  # before the connection it relies on closes
             self._wal_header.close()
         self._wal_header = None
@@ -212,14 +215,20 @@ class SQLiteStore:
         if self._write_pool is not None:
             await self._write(self._close_writer)
             self._write_pool.shutdown(wait=True)
-        if self._read_pool is not None:
-            self._read_pool.shutdown(wait=True)
+        if read_pool is not None:
+            read_pool.shutdown(wait=True)
         with self._lock:
             for connection in self._reader_connections:
                 connection.close()
             self._reader_connections.clear()
         self._generation_reader = None
-        self._write_pool = self._read_pool = None
+        # Whatever mapped the header meanwhile goes too, and the next open maps it anew.
+        if self._wal_header is not None:
+            self._wal_header.close()
+        self._wal_header = None
+        self._wal_tried = False
+        self._generation_seen = (None, "")
+        self._write_pool = None
 
     async def ping(self) -> None:
         # `SELECT 1` never opens the file: read its schema so a lock that stops readers shows.

@@ -261,3 +261,41 @@ def test_listen_binds_the_port_it_is_given_and_refuses_a_taken_one() -> None:
         sock.listen()
         with pytest.raises(StartupError, match=f"port {port} is in use"):
             listen("127.0.0.1", port)
+
+
+def test_shown_url_hides_a_password_in_the_query_too() -> None:
+    url = f"postgresql://u@h/d?sslmode=require&password={PASSWORD}&passfile=/x"
+    assert shown_url(url) == "postgresql://u@h/d?sslmode=require&password=***&passfile=***"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (f"postgresql://bob:{PASSWORD}@127.0.0.1:5432/db?sslmode=bogus", "`sslmode` parameter"),
+        (f"postgresql://bob:{PASSWORD}@127.0.0.1:99999/db", "port must be 0-65535"),
+    ],
+)
+def test_a_url_the_driver_refuses_is_one_line(tmp_path: Path, url: str, says: str) -> None:
+    env = env_for(tmp_path, TALKGATE_DATABASE_URL=url)
+    line = one_line(talkgate(tmp_path, "serve", "--demo", "--port", "0", env=env))
+    assert "TALKGATE_DATABASE_URL is not a URL the driver can use" in line
+    assert says in line
+
+
+def test_a_second_server_on_a_bound_port_is_refused_before_it_announces(
+    tmp_path: Path,
+) -> None:
+    # The first has bound (and so listens: a bound socket that does not listen yet would let
+    # a second bind the same address, and fail only inside uvicorn).
+    with listen("127.0.0.1", 0) as first:
+        port = first.getsockname()[1]
+        line = one_line(talkgate(tmp_path, "serve", "--demo", "--port", str(port)))
+    assert f"port {port} is in use" in line
+
+
+def test_a_reset_refused_for_its_port_deletes_nothing(tmp_path: Path, held_port: int) -> None:
+    store = tmp_path / "cli.db"
+    store.write_bytes(b"the running demo's file")
+    result = talkgate(tmp_path, "serve", "--demo", "--reset", "--port", str(held_port))
+    one_line(result)
+    assert store.read_bytes() == b"the running demo's file"
