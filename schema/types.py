@@ -35,6 +35,12 @@ After = Annotated[
     str | None, strawberry.argument(description="Cursor of the item to start after (`endCursor`).")
 ]
 
+
+def child_page(parent_id: int, first: int, after: str | None) -> ChildPageKey:
+    """The loader key of a page of a parent's children (`loaded_by`'s `keyed`)."""
+    return ChildPageKey(parent_id, PageArgs(first, after))
+
+
 _INIT_FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str], bool]] = {}
 # Objects remembered for each kind built from stored documents (_once_per_document).
 _REMEMBERED_PER_KIND: Final = 4096
@@ -554,18 +560,17 @@ class Talk:
     async def channel(self, info: Ctx) -> Channel | None: ...
 
     @strawberry.field(description="Messages of the talk, oldest first.")
-    async def histories(
+    @loaded_by("histories", "id", keyed=child_page)
+    async def histories(  # type: ignore[empty-body]
         self,
         info: Ctx,
         first: First = 20,
         after: After = None,
-    ) -> Connection[TalkHistory]:
-        key = ChildPageKey(int(self.id), PageArgs(first, after))
-        return await info.context.loaders.histories.load(key)
+    ) -> Connection[TalkHistory]: ...
 
     @strawberry.field(description="Tabulations recorded on the talk, oldest first.")
-    async def events(self, info: Ctx) -> list[TalkEvent]:
-        return await info.context.loaders.events.load(int(self.id))
+    @loaded_by("events", "id")
+    async def events(self, info: Ctx) -> list[TalkEvent]: ...  # type: ignore[empty-body]
 
     @strawberry.field(
         description=(

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache, partial
+from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -639,17 +640,26 @@ class SQLiteStore:
         return self._versioned_docs(c, table, stamps)
 
     def _versioned_docs(
-        self, c: sqlite3.Connection, table: str, stamps: Sequence[tuple[int, int]]
+        self,
+        c: sqlite3.Connection,
+        table: str,
+        stamps: Sequence[tuple[int, int]],
     ) -> dict[int, Doc] | None:
         """The documents of `table`'s rows at the versions in `stamps` ((id, version) pairs
         just read): those the cache holds at that version, and the others' text read now.
-        None when one of them moved to another version in between (see `_consistently`)."""
+        None when one of them moved to another version in between (see `_consistently`).
+        Messages and events are read so by their `_STAMPS` column."""
         docs, missing = self.docs.cached_many(table, stamps)
         if not missing:
             return docs
-        marks = ",".join("?" * len(missing))
-        sql = f"SELECT id, version, doc FROM {table} WHERE id IN ({marks})"  # noqa: S608
-        read = _joined(c, sql, list(missing), ("id", "version", "doc"))
+        stamp = _STAMPS.get(table, "version")
+        wanted = list(missing)
+        read: list[list[str]] = []
+        for start in range(0, len(wanted), _VARIABLES):
+            chunk = wanted[start : start + _VARIABLES]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, {stamp}, doc FROM {table} WHERE id IN ({marks})"  # noqa: S608
+            read += _joined(c, sql, chunk, ("id", stamp, "doc"))
         return self.docs.read_at(table, docs, missing, [(int(i), int(v), t) for i, v, t in read])
 
     async def talk_by_tracking_number(self, tracking_number: str) -> Doc | None:
@@ -777,28 +787,38 @@ class SQLiteStore:
             params.append(after_id)
         params.append(page.first + 1)
         marks = ",".join("?" * len(ids))
+        # Each page's ids and stamps (`_STAMPS`); the documents come from the cache, and
+        # only the text of those it does not hold at their stamp is read (`_versioned_docs`).
         sql = (
-            "SELECT talk_id, id, doc FROM (SELECT talk_id, id, doc, ROW_NUMBER() OVER"  # noqa: S608
-            f" (PARTITION BY talk_id ORDER BY id) AS rn FROM messages"
-            f" WHERE talk_id IN ({marks}){keyset}) WHERE rn <= ? ORDER BY talk_id, id"
+            "SELECT talk_id, id, rank_arrival FROM (SELECT talk_id, id, rank_arrival,"  # noqa: S608
+            " ROW_NUMBER() OVER (PARTITION BY talk_id ORDER BY id) AS rn FROM messages"
+            f" WHERE talk_id IN ({marks}){keyset}) WHERE rn <= ?"
         )
+        first = page.first
 
-        decode = self.docs.decode
-
-        def work(c: sqlite3.Connection) -> dict[int, Page]:
+        def attempt(c: sqlite3.Connection) -> dict[int, Page] | None:
+            rows = _integers(c, sql, params, ("talk_id", "id", "rank_arrival"))
+            rows.sort()  # by talk, then oldest first
             pages = {i: Page("message") for i in ids}
-            rows = _joined(c, sql, params, ("talk_id", "id", "doc"))
-            ordered = sorted((int(t), int(m), doc) for t, m, doc in rows)
-            for talk_id, message_id, doc in ordered:
-                target = pages[talk_id]
-                if len(target.docs) == page.first:
+            placed: list[tuple[Page, list[list[int]]]] = []
+            stamps: list[tuple[int, int]] = []
+            for talk_id, run in groupby(rows, _TALK_OF_ROW):
+                target, taken = pages[talk_id], list(run)
+                if len(taken) > first:
                     target.has_next = True
-                else:
-                    message = decode("messages", message_id, doc)
-                    target.add((message_id,), message)
+                    del taken[first:]
+                placed.append((target, taken))
+                stamps.extend(map(_ROW_STAMP, taken))
+            docs = self._versioned_docs(c, "messages", stamps)
+            if docs is None:
+                return None
+            for target, taken in placed:
+                message_ids = list(map(_ROW_ID, taken))
+                target.keys.extend([(message_id,) for message_id in message_ids])
+                target.docs.extend(map(docs.__getitem__, message_ids))
             return pages
 
-        return await self._read(work)
+        return await self._read(partial(_consistently, attempt))
 
     async def count_messages(self, talk_ids: Sequence[int]) -> dict[int, int]:
         ids = sorted(set(talk_ids))
@@ -824,22 +844,21 @@ class SQLiteStore:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
+        # By stamp, as `message_pages` reads messages.
+        sql = f"SELECT talk_id, id, rank_arrival FROM events WHERE talk_id IN ({marks})"  # noqa: S608
 
-        decode = self.docs.decode
-
-        def work(c: sqlite3.Connection) -> dict[int, list[Doc]]:
+        def attempt(c: sqlite3.Connection) -> dict[int, list[Doc]] | None:
+            rows = _integers(c, sql, ids, ("talk_id", "id", "rank_arrival"))
+            rows.sort()  # by talk, then oldest first
+            docs = self._versioned_docs(c, "events", list(map(_ROW_STAMP, rows)))
+            if docs is None:
+                return None
             events: dict[int, list[Doc]] = {i: [] for i in ids}
-            rows = _joined(
-                c,
-                f"SELECT talk_id, id, doc FROM events WHERE talk_id IN ({marks})",  # noqa: S608
-                ids,
-                ("talk_id", "id", "doc"),
-            )
-            for talk_id, event_id, doc in sorted((int(t), int(e), d) for t, e, d in rows):
-                events[talk_id].append(decode("events", event_id, doc))
+            for talk_id, run in groupby(rows, _TALK_OF_ROW):
+                events[talk_id] = list(map(docs.__getitem__, map(_ROW_ID, run)))
             return events
 
-        return await self._read(work)
+        return await self._read(partial(_consistently, attempt))
 
     async def customer_page(self, *, search: str | None, page: PageRequest) -> Page:
         where, params = _customer_where(search)
@@ -980,6 +999,17 @@ _VARIABLES = 32_000
 # Tables whose rows carry a version that moves with every change of their document
 # (`merge.Batch`): their documents are cached by version, and read only when not cached.
 _VERSIONED = frozenset({"talks", "customers"})
+# Messages and events have no version, but their `rank_arrival` serves as one
+# (`_versioned_docs`' stamp): a row's document is only ever written together with the rank
+# of the snapshot it comes from, a rank only ever grows (`merge.Batch._ranked`), and the
+# arrival names that snapshot alone (`merge.arrival`: its delivery's sequence, never reused
+# under AUTOINCREMENT, and its place in the body), so one row holds one document per
+# arrival. A rank that moves alone only costs a decode.
+_STAMPS = {"messages": "rank_arrival", "events": "rank_arrival"}
+# Of a row (talk id, row id, stamp): its talk, its id, its (id, stamp).
+_TALK_OF_ROW = itemgetter(0)
+_ROW_ID = itemgetter(1)
+_ROW_STAMP = itemgetter(1, 2)
 
 
 def _add_dead_letter(

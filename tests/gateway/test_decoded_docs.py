@@ -27,7 +27,7 @@ from gateway.storage.sqlite import SQLiteStore
 from schema.types import customer_from_doc, talk_from_doc
 from tests.backends import BACKENDS, opened_store
 from tests.factories import snapshot
-from tests.gateway.store_helpers import delivery, scattered_snapshots
+from tests.gateway.store_helpers import delivery, scattered_snapshots, tagged_snapshot
 
 TALK = 114800
 
@@ -282,3 +282,118 @@ async def test_a_commit_between_a_read_s_two_statements_is_read_again_as_one_sta
     assert doc["status_note"] == "moved"
     # read twice: the second time as one state (one transaction), at the version committed
     assert [[v for _, v in stamps] for stamps in calls] == [[1], [2]]
+
+
+# -- messages and events, read by arrival on SQLite --------------------------------------------
+
+
+async def _ranked_rows(store: TalkStore, table: str) -> dict[int, tuple[int, str]]:
+    """Every message or event row as (rank_arrival, document text), past the store's cache."""
+    sql = f"SELECT id, rank_arrival, doc FROM {table}"  # noqa: S608
+    if isinstance(store, SQLiteStore):
+        with closing(sqlite3.connect(store._path)) as c:
+            return {i: (a, d) for i, a, d in c.execute(sql)}
+    assert isinstance(store, PostgresStore)
+    return {i: (a, d) for i, a, d in await store._fetch(sql)}
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+async def test_a_message_or_event_row_holds_one_document_per_arrival(
+    store: TalkStore, seed: int
+) -> None:
+    # What SQLite's reads of messages and events by `rank_arrival` rest on: seen at the same
+    # arrival, a row always has the same document; its document changes only with it.
+    held: dict[tuple[str, int, int], str] = {}
+    last: dict[tuple[str, int], str] = {}
+    changes = {"messages": 0, "events": 0}
+    snapshots = scattered_snapshots(TALK, 30, seed=seed)
+    for n, payload in enumerate(snapshots):
+        for event in payload["talk_events"]:
+            event["reaction_type_description"] = f"from s{n}"
+    for payload in [*snapshots, *snapshots[:5]]:  # redeliveries at the end
+        await store.ingest([delivery(payload)])
+        for table in ("messages", "events"):
+            for row_id, (arrival, doc) in (await _ranked_rows(store, table)).items():
+                assert held.setdefault((table, row_id, arrival), doc) == doc, (table, row_id)
+                changes[table] += last.get((table, row_id), doc) != doc
+                last[table, row_id] = doc
+    # the snapshots did change both kinds of documents along the way
+    assert min(changes.values()) > 5, changes
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[TalkStore]:
+    async with opened_store("sqlite", tmp_path, request) as opened:
+        yield opened
+
+
+async def _messages_and_events(store: TalkStore) -> tuple[list[dict[str, object]], ...]:
+    pages = await store.message_pages(talk_ids=[TALK], page=PageRequest(first=10))
+    events = await store.events_by_talk([TALK])
+    return [doc for _, doc in pages[TALK].items], events[TALK]
+
+
+async def test_sqlite_reads_unchanged_messages_and_events_from_the_cache(
+    sqlite_store: TalkStore,
+) -> None:
+    store = sqlite_store
+    assert isinstance(store, SQLiteStore)
+    first = tagged_snapshot(TALK, [1, 2], "a", event_ids=(7,))
+    await store.ingest([delivery(first)])
+    messages, events = await _messages_and_events(store)
+    hits = store.docs.hits
+    again, events_again = await _messages_and_events(store)
+    assert [a is b for a, b in zip(messages, again, strict=True)] == [True, True]
+    assert events_again[0] is events[0]
+    assert store.docs.hits == hits + 3  # and no document text read
+    # A winning snapshot rewrites both messages and the event; message 3 is new.
+    await store.ingest([delivery(tagged_snapshot(TALK, [1, 2, 3], "b", event_ids=(7,)))])
+    later, events_later = await _messages_and_events(store)
+    assert [m["message"] for m in later] == [f"message {i} from b" for i in (1, 2, 3)]
+    assert events_later == events_again  # the event's document did not change...
+    assert events_later[0] is not events_again[0]  # ...but its rank did: read again
+    # A losing snapshot (an older latest message) changes nothing: still the same dicts.
+    await store.ingest([delivery(tagged_snapshot(TALK, [1], "c", event_ids=(7,)))])
+    last, events_last = await _messages_and_events(store)
+    assert [a is b for a, b in zip(later, last, strict=True)] == [True, True, True]
+    assert events_last[0] is events_later[0]
+
+
+async def test_sqlite_reads_message_text_in_chunks_of_bound_variables(
+    sqlite_store: TalkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await sqlite_store.ingest([delivery(snapshot(TALK, [1, 2, 3, 4, 5]))])
+    monkeypatch.setattr("gateway.storage.sqlite._VARIABLES", 2)
+    pages = await sqlite_store.message_pages(talk_ids=[TALK], page=PageRequest(first=4))
+    assert [m["id"] for _, m in pages[TALK].items] == [1, 2, 3, 4]
+    assert pages[TALK].has_next
+
+
+async def test_sqlite_reads_messages_again_as_one_state_when_a_commit_comes_between(
+    sqlite_store: TalkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sqlite_store
+    assert isinstance(store, SQLiteStore)
+    await store.ingest([delivery(snapshot(TALK, [1, 2]))])
+    calls: list[list[tuple[int, int]]] = []
+    versioned_docs = SQLiteStore._versioned_docs
+
+    def in_between(
+        self: SQLiteStore, c: sqlite3.Connection, table: str, stamps: list[tuple[int, int]]
+    ) -> dict[int, dict[str, object]] | None:
+        if table == "messages":
+            calls.append(list(stamps))
+            if len(calls) == 1:  # another writer commits after the stamps were read
+                with closing(sqlite3.connect(self._path, isolation_level=None)) as other:
+                    other.execute(
+                        "UPDATE messages SET rank_arrival = rank_arrival + 1,"
+                        " doc = json_set(doc, '$.message', 'moved') WHERE id = 2"
+                    )
+        return versioned_docs(self, c, table, stamps)
+
+    monkeypatch.setattr(SQLiteStore, "_versioned_docs", in_between)
+    pages = await store.message_pages(talk_ids=[TALK], page=PageRequest(first=10))
+    assert [m["message"] for _, m in pages[TALK].items][1] == "moved"
+    # read twice: the second time as one state, at the arrival committed
+    [(_, one), (_, two)], [(_, one_again), (_, moved)] = calls
+    assert (one_again, moved) == (one, two + 1)

@@ -14,6 +14,7 @@ calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import gc
@@ -36,7 +37,7 @@ from graphql import (
     get_named_type,
     is_leaf_type,
 )
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 from starlette.responses import Response
@@ -94,14 +95,42 @@ def operation(selection: str, fragments: str = "") -> str:
     return f"query Q{declared} {{ {selection} }} {fragments}"
 
 
-def same(fast: ExecutionResult, plain: ExecutionResult, *, ordered: bool = True) -> None:
+# A non-null field's error cancels its parent's other fields, some before their task ever
+# ran: the coroutines such a task was handed are then never awaited, and warn when collected,
+# some only during a later test. Warnings only (the answers are compared), and older than
+# per-object loads (execution.py's _LOAD_EACH): the loaded-fields test below shows them with
+# those turned off too.
+pytestmark = pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+
+
+def same(
+    fast: ExecutionResult, plain: ExecutionResult, *, ordered: bool = True, nulled: bool = False
+) -> None:
     """Equal data, keys in the same order, and equal formatted errors in the same order
-    (in any order when not `ordered`)."""
+    (in any order when not `ordered`). `nulled`: but for errors beneath a position an error
+    nulled, which graphql-core reports only if they came before that error (so as its
+    tasks happen to finish)."""
     assert orjson.dumps(fast.data) == orjson.dumps(plain.data)
     errors = [[e.formatted for e in result.errors or ()] for result in (fast, plain)]
+    if nulled:
+        errors = [
+            [e for e in each if not _beneath_a_null(fast.data, e.get("path"))] for each in errors
+        ]
     if not ordered:
         errors = [sorted(each, key=orjson.dumps) for each in errors]
     assert errors[0] == errors[1]
+
+
+def _beneath_a_null(data: Any, path: list[str | int] | None) -> bool:
+    """Whether a position above `path` (not `path` itself) is null in `data`."""
+    if path is None:  # a request error
+        return False
+    node = data
+    for key in path[:-1]:
+        if node is None:
+            return True
+        node = node[key]
+    return node is None
 
 
 def with_plain_execution(schema: strawberry.Schema) -> strawberry.Schema:
@@ -888,6 +917,14 @@ class Owner:
     async def boss(self, info: strawberry.Info[Any, None]) -> Owner | None: ...
 
 
+def _pals_key(owner_id: int, first: int, tag: str | None) -> tuple[int, int, str | None]:
+    return (owner_id, first, tag)
+
+
+def _chief_key(owner_id: int, rank: int) -> tuple[int, int, str | None]:
+    return (owner_id, rank, "chief")
+
+
 @strawberry.type
 class Thing:
     name: str | None
@@ -897,6 +934,22 @@ class Thing:
     @strawberry.field
     @loaded_by("owners", "owner_id")
     async def owner(self, info: strawberry.Info[Any, None]) -> Owner | None: ...
+
+    # Loaded fields of other types, loaded per object (execution.py's _LOAD_EACH): a
+    # non-null list keyed with arguments, a non-null object, a list of non-null items.
+    @strawberry.field
+    @loaded_by("pals", "owner_id", keyed=_pals_key)
+    async def pals(  # type: ignore[empty-body]
+        self, info: strawberry.Info[Any, None], first: int = 2, tag: str | None = None
+    ) -> list[Owner | None]: ...
+
+    @strawberry.field
+    @loaded_by("pals", "owner_id", keyed=_chief_key)
+    async def chief(self, info: strawberry.Info[Any, None], rank: int = 1) -> Owner: ...  # type: ignore[empty-body]
+
+    @strawberry.field
+    @loaded_by("owned", "owner_id")
+    async def owned(self, info: strawberry.Info[Any, None]) -> list[Owner] | None: ...
 
     @strawberry.field
     async def tag(self) -> str:  # an awaitable item next to the deferred loads
@@ -929,16 +982,33 @@ def _owner(owners_by_id: dict[int, Owner], key: int) -> Owner | Exception | None
     return ValueError(f"owner {key} is broken") if key == BROKEN else owners_by_id.get(key)
 
 
+def _pals(owners_by_id: dict[int, Owner], key: tuple[int, int, str | None]) -> Any:
+    """A keyed load: `first` owners of the known ones (a None among them for tag "n"), an
+    error for the broken owner or a negative `first`, None for an unknown owner; with the
+    tag "chief", the owner of that rank (None past the last)."""
+    owner_id, first, tag = key
+    if owner_id == BROKEN or first < 0:
+        return ValueError(f"pals of {owner_id} are broken")
+    if owner_id not in owners_by_id:
+        return None
+    pals: list[Owner | None] = [owners_by_id[i] for i in sorted(owners_by_id)]
+    if tag == "chief":
+        return pals[first - 1] if 0 < first <= len(pals) else None
+    if tag == "n":
+        pals.insert(1, None)
+    return pals[:first]
+
+
 @dataclass
 class OwnerLoaders:
     owners_by_id: dict[int, Owner]
     down: bool = False  # every batch fails as a whole
-    batches: list[list[int]] = dataclasses.field(default_factory=list)
+    batches: list[list[str]] = dataclasses.field(default_factory=list)  # keys' reprs
     peekable: bool = False
 
     def __post_init__(self) -> None:
         async def load(ids: list[int]) -> list[Owner | Exception | None]:
-            self.batches.append(list(ids))
+            self.batches.append([repr(i) for i in ids])
             if self.down:
                 raise StoreUnavailable("the owners are gone")
             return [_owner(self.owners_by_id, i) for i in ids]
@@ -946,6 +1016,27 @@ class OwnerLoaders:
         self.owners: DataLoader[int, Any] = (PeekableLoader if self.peekable else DataLoader)(
             load_fn=load
         )
+
+        async def load_pals(keys: list[tuple[int, int, str | None]]) -> list[Any]:
+            self.batches.append([repr(key) for key in keys])
+            if self.down:
+                raise StoreUnavailable("the pals are gone")
+            return [_pals(self.owners_by_id, key) for key in keys]
+
+        async def load_owned(ids: list[int]) -> list[Any]:
+            # Each owned list: the owner's boss and the owner, None for an unknown boss.
+            self.batches.append([repr(i) for i in ids])
+            owners = [_owner(self.owners_by_id, i) for i in ids]
+            return [
+                [self.owners_by_id.get(o.boss_id), o] if isinstance(o, Owner) else o for o in owners
+            ]
+
+        # Uncached: a load of graphql-core's that an error cancels cancels the future a
+        # cached loader shares with every other load of its key.
+        self.pals: DataLoader[tuple[int, int, str | None], Any] = DataLoader(
+            load_fn=load_pals, cache=False
+        )
+        self.owned: DataLoader[int, Any] = DataLoader(load_fn=load_owned, cache=False)
 
 
 @dataclass
@@ -997,6 +1088,13 @@ THING_SELECTIONS = [
     "helpers { helpers { owner { boss { name } } } tag }",
     "tag",
     "__typename",
+    "pals { name }",
+    'tagged: pals(first: 3, tag: "n") { name boss { name } }',
+    "few: pals(first: 1) { name } broken: pals(first: -1) { name }",
+    "chief { name owner: boss { name } }",
+    "second: chief(rank: 2) { name }",
+    "owned { name }",
+    "helpers { pals { name } owned { boss { name } } }",
 ]
 
 
@@ -1007,7 +1105,7 @@ def _run_things(
     by_id: dict[int, Owner],
     down: bool,
     primed: frozenset[int] = frozenset(),
-) -> tuple[ExecutionResult, list[list[int]]]:
+) -> tuple[ExecutionResult, list[list[str]]]:
     """The document on `things`; the owners of the keys `primed` are in the loader before it
     runs (the broken one as its error), as a page's customers are after the page's read."""
     loaders = OwnerLoaders(by_id, down, peekable=True)
@@ -1017,7 +1115,10 @@ def _run_things(
         loaders.owners.prime_many({key: _owner(by_id, key) for key in primed})
         return await schema.execute(document, context_value=context)
 
-    return asyncio.run(run()), loaders.batches
+    try:
+        return asyncio.run(run()), loaders.batches
+    finally:
+        gc.collect()  # what the run left unawaited warns now, under the test's filters
 
 
 @settings(max_examples=150, deadline=None, database=None)
@@ -1042,9 +1143,22 @@ def test_loaded_fields_answer_as_their_resolvers_do_under_graphql_core(
     root = "thing" if single else "things"  # one object, or a list whose loads are deferred
     document = f"{{ {root} {{ {' '.join(selected)} }} }}"
     fast, fast_batches = _run_things(THINGS_FAST, document, things, by_id, down, primed)
-    plain, plain_batches = _run_things(THINGS_PLAIN, document, things, by_id, down, primed)
+    plain_run = None
+    # graphql-core's own hazard (the fast path's `_apart`): a non-null field's error
+    # cancelled a task awaiting an owner's future that other fields shared.
+    with contextlib.suppress(asyncio.CancelledError):
+        plain_run = _run_things(THINGS_PLAIN, document, things, by_id, down, primed)
+    gc.collect()  # the aborted run's coroutines, freed with its traceback, warn here
+    if plain_run is None:
+        reject()
+    plain, plain_batches = plain_run
     # Errors come in another order: graphql-core's follows its tasks, the fast path's its items.
-    same(fast, plain, ordered=False)
+    same(fast, plain, ordered=False, nulled=True)
+    propagated = any(_beneath_a_null(plain.data, e.path) for e in plain.errors or ())
+    if propagated:
+        # A non-null field's error nulled a parent: graphql-core cancels the loads beneath
+        # it that had not started, the fast path made them already. Both answer the same.
+        return
     # The same keys loaded, each once. graphql-core starts a nested list's resolvers a turn
     # of the loop later than its parent's, so its batches may be split where the fast path
     # sends one: never more batches.
@@ -1235,7 +1349,7 @@ def test_a_list_s_loads_are_awaited_together_not_one_task_per_item() -> None:
 
         loaders = OwnerLoaders(by_id)
         result = asyncio.run(run())
-        assert loaders.batches == [[1], [2]]  # one load per level, either way
+        assert loaders.batches == [["1"], ["2"]]  # one load per level, either way
         return made, result
 
     fast_tasks, fast = tasks_made(THINGS_FAST)
