@@ -172,6 +172,8 @@ _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_PR
 # long: there SQLite may retry and sleep for seconds, which on the loop would stall every
 # request; the threads wait for the busy timeout and answer StoreUnavailable.
 BUSY_PAUSE_S = 1.0
+# How long opening the writer tries again while another process holds the new file's lock.
+OPEN_RETRY_S = 5.0
 
 
 class SQLiteStore:
@@ -285,12 +287,28 @@ class SQLiteStore:
         return connection
 
     def _open_writer(self) -> None:
-        connection = self._connect()
-        connection.execute("PRAGMA journal_mode = WAL")
-        # FULL: a 202 promises the delivery survives a power cut, not only a crash.
-        connection.execute("PRAGMA synchronous = FULL")
-        self._migrate(connection)
-        self._writer = connection
+        # Several processes opening a new file at once (`serve --workers N`): the switch to
+        # WAL takes the file's exclusive lock, for which SQLite does not always wait (it
+        # answers BUSY at once rather than risk a deadlock), so it is tried again here, for
+        # as long as the busy timeout would have waited.
+        deadline = time.monotonic() + OPEN_RETRY_S
+        while True:
+            connection = self._connect()
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                # FULL: a 202 promises the delivery survives a power cut, not only a crash.
+                connection.execute("PRAGMA synchronous = FULL")
+                self._migrate(connection)
+            except sqlite3.OperationalError as exc:
+                connection.close()
+                code = getattr(exc, "sqlite_errorcode", None)
+                busy = code is not None and code & 0xFF in _BUSY
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+                continue
+            self._writer = connection
+            return
 
     def _close_writer(self) -> None:
         if self._writer is not None:
