@@ -42,11 +42,15 @@ from strawberry.schema.schema import StreamResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message as TransportMessage,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -461,6 +465,13 @@ class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
     Over the limit, the operation gets the protocol's `error` message (RATE_LIMITED, with
     `retryAfter`) and the socket stays open. A message strawberry would trip over (not an
     object, a list for a payload, ...) closes the socket 4400 instead.
+
+    Where strawberry (0.341.2) departs from the protocol, this class follows it (the fix for
+    strawberry itself is patches/strawberry-graphql-transport-ws.patch; tests/gateway/
+    test_ws_protocol.py fails once a release has it, and these overrides can go):
+    a `connection_init` whose payload is `null` is one without parameters; a document that
+    does not parse, or has no operation to run, is an `error` message for its operation,
+    not a 4400 for the socket; and every `error` message carries `extensions.code`.
     """
 
     async def handle_message(self, message: TransportMessage) -> None:
@@ -470,18 +481,67 @@ class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
             return
         await super().handle_message(message)
 
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        # PROTOCOL.md: `payload?: Record<string, unknown> | null`; strawberry refuses null.
+        if message.get("payload") is None:
+            message = {"type": "connection_init", "payload": {}}
+        await super().handle_connection_init(message)
+
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # Before the ack, or for an id in use, strawberry closes the socket: no token.
         if self.connection_acknowledged and message["id"] not in self.operations:
+            limit = self.max_subscriptions_per_connection
+            if limit is not None and len(self.operations) >= limit:
+                await self._refuse(
+                    message["id"],
+                    GraphQLError(
+                        f"Subscription limit reached: at most {limit} operations at once"
+                        " on one connection",
+                        extensions={"code": "BAD_USER_INPUT", "limit": limit},
+                    ),
+                )
+                return
             view = cast(GraphQLView, self.view)
             refused = await view.admit(cast(_TextFrames, self.websocket).limiter, self.context)
             if refused is not None:
-                error = GraphQLError(refused.message, extensions=refused.extensions)
-                await self.send_message(
-                    {"id": message["id"], "type": "error", "payload": [error.formatted]}
+                await self._refuse(
+                    message["id"], GraphQLError(refused.message, extensions=refused.extensions)
                 )
                 return
         await super().handle_subscribe(message)
+
+    async def _refuse(self, op_id: str, error: GraphQLError) -> None:
+        await self.send_message({"id": op_id, "type": "error", "payload": [error.formatted]})
+
+    async def _handle_pre_execution_error(
+        self, operation: Operation[RequestContext, None], result: PreExecutionError
+    ) -> None:
+        # A document that does not parse ends here before TypedErrors has seen it.
+        view = cast(GraphQLView, self.view)
+        typing = TypedErrors(hide_suggestions=True, metrics=view.metrics)
+        result.errors = [
+            e if (e.extensions or {}).get("code") else typing._typed(e) for e in result.errors or ()
+        ]
+        await super()._handle_pre_execution_error(operation, result)
+
+    @staticmethod
+    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+        # Every error before execution (syntax, unknown operation name) is the operation's
+        # `error` message, as validation errors are: the socket and its other operations stay.
+        return None
+
+    async def _reject_incremental_delivery(
+        self, operation: Operation[RequestContext, None]
+    ) -> None:
+        await operation.send_initial_errors(
+            [
+                GraphQLError(
+                    "Incremental delivery (@defer, @stream) is not supported over"
+                    " graphql-transport-ws",
+                    extensions={"code": "BAD_USER_INPUT"},
+                )
+            ]
+        )
 
 
 class GraphQLView(GraphQL[RequestContext, None]):
@@ -516,6 +576,17 @@ class GraphQLView(GraphQL[RequestContext, None]):
         # A socket that has not said who it is by then is closed (4408), as a connection that
         # has not sent its headers is (gateway/server.py).
         self.connection_init_wait_timeout = timedelta(seconds=settings.header_timeout_s)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        offered = scope.get("subprotocols") or () if scope["type"] == "websocket" else ()
+        if offered and GRAPHQL_TRANSPORT_WS_PROTOCOL not in offered:
+            # A client that asked for subprotocols fails a 101 without one of them (browsers,
+            # Node's ws: 1006), so the refusal is the handshake's own: 403, no 101. A client
+            # asking for none gets the protocol's 4406 after the 101, as strawberry sends it.
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1002})
+            return
+        await super().__call__(scope, receive, send)
 
     async def admit(self, limiter: RateLimiter, context: RequestContext) -> RateLimited | None:
         """None when the socket's key may run one more operation; else the refusal."""
