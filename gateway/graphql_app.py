@@ -458,6 +458,23 @@ def _malformed(message: object) -> str | None:
     return None
 
 
+def _pre_execution_typed(error: GraphQLError, typing: TypedErrors) -> GraphQLError:
+    """`error` with its `extensions.code`: a document naming no operation it has (or several
+    without a name) is the caller's, not a bug to mask."""
+    if (error.extensions or {}).get("code"):
+        return error
+    original = error.original_error
+    if isinstance(original, CannotGetOperationTypeError):
+        # Not strawberry's reason: it quotes the name sent, and inputs are never quoted.
+        message = (
+            "the document has no operation to run: name one with `operationName`"
+            if original.operation_name is None
+            else "the document has no operation of the `operationName` given"
+        )
+        return _with(error, message, {"code": "BAD_USER_INPUT"})
+    return typing._typed(error)
+
+
 class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
     """strawberry's graphql-transport-ws handler, with every operation (query, mutation or
     subscription) taking a token from its key's bucket, the one HTTP requests take from.
@@ -516,12 +533,11 @@ class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
     async def _handle_pre_execution_error(
         self, operation: Operation[RequestContext, None], result: PreExecutionError
     ) -> None:
-        # A document that does not parse ends here before TypedErrors has seen it.
+        # A document that does not parse, or has no operation to run, ends here before
+        # TypedErrors has seen it.
         view = cast(GraphQLView, self.view)
         typing = TypedErrors(hide_suggestions=True, metrics=view.metrics)
-        result.errors = [
-            e if (e.extensions or {}).get("code") else typing._typed(e) for e in result.errors or ()
-        ]
+        result.errors = [_pre_execution_typed(e, typing) for e in result.errors or ()]
         await super()._handle_pre_execution_error(operation, result)
 
     @staticmethod
