@@ -182,6 +182,10 @@ class RequestLoaders:
         return ByIdLoader(self._store.agents_by_id, agent_from_doc)
 
     @cached_property
+    def agent_by_login(self) -> DataLoader[str, Agent | None]:
+        return DataLoader(load_fn=self._agents_by_login)
+
+    @cached_property
     def channel(self) -> ByIdLoader[Channel]:
         return ByIdLoader(self._store.channels_by_id, channel_from_doc)
 
@@ -220,6 +224,11 @@ class RequestLoaders:
     async def _raw_payloads(self, talk_ids: list[int]) -> list[list[bytes]]:
         # An admin's debugging aid, not a hot path: one store call per talk.
         return [await self._store.raw_deliveries(talk_id=i) for i in talk_ids]
+
+    async def _agents_by_login(self, logins: list[str]) -> list[Agent | None]:
+        # One agent per request in practice (agent(login:), a status payload): no batch call.
+        docs = [await self._store.agent_by_login(login) for login in logins]
+        return [agent_from_doc(doc) if doc else None for doc in docs]
 
     async def _queue_statuses(self, logins: list[str]) -> list[AgentQueueStatus]:
         known = await self._store.agent_statuses(logins)

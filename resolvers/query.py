@@ -169,8 +169,7 @@ class Query:
         if id is not None:
             return await info.context.loaders.agent.load(parse_id(id, "id"))
         assert login is not None
-        doc = await info.context.store.agent_by_login(login)
-        return agent_from_doc(doc) if doc else None
+        return await info.context.loaders.agent_by_login.load(login)
 
     @strawberry.field(description="Agents, by id.", extensions=needs("talks:read"))
     async def agents(

@@ -47,6 +47,9 @@ class Loaders(Protocol):
     def agent(self) -> DataLoader[int, Agent | None]: ...
 
     @property
+    def agent_by_login(self) -> DataLoader[str, Agent | None]: ...
+
+    @property
     def channel(self) -> DataLoader[int, Channel | None]: ...
 
     @property

@@ -323,6 +323,30 @@ class Agent:
         return await info.context.loaders.agent_talks.load(key)
 
 
+@strawberry.type(description="An agent's queue status after talkgate changed it.")
+class AgentStatusPayload:
+    login: str = strawberry.field(description="Login number of the agent.")
+    status: QueueStatus = strawberry.field(description="The new status.")
+    changed_at: UtcDateTime = strawberry.field(description="When talkgate changed it.")
+
+    @strawberry.field(
+        description=(
+            "The agent with this login as talkgate knows it from talks, its `queueStatus` the "
+            "new one: select it (with `id`) and a normalized client cache (Apollo, Relay, "
+            "urql) updates the agent it holds without a refetch. Null when no talk names "
+            "this login yet."
+        ),
+        extensions=needs("talks:read"),
+    )
+    async def agent(self, info: Ctx) -> Agent | None:
+        loaders = info.context.loaders
+        # What this payload reports is the agent's status in it, whatever was read before.
+        loaders.queue_status.prime(
+            self.login, AgentQueueStatus(status=self.status, changed_at=self.changed_at), force=True
+        )
+        return await loaders.agent_by_login.load(self.login)
+
+
 @strawberry.type(description="A customer of the contact center.")
 class Customer:
     id: ID = _field("Internal id of the customer.")

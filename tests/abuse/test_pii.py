@@ -86,7 +86,7 @@ FREE: dict[str, str] = {
     ),
     "Agent": "id name login isBot isActive levelId branchId languageId queueStatus talks",
     "AgentQueueStatus": "status changedAt",
-    "AgentStatusPayload": "login status changedAt",
+    "AgentStatusPayload": "login status changedAt agent",
     "Channel": (
         "id description iconClass priority primaryColor secondaryColor isActive incomingType"
         " enableEmoji enableAudio enableAttachment allowCampaign providerId unitaryPrice"
