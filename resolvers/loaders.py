@@ -146,14 +146,17 @@ async def _child_pages(
     keys: list[ChildPageKey],
     fetch: Callable[[list[int], PageRequest], Awaitable[dict[int, T]]],
 ) -> list[T | BaseException]:
-    """Group keys by page arguments: one store call per distinct (first, after)."""
+    """Group keys by page arguments: one store call per distinct (first, after, last,
+    before)."""
     groups: dict[PageArgs, list[int]] = defaultdict(list)
     for key in keys:
         groups[key.page].append(key.parent_id)
     results: dict[ChildPageKey, T | BaseException] = {}
     for args, parent_ids in groups.items():
         try:
-            pages = await fetch(parent_ids, page_request(args.first, args.after))
+            pages = await fetch(
+                parent_ids, page_request(args.first, args.after, args.last, args.before)
+            )
         except TalkgateError as exc:
             results.update((ChildPageKey(i, args), exc) for i in parent_ids)
             continue
