@@ -41,6 +41,7 @@ from gateway.storage.records import (
     dead_letter_reason,
     refuse_repeats,
 )
+from gateway.storage.rounds import Rounds
 from gateway.storage.text import bounded_search, query_words, search_key, tokens
 from gateway.utc import now_iso
 
@@ -172,6 +173,7 @@ class PostgresStore:
         self._pool: Any = None
         # Documents of talks, messages, events, customers, agents and channels as last read.
         self.docs = DecodedDocs(doc_cache_bytes)
+        self._generations = Rounds(self._read_generation)
 
     def __repr__(self) -> str:
         # The URL may carry a password: never show it.
@@ -210,6 +212,11 @@ class PostgresStore:
             await c.fetchval("SELECT 1")
 
     async def generation(self) -> str:
+        # Asked on every response cache hit: callers arriving together share one read, each
+        # given one begun after it asked (gateway/storage/rounds.py).
+        return await self._generations()
+
+    async def _read_generation(self) -> str:
         async with self._connection() as c:
             row = await c.fetchrow("SELECT store_id, generation FROM store_generation")
         return f"{row[0]}.{row[1]}"
