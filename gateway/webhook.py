@@ -25,6 +25,7 @@ _OUTCOMES = {
     202: "accepted",
     400: "not_json",
     401: "unauthorized",
+    403: "forbidden",
     408: "too_slow",
     413: "too_large",
     422: "invalid",
@@ -39,6 +40,8 @@ _OVERSIZE_SAMPLE = 64 * 1024
 class _Auth:
     ok: bool
     needs_signature: bool = False
+    # A valid API key without `webhooks:write`: known, but not allowed (403, not 401).
+    lacks_scope: bool = False
 
 
 def _error(status: int, reason: str, **extra: object) -> JSONResponse:
@@ -93,6 +96,8 @@ class TalkWebhook:
         """The answer to a delivery refused, or the outcome of one stored."""
         ingestor: Ingestor = request.state.ingestor
         auth = self._authenticate_without_body(request)
+        if auth.lacks_scope:
+            return _error(403, "the API key lacks the webhooks:write scope")
         if not auth.ok and not auth.needs_signature:
             return _error(401, "missing or wrong webhook credentials")
 
@@ -151,7 +156,10 @@ class TalkWebhook:
         key = bearer_key(request.headers.get("authorization"))
         if key is not None:
             principal = self.keys.authenticate(key)
-            return _Auth(ok=principal is not None and "webhooks:write" in principal.scopes)
+            if principal is None:
+                return _Auth(ok=False)
+            allowed = "webhooks:write" in principal.scopes
+            return _Auth(ok=allowed, lacks_scope=not allowed)
         if secret is None and self.settings.demo:
             return _Auth(ok=is_loopback(request.client.host if request.client else None))
         return _Auth(ok=False)

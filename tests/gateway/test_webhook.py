@@ -94,9 +94,15 @@ async def test_an_api_key_with_webhooks_write_may_post(client: httpx.AsyncClient
     assert response.status_code == 202
 
 
-async def test_an_api_key_without_webhooks_write_may_not(client: httpx.AsyncClient) -> None:
+async def test_an_api_key_without_webhooks_write_is_forbidden_403_and_stores_nothing(
+    client: httpx.AsyncClient, store: TalkStore
+) -> None:
+    """The key is known (not 401): it lacks the scope, and the answer says which."""
     response = await client.post(URL, json=talk(2), headers={"Authorization": f"Bearer {READ_KEY}"})
-    assert response.status_code == 401
+    assert response.status_code == 403
+    assert response.json() == {"error": "the API key lacks the webhooks:write scope"}
+    assert await stored_talks(store) == 0
+    assert await store.dead_letters() == []
 
 
 async def test_the_webhook_is_closed_when_no_secret_is_configured(tmp_path: Path) -> None:
