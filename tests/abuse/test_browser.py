@@ -414,8 +414,10 @@ async def test_a_mutation_cannot_run_by_get(tmp_path: Path) -> None:
     )
     async with demo(tmp_path) as client:
         response = await client.get("/graphql", params={"query": login})
-    assert response.status_code == 400
-    assert response.text == "mutations are not allowed when using GET"
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 # -- WebSocket: cross-site hijacking --------------------------------------------------------
