@@ -149,7 +149,10 @@ def scrub_values(message: str) -> str:
     if not message.startswith(_SYNTAX):  # the parser's "found <token kind>" says no value
         message = re.sub(r"([?.])\.$", r"\1", _FOUND.sub(".", message))
     message = message.rstrip()
-    return message if message.endswith((".", "?", "!")) else message + "."
+    # graphql-core writes sentences (talkgate's own messages are phrases, and stay so).
+    if message[:1].isupper() and not message.endswith((".", "?", "!")):
+        message += "."
+    return message
 
 
 class TypedErrors(SchemaExtension):
