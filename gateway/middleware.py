@@ -140,7 +140,7 @@ def _refuse(scope: Scope, status: int, message: str, code: str) -> ASGIApp:
         body = error_body(message, code)
         media = negotiate(_only(scope, b"accept")) or JSON
     else:
-        body = orjson.dumps({"error": message})
+        body = orjson.dumps({"error": message, "code": code})
 
     async def answer(scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-type", media.encode()), (b"content-length", b"%d" % len(body))]

@@ -44,8 +44,20 @@ class _Auth:
     lacks_scope: bool = False
 
 
+# Every refusal says its kind as GraphQL errors do (`extensions.code` there, `code` here).
+_CODES = {
+    400: "BAD_USER_INPUT",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    408: "BAD_USER_INPUT",
+    413: "BAD_USER_INPUT",
+    422: "BAD_USER_INPUT",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
 def _error(status: int, reason: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"error": reason, **extra}, status_code=status)
+    return JSONResponse({"error": reason, "code": _CODES[status], **extra}, status_code=status)
 
 
 def _accepted(outcome: DeliveryOutcome) -> JSONResponse:
@@ -139,7 +151,9 @@ class TalkWebhook:
             return await ingestor.ingest(Body(body, source, key))
         except StoreUnavailable as exc:
             log.warning("store unavailable, delivery refused: %s", exc)
-            return Response(status_code=503, headers={"Retry-After": "5"})
+            response = _error(503, "the store is unavailable, retry later")
+            response.headers["Retry-After"] = "5"
+            return response
 
     def _authenticate_without_body(self, request: Request) -> _Auth:
         """Token header, `?token=`, or an API key with webhooks:write; else maybe a signature."""
