@@ -533,7 +533,8 @@ class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
 
 
 class GraphQLView(GraphQL[RequestContext, None]):
-    """strawberry's ASGI view: talkgate's context, orjson, WebSocket keys in connection_init.
+    """strawberry's ASGI view: talkgate's context, orjson, WebSocket keys in connection_init;
+    HTTP answers in the media type GraphQLEndpoint negotiated, every refusal a typed error.
 
     Only graphql-transport-ws is spoken; the legacy graphql-ws protocol stays off.
     """
@@ -856,7 +857,7 @@ class GraphQLEndpoint:
         if method not in ("GET", "POST"):
             response = error_response(
                 405,
-                f"{method} is not a GraphQL method here: queries by GET or POST, mutations by POST",
+                "GraphQL runs here by GET (queries) or POST (queries and mutations)",
                 "BAD_USER_INPUT",
                 media=media,
                 headers={"Allow": "GET, POST"},
