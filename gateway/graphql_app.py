@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 import strawberry
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import (
     GraphQLError,
     InitialIncrementalExecutionResult,
@@ -30,7 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.extensions import DisableIntrospection, SchemaExtension
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
     NonTextMessageReceived,
@@ -66,6 +67,18 @@ from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
 from gateway.nesting import TooDeep, decode_limited
+from gateway.over_http import (
+    GRAPHQL_RESPONSE,
+    JSON,
+    MEDIA_KEY,
+    NOT_ACCEPTABLE,
+    MalformedRequest,
+    check_document,
+    check_posted,
+    check_query_string,
+    error_response,
+    negotiate,
+)
 from gateway.parsing import CachedParse, CachedValidation, parse_document
 from gateway.persisted import AllowListedOnly, PersistedQueries, PersistedQueryPolicy
 from gateway.ratelimit import RateLimiter
@@ -88,27 +101,62 @@ from schema.scalars import SCALARS
 log = logging.getLogger("talkgate.graphql")
 
 PRINCIPAL_KEY = "talkgate.principal"
-# What a POST may run (as strawberry's view allows it), and what GraphQLView.answer_decoded
-# runs of it itself.
-_POST_OPERATIONS = OperationType.from_http("POST")
+# What a POST may run (subscriptions run over WebSocket only), and what
+# GraphQLView.answer_decoded runs of it itself.
+_POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 _DECODED_OPERATIONS = frozenset({GraphQLOperationType.QUERY, GraphQLOperationType.MUTATION})
 # Set by the view on the request's scope: whether the operation ended without errors.
 RESULT_OK_KEY = "talkgate.result_ok"
 _SUGGESTION = re.compile(r" Did you mean .*\?$")
-# graphql-core quotes rejected input values in its messages; inputs may be passwords.
-_VARIABLE_VALUE = re.compile(
-    r"^(Variable '\$[^']*') got invalid value .*?(?=( at '[^']*')?; )", re.S
+# graphql-core quotes rejected input values in its messages, and inputs may be passwords: each
+# rule below words one of its messages (3.2 and 3.3) as a whole sentence without the value.
+# Names from the schema (types, enum values, fields) and from the document's structure
+# (selected fields, arguments, input fields, variables) stay: they say what to fix. An enum
+# value given is a value, and is not quoted.
+_SCRUBS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # 3.2: "Variable '$x' got invalid value <value> at 'x.y'; <why>"
+    (
+        re.compile(r"^(Variable '\$[^']*') got invalid value .*?(?=( at '[^']*')?; )", re.S),
+        r"\1 got an invalid value",
+    ),
+    # "Value '<value>' does not exist in 'TalkStatus' enum."
+    (
+        re.compile(r"\bValue '.*' does not exist in '(\w+)' enum\.", re.S),
+        r"The value given does not exist in the '\1' enum.",
+    ),
+    # "Int cannot represent non-integer value: <value>", suggestions kept.
+    (
+        re.compile(r"(cannot represent [^:;]*?value): (?:.*(?=\. Did you mean [^.]*\?$)|.*)", re.S),
+        r"\1",
+    ),
+    # The lexer and parser: "Unexpected String '<value>'.", "found Int '<value>'", ...
+    (
+        re.compile(
+            r"(Unexpected|found) (Name|String|BlockString|Int|Float) '.*'(?=\.$| is )", re.S
+        ),
+        r"\1 \2",
+    ),
+    (re.compile(r"(Invalid number, expected digit) but got: .*$", re.S), r"\1."),
+    (re.compile(r"(Invalid number, unexpected digit after 0): .*$", re.S), r"\1."),
+    (re.compile(r"(Invalid number, expected digit before '\.'), .*$", re.S), r"\1."),
+    (re.compile(r"(Invalid (?:Unicode|character) escape sequence): .*$", re.S), r"\1."),
 )
-_VALUE_TAIL = re.compile(r"(cannot represent [^:;]*?value|non-enum value|got): .*$", re.S)
-# "..., found: {...}.", "..., found "x".", "... Found: {...}."
+# Validation: "..., found: {...}.", "..., found "x".", "... Found: {...}."
 _FOUND = re.compile(r",? [Ff]ound:? .*$", re.S)
+_SYNTAX = "Syntax Error:"
 
 
 def scrub_values(message: str) -> str:
-    """`message` without the input values graphql-core quotes in it."""
-    message = _VARIABLE_VALUE.sub(r"\1 got an invalid value", message)
-    message = re.sub(r"([?.])\.$", r"\1", _FOUND.sub(".", message))
-    return _VALUE_TAIL.sub(r"\1", message)
+    """`message` without the input values graphql-core quotes in it, ending as a sentence."""
+    for pattern, replacement in _SCRUBS:
+        message = pattern.sub(replacement, message)
+    if not message.startswith(_SYNTAX):  # the parser's "found <token kind>" says no value
+        message = re.sub(r"([?.])\.$", r"\1", _FOUND.sub(".", message))
+    message = message.rstrip()
+    # graphql-core writes sentences (talkgate's own messages are phrases, and stay so).
+    if message[:1].isupper() and not message.endswith((".", "?", "!")):
+        message += "."
+    return message
 
 
 class TypedErrors(SchemaExtension):
@@ -561,7 +609,8 @@ class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
 
 
 class GraphQLView(GraphQL[RequestContext, None]):
-    """strawberry's ASGI view: talkgate's context, orjson, WebSocket keys in connection_init.
+    """strawberry's ASGI view: talkgate's context, orjson, WebSocket keys in connection_init;
+    HTTP answers in the media type GraphQLEndpoint negotiated, every refusal a typed error.
 
     Only graphql-transport-ws is spoken; the legacy graphql-ws protocol stays off.
     """
@@ -647,7 +696,71 @@ class GraphQLView(GraphQL[RequestContext, None]):
     ) -> GraphQLHTTPResponse:
         # The response cache keeps only answers without errors; it reads this flag.
         request.scope[RESULT_OK_KEY] = not result.errors
-        return await super().process_result(request, result)
+        processed = await super().process_result(request, result)
+        if never_executed(result):
+            # GraphQL: "If an error was raised before execution begins, the data entry
+            # should not be present in the result."
+            del processed["data"]
+            request.scope[_REQUEST_ERROR_KEY] = True
+        return processed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        response = await self.respond(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> ASGIApp:
+        """strawberry's answer to an HTTP request, in the media type the endpoint chose, and
+        every refusal as a GraphQL error with its code (strawberry's own are plain text)."""
+        media = request.scope.get(MEDIA_KEY, JSON)
+        try:
+            response = await self.run(request)
+        except _Refused as exc:
+            status = exc.status if exc.status is not None else _request_error_status(media)
+            return error_response(status, exc.message, exc.code, media=media, headers=exc.headers)
+        except HTTPException as exc:
+            # What the endpoint's checks leave to strawberry never gets here; should one,
+            # it is still a JSON error with a code.
+            return error_response(exc.status_code, exc.reason, "BAD_USER_INPUT", media=media)
+        return negotiated(request.scope, response)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: RequestContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """strawberry's, with every refusal of the operation's kind or name typed (its own
+        are plain-text 400s)."""
+        allowed = _GET_OPERATIONS if request_adapter.method == "GET" else _POST_OPERATIONS
+        name = request_data.operation_name
+        if request_data.query is not None:
+            try:
+                document = parse_document(request_data.query, self.settings.max_query_tokens)
+            except GraphQLError:
+                pass  # the execution reports it
+            else:
+                # GraphQL's GetOperation: without a name, the document's only operation
+                # (strawberry would run the first of several).
+                if get_operation_ast(document, name) is None:
+                    raise _refused(CannotGetOperationTypeError(name), request_adapter.method)
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError) as exc:
+            raise _refused(exc, request_adapter.method) from None
 
     async def answer_decoded(self, request: Request, params: Mapping[str, Any]) -> Response | None:
         """The answer strawberry's view gives a POSTed JSON query or mutation, from the body
@@ -700,25 +813,81 @@ class GraphQLView(GraphQL[RequestContext, None]):
         response_data = await self.process_result(request, result)
         if result.errors:
             self._handle_errors(result.errors, response_data)
-        return Response(
-            self.encode_json(response_data), status_code=200, media_type="application/json"
+        return negotiated(
+            request.scope,
+            Response(self.encode_json(response_data), status_code=200, media_type=JSON),
         )
 
 
-def graphql_error_response(
-    status: int, message: str, code: str, headers: dict[str, str] | None = None, **extensions: Any
-) -> Response:
-    return Response(
-        orjson.dumps(
-            {
-                "data": None,
-                "errors": [{"message": message, "extensions": {"code": code, **extensions}}],
-            }
-        ),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+# What each method may run over HTTP; subscriptions run over WebSocket only.
+_GET_OPERATIONS = frozenset({OperationType.QUERY})
+_REQUEST_ERROR_KEY = "talkgate.request_error"
+
+
+def never_executed(result: ExecutionResult) -> bool:
+    """Whether `result` holds errors raised before execution began (parse, validation,
+    variable coercion, a refusal of an extension): no data, and no error at a field's path."""
+    errors = result.errors
+    return result.data is None and bool(errors) and all(e.path is None for e in errors or ())
+
+
+def _request_error_status(media: str) -> int:
+    """The status of a GraphQL response that never reached execution: 200 under
+    application/json (legacy clients read every response from a 200), 400 under
+    application/graphql-response+json."""
+    return 400 if media == GRAPHQL_RESPONSE else 200
+
+
+def negotiated(scope: Scope, response: Response) -> Response:
+    """`response` (a GraphQL response as JSON) as the media type chosen for `scope`, with its
+    status code."""
+    media = scope.get(MEDIA_KEY, JSON)
+    if media != JSON and response.media_type == JSON:
+        response.headers["content-type"] = media
+        if scope.get(_REQUEST_ERROR_KEY):
+            response.status_code = _request_error_status(media)
+    return response
+
+
+class _Refused(Exception):
+    """An operation refused for its kind or name before it ran; `status` None: the status of
+    a request error (`_request_error_status`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = "BAD_USER_INPUT"
+        self.status = status
+        self.headers = headers
+
+
+def _refused(error: Exception, method: str) -> _Refused:
+    """The typed refusal of strawberry's `error`; no name the client gave is quoted."""
+    if isinstance(error, InvalidOperationTypeError):
+        if error.operation_type is OperationType.SUBSCRIPTION:
+            return _Refused(
+                "subscriptions run over WebSocket (graphql-transport-ws at /graphql), not over HTTP"
+            )
+        if method == "GET":
+            return _Refused(
+                "mutations are not allowed over GET: send them by POST",
+                status=405,
+                headers={"Allow": "POST"},
+            )
+    if isinstance(error, CannotGetOperationTypeError):
+        if error.operation_name is None:
+            return _Refused(
+                "the document must hold exactly one operation, or name the one to run in"
+                " `operationName`"
+            )
+        return _Refused("the document holds no operation of the name given in `operationName`")
+    return _Refused("a GraphQL document is required in `query`", status=400)
 
 
 class GraphQLEndpoint:
@@ -760,19 +929,35 @@ class GraphQLEndpoint:
         # of a cached answer's 283,800 instructions (bench.instructions, W1-warm).
         method: str = scope["method"]
         state: dict[str, Any] = scope["state"]
-        if (
-            self.ide is not None
-            and method == "GET"
-            and "text/html" in (_header(scope, b"accept") or "")
-        ):
+        accept = _header(scope, b"accept")
+        if self.ide is not None and method == "GET" and "text/html" in (accept or ""):
             await self.ide(scope, receive, send)
+            return
+        # Every check below answers the same whatever the response cache holds: the cache
+        # is read only for a request that passed them all.
+        media = negotiate(accept)
+        if media is None:
+            response = error_response(406, NOT_ACCEPTABLE, "BAD_USER_INPUT")
+            await response(scope, receive, send)
+            return
+        scope[MEDIA_KEY] = media
+        if method not in ("GET", "POST"):
+            response = error_response(
+                405,
+                "GraphQL runs here by GET (queries) or POST (queries and mutations)",
+                "BAD_USER_INPUT",
+                media=media,
+                headers={"Allow": "GET, POST"},
+            )
+            await response(scope, receive, send)
             return
         principal = self._principal(scope)
         if principal is None:
-            response = graphql_error_response(
+            response = error_response(
                 401,
                 "a valid API key is required: Authorization: Bearer <key>",
                 "UNAUTHENTICATED",
+                media=media,
                 headers={"WWW-Authenticate": 'Bearer realm="talkgate"'},
             )
             await response(scope, receive, send)
@@ -781,10 +966,11 @@ class GraphQLEndpoint:
         refused = await take_token(limiter, principal, self.settings, self.metrics)
         if refused is not None:
             seconds = refused.extensions["retryAfter"]
-            response = graphql_error_response(
+            response = error_response(
                 429,
                 refused.message,
                 refused.code,
+                media=media,
                 headers={"Retry-After": str(seconds)},
                 retryAfter=seconds,
             )
@@ -799,68 +985,42 @@ class GraphQLEndpoint:
                 )
             except TimeoutError:
                 # A body trickled in slowly holds a connection as a slow header does.
-                response = graphql_error_response(
+                response = error_response(
                     408,
                     f"the request body did not arrive within {self.settings.body_timeout_s:g} s",
                     "BAD_USER_INPUT",
+                    media=media,
                     headers={"Connection": "close"},
                 )
                 await response(scope, receive, send)
                 return
             if body is None:
-                response = graphql_error_response(
+                response = error_response(
                     413,
                     f"the request body is over {self.settings.graphql_max_bytes} bytes",
                     "BAD_USER_INPUT",
+                    media=media,
                 )
                 await response(scope, receive, send)
                 return
             sent: bytes | None = body
             known = self._body_keys.get(body, principal.scopes)
             if known is not None and state["responses"] is not None:
-                # The body was decoded before, and its bytes decode the same way again.
+                # The body was decoded and checked before, and its bytes decode the same way
+                # again.
                 await self._cached_or_view(scope, _replay(body, receive), send, known, body)
                 return
             try:
-                data = decode_limited(body, self.settings.max_json_depth)
-            except JSONDecodeError as exc:
-                # Too deep, or not JSON at all (lone surrogates included: orjson refuses them,
-                # and they could never be encoded again).
-                reason = exc.msg if isinstance(exc, TooDeep) else f"not valid JSON ({exc.msg})"
-                await _refusal(BadUserInput(f"the request body: {reason}"))(scope, receive, send)
-                return
-            if isinstance(data, list):
-                # One token is one operation: a batch would run many on one.
-                await _refusal(
-                    BadUserInput("batches are not accepted: send one operation per request")
-                )(scope, receive, send)
-                return
-            if not isinstance(data, dict):
-                response = graphql_error_response(
-                    400, "the body must be a JSON object with a `query`", "BAD_USER_INPUT"
-                )
-                await response(scope, receive, send)
-                return
-            try:
-                if isinstance(data, dict):
-                    params = await self.persisted.resolve(data, state["persisted"])
-                    if params != data:
-                        body = orjson.dumps(params)
-                        sent = None  # the body the view reads is not the one sent
-                    extensions = data.get("extensions")
-                    if isinstance(extensions, dict) and "persistedQuery" in extensions:
-                        # Resolving it may register the document again (after the store
-                        # forgot it): every such body is resolved, none is kept.
-                        sent = None
+                params, body, sent = await self._posted(body, state["persisted"])
             except TalkgateError as exc:
-                await _refusal(exc)(scope, receive, send)
+                await _refusal(exc, media)(scope, receive, send)
                 return
             receive = _replay(body, receive)
         elif method == "GET":
             try:
                 scope, params = await self._resolve_query_string(scope, state["persisted"])
             except TalkgateError as exc:
-                await _refusal(exc)(scope, receive, send)
+                await _refusal(exc, media)(scope, receive, send)
                 return
         responses: ResponseCache | None = state["responses"]
         # A POST's operation, decoded: the view need not decode it again.
@@ -876,6 +1036,46 @@ class GraphQLEndpoint:
         if method == "POST" and sent is not None:
             self._body_keys.put(sent, principal.scopes, cached)
         await self._cached_or_view(scope, receive, send, cached, decoded)
+
+    async def _posted(
+        self, body: bytes, documents: PersistedQueries
+    ) -> tuple[dict[str, Any], bytes, bytes | None]:
+        """A POST body's parameters, checked and with the persisted document it names; the
+        body the view reads; and the body as sent when it may stand for them next time.
+
+        Raises BadUserInput (a malformed request) and the persisted queries' errors.
+        """
+        sent: bytes | None = body
+        try:
+            data = decode_limited(body, self.settings.max_json_depth)
+        except JSONDecodeError as exc:
+            # Too deep, or not JSON at all (lone surrogates included: orjson refuses them,
+            # and they could never be encoded again).
+            reason = exc.msg if isinstance(exc, TooDeep) else f"not valid JSON ({exc.msg})"
+            raise BadUserInput(f"the request body: {reason}") from None
+        if isinstance(data, list):
+            # One token is one operation: a batch would run many on one.
+            raise BadUserInput("batches are not accepted: send one operation per request")
+        if not isinstance(data, dict):
+            raise BadUserInput("the body must be a JSON object with a `query`")
+        try:
+            check_posted(data)
+        except MalformedRequest as exc:
+            raise BadUserInput(str(exc)) from None
+        params = await self.persisted.resolve(data, documents)
+        try:
+            check_document(params)
+        except MalformedRequest as exc:
+            raise BadUserInput(str(exc)) from None
+        if params != data:
+            body = orjson.dumps(params)
+            sent = None  # the body the view reads is not the one sent
+        extensions = data.get("extensions")
+        if isinstance(extensions, dict) and "persistedQuery" in extensions:
+            # Resolving it may register the document again (after the store forgot it):
+            # every such body is resolved, none is kept.
+            sent = None
+        return params, body, sent
 
     async def _execute(
         self,
@@ -923,7 +1123,9 @@ class GraphQLEndpoint:
         if found is not None:
             # Served, like an execution: counted with the operations.
             self.metrics.count_operation(operation_name, "query", "ok")
-            await self._answer_cached(found, method, conditional, send, scope.get(ENCODING_KEY))
+            await self._answer_cached(
+                found, method, conditional, send, scope.get(ENCODING_KEY), scope[MEDIA_KEY]
+            )
             return
         keeping = self._keeping(scope, send, responses, (key, generation), conditional)
         await self._execute(scope, receive, keeping, decoded)
@@ -966,9 +1168,12 @@ class GraphQLEndpoint:
         conditional: str | None,
         send: Send,
         codec: str | None,
+        media: str,
     ) -> None:
-        """A cached answer: in the form `codec` names (gateway.compression) when it is
-        large enough to be compressed, kept with the answer so each form is made once."""
+        """A cached answer as `media`: in the form `codec` names (gateway.compression) when
+        it is large enough to be compressed, kept with the answer so each form is made once.
+
+        Cached answers ran without errors: 200 under either media type, the same bytes."""
         body = found.body
         settings = self.settings
         # Its form depends on Accept-Encoding: said on the 200 and on a 304 alike.
@@ -980,6 +1185,8 @@ class GraphQLEndpoint:
         if method == "GET":
             # Each form is its own representation, with its own tag.
             etag = found.etag
+            if media != JSON:
+                etag = tagged(etag.encode(), _MEDIA_TAG).decode()
             if encoded and codec is not None:
                 etag = tagged(etag.encode(), codec).decode()
             headers = self._validators(etag)
@@ -992,7 +1199,7 @@ class GraphQLEndpoint:
         else:
             headers = []
         headers += [
-            (b"content-type", b"application/json"),
+            (b"content-type", _CONTENT_TYPES[media]),
             (b"content-length", str(len(body)).encode()),
         ]
         if encoded:
@@ -1034,7 +1241,7 @@ class GraphQLEndpoint:
             # Sent as a hit is: the same headers, and a 304 when the tag still matches.
             kept = await responses.put(*entry, body)
             await self._answer_cached(
-                kept, scope["method"], conditional, send, scope.get(ENCODING_KEY)
+                kept, scope["method"], conditional, send, scope.get(ENCODING_KEY), scope[MEDIA_KEY]
             )
 
         return keeping
@@ -1043,24 +1250,26 @@ class GraphQLEndpoint:
         return [
             (b"etag", etag.encode()),
             (b"cache-control", self.settings.response_cache_control.encode()),
-            (b"vary", b"Authorization"),
+            (b"vary", b"Authorization, Accept"),
         ]
 
     async def _resolve_query_string(
         self, scope: Scope, documents: PersistedQueries
     ) -> tuple[Scope, dict[str, Any]]:
-        """A GET's parameters with the document `extensions` names (a JSON parameter)."""
+        """A GET's parameters, checked, with the document `extensions` names (a JSON
+        parameter). Raises BadUserInput (a malformed request) and the persisted queries'
+        errors."""
         query_string = scope.get("query_string", b"").decode("latin-1")
         params: dict[str, Any] = dict(parse_qsl(query_string, keep_blank_values=True))
-        for name in ("variables", "extensions"):
-            if params.get(name):
-                try:
-                    decode_limited(params[name], self.settings.max_json_depth)
-                except TooDeep as exc:
-                    raise BadUserInput(f"`{name}`: {exc.msg}") from None
-                except JSONDecodeError:
-                    pass  # answered where it is read: "`extensions` is not JSON", ...
+        try:
+            check_query_string(params, self.settings.max_json_depth)
+        except MalformedRequest as exc:
+            raise BadUserInput(str(exc)) from None
         resolved = await self.persisted.resolve(params, documents)
+        try:
+            check_document(resolved)
+        except MalformedRequest as exc:
+            raise BadUserInput(str(exc)) from None
         if resolved == params:
             return scope, params
         return {**scope, "query_string": urlencode(resolved).encode("latin-1")}, resolved
@@ -1085,12 +1294,18 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+_CONTENT_TYPES = {JSON: JSON.encode(), GRAPHQL_RESPONSE: GRAPHQL_RESPONSE.encode()}
+# Of an ETag, what tells the application/graphql-response+json form from the JSON one (each
+# is a representation of its own, as a compressed form is).
+_MEDIA_TAG = "gr"
+
 # Apollo clients read PERSISTED_QUERY_NOT_FOUND (and _NOT_SUPPORTED) from a 200 answer.
 _REFUSAL_STATUS = {"PERSISTED_QUERY_NOT_FOUND": 200, "PERSISTED_QUERY_NOT_SUPPORTED": 200}
 
 
-def _refusal(error: TalkgateError) -> Response:
-    return graphql_error_response(_REFUSAL_STATUS.get(error.code, 400), error.message, error.code)
+def _refusal(error: TalkgateError, media: str) -> Response:
+    status = _REFUSAL_STATUS.get(error.code, 400)
+    return error_response(status, error.message, error.code, media=media)
 
 
 class BodyKeys:

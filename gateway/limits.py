@@ -3,11 +3,12 @@ is the parser's, applied where every parse happens: gateway/parsing.py).
 
 Cost estimates the work of a document, as GitHub's API does: every field that returns objects
 costs 1 (scalar leaves are free, their price is in the object that holds them), and a list
-field multiplies the cost of its subtree by how many items it may return: its `first`
-argument (given, from a variable, or its default), or `default_list_size` for lists without
-one. Fragments count wherever they are spread. Introspection fields (`__schema`, `__type`,
-...) are exempt from depth and cost (they are switched off as a whole when introspection
-is); every alias counts, theirs and `__typename`'s included.
+field multiplies the cost of its subtree by how many items it may return: its `first` or
+`last` argument (given, from a variable, or the resolvers' default page), or
+`default_list_size` for lists without one. Fragments count wherever they are spread.
+Introspection fields (`__schema`, `__type`, ...) are exempt from depth and cost (they are
+switched off as a whole when introspection is); every alias counts, theirs and
+`__typename`'s included.
 
 Every measure is linear in the size of the document: a fragment is measured once and its
 measures added (or multiplied) wherever it is spread, and numbers that grow by
@@ -40,6 +41,8 @@ from graphql import (
 from graphql.type.definition import GraphQLNamedType, GraphQLOutputType
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
+
+from schema.types import DEFAULT_FIRST
 
 TOKEN_LIMIT_MESSAGE = "Document contains more than"  # noqa: S105 - a parser message
 
@@ -215,7 +218,7 @@ class _Walker:
             has_first = definition is not None and "first" in definition.args
             if has_first:
                 assert definition is not None
-                multiplier = self._first(selection, definition.args["first"].default_value)
+                multiplier = self._page_size(selection)
             elif is_list and not paged:
                 # A list right under a paged field (a connection's `edges`) holds those same
                 # items.
@@ -229,17 +232,21 @@ class _Walker:
             aliases = min(aliases + found[2], MEASURE_CAP)
         return depth, cost, aliases
 
-    def _first(self, node: FieldNode, default: object) -> int:
+    def _page_size(self, node: FieldNode) -> int:
+        """How many items a paged field may return: its `first` or `last`, a literal or a
+        variable; the resolvers' default page when neither is given (or given null)."""
+        given: list[int] = []
         for argument in node.arguments or ():
-            if argument.name.value != "first":
+            if argument.name.value not in ("first", "last"):
                 continue
             value = argument.value
             if isinstance(value, IntValueNode):
-                return max(int(value.value), 0)
-            if isinstance(value, VariableNode):
-                given = self.variables.get(value.name.value, default)
-                return given if isinstance(given, int) and given > 0 else 0
-        return default if isinstance(default, int) else self.default_list_size
+                given.append(max(int(value.value), 0))
+            elif isinstance(value, VariableNode):
+                number = self.variables.get(value.name.value)
+                if isinstance(number, int) and not isinstance(number, bool):
+                    given.append(max(number, 0))
+        return max(given) if given else DEFAULT_FIRST
 
 
 def measure(

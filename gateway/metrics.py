@@ -253,4 +253,5 @@ class MetricsEndpoint:
 
 def _refused(status: int, message: str) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="talkgate"'} if status == 401 else None
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    code = "UNAUTHENTICATED" if status == 401 else "FORBIDDEN"
+    return JSONResponse({"error": message, "code": code}, status_code=status, headers=headers)

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.logs import new_request_id, request_id_var
 from gateway.metrics import Metrics, route_of
+from gateway.over_http import JSON, error_body, negotiate
 
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 access_log = logging.getLogger("talkgate.access")
@@ -134,14 +135,15 @@ def _refuse(scope: Scope, status: int, message: str, code: str) -> ASGIApp:
             await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
 
         return close
+    media = JSON
     if scope["path"] == "/graphql":
-        error = {"message": message, "extensions": {"code": code}}
-        body = orjson.dumps({"data": None, "errors": [error]})
+        body = error_body(message, code)
+        media = negotiate(_only(scope, b"accept")) or JSON
     else:
-        body = orjson.dumps({"error": message})
+        body = orjson.dumps({"error": message, "code": code})
 
     async def answer(scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        headers = [(b"content-type", media.encode()), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

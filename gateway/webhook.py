@@ -25,6 +25,7 @@ _OUTCOMES = {
     202: "accepted",
     400: "not_json",
     401: "unauthorized",
+    403: "forbidden",
     408: "too_slow",
     413: "too_large",
     422: "invalid",
@@ -39,10 +40,24 @@ _OVERSIZE_SAMPLE = 64 * 1024
 class _Auth:
     ok: bool
     needs_signature: bool = False
+    # A valid API key without `webhooks:write`: known, but not allowed (403, not 401).
+    lacks_scope: bool = False
+
+
+# Every refusal says its kind as GraphQL errors do (`extensions.code` there, `code` here).
+_CODES = {
+    400: "BAD_USER_INPUT",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    408: "BAD_USER_INPUT",
+    413: "BAD_USER_INPUT",
+    422: "BAD_USER_INPUT",
+    503: "SERVICE_UNAVAILABLE",
+}
 
 
 def _error(status: int, reason: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"error": reason, **extra}, status_code=status)
+    return JSONResponse({"error": reason, "code": _CODES[status], **extra}, status_code=status)
 
 
 def _accepted(outcome: DeliveryOutcome) -> JSONResponse:
@@ -93,6 +108,8 @@ class TalkWebhook:
         """The answer to a delivery refused, or the outcome of one stored."""
         ingestor: Ingestor = request.state.ingestor
         auth = self._authenticate_without_body(request)
+        if auth.lacks_scope:
+            return _error(403, "the API key lacks the webhooks:write scope")
         if not auth.ok and not auth.needs_signature:
             return _error(401, "missing or wrong webhook credentials")
 
@@ -134,7 +151,9 @@ class TalkWebhook:
             return await ingestor.ingest(Body(body, source, key))
         except StoreUnavailable as exc:
             log.warning("store unavailable, delivery refused: %s", exc)
-            return Response(status_code=503, headers={"Retry-After": "5"})
+            response = _error(503, "the store is unavailable, retry later")
+            response.headers["Retry-After"] = "5"
+            return response
 
     def _authenticate_without_body(self, request: Request) -> _Auth:
         """Token header, `?token=`, or an API key with webhooks:write; else maybe a signature."""
@@ -151,7 +170,10 @@ class TalkWebhook:
         key = bearer_key(request.headers.get("authorization"))
         if key is not None:
             principal = self.keys.authenticate(key)
-            return _Auth(ok=principal is not None and "webhooks:write" in principal.scopes)
+            if principal is None:
+                return _Auth(ok=False)
+            allowed = "webhooks:write" in principal.scopes
+            return _Auth(ok=allowed, lacks_scope=not allowed)
         if secret is None and self.settings.demo:
             return _Auth(ok=is_loopback(request.client.host if request.client else None))
         return _Auth(ok=False)

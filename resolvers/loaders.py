@@ -146,14 +146,17 @@ async def _child_pages(
     keys: list[ChildPageKey],
     fetch: Callable[[list[int], PageRequest], Awaitable[dict[int, T]]],
 ) -> list[T | BaseException]:
-    """Group keys by page arguments: one store call per distinct (first, after)."""
+    """Group keys by page arguments: one store call per distinct (first, after, last,
+    before)."""
     groups: dict[PageArgs, list[int]] = defaultdict(list)
     for key in keys:
         groups[key.page].append(key.parent_id)
     results: dict[ChildPageKey, T | BaseException] = {}
     for args, parent_ids in groups.items():
         try:
-            pages = await fetch(parent_ids, page_request(args.first, args.after))
+            pages = await fetch(
+                parent_ids, page_request(args.first, args.after, args.last, args.before)
+            )
         except TalkgateError as exc:
             results.update((ChildPageKey(i, args), exc) for i in parent_ids)
             continue
@@ -180,6 +183,10 @@ class RequestLoaders:
     @cached_property
     def agent(self) -> ByIdLoader[Agent]:
         return ByIdLoader(self._store.agents_by_id, agent_from_doc)
+
+    @cached_property
+    def agent_by_login(self) -> DataLoader[str, Agent | None]:
+        return DataLoader(load_fn=self._agents_by_login)
 
     @cached_property
     def channel(self) -> ByIdLoader[Channel]:
@@ -220,6 +227,11 @@ class RequestLoaders:
     async def _raw_payloads(self, talk_ids: list[int]) -> list[list[bytes]]:
         # An admin's debugging aid, not a hot path: one store call per talk.
         return [await self._store.raw_deliveries(talk_id=i) for i in talk_ids]
+
+    async def _agents_by_login(self, logins: list[str]) -> list[Agent | None]:
+        # One agent per request in practice (agent(login:), a status payload): no batch call.
+        docs = [await self._store.agent_by_login(login) for login in logins]
+        return [agent_from_doc(doc) if doc else None for doc in docs]
 
     async def _queue_statuses(self, logins: list[str]) -> list[AgentQueueStatus]:
         known = await self._store.agent_statuses(logins)

@@ -19,11 +19,11 @@ from schema.agent_control import (
     AgentAuthInput,
     AgentCredentialsInput,
     AgentLoginPayload,
-    AgentStatusPayload,
     QueueStatus,
 )
 from schema.permissions import needs
 from schema.scalars import UtcDateTime
+from schema.types import AgentStatusPayload
 
 Ctx = Info[RequestContext, None]
 Credentials = Annotated[

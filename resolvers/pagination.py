@@ -1,5 +1,5 @@
-"""Turning `first`/`after` into page requests, store pages into connections; and what a
-connection's selection asks for."""
+"""Turning `first`/`after` and `last`/`before` into page requests, store pages into
+connections; and what a connection's selection asks for."""
 
 from __future__ import annotations
 
@@ -18,19 +18,40 @@ from strawberry import ID, Info
 
 from gateway.errors import BadUserInput
 from gateway.storage.records import Doc, Page, PageRequest
-from schema.types import Connection, connection_parts
+from schema.types import DEFAULT_FIRST, Connection, connection_parts
 
 T = TypeVar("T")
 
 MAX_FIRST = 100
 
 
-def page_request(first: int, after: str | None) -> PageRequest:
-    if first < 0 or first > MAX_FIRST:
+def page_request(
+    first: int | None,
+    after: str | None,
+    last: int | None = None,
+    before: str | None = None,
+) -> PageRequest:
+    """The page a connection's arguments ask for: `first` (20 when neither is given) after
+    `after`, or `last` before `before`. The two directions do not mix (Relay's algorithm
+    allows it, and no client needs it): BAD_USER_INPUT, naming the argument."""
+    if last is None:
+        if before is not None:
+            raise BadUserInput("before goes with last; with first, use after", argument="before")
+        size = DEFAULT_FIRST if first is None else first
+        return PageRequest(_size(size, "first"), after)
+    if first is not None:
+        raise BadUserInput("give first or last, not both", argument="last")
+    if after is not None:
+        raise BadUserInput("after goes with first; with last, use before", argument="after")
+    return PageRequest(last=_size(last, "last"), before=before)
+
+
+def _size(size: int, argument: str) -> int:
+    if size < 0 or size > MAX_FIRST:
         raise BadUserInput(
-            f"first must be between 0 and {MAX_FIRST}, got {first}", argument="first"
+            f"{argument} must be between 0 and {MAX_FIRST}, got {size}", argument=argument
         )
-    return PageRequest(first, after)
+    return size
 
 
 def connection(
@@ -40,7 +61,9 @@ def connection(
     once when it is a `schema.types.OncePerDocument`)."""
     many = getattr(node, "many", None)
     nodes = map(node, page.docs) if many is None else many(page.docs)
-    edges, page_info = connection_parts(page.kind, page.keys, nodes, page.has_next)
+    edges, page_info = connection_parts(
+        page.kind, page.keys, nodes, page.has_next, page.has_previous
+    )
     return Connection(edges=edges, page_info=page_info, count=count)
 
 

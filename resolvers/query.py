@@ -22,9 +22,11 @@ from schema.scalars import UtcDateTime
 from schema.types import (
     After,
     Agent,
+    Before,
     Connection,
     Customer,
     First,
+    Last,
     Talk,
     agent_from_doc,
     customer_from_doc,
@@ -93,13 +95,15 @@ class Query:
         filter: Annotated[
             TalkFilter | None, strawberry.argument(description="Conditions the talks must meet.")
         ] = None,
-        first: First = 20,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
         order_by: Annotated[
             TalkOrder, strawberry.argument(description="Ordering of the talks.")
         ] = TalkOrder.CREATED_AT_DESC,
     ) -> Connection[Talk] | None:
-        page = page_request(first, after)
+        page = page_request(first, after, last, before)
         query = talk_query(filter)
         store = info.context.store
         # A page showing its talks' customers reads them with the talks, in one store call.
@@ -140,10 +144,12 @@ class Query:
                 description="Part of the name (case and accents ignored), or the exact external id."
             ),
         ] = None,
-        first: First = 20,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Customer] | None:
-        page = page_request(first, after)
+        page = page_request(first, after, last, before)
         store = info.context.store
         result = await store.customer_page(search=search, page=page)
 
@@ -169,17 +175,18 @@ class Query:
         if id is not None:
             return await info.context.loaders.agent.load(parse_id(id, "id"))
         assert login is not None
-        doc = await info.context.store.agent_by_login(login)
-        return agent_from_doc(doc) if doc else None
+        return await info.context.loaders.agent_by_login.load(login)
 
     @strawberry.field(description="Agents, by id.", extensions=needs("talks:read"))
     async def agents(
         self,
         info: Ctx,
-        first: First = 20,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Agent] | None:
-        page = page_request(first, after)
+        page = page_request(first, after, last, before)
         store = info.context.store
         result = await store.agent_page(page=page)
         return connection(result, agent_from_doc, store.count_agents)

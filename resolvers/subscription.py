@@ -13,11 +13,11 @@ from gateway.pubsub import AGENT_STATUS, TALKS
 from gateway.storage.records import TalkQuery
 from resolvers.context import RequestContext
 from resolvers.query import talk_query
-from schema.agent_control import AgentStatusPayload, QueueStatus
+from schema.agent_control import QueueStatus
 from schema.inputs import TalkFilter
 from schema.permissions import needs
 from schema.scalars import UtcDateTime
-from schema.types import Talk, talk_from_doc
+from schema.types import AgentStatusPayload, Talk, talk_from_doc
 
 Ctx = Info[RequestContext, None]
 
@@ -69,6 +69,7 @@ class Subscription:
         async for event in info.context.broker.subscribe(AGENT_STATUS):
             if login is not None and event["login"] != login:
                 continue
+            info.context.renew_loaders()  # each event's agent read afresh
             yield AgentStatusPayload(
                 login=event["login"],
                 status=QueueStatus[event["status"]],

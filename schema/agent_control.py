@@ -86,13 +86,6 @@ class AgentLoginPayload:
     )
 
 
-@strawberry.type(description="An agent's queue status after talkgate changed it.")
-class AgentStatusPayload:
-    login: str = strawberry.field(description="Login number of the agent.")
-    status: QueueStatus = strawberry.field(description="The new status.")
-    changed_at: UtcDateTime = strawberry.field(description="When talkgate changed it.")
-
-
 @strawberry.type(description="A public link to a call recording, from Talk.me.")
 class Recording:
     protocol: str = strawberry.field(description="Protocol number of the call.")

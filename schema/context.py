@@ -25,10 +25,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class PageArgs:
-    """`first` and `after` of a nested connection, part of its loader key."""
+    """`first`, `after`, `last` and `before` of a nested connection, part of its loader
+    key."""
 
-    first: int
+    first: int | None
     after: str | None
+    last: int | None = None
+    before: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,9 @@ class Loaders(Protocol):
 
     @property
     def agent(self) -> DataLoader[int, Agent | None]: ...
+
+    @property
+    def agent_by_login(self) -> DataLoader[str, Agent | None]: ...
 
     @property
     def channel(self) -> DataLoader[int, Channel | None]: ...

@@ -30,15 +30,45 @@ T_co = TypeVar("T_co", covariant=True)
 Doc = dict[str, Any]
 Ctx = Info[GraphContext, None]
 
-First = Annotated[int, strawberry.argument(description="Page size, 0 to 100.")]
+DEFAULT_FIRST: Final = 20  # a connection's page size when neither `first` nor `last` is given
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description=(
+            "Page size, 0 to 100, from the list's start or `after` "
+            f"({DEFAULT_FIRST} when neither `first` nor `last` is given)."
+        )
+    ),
+]
 After = Annotated[
     str | None, strawberry.argument(description="Cursor of the item to start after (`endCursor`).")
 ]
+Last = Annotated[
+    int | None,
+    strawberry.argument(
+        description=(
+            "Page size, 0 to 100, back from the list's end or `before` (backward pagination; "
+            "give `first` or `last`, not both)."
+        )
+    ),
+]
+Before = Annotated[
+    str | None,
+    strawberry.argument(
+        description="Cursor of the item to end just before (`startCursor`), with `last`."
+    ),
+]
 
 
-def child_page(parent_id: int, first: int, after: str | None) -> ChildPageKey:
+def child_page(
+    parent_id: int,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> ChildPageKey:
     """The loader key of a page of a parent's children (`loaded_by`'s `keyed`)."""
-    return ChildPageKey(parent_id, PageArgs(first, after))
+    return ChildPageKey(parent_id, PageArgs(first, after, last, before))
 
 
 _INIT_FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str], bool]] = {}
@@ -99,9 +129,20 @@ def _pii(description: str, **kwargs: Any) -> Any:
 # -- pagination -----------------------------------------------------------------------------
 
 
-@strawberry.type(description="Where a page of a connection ends.")
+@strawberry.type(description="Where a page of a connection begins and ends (Relay's PageInfo).")
 class PageInfo:
-    has_next_page: bool = _field("Whether more items follow this page.")
+    has_next_page: bool = _field(
+        "Whether items follow this page: more after it, or (a backward page, `last`/`before`)"
+        " the items from `before` on."
+    )
+    has_previous_page: bool = _field(
+        "Whether items precede this page: more before it (a backward page), or (`first`/"
+        "`after`) the items up to `after`."
+    )
+    start_cursor: str | None = _field(
+        "Cursor of the first item of this page; pass it as `before` (with `last`) to get the"
+        " previous page."
+    )
     end_cursor: str | None = _field(
         "Cursor of the last item of this page; pass it as `after` to get the next page."
     )
@@ -123,25 +164,31 @@ class _EncodedOnRead:
     __init__ holds its own value, which attribute lookup finds first, and plain-field
     execution (gateway/execution.py) reads the field with getattr either way."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, key: str = "_key") -> None:
         self._name = name
+        self._key = key
 
     def __get__(self, instance: object, owner: type | None = None) -> str | None:
         if instance is None:
             raise AttributeError(self._name)  # as for a dataclass field without a default
         values = instance.__dict__
-        key: tuple[int, ...] | None = values["_key"]
+        key: tuple[int, ...] | None = values[self._key]
         value = None if key is None else cursor.encode(values["_kind"], *key)
         values[self._name] = value
         return value
 
 
 Edge.cursor = _EncodedOnRead("cursor")  # type: ignore[assignment]
+PageInfo.start_cursor = _EncodedOnRead("start_cursor", "_start")  # type: ignore[assignment]
 PageInfo.end_cursor = _EncodedOnRead("end_cursor")  # type: ignore[assignment]
 
 
 def connection_parts(
-    kind: str, keys: Sequence[tuple[int, ...]], nodes: Iterable[T], has_next: bool
+    kind: str,
+    keys: Sequence[tuple[int, ...]],
+    nodes: Iterable[T],
+    has_next: bool,
+    has_previous: bool = False,
 ) -> tuple[list[Edge[T]], PageInfo]:
     """The edges of `nodes` and the page info of a store page (`gateway.storage.records.
     Page`: its cursors' `kind`, each item's sort key in `keys`), their cursors encoded
@@ -155,7 +202,9 @@ def connection_parts(
     info = new(PageInfo)
     info.__dict__ = {
         "has_next_page": has_next,
+        "has_previous_page": has_previous,
         "_kind": kind,
+        "_start": keys[0] if keys else None,
         "_key": keys[-1] if keys else None,
     }
     return edges, info
@@ -316,11 +365,37 @@ class Agent:
     async def talks(
         self,
         info: Ctx,
-        first: First = 20,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Talk]:
-        key = ChildPageKey(int(self.id), PageArgs(first, after))
+        key = child_page(int(self.id), first, after, last, before)
         return await info.context.loaders.agent_talks.load(key)
+
+
+@strawberry.type(description="An agent's queue status after talkgate changed it.")
+class AgentStatusPayload:
+    login: str = strawberry.field(description="Login number of the agent.")
+    status: QueueStatus = strawberry.field(description="The new status.")
+    changed_at: UtcDateTime = strawberry.field(description="When talkgate changed it.")
+
+    @strawberry.field(
+        description=(
+            "The agent with this login as talkgate knows it from talks, its `queueStatus` the "
+            "new one: select it (with `id`) and a normalized client cache (Apollo, Relay, "
+            "urql) updates the agent it holds without a refetch. Null when no talk names "
+            "this login yet."
+        ),
+        extensions=needs("talks:read"),
+    )
+    async def agent(self, info: Ctx) -> Agent | None:
+        loaders = info.context.loaders
+        # What this payload reports is the agent's status in it, whatever was read before.
+        loaders.queue_status.prime(
+            self.login, AgentQueueStatus(status=self.status, changed_at=self.changed_at), force=True
+        )
+        return await loaders.agent_by_login.load(self.login)
 
 
 @strawberry.type(description="A customer of the contact center.")
@@ -389,10 +464,12 @@ class Customer:
     async def talks(
         self,
         info: Ctx,
-        first: First = 20,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Talk]:
-        key = ChildPageKey(int(self.id), PageArgs(first, after))
+        key = child_page(int(self.id), first, after, last, before)
         return await info.context.loaders.customer_talks.load(key)
 
 
@@ -564,8 +641,10 @@ class Talk:
     async def histories(  # type: ignore[empty-body]
         self,
         info: Ctx,
-        first: First = 20,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[TalkHistory]: ...
 
     @strawberry.field(description="Tabulations recorded on the talk, oldest first.")

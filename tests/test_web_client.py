@@ -1,8 +1,9 @@
 """The partner guide's web-client example (docs/examples/web-client), run as a partner would:
 GraphQL Code Generator makes TypeScript types from schema.graphql that compile with the code
 using them, and Apollo Client's cache, with the guide's type policies, merges two pages of
-talks from a live demo into one list, and the guide's graphql-ws client prints what the guide
-shows. Node packages come from the example's lock file (`npm ci`, which .ci/run runs)."""
+talks from a live demo into one list, a pause updates the agent its normalized cache holds, and
+the guide's graphql-ws client prints what the guide shows. Node packages come from the
+example's lock file (`npm ci`, which .ci/run runs)."""
 
 from __future__ import annotations
 
@@ -87,6 +88,34 @@ async def test_apollo_merges_two_pages_of_talks_into_one_list(tmp_path: Path, np
     assert done.returncode == 0, err.decode()
     merged = json.loads(out.decode().strip().splitlines()[-1])
     assert merged == {"totalCount": 40, "ids": ten, "hasNextPage": True}
+
+
+async def test_a_pause_updates_the_agent_apollo_watches_without_a_refetch(
+    tmp_path: Path, npm: str
+) -> None:
+    node = shutil.which("node")
+    assert node is not None
+    app = create_app(make_settings(tmp_path, demo=True, api_keys=()))
+    async with live_server(app) as address:
+        done = await asyncio.create_subprocess_exec(
+            node,
+            "agent-cache.mjs",
+            f"http://{address}/graphql",
+            app.state.demo_key,
+            "1001",
+            "demo-password",
+            cwd=EXAMPLE,
+            stdout=PIPE,
+            stderr=PIPE,
+        )
+        out, err = await asyncio.wait_for(done.communicate(), 60)
+    assert done.returncode == 0, err.decode()
+    # The watched agent went from the demo's first status to PAUSED, on the mutation's answer
+    # alone: two requests, the query and the mutation.
+    assert json.loads(out.decode().strip().splitlines()[-1]) == {
+        "seen": ["UNKNOWN", "PAUSED"],
+        "requests": 2,
+    }
 
 
 GUIDE = ROOT / "docs" / "partner-guide.md"

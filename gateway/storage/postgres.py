@@ -41,6 +41,7 @@ from gateway.storage.records import (
     dead_letter_reason,
     refuse_repeats,
 )
+from gateway.storage.rounds import Rounds
 from gateway.storage.text import bounded_search, query_words, search_key, tokens
 from gateway.utc import now_iso
 
@@ -86,6 +87,14 @@ _TALK_ORDERS: dict[TalkOrder, tuple[str, str, int]] = {
     TalkOrder.CREATED_AT_ASC: ("created_us ASC, id ASC", "(created_us, id) > ({}, {})", 2),
     TalkOrder.ID_DESC: ("id DESC", "id < {}", 1),
     TalkOrder.ID_ASC: ("id ASC", "id > {}", 1),
+}
+
+# Each order's opposite: a backward page is read in it (PageRequest).
+_OPPOSITE: dict[TalkOrder, TalkOrder] = {
+    TalkOrder.CREATED_AT_DESC: TalkOrder.CREATED_AT_ASC,
+    TalkOrder.CREATED_AT_ASC: TalkOrder.CREATED_AT_DESC,
+    TalkOrder.ID_DESC: TalkOrder.ID_ASC,
+    TalkOrder.ID_ASC: TalkOrder.ID_DESC,
 }
 
 
@@ -164,6 +173,7 @@ class PostgresStore:
         self._pool: Any = None
         # Documents of talks, messages, events, customers, agents and channels as last read.
         self.docs = DecodedDocs(doc_cache_bytes)
+        self._generations = Rounds(self._read_generation)
 
     def __repr__(self) -> str:
         # The URL may carry a password: never show it.
@@ -202,6 +212,11 @@ class PostgresStore:
             await c.fetchval("SELECT 1")
 
     async def generation(self) -> str:
+        # Asked on every response cache hit: callers arriving together share one read, each
+        # given one begun after it asked (gateway/storage/rounds.py).
+        return await self._generations()
+
+    async def _read_generation(self) -> str:
         async with self._connection() as c:
             row = await c.fetchrow("SELECT store_id, generation FROM store_generation")
         return f"{row[0]}.{row[1]}"
@@ -414,13 +429,13 @@ class PostgresStore:
     ) -> dict[int | None, Page]:
         if group is not None and not group_ids:
             return {}
-        order_by, keyset, size = _TALK_ORDERS[order]
-        kind = f"talk:{order.value}"
+        kind = f"talk:{order.value}"  # the list's, whichever way the page is read
+        order_by, keyset, size = _TALK_ORDERS[_OPPOSITE[order] if page.backward else order]
         p = _Params()
         where = _talk_where(query, p)
-        if page.after is not None:
-            where.append(keyset.format(*map(p, cursor.decode(kind, page.after, size))))
-        limit = p(page.first + 1)
+        if page.cursor is not None:
+            where.append(keyset.format(*map(p, cursor.decode(kind, page.cursor, size))))
+        limit = p(page.size + 1)
         if group is None:
             talks = (
                 f"SELECT NULL::bigint AS grp, created_us, id, customer_id, version FROM talks"  # noqa: S608
@@ -452,7 +467,7 @@ class PostgresStore:
 
         async def attempt(c: Any) -> dict[int | None, Page] | None:
             rows = await c.fetch(sql, *p.values)
-            pages = TalkPages(page.first, kind, size, None if group is None else group_ids)
+            pages = TalkPages(page, kind, size, None if group is None else group_ids)
             pages.place([row[1:] for row in rows if not row[0]])
             owners = [(row[3], row[4]) for row in rows if row[0]]
             docs = await self._versioned_docs(c, "talks", pages.stamps)
@@ -486,23 +501,26 @@ class PostgresStore:
         if not ids:
             return {}
         p = _Params()
+        seek, order = _by_id(page)
         keyset = ""
-        if page.after is not None:
-            (after_id,) = cursor.decode("message", page.after, 1)
-            keyset = f" AND id > {p(after_id)}"
+        if page.cursor is not None:
+            keyset = f" AND {seek.format(p(cursor.decode('message', page.cursor, 1)[0]))}"
         sql = (
             f"SELECT t.id, m.id, m.doc FROM unnest({p(ids)}::bigint[]) AS t (id)"  # noqa: S608
             f" CROSS JOIN LATERAL (SELECT id, doc FROM messages WHERE talk_id = t.id{keyset}"
-            f" ORDER BY id LIMIT {p(page.first + 1)}) AS m ORDER BY t.id, m.id"
+            f" ORDER BY {order} LIMIT {p(page.size + 1)}) AS m ORDER BY t.id, m.{order}"
         )
         pages = {i: Page("message") for i in ids}
+        more: set[int] = set()
         for talk_id, message_id, doc in await self._fetch(sql, *p.values):
             target = pages[talk_id]
-            if len(target.docs) == page.first:
-                target.has_next = True
+            if len(target.docs) == page.size:
+                more.add(talk_id)
             else:
                 message = self.docs.decode("messages", message_id, doc)
                 target.add((message_id,), message)
+        for talk_id, target in pages.items():
+            target.settle(page, talk_id in more)
         return pages
 
     async def count_messages(self, talk_ids: Sequence[int]) -> dict[int, int]:
@@ -534,13 +552,14 @@ class PostgresStore:
     async def customer_page(self, *, search: str | None, page: PageRequest) -> Page:
         p = _Params()
         where = _customer_where(search, p)
-        if page.after is not None:
-            where.append(f"id > {p(cursor.decode('customer', page.after, 1)[0])}")
+        seek, order = _by_id(page)
+        if page.cursor is not None:
+            where.append(seek.format(p(cursor.decode("customer", page.cursor, 1)[0])))
         sql = (
             f"SELECT id, doc FROM customers WHERE {_all(where)}"  # noqa: S608
-            f" ORDER BY id LIMIT {p(page.first + 1)}"
+            f" ORDER BY {order} LIMIT {p(page.size + 1)}"
         )
-        return _page(await self._fetch(sql, *p.values), "customer", page.first)
+        return _page(await self._fetch(sql, *p.values), "customer", page)
 
     async def count_customers(self, *, search: str | None) -> int:
         p = _Params()
@@ -554,13 +573,14 @@ class PostgresStore:
     async def agent_page(self, *, page: PageRequest) -> Page:
         p = _Params()
         where: list[str] = []
-        if page.after is not None:
-            where.append(f"id > {p(cursor.decode('agent', page.after, 1)[0])}")
+        seek, order = _by_id(page)
+        if page.cursor is not None:
+            where.append(seek.format(p(cursor.decode("agent", page.cursor, 1)[0])))
         sql = (
             f"SELECT id, doc FROM agents WHERE {_all(where)}"  # noqa: S608
-            f" ORDER BY id LIMIT {p(page.first + 1)}"
+            f" ORDER BY {order} LIMIT {p(page.size + 1)}"
         )
-        return _page(await self._fetch(sql, *p.values), "agent", page.first)
+        return _page(await self._fetch(sql, *p.values), "agent", page)
 
     async def count_agents(self) -> int:
         row = await self._fetchrow("SELECT count(*) FROM agents")
@@ -1050,14 +1070,21 @@ def _all(where: list[str]) -> str:
     return " AND ".join(where) or "true"
 
 
-def _page(rows: list[Any], kind: str, first: int) -> Page:
+def _by_id(page: PageRequest) -> tuple[str, str]:
+    """The keyset condition (a `{}` for the cursor's id) and the order of a page of a list
+    by id, as it is read."""
+    return ("id > {}", "id ASC") if page.ascending(True) else ("id < {}", "id DESC")
+
+
+def _page(rows: list[Any], kind: str, page: PageRequest) -> Page:
     result = Page(kind)
+    more = False
     for row_id, doc in rows:
-        if len(result.docs) == first:
-            result.has_next = True
+        if len(result.docs) == page.size:
+            more = True
             break
         result.add((row_id,), orjson.loads(doc))
-    return result
+    return result.settle(page, more)
 
 
 def _talk_where(query: TalkQuery, p: _Params) -> list[str]:

@@ -108,10 +108,35 @@ class TalkQuery:
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
-    """`first` items after the opaque `after` cursor."""
+    """`first` items after the opaque `after` cursor (from the list's start without one);
+    or, with `last`, the `last` items just before the `before` cursor (up to the list's end
+    without one). Either way the page's items come in the list's own order.
 
-    first: int
+    A store reads a backward page as a forward one in the opposite order (the same cursor,
+    the comparison and the ORDER BY turned round), then turns it back (`Page.settle`)."""
+
+    first: int = 0
     after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+    @property
+    def backward(self) -> bool:
+        return self.last is not None
+
+    @property
+    def size(self) -> int:
+        """How many items the page holds at most."""
+        return self.first if self.last is None else self.last
+
+    @property
+    def cursor(self) -> str | None:
+        """The cursor the page starts from, in the direction it is read."""
+        return self.after if self.last is None else self.before
+
+    def ascending(self, ascending: bool) -> bool:
+        """Whether the statement reads ascending, for a list that is `ascending`."""
+        return ascending != self.backward
 
 
 @dataclass(slots=True)
@@ -129,10 +154,26 @@ class Page:
     keys: list[tuple[int, ...]] = field(default_factory=list)
     has_next: bool = False
     customers: dict[int, Doc] = field(default_factory=dict)
+    has_previous: bool = False
 
     def add(self, key: tuple[int, ...], doc: Doc) -> None:
         self.keys.append(key)
         self.docs.append(doc)
+
+    def settle(self, request: PageRequest, more: bool) -> Page:
+        """The page read for `request`, in the direction it was read (`more`: a row beyond
+        its size was found), put in the list's order with which sides go on.
+
+        Forward, items precede the page when it starts after a cursor (the item the cursor
+        was made from, at least: Relay lets a server say so when it knows it cheaply);
+        backward, items follow it when it ends before one."""
+        if request.last is None:
+            self.has_next, self.has_previous = more, request.after is not None
+        else:
+            self.keys.reverse()
+            self.docs.reverse()
+            self.has_next, self.has_previous = request.before is not None, more
+        return self
 
     def cursor(self, index: int) -> str:
         """The cursor of item `index`."""
@@ -143,6 +184,10 @@ class Page:
         """Each item as (its cursor, its document), in order."""
         kind, encode = self.kind, cursor.encode
         return [(encode(kind, *key), doc) for key, doc in zip(self.keys, self.docs, strict=True)]
+
+    @property
+    def start_cursor(self) -> str | None:
+        return self.cursor(0) if self.keys else None
 
     @property
     def end_cursor(self) -> str | None:
@@ -159,22 +204,25 @@ _CREATED_KEY: Final = itemgetter(1, 2)
 
 class TalkPages:
     """Pages of talks as a store reads them: its rows placed in their group's page in the
-    statement's order, `first` at most (a row beyond says the page has a next one); then,
-    once the documents of the rows placed are read (by the versions in `stamps`), the pages
-    with them, each talk with its sort key (`size` sort values: (created_us, id) or (id,))
-    and its customer when read.
+    statement's order, the request's size at most (a row beyond says more follow in that
+    direction); then, once the documents of the rows placed are read (by the versions in
+    `stamps`), the pages with them in the list's order (`Page.settle`), each talk with its
+    sort key (`size` sort values: (created_us, id) or (id,)) and its customer when read.
 
     A page's rows are taken as one run, sliced, mapped with C-level getters: per-row Python
     bookkeeping was a fifth of a 100-talk page's read."""
 
-    def __init__(self, first: int, kind: str, size: int, group_ids: Sequence[int] | None) -> None:
-        self._first = first
+    def __init__(
+        self, request: PageRequest, kind: str, size: int, group_ids: Sequence[int] | None
+    ) -> None:
+        self._request = request
         self._kind = kind
         self._size = size
         self._grouped = group_ids is not None
         self._pages: dict[int | None, Page] = (
             {None: Page(kind)} if group_ids is None else {i: Page(kind) for i in group_ids}
         )
+        self._more: set[int | None] = set()
         self._placed: list[tuple[Page, Sequence[Sequence[Any]]]] = []
         self.stamps: list[tuple[int, int]] = []
 
@@ -187,13 +235,13 @@ class TalkPages:
             if self._grouped
             else ((None, rows),)
         )
-        pages, first = self._pages, self._first
+        pages, first = self._pages, self._request.size
         for grp, run in runs:
             target = pages.get(grp)
             if target is None:
                 target = pages[grp] = Page(self._kind)
             if len(run) > first:
-                target.has_next = True
+                self._more.add(grp)
                 run = run[:first]
             self._placed.append((target, run))
             self.stamps.extend(map(_STAMP, run))
@@ -215,6 +263,8 @@ class TalkPages:
                     customer = customers.get(doc["customer_id"])
                     if customer is not None:
                         held[doc["customer_id"]] = customer
+        for grp, target in self._pages.items():
+            target.settle(self._request, grp in self._more)
         return self._pages
 
 

@@ -57,6 +57,13 @@ _TALK_ORDERS: dict[TalkOrder, tuple[str, str, int]] = {
     TalkOrder.ID_DESC: ("id DESC", "id < ?", 1),
     TalkOrder.ID_ASC: ("id ASC", "id > ?", 1),
 }
+# Each order's opposite: a backward page is read in it (PageRequest).
+_OPPOSITE: dict[TalkOrder, TalkOrder] = {
+    TalkOrder.CREATED_AT_DESC: TalkOrder.CREATED_AT_ASC,
+    TalkOrder.CREATED_AT_ASC: TalkOrder.CREATED_AT_DESC,
+    TalkOrder.ID_DESC: TalkOrder.ID_ASC,
+    TalkOrder.ID_ASC: TalkOrder.ID_DESC,
+}
 # The same orders in Python, on rows (group, created_us, id, ...): the values sorted on, and
 # whether descending.
 _TALK_SORTS: dict[TalkOrder, tuple[Callable[[Sequence[int]], Any], bool]] = {
@@ -711,12 +718,13 @@ class SQLiteStore:
     ) -> dict[int | None, Page]:
         if group is not None and not group_ids:
             return {}
-        order_by, keyset, size = _TALK_ORDERS[order]
-        kind = f"talk:{order.value}"
+        kind = f"talk:{order.value}"  # the list's, whichever way the page is read
+        read = _OPPOSITE[order] if page.backward else order
+        order_by, keyset, size = _TALK_ORDERS[read]
         where, params = _talk_where(query, group, group_ids)
-        if page.after is not None:
+        if page.cursor is not None:
             where.append(keyset)
-            params.extend(cursor.decode(kind, page.after, size))
+            params.extend(cursor.decode(kind, page.cursor, size))
         sql_where = " AND ".join(where) or "1"
         if group is None:
             sql = (
@@ -730,7 +738,7 @@ class SQLiteStore:
                 f" {group} ORDER BY {order_by}) AS rn FROM talks WHERE {sql_where})"
                 f" WHERE rn <= ?"
             )
-        params.append(page.first + 1)
+        params.append(page.size + 1)
         # With the customers, each talk's row brings its customer's version (-1 for none
         # stored): their documents are then read by version, with no statement of their own.
         # A join after the page's LIMIT (a lookup by primary key per row), a little cheaper
@@ -743,7 +751,7 @@ class SQLiteStore:
             )
             owned = "customer_version"
         columns = ("grp", "created_us", "id", "version", "customer_id", owned)
-        sort_key, descending = _TALK_SORTS[order]
+        sort_key, descending = _TALK_SORTS[read]
 
         def attempt(c: sqlite3.Connection) -> dict[int | None, Page] | None:
             rows = _integers(c, sql, params, columns)
@@ -752,7 +760,7 @@ class SQLiteStore:
             rows.sort(key=sort_key, reverse=descending)
             if group is not None:
                 rows.sort(key=ROW_GROUP)
-            pages = TalkPages(page.first, kind, size, None if group is None else group_ids)
+            pages = TalkPages(page, kind, size, None if group is None else group_ids)
             pages.place(rows)
             # Of every row: the one past a full page only adds a customer read for nothing.
             owners = {row[4]: row[5] for row in rows if row[5] >= 0}
@@ -798,32 +806,35 @@ class SQLiteStore:
         if not ids:
             return {}
         params: list[Any] = list(ids)
+        ascending = page.ascending(True)  # oldest first, unless read backward
         keyset = ""
-        if page.after is not None:
-            (after_id,) = cursor.decode("message", page.after, 1)
-            keyset = " AND id > ?"
-            params.append(after_id)
-        params.append(page.first + 1)
+        if page.cursor is not None:
+            (from_id,) = cursor.decode("message", page.cursor, 1)
+            keyset = " AND id > ?" if ascending else " AND id < ?"
+            params.append(from_id)
+        params.append(page.size + 1)
         marks = ",".join("?" * len(ids))
         # Each page's ids and stamps (`_STAMPS`); the documents come from the cache, and
         # only the text of those it does not hold at their stamp is read (`_versioned_docs`).
         sql = (
             "SELECT talk_id, id, rank_arrival FROM (SELECT talk_id, id, rank_arrival,"  # noqa: S608
-            " ROW_NUMBER() OVER (PARTITION BY talk_id ORDER BY id) AS rn FROM messages"
+            " ROW_NUMBER() OVER (PARTITION BY talk_id ORDER BY"
+            f" id {'ASC' if ascending else 'DESC'}) AS rn FROM messages"
             f" WHERE talk_id IN ({marks}){keyset}) WHERE rn <= ?"
         )
-        first = page.first
+        first = page.size
 
         def attempt(c: sqlite3.Connection) -> dict[int, Page] | None:
             rows = _integers(c, sql, params, ("talk_id", "id", "rank_arrival"))
-            rows.sort()  # by talk, then oldest first
+            rows.sort(reverse=not ascending)  # by talk, then in the order read
             pages = {i: Page("message") for i in ids}
             placed: list[tuple[Page, list[list[int]]]] = []
             stamps: list[tuple[int, int]] = []
+            more: set[int] = set()
             for talk_id, run in groupby(rows, _TALK_OF_ROW):
                 target, taken = pages[talk_id], list(run)
                 if len(taken) > first:
-                    target.has_next = True
+                    more.add(talk_id)
                     del taken[first:]
                 placed.append((target, taken))
                 stamps.extend(map(_ROW_STAMP, taken))
@@ -834,6 +845,8 @@ class SQLiteStore:
                 message_ids = list(map(_ROW_ID, taken))
                 target.keys.extend([(message_id,) for message_id in message_ids])
                 target.docs.extend(map(docs.__getitem__, message_ids))
+            for talk_id, target in pages.items():
+                target.settle(page, talk_id in more)
             return pages
 
         return await self._read(partial(_consistently, attempt))
@@ -880,13 +893,14 @@ class SQLiteStore:
 
     async def customer_page(self, *, search: str | None, page: PageRequest) -> Page:
         where, params = _customer_where(search)
-        if page.after is not None:
-            where.append("id > ?")
-            params.extend(cursor.decode("customer", page.after, 1))
+        seek, order = _by_id(page)
+        if page.cursor is not None:
+            where.append(seek)
+            params.extend(cursor.decode("customer", page.cursor, 1))
         sql_where = " AND ".join(where) or "1"
-        sql = f"SELECT id, doc FROM customers WHERE {sql_where} ORDER BY id LIMIT ?"  # noqa: S608
-        params.append(page.first + 1)
-        return await self._read(lambda c: _page(c.execute(sql, params), "customer", page.first))
+        sql = f"SELECT id, doc FROM customers WHERE {sql_where} ORDER BY {order} LIMIT ?"  # noqa: S608
+        params.append(page.size + 1)
+        return await self._read(lambda c: _page(c.execute(sql, params), "customer", page))
 
     async def count_customers(self, *, search: str | None) -> int:
         where, params = _customer_where(search)
@@ -898,12 +912,13 @@ class SQLiteStore:
     async def agent_page(self, *, page: PageRequest) -> Page:
         params: list[Any] = []
         where = "1"
-        if page.after is not None:
-            where = "id > ?"
-            params.extend(cursor.decode("agent", page.after, 1))
-        params.append(page.first + 1)
-        sql = f"SELECT id, doc FROM agents WHERE {where} ORDER BY id LIMIT ?"  # noqa: S608
-        return await self._read(lambda c: _page(c.execute(sql, params), "agent", page.first))
+        seek, order = _by_id(page)
+        if page.cursor is not None:
+            where = seek
+            params.extend(cursor.decode("agent", page.cursor, 1))
+        params.append(page.size + 1)
+        sql = f"SELECT id, doc FROM agents WHERE {where} ORDER BY {order} LIMIT ?"  # noqa: S608
+        return await self._read(lambda c: _page(c.execute(sql, params), "agent", page))
 
     async def count_agents(self) -> int:
         return await self._read(
@@ -1189,14 +1204,20 @@ def _rank_columns(rank: merge.Rank) -> tuple[int, int, int]:
     return int(rank.finished), rank.latest_message_id, rank.arrival
 
 
-def _page(rows: sqlite3.Cursor, kind: str, first: int) -> Page:
+def _by_id(page: PageRequest) -> tuple[str, str]:
+    """The keyset condition and the order of a page of a list by id, as it is read."""
+    return ("id > ?", "id ASC") if page.ascending(True) else ("id < ?", "id DESC")
+
+
+def _page(rows: sqlite3.Cursor, kind: str, page: PageRequest) -> Page:
     result = Page(kind)
+    more = False
     for row_id, doc in rows:
-        if len(result.docs) == first:
-            result.has_next = True
+        if len(result.docs) == page.size:
+            more = True
             break
         result.add((row_id,), orjson.loads(doc))
-    return result
+    return result.settle(page, more)
 
 
 def _talk_where(

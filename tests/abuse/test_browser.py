@@ -27,6 +27,7 @@ from asgi_lifespan import LifespanManager
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.routing import Mount, Route
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -414,8 +415,10 @@ async def test_a_mutation_cannot_run_by_get(tmp_path: Path) -> None:
     )
     async with demo(tmp_path) as client:
         response = await client.get("/graphql", params={"query": login})
-    assert response.status_code == 400
-    assert response.text == "mutations are not allowed when using GET"
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 # -- WebSocket: cross-site hijacking --------------------------------------------------------
@@ -494,3 +497,101 @@ async def test_the_launch_page_still_logs_into_the_sandbox_by_its_form(tmp_path:
         )
     assert submitted.status_code == 200, submitted.text
     assert "logged in (sandbox)" in submitted.text
+
+
+# -- every state-changing route, cross-site: refused and stored nowhere ----------------------
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What a page elsewhere makes the browser send without asking (no preflight).
+SIMPLE_TYPES = [
+    "text/plain",
+    "text/plain;charset=UTF-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+]
+FOREIGN_ORIGINS = ["http://evil.example", "null", "http://127.0.0.1.nip.io:8000"]
+PAUSE = (
+    'mutation { pauseAgent(input: {credentials: {login: "1001", password: "demo-password"}})'
+    " { status } }"
+)
+
+
+def write_routes(app: Starlette) -> list[tuple[str, str]]:
+    """(method, path) of every route of `app` that takes a write, mounted ones included;
+    `{parameters}` filled in. The sandbox's login form is Talk.me's, which takes a cross-site
+    form post by design."""
+    found: list[tuple[str, str]] = []
+
+    def walk(routes: Any, prefix: str) -> None:
+        for route in routes:
+            if isinstance(route, Mount):
+                walk(route.routes, prefix + route.path)
+            elif isinstance(route, Route):
+                methods = WRITES if route.methods is None else WRITES & route.methods
+                path = re.sub(r"\{[^}]*\}", "x", prefix + route.path)
+                found.extend((m, path) for m in sorted(methods))
+
+    walk(app.routes, "")
+    return [(m, p) for m, p in found if p != SANDBOX_PREFIX + "/login"]
+
+
+WRITE_ROUTES = write_routes(demo_app(Path("unused")))  # built, never started
+
+
+def test_the_write_routes_are_found() -> None:
+    routes = WRITE_ROUTES
+    assert ("POST", "/graphql") in routes
+    assert ("POST", "/webhooks/talks") in routes
+    assert ("POST", SANDBOX_PREFIX + "/talkme-ui/integration/attendants/status") in routes
+
+
+async def stored_state(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": '{ talks { totalCount } deadLetters(first: 1) { id } agent(login: "1001")'
+            " { queueStatus { status } } }"
+        },
+    )
+    assert response.status_code == 200, response.text
+    state: dict[str, Any] = response.json()["data"]
+    return state
+
+
+@FUZZ
+@given(
+    route=st.sampled_from(WRITE_ROUTES),
+    origin=st.sampled_from([None, *FOREIGN_ORIGINS]),
+    content_type=st.sampled_from([*SIMPLE_TYPES, "application/json"]),
+    body=st.sampled_from(
+        [
+            json.dumps(talk(995)).encode(),
+            json.dumps({"query": PAUSE}).encode(),
+            b"id=995&customer_id=1",
+            b"--x\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--x--\r\n",
+        ]
+    ),
+)
+async def test_a_cross_site_write_is_refused_and_stored_nowhere(
+    tmp_path_factory: pytest.TempPathFactory,
+    route: tuple[str, str],
+    origin: str | None,
+    content_type: str,
+    body: bytes,
+) -> None:
+    """A page elsewhere may post a text/plain or form body (no Origin check would see a
+    same-site one), or any body from its own origin: every write route refuses both, and
+    nothing reaches the store, not even as a dead letter (a refused cross-site write is no
+    delivery)."""
+    if origin is None and content_type == "application/json":
+        origin = FOREIGN_ORIGINS[0]  # JSON from no origin is no cross-site write
+    method, path = route
+    headers = {"Content-Type": content_type, **({"Origin": origin} if origin else {})}
+    async with demo(tmp_path_factory.mktemp("demo")) as client:
+        before = await stored_state(client)
+        response = await client.request(method, path, content=body, headers=headers)
+        after = await stored_state(client)
+    assert response.status_code == (403 if origin else 415), (route, response.text)
+    assert after == before
+    assert before["deadLetters"] == []
+    assert before["agent"]["queueStatus"]["status"] == "UNKNOWN"

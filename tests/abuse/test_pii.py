@@ -86,7 +86,7 @@ FREE: dict[str, str] = {
     ),
     "Agent": "id name login isBot isActive levelId branchId languageId queueStatus talks",
     "AgentQueueStatus": "status changedAt",
-    "AgentStatusPayload": "login status changedAt",
+    "AgentStatusPayload": "login status changedAt agent",
     "Channel": (
         "id description iconClass priority primaryColor secondaryColor isActive incomingType"
         " enableEmoji enableAudio enableAttachment allowCampaign providerId unitaryPrice"
@@ -105,7 +105,7 @@ FREE: dict[str, str] = {
         for kind in ("Talk", "TalkHistory", "Customer", "Agent")
     },
     **{f"{kind}Edge": "cursor node" for kind in ("Talk", "TalkHistory", "Customer", "Agent")},
-    "PageInfo": "hasNextPage endCursor",
+    "PageInfo": "hasNextPage hasPreviousPage startCursor endCursor",
 }
 # Fields behind another scope than talks:read (their own tests cover them).
 OTHER_SCOPES: dict[tuple[str, str], str] = {
@@ -117,16 +117,16 @@ OTHER_SCOPES: dict[tuple[str, str], str] = {
 # a PII value, or a search would confirm one (an oracle).
 FREE_INPUTS: dict[str, str] = {
     "Query.talk": "id trackingNumber",
-    "Query.talks": "filter first after orderBy",
+    "Query.talks": "filter first after last before orderBy",
     "Query.customer": "id",
-    "Query.customers": "search first after",
+    "Query.customers": "search first after last before",
     "Query.agent": "id login",
-    "Query.agents": "first after",
+    "Query.agents": "first after last before",
     "Subscription.talkUpdated": "filter",
     "Subscription.agentStatusChanged": "login",
-    "Customer.talks": "first after",
-    "Agent.talks": "first after",
-    "Talk.histories": "first after",
+    "Customer.talks": "first after last before",
+    "Agent.talks": "first after last before",
+    "Talk.histories": "first after last before",
     "TalkFilter": (
         "customerId agentId queueId channelId trackingNumber externalProtocol createdFrom"
         " createdTo status wasSuccess isCritical text"

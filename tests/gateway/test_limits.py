@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from gateway.graphql_app import build_schema
 from gateway.limits import MEASURE_CAP, Measures, measure, widest_selection
+from schema.types import DEFAULT_FIRST
 
 SCHEMA: GraphQLSchema = build_schema()._schema
 
@@ -114,6 +115,27 @@ def test_first_may_come_from_a_variable() -> None:
 def test_a_missing_variable_for_first_counts_as_the_argument_default() -> None:
     document = "query ($n: Int) { talks(first: $n) { edges { node { id } } } }"
     assert measured(document).cost == 1 + 20 * 2
+
+
+def test_last_multiplies_the_cost_of_its_subtree_as_first_does() -> None:
+    assert measured("{ talks(last: 5) { edges { node { id } } } }").cost == 11
+    document = "query ($n: Int) { talks(last: $n) { edges { node { id } } } }"
+    assert measured(document, {"n": 7}).cost == 1 + 7 * 2
+
+
+@pytest.mark.parametrize("given", ["null", "$none"])
+def test_a_page_size_given_null_counts_as_the_default_page(given: str) -> None:
+    # The resolvers read null as "not given": 20 items, not none.
+    for size in ("first", "last"):
+        selection = f"talks({size}: {given}) {{ edges {{ node {{ id }} }} }}"
+        document = f"query ($none: Int) {{ {selection} }}"
+        assert measured(document, {"none": None}).cost == 1 + DEFAULT_FIRST * 2
+
+
+def test_the_backward_cost_bomb_costs_what_the_forward_one_does() -> None:
+    backward = COST_BOMB.replace("first:", "last:")
+    assert backward != COST_BOMB
+    assert measured(backward).cost == COST_BOMB_VALUE
 
 
 def test_the_cost_bomb_costs_over_two_million() -> None:
@@ -325,13 +347,12 @@ def naive(document: str, default_list_size: int = 10) -> Measures:
                 has_first = definition is not None and "first" in definition.args
                 if has_first:
                     assert definition is not None
-                    first = [a for a in selection.arguments or () if a.name.value == "first"]
-                    given = first[0].value if first else None
-                    multiplier = (
-                        int(given.value)
-                        if isinstance(given, IntValueNode)
-                        else definition.args["first"].default_value
-                    )
+                    sizes = [
+                        int(a.value.value)
+                        for a in selection.arguments or ()
+                        if a.name.value in ("first", "last") and isinstance(a.value, IntValueNode)
+                    ]
+                    multiplier = max(sizes) if sizes else DEFAULT_FIRST
                 elif is_list and not paged:
                     multiplier = default_list_size
                 if selection.selection_set is None:
@@ -348,7 +369,8 @@ def naive(document: str, default_list_size: int = 10) -> Measures:
 
 
 def _selection(draw: st.DrawFn, parent: GraphQLObjectType, level: int, fragments: int) -> str:
-    """One random selection under `parent`: a field (maybe aliased, maybe with `first`), an
+    """One random selection under `parent`: a field (maybe aliased, maybe with `first` or
+    `last`, both even: the measure counts the larger, before the resolver refuses it), an
     inline fragment, or a spread of one of the `fragments` defined before."""
     kinds = ["field", "field", "inline", "typename"] + (["spread"] if fragments else [])
     kind = draw(st.sampled_from(kinds))
@@ -364,8 +386,9 @@ def _selection(draw: st.DrawFn, parent: GraphQLObjectType, level: int, fragments
     if draw(st.booleans()):
         text = f"x{draw(st.integers(0, 3))}: {name}"
     arguments = []
-    if "first" in definition.args and draw(st.booleans()):
-        arguments.append(f"first: {draw(st.integers(0, 7))}")
+    for size in ("first", "last"):
+        if size in definition.args and draw(st.booleans()):
+            arguments.append(f"{size}: {draw(st.integers(0, 7))}")
     required = [a for a, arg in definition.args.items() if isinstance(arg.type, GraphQLNonNull)]
     arguments += [f'{a}: "1"' for a in required if a != "first"]
     if arguments:

@@ -153,7 +153,7 @@ async def exercise_the_webhook(run: Exercise) -> None:
     forged = signed(body, "msg_2")
     forged["webhook-signature"] = "v1,AAAA " + forged["webhook-signature"][:-4] + "AAA="
     assert (await client.post("/webhooks/talks", content=body, headers=forged)).status_code == 401
-    for key, status in ((PUSH_KEY, 202), (READ_KEY, 401), (UNKNOWN_KEY, 401)):
+    for key, status in ((PUSH_KEY, 202), (READ_KEY, 403), (UNKNOWN_KEY, 401)):
         response = await client.post(
             "/webhooks/talks", json=talk_of(11), headers={"Authorization": f"Bearer {key}"}
         )

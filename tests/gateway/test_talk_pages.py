@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.storage import cursor
-from gateway.storage.records import TalkPages
+from gateway.storage.records import PageRequest, TalkPages
 from gateway.storage.sqlite import _integers
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -44,14 +44,25 @@ def _model(
     grouped=st.booleans(),
     size=st.sampled_from([1, 2]),
     with_customers=st.booleans(),
+    backward=st.booleans(),
+    from_cursor=st.booleans(),
 )
 def test_pages_hold_each_groups_first_rows_their_keys_and_customers(
-    rows: list[tuple[int, ...]], first: int, grouped: bool, size: int, with_customers: bool
+    rows: list[tuple[int, ...]],
+    first: int,
+    grouped: bool,
+    size: int,
+    with_customers: bool,
+    backward: bool,
+    from_cursor: bool,
 ) -> None:
     if grouped:
         rows = sorted(rows, key=lambda row: row[0])  # the statement orders by group first
     group_ids = [0, 2, 7] if grouped else None
-    pages = TalkPages(first, "talk:X", size, group_ids)
+    mark = "c" if from_cursor else None  # the store decoded it; the pages only see it is there
+    # A backward page's rows come in the opposite order; the page turns them back.
+    request = PageRequest(last=first, before=mark) if backward else PageRequest(first, mark)
+    pages = TalkPages(request, "talk:X", size, group_ids)
     pages.place(rows)
     model = _model(rows, first, grouped)
     placed = {row[2]: row for grp in model for row in rows if row[2] in model[grp][0]}
@@ -63,8 +74,12 @@ def test_pages_hold_each_groups_first_rows_their_keys_and_customers(
     assert set(filled) == expected_groups
     for grp, page in filled.items():
         ids, more = model.get(grp, ([], False))
+        if backward:
+            ids = ids[::-1]
         assert [doc["id"] for doc in page.docs] == ids
-        assert page.has_next is more
+        assert (page.has_previous, page.has_next) == (
+            (more, from_cursor) if backward else (from_cursor, more)
+        )
         keys = [(placed[i][1], i) if size == 2 else (i,) for i in ids]
         assert page.keys == keys
         assert page.end_cursor == (cursor.encode("talk:X", *keys[-1]) if keys else None)

@@ -94,9 +94,18 @@ async def test_an_api_key_with_webhooks_write_may_post(client: httpx.AsyncClient
     assert response.status_code == 202
 
 
-async def test_an_api_key_without_webhooks_write_may_not(client: httpx.AsyncClient) -> None:
+async def test_an_api_key_without_webhooks_write_is_forbidden_403_and_stores_nothing(
+    client: httpx.AsyncClient, store: TalkStore
+) -> None:
+    """The key is known (not 401): it lacks the scope, and the answer says which."""
     response = await client.post(URL, json=talk(2), headers={"Authorization": f"Bearer {READ_KEY}"})
-    assert response.status_code == 401
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "the API key lacks the webhooks:write scope",
+        "code": "FORBIDDEN",
+    }
+    assert await stored_talks(store) == 0
+    assert await store.dead_letters() == []
 
 
 async def test_the_webhook_is_closed_when_no_secret_is_configured(tmp_path: Path) -> None:
@@ -298,3 +307,35 @@ async def test_an_oversized_signed_body_is_413_and_not_stored(
 async def test_only_post_is_allowed(client: httpx.AsyncClient) -> None:
     response = await client.get(URL)
     assert response.status_code == 405
+
+
+TOKEN = {"X-Webhook-Token": WEBHOOK_SECRET, "Content-Type": "application/json"}
+REFUSALS = {
+    "not JSON": (b"{not json", TOKEN, 400, "BAD_USER_INPUT"),
+    "no credentials": (orjson.dumps(talk(1)), {"Content-Type": "application/json"}, 401,
+                       "UNAUTHENTICATED"),
+    "a key without the scope": (
+        orjson.dumps(talk(1)),
+        {"Authorization": f"Bearer {READ_KEY}", "Content-Type": "application/json"},
+        403,
+        "FORBIDDEN",
+    ),
+    "too large": (b"[" + b"1," * 40_000 + b"1]", TOKEN, 413, "BAD_USER_INPUT"),
+    "not a talk": (b'{"id": "x"}', TOKEN, 422, "BAD_USER_INPUT"),
+    "not UTF-8": (b'{"id": "\xff"}', TOKEN, 400, "BAD_USER_INPUT"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("refusal", list(REFUSALS))
+async def test_every_refusal_is_json_with_a_code(tmp_path: Path, refusal: str) -> None:
+    body, headers, status, code = REFUSALS[refusal]
+    app = create_app(make_settings(tmp_path, webhook_max_bytes=64 * 1024))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            response = await c.post(URL, content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    answer = response.json()
+    assert answer["code"] == code
+    assert answer["error"]

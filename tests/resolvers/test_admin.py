@@ -356,6 +356,6 @@ async def test_a_key_lacking_one_scope_may_push_talks_only_if_it_is_not_webhooks
     response = await gateway.post(
         "/webhooks/talks", json=talk_of(9), headers={"Authorization": f"Bearer {all_but(scope)}"}
     )
-    assert response.status_code == (401 if scope == "webhooks:write" else 202)
+    assert response.status_code == (403 if scope == "webhooks:write" else 202)
     stored = await gql(gateway, '{ talk(id: "9") { id } }', key=ALL_KEY)
     assert stored["data"]["talk"] == (None if scope == "webhooks:write" else {"id": "9"})

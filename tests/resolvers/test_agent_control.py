@@ -21,7 +21,9 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.auth import key_digest
 from gateway.sessions import AgentCredentials, SessionSealer
+from gateway.settings import ApiKeyEntry
 from gateway.talkme import SandboxState
 from tests.conftest import (
     AGENT_LOGIN,
@@ -284,6 +286,86 @@ async def test_queue_status_of_agents_in_a_list_reflects_the_last_change(
         for edge in body["data"]["agents"]["edges"]
     }
     assert statuses[AGENT_LOGIN] == {"status": "PAUSED", "changedAt": changed["changedAt"]}
+
+
+# -- the agent in a status payload ----------------------------------------------------------
+
+WITH_AGENT = """
+mutation Change($input: AgentAuthInput!) {{
+  {field}(input: $input) {{ status agent {{ id login queueStatus {{ status changedAt }} }} }}
+}}"""
+
+
+@pytest.mark.parametrize("field", sorted(STATUS_MUTATIONS))
+async def test_a_status_mutation_answers_the_agent_with_its_new_queue_status(
+    gateway: httpx.AsyncClient, field: str
+) -> None:
+    # The agent read before, as a client's cache holds it: the payload must not repeat it.
+    before = await gql(
+        gateway,
+        QUEUE_STATUS.replace("login queueStatus", "id login queueStatus"),
+        {"login": AGENT_LOGIN},
+    )
+    body = await mutate(gateway, WITH_AGENT.format(field=field), CREDENTIALS)
+    assert "errors" not in body, body
+    payload = body["data"][field]
+    status = STATUS_MUTATIONS[field][1]
+    assert payload["status"] == status
+    agent = payload["agent"]
+    assert agent["id"] == before["data"]["agent"]["id"]  # what a normalized cache keys on
+    assert agent["login"] == AGENT_LOGIN
+    assert agent["queueStatus"]["status"] == status
+    assert agent["queueStatus"] == await queue_status(gateway)
+
+
+async def test_mutations_in_one_request_each_answer_the_status_they_set(
+    gateway: httpx.AsyncClient,
+) -> None:
+    # Run in order in one request: the agent of each payload has its own status, not the
+    # first one read in the request.
+    selection = "{ status agent { queueStatus { status } } }"
+    document = (
+        "mutation($input: AgentAuthInput!) {"
+        f" a: pauseAgent(input: $input) {selection}"
+        f" b: resumeAgent(input: $input) {selection}"
+        f" c: pauseAgent(input: $input) {selection}"
+        " }"
+    )
+    body = await mutate(gateway, document, CREDENTIALS)
+    assert "errors" not in body, body
+    assert [(p["status"], p["agent"]["queueStatus"]["status"]) for p in body["data"].values()] == [
+        ("PAUSED", "PAUSED"),
+        ("ACTIVE", "ACTIVE"),
+        ("PAUSED", "PAUSED"),
+    ]
+
+
+async def test_the_agent_of_a_login_no_talk_names_is_null_without_error(
+    talkme_client: httpx.AsyncClient,
+) -> None:
+    body = await mutate(talkme_client, WITH_AGENT.format(field="pauseAgent"), CREDENTIALS)
+    assert body == {"data": {"pauseAgent": {"status": "PAUSED", "agent": None}}}
+
+
+async def test_the_agent_in_a_payload_needs_talks_read(tmp_path: Path, sandbox: Starlette) -> None:
+    controller = "tgk_test_controller_only"
+    only_control = ApiKeyEntry(
+        name="controller", sha256=key_digest(controller), scopes=frozenset({"agents:control"})
+    )
+    settings = talkme_settings(
+        tmp_path, api_keys=(*talkme_settings(tmp_path).api_keys, only_control)
+    )
+    app = create_app(settings, talkme_transport=httpx.ASGITransport(app=sandbox))
+    async with serving(app) as client:
+        assert (await push(client, agent_talk())).status_code == 202
+        body = await mutate(
+            client, WITH_AGENT.format(field="pauseAgent"), CREDENTIALS, key=controller
+        )
+    # The status changed and is answered; only the agent, which reads talks, is refused.
+    assert body["data"] == {"pauseAgent": {"status": "PAUSED", "agent": None}}
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (["pauseAgent", "agent"], "FORBIDDEN")
+    ]
 
 
 # -- agentLogin and sessions ----------------------------------------------------------------
