@@ -642,17 +642,6 @@ class GraphQLView(GraphQL[RequestContext, None]):
         # has not sent its headers is (gateway/server.py).
         self.connection_init_wait_timeout = timedelta(seconds=settings.header_timeout_s)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        offered = scope.get("subprotocols") or () if scope["type"] == "websocket" else ()
-        if offered and GRAPHQL_TRANSPORT_WS_PROTOCOL not in offered:
-            # A client that asked for subprotocols fails a 101 without one of them (browsers,
-            # Node's ws: 1006), so the refusal is the handshake's own: 403, no 101. A client
-            # asking for none gets the protocol's 4406 after the 101, as strawberry sends it.
-            await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1002})
-            return
-        await super().__call__(scope, receive, send)
-
     async def admit(self, limiter: RateLimiter, context: RequestContext) -> RateLimited | None:
         """None when the socket's key may run one more operation; else the refusal."""
         return await take_token(limiter, context.caller, self.settings, self.metrics)
@@ -705,11 +694,25 @@ class GraphQLView(GraphQL[RequestContext, None]):
         return processed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         response = await self.respond(Request(scope, receive))
         await response(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        offered = scope.get("subprotocols") or ()
+        if offered and GRAPHQL_TRANSPORT_WS_PROTOCOL not in offered:
+            # A client that asked for subprotocols fails a 101 without one of them (browsers,
+            # Node's ws: 1006), so the refusal is the handshake's own: 403, no 101. A client
+            # asking for none gets the protocol's 4406 after the 101, as strawberry sends it.
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1002})
+            return
+        await super().__call__(scope, receive, send)
 
     async def respond(self, request: Request) -> ASGIApp:
         """strawberry's answer to an HTTP request, in the media type the endpoint chose, and
