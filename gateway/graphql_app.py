@@ -594,19 +594,6 @@ class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
         # `error` message, as validation errors are: the socket and its other operations stay.
         return None
 
-    async def _reject_incremental_delivery(
-        self, operation: Operation[RequestContext, None]
-    ) -> None:
-        await operation.send_initial_errors(
-            [
-                GraphQLError(
-                    "Incremental delivery (@defer, @stream) is not supported over"
-                    " graphql-transport-ws",
-                    extensions={"code": "BAD_USER_INPUT"},
-                )
-            ]
-        )
-
 
 class GraphQLView(GraphQL[RequestContext, None]):
     """strawberry's ASGI view: talkgate's context, orjson, WebSocket keys in connection_init;
