@@ -523,6 +523,19 @@ def _pre_execution_typed(error: GraphQLError, typing: TypedErrors) -> GraphQLErr
     return typing._typed(error)
 
 
+def _runs_no_single_operation(payload: Mapping[str, Any], max_tokens: int) -> bool:
+    """Whether a subscribe's document parses but names no operation to run: several and no
+    `operationName` (a name it lacks strawberry reports itself). A document that does not
+    parse is left to strawberry, which reports it."""
+    if payload.get("operationName") is not None:
+        return False
+    try:
+        document = parse_document(payload["query"], max_tokens)
+    except GraphQLError:
+        return False
+    return get_operation_ast(document, None) is None
+
+
 class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
     """strawberry's graphql-transport-ws handler, with every operation (query, mutation or
     subscription) taking a token from its key's bucket, the one HTTP requests take from.
@@ -571,6 +584,17 @@ class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
             if refused is not None:
                 await self._refuse(
                     message["id"], GraphQLError(refused.message, extensions=refused.extensions)
+                )
+                return
+            if _runs_no_single_operation(message["payload"], view.settings.max_query_tokens):
+                # GraphQL's GetOperation, as over HTTP: strawberry would run the first of
+                # several operations when none is named.
+                await self._refuse(
+                    message["id"],
+                    GraphQLError(
+                        "the document has no operation to run: name one with `operationName`",
+                        extensions={"code": "BAD_USER_INPUT"},
+                    ),
                 )
                 return
         await super().handle_subscribe(message)

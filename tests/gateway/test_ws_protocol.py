@@ -134,6 +134,16 @@ PER_OPERATION = {
     # Incremental delivery is off: the schema has no @defer, and validation says so.
     "@defer": ("subscription { talkUpdated { id ... @defer { queueId } } }", None),
     "an unknown operation name": ("subscription A { talkUpdated { id } }", "Bsecret"),
+    # GraphQL's GetOperation: several operations and no name is an error, as over HTTP
+    # (strawberry ran the first, a live subscription).
+    "several operations, none named": (
+        "subscription A { talkUpdated { id } } subscription B { talkUpdated { queueId } }",
+        None,
+    ),
+    "a query and a subscription, none named": (
+        "query Q { __typename } subscription S { talkUpdated { id } }",
+        None,
+    ),
 }
 
 
