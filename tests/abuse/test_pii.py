@@ -607,8 +607,8 @@ async def test_a_page_of_refused_fields_is_answered_in_bounded_time(
         ]
         assert (await push(client, payload)).status_code == 202
     query = (
-        "{ talks(first: 100) { edges { node { id histories(first: 20) { edges { node {"
-        " id from to externalId responseFrom } } } } } } }"
+        "{ talks(first: 100) { edges { node { id: databaseId histories(first: 20) { edges { node {"
+        " id: databaseId from to externalId responseFrom } } } } } } }"
     )
     async with bounded("pii: 8,000 refused fields in one page", seconds=10, peak_mib=40) as f:
         body = await post(client, query, READ_KEY)
