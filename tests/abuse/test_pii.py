@@ -61,10 +61,11 @@ SDL = build_schema((ROOT / "schema.graphql").read_text())
 # configuration are free; so is the conversation itself (message text, subject, attachments:
 # talks:read is the scope for talks and messages), and the customer's and agents' names.
 FREE: dict[str, str] = {
-    "Query": "talk talks customer customers agent agents",
+    "Query": "node nodes talk talks customer customers agent agents",
     "Subscription": "talkUpdated agentStatusChanged",
     "Talk": (
-        "id customerId agentId queueId channelId priorityId finishedAt wasSuccess createdAt"
+        "id databaseId customerId agentId queueId channelId priorityId finishedAt"
+        " wasSuccess createdAt"
         " hasSchedule isCritical score ratingSurveyId startedAt initialSenderChannel isWaiting"
         " wasExpired deliveredAt lastWaitingMessageAt isShopping isAds scaledToId surveyId"
         " talkCategoryId talkServiceId initiationType deliveredToId externalProtocol"
@@ -72,7 +73,7 @@ FREE: dict[str, str] = {
         " botVariables bot serviceCatalog"
     ),
     "TalkHistory": (
-        "id talkId userId queueId channelId message hasAttachment attachmentUrl"
+        "id databaseId talkId userId queueId channelId message hasAttachment attachmentUrl"
         " attachmentTypeId sentAt deliveredAt readAt createdAt wasRead hasHighlight type leftAt"
         " hasError campaignId wasBlocked isTemplate fare errorReason templateId originalMessage"
         " subject exceededAllowance isIntervention isForwarded isFrequentlyForwarded isAds"
@@ -80,20 +81,22 @@ FREE: dict[str, str] = {
         " attachmentType user channel"
     ),
     "Customer": (
-        "id name externalId createdAt mainSms mainWhatsapp mainEmail agentId queueId"
+        "id databaseId name externalId createdAt mainSms mainWhatsapp mainEmail agentId queueId"
         " customerGroupId isPriority lastBaseApi customerOrganizationId crmvUserId"
         " crmvPersonId isActive cxmUserId talks"
     ),
-    "Agent": "id name login isBot isActive levelId branchId languageId queueStatus talks",
+    "Agent": "id databaseId name login isBot isActive levelId branchId languageId"
+    " queueStatus talks",
     "AgentQueueStatus": "status changedAt",
     "AgentStatusPayload": "login status changedAt agent",
     "Channel": (
-        "id description iconClass priority primaryColor secondaryColor isActive incomingType"
+        "id databaseId description iconClass priority primaryColor secondaryColor isActive"
+        " incomingType"
         " enableEmoji enableAudio enableAttachment allowCampaign providerId unitaryPrice"
         " templatePrice outgoingType allowBot additionalPrice messagesAllowance"
     ),
     "TalkEvent": (
-        "id talkId eventId queueId isSuccess createdAt agentId channelId reactionType"
+        "id databaseId talkId eventId queueId isSuccess createdAt agentId channelId reactionType"
         " reactionTypeDescription event agent"
     ),
     "Disposition": "id description externalId",
@@ -116,6 +119,8 @@ OTHER_SCOPES: dict[tuple[str, str], str] = {
 # Every argument and input field a talks:read key may filter or search with: none may match
 # a PII value, or a search would confirm one (an oracle).
 FREE_INPUTS: dict[str, str] = {
+    "Query.node": "id",
+    "Query.nodes": "ids",
     "Query.talk": "id trackingNumber",
     "Query.talks": "filter first after orderBy",
     "Query.customer": "id",

@@ -216,9 +216,7 @@ def test_depth_is_that_of_the_deepest_branch() -> None:
 
 
 def test_every_alias_counts_once() -> None:
-    assert (
-        measured('{ a: talks { totalCount } b: talk(id: "1") { c: id: databaseId } }').aliases == 3
-    )
+    assert measured('{ a: talks { totalCount } b: talk(id: "1") { c: databaseId } }').aliases == 3
 
 
 def test_aliases_in_a_fragment_count_for_every_spread() -> None:
