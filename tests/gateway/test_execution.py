@@ -1396,7 +1396,13 @@ def test_build_makes_the_objects_their_dataclass_init_makes() -> None:
     for instance in made:
         kind: type = type(instance)
         given = {f.name: getattr(instance, f.name) for f in dataclasses.fields(kind) if f.init}
-        assert list(vars(instance).items()) == list(vars(kind(**given)).items())
+        by_init = vars(kind(**given))
+        # A Node's global id is encoded when first read (schema.node.GlobalIdOnRead), as
+        # `given` just did: the same value, kept last rather than first.
+        assert vars(instance).get("global_id") == by_init.get("global_id")
+        assert [kv for kv in vars(instance).items() if kv[0] != "global_id"] == [
+            kv for kv in by_init.items() if kv[0] != "global_id"
+        ]
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
         build(Bot, {}, nope=1)
 
