@@ -38,6 +38,7 @@ from websockets.typing import Subprotocol
 
 from gateway.app import create_app
 from gateway.graphql_app import build_schema as build_talkgate_schema
+from schema.node import NODE_TYPES, encode
 from schema.permissions import PII, PII_FIELDS, check_pii_fields
 from tests.abuse.bounds import bounded
 from tests.conftest import (
@@ -305,13 +306,32 @@ def arguments(kind: str, name: str, field: GraphQLField) -> str | None:
     return None if required and not all(field.args[a].default_value for a in required) else ""
 
 
-def routes_to(target: str, root: str) -> list[list[tuple[str, str]]]:
-    """Every route of free fields from `root` to an object of type `target`, visiting no type
-    twice (so customer.talks.customer is not one), as (field, arguments) pairs."""
-    free = free_fields()
-    found: list[list[tuple[str, str]]] = []
+def node_ids() -> dict[str, str]:
+    """The global id of the marked talk's object of each Node type."""
+    payload = marked_talk()
+    return {
+        "Talk": encode("Talk", TALK_ID),
+        "Customer": encode("Customer", CUSTOMER_ID),
+        "Agent": encode("Agent", AGENT_ID),
+        "Channel": encode("Channel", payload["channel_id"]),
+        "TalkHistory": encode("TalkHistory", payload["talk_histories"][0]["id"]),
+        "TalkEvent": encode("TalkEvent", payload["talk_events"][0]["id"]),
+    }
 
-    def walk(kind: str, route: list[tuple[str, str]], visited: frozenset[str]) -> None:
+
+def routes_to(target: str, root: str) -> list[list[tuple[str, ...]]]:
+    """Every route of free fields from `root` to an object of type `target`, visiting no type
+    twice (so customer.talks.customer is not one), as (field, arguments) pairs; and from
+    Query, `node` and `nodes` straight to it when it is a Node type, as (field, arguments,
+    type condition)."""
+    free = free_fields()
+    found: list[list[tuple[str, ...]]] = []
+    if root == "Query" and target in NODE_TYPES:
+        global_id = node_ids()[target]
+        found.append([("node", f'(id: "{global_id}")', target)])
+        found.append([("nodes", f'(ids: ["{global_id}"])', target)])
+
+    def walk(kind: str, route: list[tuple[str, ...]], visited: frozenset[str]) -> None:
         if kind == target and route:
             found.append(route)
             return
@@ -345,12 +365,14 @@ def leaf_selection(kind: GraphQLType) -> str:
     return "{ " + " ".join(parts) + " }"
 
 
-def select(route: list[tuple[str, str]], leaf: str, alias: str | None = None) -> str:
-    (first, given), *rest = route
+def select(route: list[tuple[str, ...]], leaf: str, alias: str | None = None) -> str:
+    (first, given, *on), *rest = route
     head = f"{alias}: {first}{given}" if alias else f"{first}{given}"
     inner = leaf
     for name, args in reversed(rest):
         inner = f"{name}{args} {{ {inner} }}"
+    if on:
+        inner = f"... on {on[0]} {{ {inner} }}"
     return f"{head} {{ {inner} }}"
 
 
@@ -367,7 +389,7 @@ def pii_query(kind: str, name: str) -> tuple[str, list[Route]]:
     assert len(routes) <= 30, "more routes than the alias limit"
     leaf = pii_selection(kind, name)
     fields = [select(route, leaf, f"r{n}") for n, route in enumerate(routes)]
-    paths = [(f"r{n}", *(f for f, _ in route[1:])) for n, route in enumerate(routes)]
+    paths = [(f"r{n}", *(step[0] for step in route[1:])) for n, route in enumerate(routes)]
     return "{ " + " ".join(fields) + " }", paths
 
 
