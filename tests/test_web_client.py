@@ -76,7 +76,7 @@ async def test_apollo_merges_two_pages_of_talks_into_one_list(tmp_path: Path, np
         async with httpx.AsyncClient() as http:
             direct = await http.post(
                 url,
-                json={"query": "{ talks(first: 10) { edges { node { id: databaseId } } } }"},
+                json={"query": "{ talks(first: 10) { edges { node { id } } } }"},
                 headers={"Authorization": f"Bearer {key}"},
             )
         ten = [e["node"]["id"] for e in direct.json()["data"]["talks"]["edges"]]
