@@ -13,6 +13,7 @@ and its `GlobalID` echoes a malformed value in its error.
 from __future__ import annotations
 
 import binascii
+import re
 from base64 import urlsafe_b64decode, urlsafe_b64encode
 from typing import Final
 
@@ -25,6 +26,7 @@ from gateway.errors import BadUserInput
 # The types that implement Node: each can be read again by its database id.
 NODE_TYPES: Final = frozenset({"Talk", "TalkHistory", "TalkEvent", "Customer", "Agent", "Channel"})
 _LARGEST: Final = 2**63
+_NUMBER: Final = re.compile(r"-?[0-9]+")
 # Longest global id of any Node type ("TalkHistory:-9223372036854775808", encoded).
 _MAX_LENGTH: Final = 44
 
@@ -69,7 +71,7 @@ def database_id(value: ID | str, argument: str, type_name: str) -> int:
     """The database id an id argument names: PipeRun's numeric id as it is, or the global
     id of an object of `type_name`. Anything else is BAD_USER_INPUT, never quoted."""
     text = str(value)
-    if text.lstrip("-").isdigit() and text.isascii():
+    if _NUMBER.fullmatch(text):
         number = int(text)
         if not -_LARGEST <= number < _LARGEST:
             raise BadUserInput(f"{argument} is out of range", argument=argument)

@@ -274,6 +274,9 @@ async def test_a_root_fields_id_is_its_global_id_or_its_database_id(
     expected = {field: {"id": encode(type_name, number), "databaseId": str(number)}}
     for value in (str(number), encode(type_name, number)):
         assert await gql(client, query, {"id": value}) == {"data": expected}
+    for malformed in ("--5", "5-", "", " 5", "x"):
+        body = await gql(client, query, {"id": malformed})
+        assert codes(body) == ["BAD_USER_INPUT"], malformed
     other = "Channel" if type_name != "Channel" else "Talk"
     body = await gql(client, query, {"id": encode(other, number)})
     assert body["data"] == {field: None}
