@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from gateway.demo import example_talk
 from gateway.errors import BadUserInput
-from schema.node import NODE_TYPES, decode, encode
+from schema.node import NODE_TYPES, database_id, decode, encode
 from tests.conftest import ALL_KEY, NO_SCOPE_KEY, gql, push
 from tests.resolvers.helpers import codes, error_at
 
@@ -179,6 +179,24 @@ def _spelled(value: str) -> tuple[str, int]:
         return (type_name, int(digits)) if type_name in NODE_TYPES else ("", 0)
     except ValueError:
         return ("", 0)
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.text(max_size=40), st.integers().map(str), st.from_regex(r"-?[0-9]{1,25}")))
+def test_an_id_argument_is_a_number_a_global_id_of_its_type_or_bad_user_input(value: str) -> None:
+    # Whatever the text: PipeRun's number, the type's global id, or BAD_USER_INPUT unquoted.
+    refused: str | None = None
+    try:
+        number = database_id(value, "id", "Talk")
+    except BadUserInput as error:
+        refused = str(error)
+    else:  # a number as PipeRun's ids always were (leading zeros and all), or the global id
+        assert value == encode("Talk", number) or int(value) == number
+    assert refused in {None, *REFUSALS}
+
+
+# Every message an id argument is refused with: none quotes the value.
+REFUSALS = {"id is not a valid id", "id is out of range", "id is not the id of a Talk"}
 
 
 @given(st.sampled_from(sorted(NODE_TYPES)), st.integers(-(2**63), 2**63 - 1))
