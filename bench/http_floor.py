@@ -80,6 +80,7 @@ from gateway.payload import talk_status
 from gateway.settings import Settings
 from gateway.storage import TalkStore, open_store
 from gateway.storage.records import Doc, PageRequest, TalkOrder, TalkQuery
+from schema.node import encode as global_id
 
 KEY = "tgk_bench_http_floor"
 SECRET = "bench-http-floor-webhook-secret-3b7e"  # noqa: S105 - a local test server's
@@ -184,12 +185,15 @@ _IDS = frozenset({"id", "customerId", "agentId", "queueId", "channelId"})
 
 
 def _value(name: str, doc: Doc) -> Any:
+    if name == "id":
+        return global_id("Talk", doc["id"])
     value = doc.get(_TALK_KEYS[name])
     return str(value) if name in _IDS and value is not None else value
 
 
-def _name(doc: Doc | None) -> dict[str, Any] | None:
-    return None if doc is None else {"id": str(doc["id"]), "name": doc.get("name")}
+def _name(doc: Doc | None, type_name: str) -> dict[str, Any] | None:
+    """The `{ id name }` of a customer or an agent (`type_name`), its id the global one."""
+    return None if doc is None else {"id": global_id(type_name, doc["id"]), "name": doc.get("name")}
 
 
 # -- the floor server (its own process) -----------------------------------------------------
@@ -242,7 +246,7 @@ async def rows_w1(request: Request) -> Response:
     for doc in page.docs:
         node = {name: _value(name, doc) for name in _TALK_KEYS}
         node["status"] = talk_status(doc)
-        node["customer"] = _name(customers.get(doc["customer_id"]))
+        node["customer"] = _name(customers.get(doc["customer_id"]), "Customer")
         edges.append({"node": node})
     return _json({"data": {"talks": {"edges": edges}}})
 
@@ -291,24 +295,24 @@ async def rows_w3(request: Request) -> Response:
         histories = [
             {
                 "node": {
-                    "id": str(m["id"]),
+                    "id": global_id("TalkHistory", m["id"]),
                     "message": m.get("message"),
                     "sentAt": m.get("sent_at"),
                     "type": m.get("type"),
                     "from": m.get("from"),
-                    "user": _name(users.get(m.get("user_id"))),  # type: ignore[arg-type]
+                    "user": _name(users.get(m.get("user_id")), "Agent"),  # type: ignore[arg-type]
                 }
             }
             for m in messages[talk["id"]].docs
         ]
         node = {
-            "id": str(talk["id"]),
+            "id": global_id("Talk", talk["id"]),
             "createdAt": talk.get("created_at"),
-            "customer": _name(customers.get(talk["customer_id"])),
+            "customer": _name(customers.get(talk["customer_id"]), "Customer"),
             "histories": {"edges": histories},
             "events": [
                 {
-                    "id": str(e["id"]),
+                    "id": global_id("TalkEvent", e["id"]),
                     "eventId": None if e.get("event_id") is None else str(e["event_id"]),
                     "createdAt": e.get("created_at"),
                     "agentId": None if e.get("agent_id") is None else str(e["agent_id"]),

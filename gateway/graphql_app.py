@@ -96,6 +96,7 @@ from resolvers.context import RequestContext, Services
 from resolvers.mutation import Mutation
 from resolvers.query import Query
 from resolvers.subscription import Subscription
+from schema.node import without_type_checks
 from schema.scalars import SCALARS
 
 log = logging.getLogger("talkgate.graphql")
@@ -285,6 +286,7 @@ class _Schema(strawberry.Schema):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        without_type_checks(self._schema)
         self.shared: SharedStreams[StreamItem] = SharedStreams()
 
     def process_errors(

@@ -193,6 +193,14 @@ class RequestLoaders:
         return ByIdLoader(self._store.channels_by_id, channel_from_doc)
 
     @cached_property
+    def history(self) -> ByIdLoader[TalkHistory]:
+        return ByIdLoader(self._store.messages_by_id, history_from_doc)
+
+    @cached_property
+    def event(self) -> ByIdLoader[TalkEvent]:
+        return ByIdLoader(self._store.events_by_id, event_from_doc)
+
+    @cached_property
     def events(self) -> DataLoader[int, list[TalkEvent]]:
         return DataLoader(load_fn=self._events)
 

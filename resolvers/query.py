@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Final, cast
 
 import strawberry
 from strawberry import ID, Info
@@ -12,11 +14,13 @@ from gateway.errors import BadUserInput
 from gateway.storage.records import TalkOrder as StoreOrder
 from gateway.storage.records import TalkQuery
 from resolvers.context import RequestContext
+from resolvers.loaders import ByIdLoader
 from resolvers.pagination import MAX_FIRST, connection, page_request, parse_id, selects
 from schema.admin import DeadLetter, FieldError
 from schema.agent_control import Recording
 from schema.enums import TalkOrder
 from schema.inputs import TalkFilter
+from schema.node import Node, database_id, decode
 from schema.permissions import needs
 from schema.scalars import UtcDateTime
 from schema.types import (
@@ -36,8 +40,33 @@ from schema.types import (
 Ctx = Info[RequestContext, None]
 
 
-def _optional_id(value: ID | None, argument: str) -> int | None:
-    return None if value is None else parse_id(value, argument)
+def _optional_id(value: ID | None, argument: str, type_name: str | None = None) -> int | None:
+    if value is None:
+        return None
+    return (
+        parse_id(value, argument) if type_name is None else database_id(value, argument, type_name)
+    )
+
+
+# The request loader (resolvers.loaders.RequestLoaders) of each Node type, by name: made
+# only for the types a request names.
+_LOADER_OF: Final = {
+    "Talk": "talk",
+    "TalkHistory": "history",
+    "TalkEvent": "event",
+    "Customer": "customer",
+    "Agent": "agent",
+    "Channel": "channel",
+}
+
+
+def _load_node(info: Ctx, value: ID, argument: str) -> Awaitable[Node | None]:
+    """The load of the object a global id names, through the request's loaders (so the
+    ids of one `nodes` are one store read per type); None when the id is well formed but
+    names nothing."""
+    type_name, number = decode(str(value), argument)
+    loader: ByIdLoader[Any] = getattr(info.context.loaders, _LOADER_OF[type_name])
+    return cast(Awaitable[Node | None], loader.load(number))
 
 
 def talk_query(talk_filter: TalkFilter | None) -> TalkQuery:
@@ -46,10 +75,10 @@ def talk_query(talk_filter: TalkFilter | None) -> TalkQuery:
         return TalkQuery()
     f = talk_filter
     return TalkQuery(
-        customer_id=_optional_id(f.customer_id, "filter.customerId"),
-        agent_id=_optional_id(f.agent_id, "filter.agentId"),
+        customer_id=_optional_id(f.customer_id, "filter.customerId", "Customer"),
+        agent_id=_optional_id(f.agent_id, "filter.agentId", "Agent"),
         queue_id=_optional_id(f.queue_id, "filter.queueId"),
-        channel_id=_optional_id(f.channel_id, "filter.channelId"),
+        channel_id=_optional_id(f.channel_id, "filter.channelId", "Channel"),
         tracking_number=f.tracking_number,
         external_protocol=f.external_protocol,
         created_from=None if f.created_from is None else datetime.fromisoformat(f.created_from),
@@ -64,6 +93,40 @@ def talk_query(talk_filter: TalkFilter | None) -> TalkQuery:
 @strawberry.type(description="Reading the contact center: talks, customers and agents.")
 class Query:
     @strawberry.field(
+        description=(
+            "The object a global `id` names (any type implementing Node), as its own root "
+            "field would answer it; null when there is none. Needs the talks:read scope."
+        ),
+        extensions=needs("talks:read"),
+    )
+    async def node(
+        self,
+        info: Ctx,
+        id: Annotated[ID, strawberry.argument(description="Global id of the object.")],
+    ) -> Node | None:
+        return await _load_node(info, id, "id")
+
+    @strawberry.field(
+        description=(
+            f"The objects global ids name, in the order given, null where there is none; at "
+            f"most {MAX_FIRST} ids. Needs the talks:read scope."
+        ),
+        extensions=needs("talks:read"),
+    )
+    async def nodes(
+        self,
+        info: Ctx,
+        ids: Annotated[
+            list[ID], strawberry.argument(description=f"Global ids, at most {MAX_FIRST}.")
+        ],
+    ) -> list[Node | None] | None:
+        if len(ids) > MAX_FIRST:
+            raise BadUserInput(f"ids holds at most {MAX_FIRST} ids", argument="ids")
+        # All decoded before any is read: one bad id refuses the whole field.
+        loads = [_load_node(info, value, "ids") for value in ids]
+        return list(await asyncio.gather(*loads))
+
+    @strawberry.field(
         description="One talk, by its id or by its protocol number (give exactly one).",
         extensions=needs("talks:read"),
     )
@@ -71,7 +134,10 @@ class Query:
         self,
         info: Ctx,
         id: Annotated[
-            ID | None, strawberry.argument(description="Internal id of the talk.")
+            ID | None,
+            strawberry.argument(
+                description="Id of the talk: its global `id` or PipeRun's `databaseId`."
+            ),
         ] = None,
         tracking_number: Annotated[
             str | None, strawberry.argument(description="Protocol number of the talk.")
@@ -80,7 +146,7 @@ class Query:
         if (id is None) == (tracking_number is None):
             raise BadUserInput("give exactly one of id and trackingNumber")
         if id is not None:
-            return await info.context.loaders.talk.load(parse_id(id, "id"))
+            return await info.context.loaders.talk.load(database_id(id, "id", "Talk"))
         assert tracking_number is not None
         doc = await info.context.store.talk_by_tracking_number(tracking_number)
         return talk_from_doc(doc) if doc else None
@@ -127,9 +193,14 @@ class Query:
     async def customer(
         self,
         info: Ctx,
-        id: Annotated[ID, strawberry.argument(description="Internal id of the customer.")],
+        id: Annotated[
+            ID,
+            strawberry.argument(
+                description="Id of the customer: its global `id` or PipeRun's `databaseId`."
+            ),
+        ],
     ) -> Customer | None:
-        return await info.context.loaders.customer.load(parse_id(id, "id"))
+        return await info.context.loaders.customer.load(database_id(id, "id", "Customer"))
 
     @strawberry.field(
         description="Customers, by id, optionally searched by name or external id.",
@@ -166,14 +237,17 @@ class Query:
         self,
         info: Ctx,
         id: Annotated[
-            ID | None, strawberry.argument(description="Internal id of the agent.")
+            ID | None,
+            strawberry.argument(
+                description="Id of the agent: its global `id` or PipeRun's `databaseId`."
+            ),
         ] = None,
         login: Annotated[str | None, strawberry.argument(description="Login of the agent.")] = None,
     ) -> Agent | None:
         if (id is None) == (login is None):
             raise BadUserInput("give exactly one of id and login")
         if id is not None:
-            return await info.context.loaders.agent.load(parse_id(id, "id"))
+            return await info.context.loaders.agent.load(database_id(id, "id", "Agent"))
         assert login is not None
         return await info.context.loaders.agent_by_login.load(login)
 

@@ -83,14 +83,15 @@ def built_directly(cls: C) -> C:
 @strawberry.input(description="Narrows a list of talks; every field given must match.")
 class TalkFilter:
     customer_id: ID | None = strawberry.field(
-        default=None, description="Only talks of this customer."
+        default=None, description="Only talks of this customer (its global `id` or `databaseId`)."
     )
     agent_id: ID | None = strawberry.field(
-        default=None, description="Only talks whose agent in charge is this one."
+        default=None,
+        description="Only talks whose agent in charge is this one (global `id` or `databaseId`).",
     )
     queue_id: ID | None = strawberry.field(default=None, description="Only talks of this queue.")
     channel_id: ID | None = strawberry.field(
-        default=None, description="Only talks of this channel."
+        default=None, description="Only talks of this channel (its global `id` or `databaseId`)."
     )
     tracking_number: str | None = strawberry.field(
         default=None, description="Only the talk with this protocol number."

@@ -22,6 +22,7 @@ from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
 from schema.context import ChildPageKey, GraphContext, PageArgs
 from schema.enums import InitiationType, MessageType, TalkStatus
 from schema.loaded import loaded_by
+from schema.node import GlobalIdOnRead, Node
 from schema.permissions import PII, needs
 from schema.scalars import UtcDateTime
 
@@ -97,7 +98,12 @@ def build(cls: type[T], source: Doc, /, **extra: Any) -> T:
 def _init_fields(cls: type) -> tuple[tuple[str, ...], frozenset[str], bool]:
     """The fields __init__ takes, and whether setting them is all it does."""
     fields = dataclasses.fields(cls)
-    names = tuple(f.name for f in fields if f.init)
+    # A Node's global id is the class's to encode when read (schema.node.GlobalIdOnRead).
+    names = tuple(
+        f.name
+        for f in fields
+        if f.init and not isinstance(cls.__dict__.get(f.name), GlobalIdOnRead)
+    )
     params = getattr(cls, "__dataclass_params__", None)
     # The generated __init__ leaves alone a field it does not take unless that field has a
     # default factory (the types here never write their own __init__).
@@ -226,8 +232,11 @@ class Connection(Generic[T]):
 
 
 @strawberry.type(description="A channel talks and messages go through (WhatsApp, Instagram, ...).")
-class Channel:
-    id: ID = _field("Internal id of the channel.")
+class Channel(Node):
+    id: ID = _field(
+        "Internal id of the channel in PipeRun (what `id` was before global ids).",
+        name="databaseId",
+    )
     description: str | None = _field("Name of the channel, e.g. WhatsApp.")
     icon_class: str | None = _field("CSS class of the channel's icon in PipeRun.")
     priority: int | None = _field("Display priority of the channel.")
@@ -339,8 +348,10 @@ class ProfileInfo:
         "objects and agent ids seen in payloads; one known only by id has null fields."
     )
 )
-class Agent:
-    id: ID = _field("Internal id of the user.")
+class Agent(Node):
+    id: ID = _field(
+        "Internal id of the user in PipeRun (what `id` was before global ids).", name="databaseId"
+    )
     name: str | None = _field("Name of the user.")
     login: str | None = _field("Login of the user.")
     email: str | None = _pii("E-mail address of the user.")
@@ -399,8 +410,11 @@ class AgentStatusPayload:
 
 
 @strawberry.type(description="A customer of the contact center.")
-class Customer:
-    id: ID = _field("Internal id of the customer.")
+class Customer(Node):
+    id: ID = _field(
+        "Internal id of the customer in PipeRun (what `id` was before global ids).",
+        name="databaseId",
+    )
     name: str | None = _field("Name of the customer.")
     external_id: str | None = _field("Id of the customer in an external system (ERP, CRM).")
     document_number: str | None = _pii("Document number (CPF or CNPJ).")
@@ -477,8 +491,11 @@ class Customer:
 
 
 @strawberry.type(description="A tabulation (disposition) recorded on a talk.")
-class TalkEvent:
-    id: ID = _field("Internal id of this tabulation record.")
+class TalkEvent(Node):
+    id: ID = _field(
+        "Internal id of this tabulation record in PipeRun (what `id` was before global ids).",
+        name="databaseId",
+    )
     talk_id: ID = _field("Internal id of the talk.")
     event_id: ID | None = _field("Internal id of the tabulation option (see `event`).")
     queue_id: ID | None = _field("Internal id of the queue the talk was in.")
@@ -501,8 +518,11 @@ class TalkEvent:
 
 
 @strawberry.type(description="A message of a talk (PipeRun `talk_histories`).")
-class TalkHistory:
-    id: ID = _field("Internal id of the message.")
+class TalkHistory(Node):
+    id: ID = _field(
+        "Internal id of the message in PipeRun (what `id` was before global ids).",
+        name="databaseId",
+    )
     talk_id: ID = _field("Internal id of the talk the message belongs to.")
     user_id: ID | None = _field("Internal id of the user (agent or bot) tied to the message.")
     queue_id: ID | None = _field("Internal id of the queue the talk was in.")
@@ -561,8 +581,10 @@ class TalkHistory:
 
 
 @strawberry.type(description="A customer-service conversation (PipeRun talk, 'atendimento').")
-class Talk:
-    id: ID = _field("Internal id of the talk.")
+class Talk(Node):
+    id: ID = _field(
+        "Internal id of the talk in PipeRun (what `id` was before global ids).", name="databaseId"
+    )
     customer_id: ID = _field("Internal id of the customer.")
     agent_id: ID | None = _field("Internal id of the agent.")
     queue_id: ID | None = _field("Internal id of the service queue.")
@@ -745,6 +767,8 @@ def _once_per_document(make: Callable[[Doc], T]) -> OncePerDocument[T]:
 
 # Built once per document and shared: the fast path may keep their completed fields on them.
 shared_snapshots(Talk, TalkHistory, TalkEvent, Customer, Agent, Channel)
+for _node in (Talk, TalkHistory, TalkEvent, Customer, Agent, Channel):
+    _node.global_id = GlobalIdOnRead(_node.__name__)  # type: ignore[assignment]
 
 
 @_once_per_document

@@ -274,8 +274,12 @@ async def open_socket(base: str) -> ClientConnection:
 
 # -- a talk taken in by one replica is served by the other -----------------------------------
 
-TALK_UPDATED = "subscription { talkUpdated { id trackingNumber histories { totalCount } } }"
-TALK = "query($id: ID!) { talk(id: $id) { id trackingNumber histories { totalCount } } }"
+TALK_UPDATED = (
+    "subscription { talkUpdated { id: databaseId trackingNumber histories { totalCount } } }"
+)
+TALK = (
+    "query($id: ID!) { talk(id: $id) { id: databaseId trackingNumber histories { totalCount } } }"
+)
 
 
 async def test_a_talk_posted_to_one_replica_is_read_and_pushed_on_the_other(
@@ -339,7 +343,7 @@ async def test_a_login_link_from_one_replica_opens_once_on_the_other(
 MERGED = """query($id: ID!) {
   talk(id: $id) {
     finishedAt status queueId isCritical
-    histories(first: 100) { totalCount edges { node { id } } }
+    histories(first: 100) { totalCount edges { node { id: databaseId } } }
   }
 }"""
 FINISHED_QUEUE_ID = 4242

@@ -275,7 +275,7 @@ async def redis_url() -> str:
 
 # -- the store: a write through one worker is read fresh through the other ------------------
 
-TALK = "query($id: ID!) { talk(id: $id) { id histories { totalCount } } }"
+TALK = "query($id: ID!) { talk(id: $id) { id: databaseId histories { totalCount } } }"
 
 
 async def test_a_delivery_through_one_worker_is_read_fresh_through_the_other(
@@ -359,7 +359,7 @@ async def test_a_login_link_from_one_worker_opens_once_on_the_other_without_a_se
 
 # -- subscriptions: a subscriber on one worker hears of a delivery through the other ---------
 
-TALK_UPDATED = "subscription { talkUpdated { id } }"
+TALK_UPDATED = "subscription { talkUpdated { id: databaseId } }"
 
 
 async def subscribed_socket_per_worker(served: Workers) -> dict[int, ClientConnection]:

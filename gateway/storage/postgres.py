@@ -383,6 +383,12 @@ class PostgresStore:
     async def channels_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
         return await self._docs_by_id("channels", ids)
 
+    async def messages_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("messages", ids)
+
+    async def events_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("events", ids)
+
     async def _docs_by_id(self, table: str, ids: Sequence[int]) -> dict[int, Doc]:
         wanted = sorted(set(ids))
         if not wanted:

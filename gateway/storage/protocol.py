@@ -110,6 +110,14 @@ class TalkStore(Protocol):
 
     async def channels_by_id(self, ids: Sequence[int]) -> dict[int, Doc]: ...
 
+    async def messages_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        """Messages (`talk_histories`) by their own id, whatever their talk."""
+        ...
+
+    async def events_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        """Tabulation records (`talk_events`) by their own id, whatever their talk."""
+        ...
+
     async def set_agent_status(self, *, login: str, status: str, changed_at: str) -> None:
         """Remember the last queue status talkgate set for `login` through Talk.me."""
         ...

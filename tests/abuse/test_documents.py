@@ -41,7 +41,7 @@ def fan_out(levels: int, spreads: int = 5) -> str:
 def fan_out_through_fields(levels: int, spreads: int = 5) -> str:
     """Fragments spreading the previous one `spreads` times under a field each: nothing
     is wide, the expansion is 5**levels fields deep down."""
-    definitions = ["fragment F0 on Talk { id }"]
+    definitions = ["fragment F0 on Talk { id: databaseId }"]
     for level in range(1, levels + 1):
         body = " ".join([f"...F{level - 1}"] * spreads)
         definitions.append(

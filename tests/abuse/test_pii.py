@@ -38,6 +38,7 @@ from websockets.typing import Subprotocol
 
 from gateway.app import create_app
 from gateway.graphql_app import build_schema as build_talkgate_schema
+from schema.node import NODE_TYPES, encode
 from schema.permissions import PII, PII_FIELDS, check_pii_fields
 from tests.abuse.bounds import bounded
 from tests.conftest import (
@@ -61,10 +62,11 @@ SDL = build_schema((ROOT / "schema.graphql").read_text())
 # configuration are free; so is the conversation itself (message text, subject, attachments:
 # talks:read is the scope for talks and messages), and the customer's and agents' names.
 FREE: dict[str, str] = {
-    "Query": "talk talks customer customers agent agents",
+    "Query": "node nodes talk talks customer customers agent agents",
     "Subscription": "talkUpdated agentStatusChanged",
     "Talk": (
-        "id customerId agentId queueId channelId priorityId finishedAt wasSuccess createdAt"
+        "id databaseId customerId agentId queueId channelId priorityId finishedAt"
+        " wasSuccess createdAt"
         " hasSchedule isCritical score ratingSurveyId startedAt initialSenderChannel isWaiting"
         " wasExpired deliveredAt lastWaitingMessageAt isShopping isAds scaledToId surveyId"
         " talkCategoryId talkServiceId initiationType deliveredToId externalProtocol"
@@ -72,7 +74,7 @@ FREE: dict[str, str] = {
         " botVariables bot serviceCatalog"
     ),
     "TalkHistory": (
-        "id talkId userId queueId channelId message hasAttachment attachmentUrl"
+        "id databaseId talkId userId queueId channelId message hasAttachment attachmentUrl"
         " attachmentTypeId sentAt deliveredAt readAt createdAt wasRead hasHighlight type leftAt"
         " hasError campaignId wasBlocked isTemplate fare errorReason templateId originalMessage"
         " subject exceededAllowance isIntervention isForwarded isFrequentlyForwarded isAds"
@@ -80,20 +82,22 @@ FREE: dict[str, str] = {
         " attachmentType user channel"
     ),
     "Customer": (
-        "id name externalId createdAt mainSms mainWhatsapp mainEmail agentId queueId"
+        "id databaseId name externalId createdAt mainSms mainWhatsapp mainEmail agentId queueId"
         " customerGroupId isPriority lastBaseApi customerOrganizationId crmvUserId"
         " crmvPersonId isActive cxmUserId talks"
     ),
-    "Agent": "id name login isBot isActive levelId branchId languageId queueStatus talks",
+    "Agent": "id databaseId name login isBot isActive levelId branchId languageId"
+    " queueStatus talks",
     "AgentQueueStatus": "status changedAt",
     "AgentStatusPayload": "login status changedAt agent",
     "Channel": (
-        "id description iconClass priority primaryColor secondaryColor isActive incomingType"
+        "id databaseId description iconClass priority primaryColor secondaryColor isActive"
+        " incomingType"
         " enableEmoji enableAudio enableAttachment allowCampaign providerId unitaryPrice"
         " templatePrice outgoingType allowBot additionalPrice messagesAllowance"
     ),
     "TalkEvent": (
-        "id talkId eventId queueId isSuccess createdAt agentId channelId reactionType"
+        "id databaseId talkId eventId queueId isSuccess createdAt agentId channelId reactionType"
         " reactionTypeDescription event agent"
     ),
     "Disposition": "id description externalId",
@@ -116,6 +120,8 @@ OTHER_SCOPES: dict[tuple[str, str], str] = {
 # Every argument and input field a talks:read key may filter or search with: none may match
 # a PII value, or a search would confirm one (an oracle).
 FREE_INPUTS: dict[str, str] = {
+    "Query.node": "id",
+    "Query.nodes": "ids",
     "Query.talk": "id trackingNumber",
     "Query.talks": "filter first after last before orderBy",
     "Query.customer": "id",
@@ -300,13 +306,32 @@ def arguments(kind: str, name: str, field: GraphQLField) -> str | None:
     return None if required and not all(field.args[a].default_value for a in required) else ""
 
 
-def routes_to(target: str, root: str) -> list[list[tuple[str, str]]]:
-    """Every route of free fields from `root` to an object of type `target`, visiting no type
-    twice (so customer.talks.customer is not one), as (field, arguments) pairs."""
-    free = free_fields()
-    found: list[list[tuple[str, str]]] = []
+def node_ids() -> dict[str, str]:
+    """The global id of the marked talk's object of each Node type."""
+    payload = marked_talk()
+    return {
+        "Talk": encode("Talk", TALK_ID),
+        "Customer": encode("Customer", CUSTOMER_ID),
+        "Agent": encode("Agent", AGENT_ID),
+        "Channel": encode("Channel", payload["channel_id"]),
+        "TalkHistory": encode("TalkHistory", payload["talk_histories"][0]["id"]),
+        "TalkEvent": encode("TalkEvent", payload["talk_events"][0]["id"]),
+    }
 
-    def walk(kind: str, route: list[tuple[str, str]], visited: frozenset[str]) -> None:
+
+def routes_to(target: str, root: str) -> list[list[tuple[str, ...]]]:
+    """Every route of free fields from `root` to an object of type `target`, visiting no type
+    twice (so customer.talks.customer is not one), as (field, arguments) pairs; and from
+    Query, `node` and `nodes` straight to it when it is a Node type, as (field, arguments,
+    type condition)."""
+    free = free_fields()
+    found: list[list[tuple[str, ...]]] = []
+    if root == "Query" and target in NODE_TYPES:
+        global_id = node_ids()[target]
+        found.append([("node", f'(id: "{global_id}")', target)])
+        found.append([("nodes", f'(ids: ["{global_id}"])', target)])
+
+    def walk(kind: str, route: list[tuple[str, ...]], visited: frozenset[str]) -> None:
         if kind == target and route:
             found.append(route)
             return
@@ -340,12 +365,14 @@ def leaf_selection(kind: GraphQLType) -> str:
     return "{ " + " ".join(parts) + " }"
 
 
-def select(route: list[tuple[str, str]], leaf: str, alias: str | None = None) -> str:
-    (first, given), *rest = route
+def select(route: list[tuple[str, ...]], leaf: str, alias: str | None = None) -> str:
+    (first, given, *on), *rest = route
     head = f"{alias}: {first}{given}" if alias else f"{first}{given}"
     inner = leaf
     for name, args in reversed(rest):
         inner = f"{name}{args} {{ {inner} }}"
+    if on:
+        inner = f"... on {on[0]} {{ {inner} }}"
     return f"{head} {{ {inner} }}"
 
 
@@ -362,7 +389,7 @@ def pii_query(kind: str, name: str) -> tuple[str, list[Route]]:
     assert len(routes) <= 30, "more routes than the alias limit"
     leaf = pii_selection(kind, name)
     fields = [select(route, leaf, f"r{n}") for n, route in enumerate(routes)]
-    paths = [(f"r{n}", *(f for f, _ in route[1:])) for n, route in enumerate(routes)]
+    paths = [(f"r{n}", *(step[0] for step in route[1:])) for n, route in enumerate(routes)]
     return "{ " + " ".join(fields) + " }", paths
 
 
@@ -607,8 +634,8 @@ async def test_a_page_of_refused_fields_is_answered_in_bounded_time(
         ]
         assert (await push(client, payload)).status_code == 202
     query = (
-        "{ talks(first: 100) { edges { node { id histories(first: 20) { edges { node {"
-        " id from to externalId responseFrom } } } } } } }"
+        "{ talks(first: 100) { edges { node { id: databaseId histories(first: 20) { edges { node {"
+        " id: databaseId from to externalId responseFrom } } } } } } }"
     )
     async with bounded("pii: 8,000 refused fields in one page", seconds=10, peak_mib=40) as f:
         body = await post(client, query, READ_KEY)

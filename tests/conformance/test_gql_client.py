@@ -63,7 +63,7 @@ async def test_gql_runs_a_query_against_the_introspected_schema(address: str) ->
 async def test_gql_runs_a_query_with_variables(address: str) -> None:
     document = gql(
         "query Page($n: Int!, $after: String) { talks(first: $n, after: $after, orderBy: ID_ASC)"
-        " { edges { node { id } } pageInfo { hasNextPage endCursor } } }"
+        " { edges { node { id: databaseId } } pageInfo { hasNextPage endCursor } } }"
     )
     async with client(address, READ_KEY) as session:
         first = await session.execute(GraphQLRequest(document, variable_values={"n": 2}))
@@ -102,7 +102,7 @@ async def test_gql_reads_a_fields_error_with_the_rest_of_the_data(address: str) 
     async with client(address, READ_KEY) as session:
         with pytest.raises(TransportQueryError) as raised:
             await session.execute(
-                gql('{ talk(id: "1") { id customer { telephones { number } } } }')
+                gql('{ talk(id: "1") { id: databaseId customer { telephones { number } } } }')
             )
     [error] = raised.value.errors or []
     assert error["extensions"]["code"] == "FORBIDDEN"

@@ -300,7 +300,10 @@ def test_serve_demo_answers_graphql_from_localhost_without_a_key(
     base, _ = demo_server
     response = httpx.post(
         f"{base}/graphql",
-        json={"query": "{ talks(first: 5) { totalCount edges { node { id createdAt } } } }"},
+        json={
+            "query": "{ talks(first: 5) { totalCount edges { node { id: databaseId"
+            " createdAt } } } }"
+        },
         timeout=10,
     )
     assert response.status_code == 200

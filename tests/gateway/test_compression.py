@@ -21,7 +21,9 @@ from tests.conftest import READ_KEY, WEBHOOK_SECRET, make_settings, serving
 from tests.factories import talk
 
 BEARER = {"Authorization": f"Bearer {READ_KEY}"}
-PAGE = {"query": "{ talks(first: 50) { edges { node { id createdAt trackingNumber } } } }"}
+PAGE = {
+    "query": "{ talks(first: 50) { edges { node { id: databaseId createdAt trackingNumber } } } }"
+}
 
 
 def decoded(response: httpx.Response) -> Any:

@@ -25,17 +25,18 @@ from gateway.settings import Settings
 from tests.conftest import ALL_KEY, READ_KEY, make_settings, push
 
 DOCUMENTS: list[Any] = [
-    "{ talks(first: 2) { edges { node { id } } } }",
-    "query Q($n: Int!) { talks(first: $n) { edges { cursor node { id customer { id name } } }"
+    "{ talks(first: 2) { edges { node { id: databaseId } } } }",
+    "query Q($n: Int!) { talks(first: $n) { edges { cursor node { id: databaseId customer {"
+    " id: databaseId name } } }"
     " pageInfo { hasNextPage endCursor } totalCount } }",
     "query A { __typename } query B { talks(first: 1) { totalCount } }",
     'mutation M { agentLogout(input: {session: "not-a-session"}) { __typename } }',
-    "subscription S { talkUpdated { id } }",
-    "{ talks(first: 2) { edges { node { id nope } } } }",
+    "subscription S { talkUpdated { id: databaseId } }",
+    "{ talks(first: 2) { edges { node { id: databaseId nope } } } }",
     "{ talks(first: ",
     "{ talks(first: 500) { totalCount } }",
     "{ __schema { queryType { name } } }",
-    '{ talk(id: "114603") { id customer { name } } }',
+    '{ talk(id: "114603") { id: databaseId customer { name } } }',
     "",
     None,
     7,

@@ -40,7 +40,7 @@ COST_BOMB = """
 {
   talks(first: 100) { edges { node {
     customer { talks(first: 100) { edges { node {
-      histories(first: 100) { edges { node { id } } }
+      histories(first: 100) { edges { node { id: databaseId } } }
     } } } }
   } } }
 }"""
@@ -70,50 +70,57 @@ def measured(
 
 
 def test_scalar_leaves_cost_nothing_and_their_object_costs_one() -> None:
-    assert measured('{ talk(id: "1") { id trackingNumber createdAt } }').cost == 1
+    assert measured('{ talk(id: "1") { id: databaseId trackingNumber createdAt } }').cost == 1
 
 
 def test_every_field_returning_an_object_costs_one() -> None:
-    document = '{ talk(id: "1") { customer { name } agent { name } channel { id } bot { id } } }'
+    document = (
+        '{ talk(id: "1") { customer { name } agent { name } channel { databaseId } bot { id } } }'
+    )
     assert measured(document).cost == 5
 
 
 def test_first_multiplies_the_cost_of_its_subtree() -> None:
     # talks 1 + 5 * (edges 1 + node 1)
-    assert measured("{ talks(first: 5) { edges { node { id } } } }").cost == 11
+    assert measured("{ talks(first: 5) { edges { node { id: databaseId } } } }").cost == 11
 
 
 def test_edges_under_a_paged_field_are_not_multiplied_again() -> None:
     # Were `edges` a list of ten more, the cost would be 1 + 5 * (1 + 10 * 1) = 56.
-    assert measured("{ talks(first: 5) { edges { node { customer { id } } } } }").cost == 16
+    assert (
+        measured("{ talks(first: 5) { edges { node { customer { id: databaseId } } } } }").cost
+        == 16
+    )
 
 
 def test_a_paged_field_without_first_is_multiplied_by_its_default_first() -> None:
     # talks' `first` defaults to 20: 1 + 20 * 2
-    assert measured("{ talks { edges { node { id } } } }").cost == 41
+    assert measured("{ talks { edges { node { id: databaseId } } } }").cost == 41
 
 
 def test_first_zero_leaves_only_the_cost_of_the_paged_field() -> None:
-    assert measured("{ talks(first: 0) { edges { node { customer { id } } } } }").cost == 1
+    assert (
+        measured("{ talks(first: 0) { edges { node { customer { id: databaseId } } } } }").cost == 1
+    )
 
 
 def test_a_list_without_first_is_multiplied_by_the_default_list_size() -> None:
     # talk 1 + events (1 + 10 * agent 1)
-    assert measured('{ talk(id: "1") { events { agent { id } } } }').cost == 12
+    assert measured('{ talk(id: "1") { events { agent { id: databaseId } } } }').cost == 12
 
 
 def test_the_default_list_size_is_a_parameter() -> None:
-    document = '{ talk(id: "1") { events { agent { id } } } }'
+    document = '{ talk(id: "1") { events { agent { id: databaseId } } } }'
     assert measured(document, default_list_size=3).cost == 1 + 1 + 3
 
 
 def test_first_may_come_from_a_variable() -> None:
-    document = "query ($n: Int!) { talks(first: $n) { edges { node { id } } } }"
+    document = "query ($n: Int!) { talks(first: $n) { edges { node { id: databaseId } } } }"
     assert measured(document, {"n": 7}).cost == 1 + 7 * 2
 
 
 def test_a_missing_variable_for_first_counts_as_the_argument_default() -> None:
-    document = "query ($n: Int) { talks(first: $n) { edges { node { id } } } }"
+    document = "query ($n: Int) { talks(first: $n) { edges { node { id: databaseId } } } }"
     assert measured(document).cost == 1 + 20 * 2
 
 
@@ -147,7 +154,7 @@ def test_the_cost_bomb_costs_the_same_with_first_from_variables() -> None:
     query Bomb($a: Int!, $b: Int!, $c: Int!) {
       talks(first: $a) { edges { node {
         customer { talks(first: $b) { edges { node {
-          histories(first: $c) { edges { node { id } } }
+          histories(first: $c) { edges { node { id: databaseId } } }
         } } } }
       } } }
     }"""
@@ -157,13 +164,13 @@ def test_the_cost_bomb_costs_the_same_with_first_from_variables() -> None:
 def test_a_fragment_costs_wherever_it_is_spread() -> None:
     document = """
     { a: talk(id: "1") { ...Who } b: talk(id: "2") { ...Who } }
-    fragment Who on Talk { customer { id } agent { id } }
+    fragment Who on Talk { customer { id: databaseId } agent { id: databaseId } }
     """
     assert measured(document).cost == 2 * (1 + 2)
 
 
 def test_an_inline_fragment_costs_like_its_fields() -> None:
-    assert measured('{ talk(id: "1") { ... on Talk { customer { id } } } }').cost == 2
+    assert measured('{ talk(id: "1") { ... on Talk { customer { id: databaseId } } } }').cost == 2
 
 
 def test_introspection_fields_cost_nothing() -> None:
@@ -179,7 +186,7 @@ def test_a_mutation_is_measured_from_the_mutation_root() -> None:
 def test_only_the_chosen_operation_is_measured() -> None:
     document = """
     query Small { talks(first: 1) { totalCount } }
-    query Big { talks(first: 100) { edges { node { customer { id } } } } }
+    query Big { talks(first: 100) { edges { node { customer { id: databaseId } } } } }
     """
     assert measured(document, operation="Small").cost == 1
     assert measured(document, operation="Big").cost == 1 + 100 * 3
@@ -214,20 +221,24 @@ def test_depth_counts_nested_selection_sets(levels: int) -> None:
 def test_depth_follows_fragments_and_inline_fragments() -> None:
     document = """
     { talks { ...Edges } }
-    fragment Edges on TalkConnection { edges { ... on TalkEdge { node { customer { id } } } } }
+    fragment Edges on TalkConnection { edges { ... on TalkEdge { node { customer { id:
+    databaseId } } } } }
     """
     assert measured(document).depth == 5
 
 
 def test_depth_is_that_of_the_deepest_branch() -> None:
-    assert measured('{ talks { totalCount } talk(id: "1") { customer { id } } }').depth == 3
+    assert (
+        measured('{ talks { totalCount } talk(id: "1") { customer { id: databaseId } } }').depth
+        == 3
+    )
 
 
 # -- aliases --------------------------------------------------------------------------------
 
 
 def test_every_alias_counts_once() -> None:
-    assert measured('{ a: talks { totalCount } b: talk(id: "1") { c: id } }').aliases == 3
+    assert measured('{ a: talks { totalCount } b: talk(id: "1") { c: databaseId } }').aliases == 3
 
 
 def test_aliases_in_a_fragment_count_for_every_spread() -> None:

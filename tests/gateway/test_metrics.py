@@ -142,7 +142,7 @@ async def test_operations_are_counted_by_name_type_and_outcome(client: httpx.Asy
     await operation(client, "query Fine { talks { totalCount } }")
     await operation(client, "query Half { talks { totalCount } deadLetters { id } }")
     await operation(client, "query Wrong { talkz }")
-    await operation(client, '{ talk(id: "7") { id } }')
+    await operation(client, '{ talk(id: "7") { id: databaseId } }')
     assert await value(client, OPERATIONS, name="Fine", type="query", outcome="ok") == 2
     assert await value(client, OPERATIONS, name="Half", type="query", outcome="partial") == 1
     assert await value(client, OPERATIONS, name="Wrong", type="query", outcome="error") == 1
@@ -186,9 +186,9 @@ async def test_an_operation_name_too_long_for_a_label_is_counted_as_anonymous(
 
 REJECTED = "talkgate_graphql_rejected_total"
 DEEP = "{ talks { edges { node { customer { talks { edges { node { customer { talks { edges {"
-DEEP += " node { customer { id } } } } } } } } } } } } }"
+DEEP += " node { customer { id: databaseId } } } } } } } } } } } } }"
 BOMB = "{ talks(first: 100) { edges { node { customer { talks(first: 100) { edges { node {"
-BOMB += " histories(first: 100) { edges { node { id } } } } } } } } } } }"
+BOMB += " histories(first: 100) { edges { node { id: databaseId } } } } } } } } } } }"
 REFUSED = {
     "depth": DEEP,
     "aliases": "{ " + " ".join(f"a{i}: talks {{ totalCount }}" for i in range(31)) + " }",

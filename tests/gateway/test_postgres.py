@@ -560,17 +560,17 @@ query Everything($after: String) {
     edges {
       cursor
       node {
-        id trackingNumber status createdAt
-        customer { id name }
-        agent { id }
-        histories(first: 2) { totalCount edges { cursor node { id message } } }
-        events { id }
+        id: databaseId trackingNumber status createdAt
+        customer { id: databaseId name }
+        agent { id: databaseId }
+        histories(first: 2) { totalCount edges { cursor node { id: databaseId message } } }
+        events { id: databaseId }
       }
     }
   }
   customers(search: "numero", first: 2) {
     totalCount
-    edges { cursor node { id name } }
+    edges { cursor node { id: databaseId name } }
   }
 }
 """

@@ -164,7 +164,7 @@ async def test_a_request_without_a_key_is_401_not_429(served: Served) -> None:
 
 PAUSE = "mutation($i: AgentAuthInput!) { pauseAgent(input: $i) { status } }"
 PAUSE_INPUT = {"i": {"credentials": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}}}
-SUBSCRIBE = "subscription { talkUpdated { id } }"
+SUBSCRIBE = "subscription { talkUpdated { id: databaseId } }"
 
 
 async def outcome(client: GraphQLSocket, op_id: str) -> dict[str, Any]:

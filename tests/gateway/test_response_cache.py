@@ -25,7 +25,7 @@ from tests.gateway.test_metrics import value
 from tests.gateway.test_redis import redis_prefix  # noqa: F401 - a fixture
 
 CACHE = "talkgate_response_cache_total"
-NAMES = "{ talks(first: 10) { edges { node { id customer { name } } } } }"
+NAMES = "{ talks(first: 10) { edges { node { id: databaseId customer { name } } } } }"
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -125,7 +125,7 @@ async def test_variables_are_part_of_the_key(client: httpx.AsyncClient) -> None:
 
 
 async def test_answers_with_errors_are_computed_every_time(client: httpx.AsyncClient) -> None:
-    document = '{ talk(id: "1", trackingNumber: "x") { id } }'  # both: BAD_USER_INPUT
+    document = '{ talk(id: "1", trackingNumber: "x") { id: databaseId } }'  # both: BAD_USER_INPUT
     for _ in range(2):
         body = (await post(client, document)).json()
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -159,7 +159,7 @@ def test_documents_reaching_talkme_agent_statuses_or_admin_fields_are_not_store_
         '{ talk(id: "1") { rawPayloads } }',
         "{ deadLetters { id } }",
         'mutation { agentLogout(login: "1") { status } }',
-        "subscription { talkUpdated { id } }",
+        "subscription { talkUpdated { id: databaseId } }",
         '{ talks { totalCount } } mutation M { agentLogout(login: "1") { status } }',
         "{ not parsable",
     ):
@@ -195,7 +195,7 @@ async def test_a_304_is_given_when_a_recomputed_answer_is_the_same(
     client: httpx.AsyncClient,
 ) -> None:
     assert (await push(client, talk(1))).status_code == 202
-    params = {"query": '{ talk(id: "1") { id } }'}
+    params = {"query": '{ talk(id: "1") { id: databaseId } }'}
     etag = (await client.get("/graphql", params=params, headers=bearer(READ_KEY))).headers["etag"]
     # Another talk arrives: the store moves on, this answer does not change.
     assert (await push(client, talk(2))).status_code == 202

@@ -162,7 +162,7 @@ async def exercise_the_webhook(run: Exercise) -> None:
 
 async def exercise_the_keys(run: Exercise) -> None:
     client = run.client
-    query = {"query": '{ talk(id: "7") { id customer { telephones { number } } } }'}
+    query = {"query": '{ talk(id: "7") { id: databaseId customer { telephones { number } } } }'}
     for key in (READ_KEY, ALL_KEY, NO_SCOPE_KEY, UNKNOWN_KEY):
         await client.post("/graphql", json=query, headers={"Authorization": f"Bearer {key}"})
     await client.get("/graphql", params=query, headers={"Authorization": f"Bearer {READ_KEY}"})

@@ -21,7 +21,7 @@ from tests.conftest import ALL_KEY, NO_SCOPE_KEY, READ_KEY, live_server, make_se
 from tests.factories import talk
 from tests.gateway.test_subscriptions import TALK_UPDATED, GraphQLSocket, open_socket, post_talk
 
-PII = "subscription { talkUpdated { id customer { documentNumber } } }"
+PII = "subscription { talkUpdated { id: databaseId customer { documentNumber } } }"
 
 
 def _shared(app: Starlette) -> SharedStreams[Any]:

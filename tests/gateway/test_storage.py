@@ -1158,6 +1158,26 @@ async def test_channels_are_kept_from_message_channel_objects(store: TalkStore) 
     assert channels[1]["description"] == "WhatsApp"
 
 
+async def test_messages_and_events_are_read_by_their_own_id_whatever_their_talk(
+    store: TalkStore,
+) -> None:
+    first, second = talk(TALK), talk(TALK + 1)
+    await deliver(store, first)
+    await deliver(store, second)
+    message_ids = [first["talk_histories"][0]["id"], second["talk_histories"][2]["id"]]
+    event_id = second["talk_events"][0]["id"]
+
+    messages = await store.messages_by_id([*message_ids, 1, message_ids[0]])
+    events = await store.events_by_id([event_id, message_ids[0]])
+
+    assert sorted(messages) == sorted(message_ids)  # an unknown id is absent, a repeat once
+    assert messages[message_ids[0]]["talk_id"] == TALK
+    assert messages[message_ids[1]]["talk_id"] == TALK + 1
+    assert list(events) == [event_id]  # a message's id names no event
+    assert events[event_id]["talk_id"] == TALK + 1
+    assert await store.messages_by_id([]) == await store.events_by_id([]) == {}
+
+
 # -- dead letters and raw deliveries ------------------------------------------------------------
 
 

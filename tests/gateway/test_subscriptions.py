@@ -92,7 +92,7 @@ async def post_talk(address: str, payload: object) -> None:
 
 
 TALK_UPDATED = """subscription($filter: TalkFilter) {
-  talkUpdated(filter: $filter) { id queueId histories { totalCount } customer { name } }
+  talkUpdated(filter: $filter) { id: databaseId queueId histories { totalCount } customer { name } }
 }"""
 
 

@@ -108,7 +108,7 @@ async def test_sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_in_t
             ):
                 socket = GraphQLSocket(ws)
                 assert (await socket.init(READ_KEY))["type"] == "connection_ack"
-                await socket.subscribe("subscription { talkUpdated { id } }")
+                await socket.subscribe("subscription { talkUpdated { id: databaseId } }")
                 in_flight = asyncio.create_task(
                     http.post(
                         "/graphql",

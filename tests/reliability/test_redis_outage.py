@@ -91,7 +91,7 @@ async def test_while_redis_is_away_talkgate_serves_alone_and_shares_again_after(
                 await _until_redis_up(http, "1.0")
                 socket = GraphQLSocket(ws)
                 assert (await socket.init(READ_KEY))["type"] == "connection_ack"
-                await socket.subscribe("subscription { talkUpdated { id } }")
+                await socket.subscribe("subscription { talkUpdated { id: databaseId } }")
                 await until_subscribed(app, "talks")
 
                 proxy.cut()

@@ -22,7 +22,7 @@ from tests.backends import fresh_schema
 from tests.conftest import ALL_KEY, READ_KEY, make_settings, push, serving
 from tests.factories import snapshot
 
-TALK_QUERY = "query ($id: ID) { talk(id: $id) { id } }"
+TALK_QUERY = "query ($id: ID) { talk(id: $id) { id: databaseId } }"
 
 
 async def _talk(client: httpx.AsyncClient, talk_id: int) -> httpx.Response:

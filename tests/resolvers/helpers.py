@@ -31,6 +31,8 @@ STORE_READS = (
     "agent_page",
     "count_agents",
     "channels_by_id",
+    "messages_by_id",
+    "events_by_id",
 )
 
 

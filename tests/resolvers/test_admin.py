@@ -39,7 +39,7 @@ from tests.resolvers.helpers import codes, error_at, errors_of, talk_of
 DEAD_LETTERS = """
 { deadLetters { id receivedAt source reason errors { loc msg } body bodySize truncated } }
 """
-RAW = "query ($id: ID!) { talk(id: $id) { id rawPayloads } }"
+RAW = "query ($id: ID!) { talk(id: $id) { id: databaseId rawPayloads } }"
 
 
 async def deliver(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
@@ -181,7 +181,9 @@ async def test_without_admin_raw_payloads_are_forbidden_and_the_talk_comes_back(
     client: httpx.AsyncClient,
 ) -> None:
     assert (await push(client, talk_of(7))).status_code == 202
-    body = await gql(client, 'query { talk(id: "7") { id trackingNumber rawPayloads } }')
+    body = await gql(
+        client, 'query { talk(id: "7") { id: databaseId trackingNumber rawPayloads } }'
+    )
     assert body["data"] == {"talk": {"id": "7", "trackingNumber": "TN7", "rawPayloads": None}}
     error = error_at(body, "talk", "rawPayloads")
     assert error["extensions"]["code"] == "FORBIDDEN"
@@ -192,7 +194,7 @@ async def test_without_admin_raw_payloads_are_forbidden_on_every_talk_of_a_list(
     client: httpx.AsyncClient,
 ) -> None:
     assert (await push(client, [talk_of(7), talk_of(8)])).status_code == 202
-    body = await gql(client, "{ talks { edges { node { id rawPayloads } } } }")
+    body = await gql(client, "{ talks { edges { node { id: databaseId rawPayloads } } } }")
     nodes = [edge["node"] for edge in body["data"]["talks"]["edges"]]
     assert sorted(n["id"] for n in nodes) == ["7", "8"]
     assert all(n["rawPayloads"] is None for n in nodes)
@@ -223,17 +225,18 @@ SCOPED_KEYS = (
 EVERYTHING = """
 query Everything {
   talk(id: "7") {
-    id trackingNumber clientIp clientUserAgent latitude longitude
+    id: databaseId trackingNumber clientIp clientUserAgent latitude longitude
     recording { url }
     rawPayloads
     customer {
-      id name documentNumber telephones { fullNumber } emails { email } customFields { name }
+      id: databaseId name documentNumber telephones { fullNumber } emails { email }
+      customFields { name }
     }
   }
   talks { totalCount }
-  customer(id: "144527") { id name }
+  customer(id: "144527") { id: databaseId name }
   customers { totalCount }
-  agent(id: "2") { id }
+  agent(id: "2") { id: databaseId }
   agents { totalCount }
   recording(protocol: "P-1") { url }
   deadLetters { reason }
@@ -357,5 +360,5 @@ async def test_a_key_lacking_one_scope_may_push_talks_only_if_it_is_not_webhooks
         "/webhooks/talks", json=talk_of(9), headers={"Authorization": f"Bearer {all_but(scope)}"}
     )
     assert response.status_code == (403 if scope == "webhooks:write" else 202)
-    stored = await gql(gateway, '{ talk(id: "9") { id } }', key=ALL_KEY)
+    stored = await gql(gateway, '{ talk(id: "9") { id: databaseId } }', key=ALL_KEY)
     assert stored["data"]["talk"] == (None if scope == "webhooks:write" else {"id": "9"})

@@ -16,12 +16,14 @@ from tests.resolvers.helpers import Served, codes, error_at, serving, talk_of
 QUERY = "{ talks { totalCount } }"
 
 ROOT_FIELDS = {
-    "talk": '(id: "7") { id }',
+    "talk": '(id: "7") { databaseId }',
     "talks": " { totalCount }",
-    "customer": '(id: "144527") { id }',
+    "customer": '(id: "144527") { databaseId }',
     "customers": " { totalCount }",
-    "agent": '(id: "2") { id }',
+    "agent": '(id: "2") { databaseId }',
     "agents": " { totalCount }",
+    "node": '(id: "VGFsazo3") { id }',  # Talk 7
+    "nodes": '(ids: ["VGFsazo3", "QWdlbnQ6Mg"]) { id }',  # Talk 7, Agent 2
 }
 EVERY_ROOT_FIELD = "{ " + " ".join(name + rest for name, rest in ROOT_FIELDS.items()) + " }"
 
@@ -114,8 +116,10 @@ async def test_a_key_with_talks_read_gets_every_root_field(client: httpx.AsyncCl
     await push(client, talk_of(7))
     body = await gql(client, EVERY_ROOT_FIELD, key=READ_KEY)
     assert "errors" not in body, body["errors"]
-    assert body["data"]["talk"] == {"id": "7"}
-    assert body["data"]["agent"] == {"id": "2"}
+    assert body["data"]["talk"] == {"databaseId": "7"}
+    assert body["data"]["agent"] == {"databaseId": "2"}
+    assert body["data"]["node"] == {"id": "VGFsazo3"}
+    assert body["data"]["nodes"] == [{"id": "VGFsazo3"}, {"id": "QWdlbnQ6Mg"}]
 
 
 async def test_a_key_without_customers_pii_sees_no_phones_emails_or_document(
@@ -126,7 +130,7 @@ async def test_a_key_without_customers_pii_sees_no_phones_emails_or_document(
     await push(client, payload)
     body = await gql(
         client,
-        '{ talk(id: "7") { id customer { name documentNumber telephones { fullNumber }'
+        '{ talk(id: "7") { id: databaseId customer { name documentNumber telephones { fullNumber }'
         " emails { email } customFields { name value } } } }",
         key=READ_KEY,
     )
@@ -149,7 +153,9 @@ async def test_a_key_without_customers_pii_sees_no_client_ip_agent_or_coordinate
     }
     await push(client, talk_of(7, **fields))
     body = await gql(
-        client, '{ talk(id: "7") { id clientIp clientUserAgent latitude longitude } }', key=READ_KEY
+        client,
+        '{ talk(id: "7") { id: databaseId clientIp clientUserAgent latitude longitude } }',
+        key=READ_KEY,
     )
     assert body["data"]["talk"] == {
         "id": "7",
@@ -195,7 +201,10 @@ async def test_a_query_by_get_with_a_key_is_answered(client: httpx.AsyncClient) 
     await push(client, talk_of(7))
     response = await client.get(
         "/graphql",
-        params={"query": "query ($id: ID) { talk(id: $id) { id } }", "variables": '{"id": "7"}'},
+        params={
+            "query": "query ($id: ID) { talk(id: $id) { id: databaseId } }",
+            "variables": '{"id": "7"}',
+        },
         headers=bearer(READ_KEY),
     )
     assert response.status_code == 200
@@ -256,7 +265,7 @@ async def test_an_unexpected_error_is_masked_with_the_request_id(served: Served)
     served.spy.fail("talk_pages", RuntimeError("boom: SELECT secret_column FROM talks"))
     response = await served.client.post(
         "/graphql",
-        json={"query": '{ talks { totalCount } talk(id: "7") { id } }'},
+        json={"query": '{ talks { totalCount } talk(id: "7") { id: databaseId } }'},
         headers=bearer(READ_KEY),
     )
     assert response.status_code == 200
@@ -294,7 +303,7 @@ async def test_a_client_request_id_is_the_one_an_unexpected_error_carries(
     served.spy.fail("customers_by_id", RuntimeError("boom"))
     response = await served.client.post(
         "/graphql",
-        json={"query": '{ talk(id: "7") { id customer { name } } }'},
+        json={"query": '{ talk(id: "7") { id: databaseId customer { name } } }'},
         headers={**bearer(READ_KEY), "X-Request-ID": "trace-0042"},
     )
     assert response.headers["x-request-id"] == "trace-0042"
@@ -307,6 +316,8 @@ async def test_a_client_request_id_is_the_one_an_unexpected_error_carries(
 async def test_an_expected_error_is_not_logged_as_an_error(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    body = await gql(client, '{ talks(first: 101) { totalCount } talk(id: "x") { id } }')
+    body = await gql(
+        client, '{ talks(first: 101) { totalCount } talk(id: "x") { id: databaseId } }'
+    )
     assert codes(body) == ["BAD_USER_INPUT", "BAD_USER_INPUT"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

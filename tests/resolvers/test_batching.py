@@ -50,7 +50,7 @@ async def test_talks_with_customer_agent_messages_users_and_events_cost_one_call
               customer { name }
               agent { name }
               histories(first: 5) { edges { node { user { name } } } }
-              events { id }
+              events { id: databaseId }
             } }
           }
         }
@@ -78,7 +78,7 @@ async def test_a_page_s_customers_are_read_with_it_through_fragments_and_aliases
         """
         { page: talks(first: 50) { ...Edges } }
         fragment Edges on TalkConnection {
-          edges { node { ... on Talk { id buyer: customer { id name } } } }
+          edges { node { ... on Talk { id: databaseId buyer: customer { id: databaseId name } } } }
         }
         """,
     )
@@ -107,7 +107,8 @@ async def test_a_failing_read_of_a_page_s_customers_leaves_the_page_answered(
 
     monkeypatch.setattr(SQLiteStore, "_versioned_docs", failing_sqlite)
     body = await gql(
-        served.client, "{ talks(first: 50) { edges { node { id customer { name } } } } }"
+        served.client,
+        "{ talks(first: 50) { edges { node { id: databaseId customer { name } } } } }",
     )
 
     nodes = [edge["node"] for edge in body["data"]["talks"]["edges"]]
@@ -180,8 +181,8 @@ async def test_each_customer_talks_page_in_a_list_costs_one_call_for_all(
 ) -> None:
     body = await gql(
         served.client,
-        "{ customers(first: 10) { edges { node { id talks(first: 2) { totalCount"
-        " edges { node { id agent { name } } } } } } } }",
+        "{ customers(first: 10) { edges { node { id: databaseId talks(first: 2) { totalCount"
+        " edges { node { id: databaseId agent { name } } } } } } } }",
     )
     assert "errors" not in body, body["errors"]
     customers = [e["node"] for e in body["data"]["customers"]["edges"]]
@@ -199,8 +200,8 @@ async def test_each_customer_talks_page_in_a_list_costs_one_call_for_all(
 async def test_each_agent_talks_page_in_a_list_costs_one_call_for_all(served: Served) -> None:
     body = await gql(
         served.client,
-        "{ agents { edges { node { id talks(first: 3) {"
-        " edges { node { customer { id } } } } } } } }",
+        "{ agents { edges { node { id: databaseId talks(first: 3) {"
+        " edges { node { customer { id: databaseId } } } } } } } }",
     )
     assert "errors" not in body, body["errors"]
     assert served.spy.counts() == {"agent_page": 1, "talk_pages": 1, "customers_by_id": 1}
@@ -212,17 +213,17 @@ async def test_nested_pages_of_different_sizes_cost_one_call_per_size(served: Se
         "{ talks(first: 50) { edges { node {"
         " one: histories(first: 1) { edges { cursor } }"
         " two: histories(first: 2) { edges { cursor } }"
-        " again: histories(first: 1) { edges { node { id } } } } } } }",
+        " again: histories(first: 1) { edges { node { id: databaseId } } } } } } }",
     )
     assert "errors" not in body, body["errors"]
     assert served.spy.counts() == {"talk_pages": 1, "message_pages": 2}
 
 
 async def test_talks_asked_by_id_in_one_document_cost_one_call(served: Served) -> None:
-    aliases = " ".join(f't{n}: talk(id: "{FIRST_ID + n}") {{ id }}' for n in range(20))
+    aliases = " ".join(f't{n}: talk(id: "{FIRST_ID + n}") {{ databaseId }}' for n in range(20))
     body = await gql(served.client, f"{{ {aliases} }}")
     assert "errors" not in body, body["errors"]
-    assert body["data"]["t7"] == {"id": str(FIRST_ID + 7)}
+    assert body["data"]["t7"] == {"databaseId": str(FIRST_ID + 7)}
     assert served.spy.counts() == {"talks_by_id": 1}
 
 

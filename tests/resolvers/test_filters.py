@@ -71,7 +71,7 @@ QUERY = """
 query ($filter: TalkFilter) {
   talks(filter: $filter, first: 100, orderBy: ID_ASC) {
     totalCount
-    edges { node { id } }
+    edges { node { id: databaseId } }
   }
 }
 """
@@ -406,7 +406,7 @@ async def test_a_filtered_list_pages_within_the_filter(client: httpx.AsyncClient
     query = """
     query ($after: String) {
       talks(filter: {agentId: "31"}, first: 2, after: $after, orderBy: ID_ASC) {
-        totalCount pageInfo { hasNextPage endCursor } edges { node { id } }
+        totalCount pageInfo { hasNextPage endCursor } edges { node { id: databaseId } }
       }
     }
     """

@@ -27,7 +27,7 @@ COST_BOMB = """
 {
   talks(first: 100) { edges { node {
     customer { talks(first: 100) { edges { node {
-      histories(first: 100) { edges { node { id } } }
+      histories(first: 100) { edges { node { id: databaseId } } }
     } } } }
   } } }
 }"""
@@ -273,7 +273,7 @@ BOMB_BY_VARIABLES = """
 query Bomb($a: Int!, $b: Int!, $c: Int!) {
   talks(first: $a) { edges { node {
     customer { talks(first: $b) { edges { node {
-      histories(first: $c) { edges { node { id } } }
+      histories(first: $c) { edges { node { id: databaseId } } }
     } } } }
   } } }
 }"""
@@ -310,7 +310,7 @@ async def test_the_cost_bomb_with_first_from_variable_defaults_is_refused_with_i
     assert refusal(body)["value"] == COST_BOMB_VALUE
 
 
-SEVEN = "{ talks(first: 3) { edges { node { id } } } }"  # 1 + 3 * (edges 1 + node 1)
+SEVEN = "{ talks(first: 3) { edges { node { id: databaseId } } } }"  # 1 + 3 * (edges 1 + node 1)
 
 
 async def test_a_query_costing_exactly_the_configured_limit_is_answered(tmp_path: Path) -> None:
@@ -335,8 +335,8 @@ async def test_a_query_costing_one_over_the_configured_limit_is_refused_with_its
 
 # -- every limit is a setting ---------------------------------------------------------------
 
-PAGE_OF_10 = "{ talks(first: 10) { edges { node { id } } } }"  # 1 + 10 * 2 = 21
-PAGE_OF_11 = "{ talks(first: 11) { edges { node { id } } } }"  # 1 + 11 * 2 = 23
+PAGE_OF_10 = "{ talks(first: 10) { edges { node { id: databaseId } } } }"  # 1 + 10 * 2 = 21
+PAGE_OF_11 = "{ talks(first: 11) { edges { node { id: databaseId } } } }"  # 1 + 11 * 2 = 23
 CONFIGURED = [
     ("max_query_depth", 4, "depth", nested(4), nested(5), 5),
     ("max_query_aliases", 2, "aliases", "{ " + aliased(2) + " }", "{ " + aliased(3) + " }", 3),
@@ -436,7 +436,10 @@ async def test_a_batch_of_operations_is_refused_with_400_and_none_of_them_runs(
 ) -> None:
     response = await served.client.post(
         "/graphql",
-        json=[{"query": "{ talks { totalCount } }"}, {"query": '{ talk(id: "7") { id } }'}],
+        json=[
+            {"query": "{ talks { totalCount } }"},
+            {"query": '{ talk(id: "7") { id: databaseId } }'},
+        ],
         headers=BEARER,
     )
     assert response.status_code == 400
@@ -506,7 +509,7 @@ async def test_comments_and_whitespace_do_not_defeat_the_validation_cache(
         return real(*args)
 
     monkeypatch.setattr(parsing, "validate", counted)
-    base = '{ talk(id: "7") { id customer { name } } }'
+    base = '{ talk(id: "7") { id: databaseId customer { name } } }'
     for variant in [base, base + " # one", "# two\n" + base, base.replace(" ", "  \n ,")]:
         body = await post(served, variant)
         assert "errors" not in body, body
@@ -517,10 +520,10 @@ async def test_comments_and_whitespace_do_not_defeat_the_validation_cache(
 async def test_a_cached_validation_error_is_reported_where_it_is_in_the_new_text(
     served: Served,
 ) -> None:
-    document = '{ talk(id: "7") { id nope } }'
+    document = '{ talk(id: "7") { databaseId nope } }'
     first = await post(served, document)
     again = await post(served, "# a comment\n\n   " + document)
     assert codes(first) == codes(again) == ["BAD_USER_INPUT"]
-    assert first["errors"][0]["locations"] == [{"line": 1, "column": 22}]
-    assert again["errors"][0]["locations"] == [{"line": 3, "column": 25}]
+    assert first["errors"][0]["locations"] == [{"line": 1, "column": 30}]
+    assert again["errors"][0]["locations"] == [{"line": 3, "column": 33}]
     assert again["errors"][0]["message"] == first["errors"][0]["message"]

@@ -77,7 +77,7 @@ query ($first: Int!, $after: String, $order: TalkOrder!) {
   talks(first: $first, after: $after, orderBy: $order) {
     totalCount
     pageInfo { hasNextPage endCursor }
-    edges { cursor node { id } }
+    edges { cursor node { id: databaseId } }
   }
 }
 """
@@ -128,13 +128,15 @@ async def test_end_cursor_is_the_cursor_of_the_last_edge(
 
 @pytest.mark.usefixtures("many")
 async def test_talks_are_newest_first_by_default(client: httpx.AsyncClient) -> None:
-    body = await gql(client, "{ talks(first: 100) { edges { node { id } } } }")
+    body = await gql(client, "{ talks(first: 100) { edges { node { id: databaseId } } } }")
     assert node_ids(body["data"]["talks"]) == expected("CREATED_AT_DESC")
 
 
 @pytest.mark.usefixtures("many")
 async def test_twenty_talks_make_a_page_by_default(client: httpx.AsyncClient) -> None:
-    body = await gql(client, "{ talks { pageInfo { hasNextPage } edges { node { id } } } }")
+    body = await gql(
+        client, "{ talks { pageInfo { hasNextPage } edges { node { id: databaseId } } } }"
+    )
     talks = body["data"]["talks"]
     assert node_ids(talks) == expected("CREATED_AT_DESC")[:20]
     assert talks["pageInfo"]["hasNextPage"] is True
@@ -192,7 +194,7 @@ async def test_first_out_of_range_fails_that_field_only(
 ) -> None:
     body = await gql(
         client,
-        f'{{ talks(first: {first}) {{ totalCount }} talk(id: "{FIRST_ID}") {{ id }}'
+        f'{{ talks(first: {first}) {{ totalCount }} talk(id: "{FIRST_ID}") {{ id: databaseId }}'
         " agents(first: 1) { totalCount } }",
     )
     assert body["data"] == {
@@ -259,7 +261,7 @@ query ($id: ID, $first: Int!, $after: String) {
     histories(first: $first, after: $after) {
       totalCount
       pageInfo { hasNextPage endCursor }
-      edges { cursor node { id message } }
+      edges { cursor node { id: databaseId message } }
     }
   }
 }
@@ -316,7 +318,7 @@ async def test_a_customers_talks_page_newest_first(client: httpx.AsyncClient) ->
     query ($id: ID!, $first: Int!, $after: String) {
       customer(id: $id) {
         talks(first: $first, after: $after) {
-          totalCount pageInfo { hasNextPage endCursor } edges { node { id customerId } }
+          totalCount pageInfo { hasNextPage endCursor } edges { node { id: databaseId customerId } }
         }
       }
     }
@@ -336,8 +338,8 @@ async def test_each_customer_in_a_list_gets_its_own_page_of_talks(
 ) -> None:
     body = await gql(
         client,
-        "{ customers { edges { node { id talks(first: 2) {"
-        " totalCount pageInfo { hasNextPage } edges { node { id } } } } } } }",
+        "{ customers { edges { node { id: databaseId talks(first: 2) {"
+        " totalCount pageInfo { hasNextPage } edges { node { id: databaseId } } } } } } }",
     )
     for n, (customer_id, edge) in enumerate(
         zip(CUSTOMERS, body["data"]["customers"]["edges"], strict=True)
@@ -357,7 +359,7 @@ async def test_an_agents_talks_page_newest_first(client: httpx.AsyncClient) -> N
     query ($id: ID, $first: Int!, $after: String) {
       agent(id: $id) {
         talks(first: $first, after: $after) {
-          totalCount pageInfo { hasNextPage endCursor } edges { node { id agentId } }
+          totalCount pageInfo { hasNextPage endCursor } edges { node { id: databaseId agentId } }
         }
       }
     }
@@ -376,7 +378,7 @@ async def test_an_agents_talks_page_newest_first(client: httpx.AsyncClient) -> N
 CUSTOMERS_PAGE = """
 query ($search: String, $first: Int!, $after: String) {
   customers(search: $search, first: $first, after: $after) {
-    totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id name } }
+    totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id: databaseId name } }
   }
 }
 """
@@ -425,7 +427,7 @@ async def test_agents_page_by_id(client: httpx.AsyncClient) -> None:
     query = """
     query ($first: Int!, $after: String) {
       agents(first: $first, after: $after) {
-        totalCount pageInfo { hasNextPage endCursor } edges { node { id name } }
+        totalCount pageInfo { hasNextPage endCursor } edges { node { id: databaseId name } }
       }
     }
     """

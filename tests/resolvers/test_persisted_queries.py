@@ -27,7 +27,7 @@ from tests.resolvers.helpers import codes, talk_of
 
 BEARER = {"Authorization": f"Bearer {READ_KEY}"}
 COUNT = "{ talks(first: 0) { totalCount } }"
-BY_ID = "query One($id: ID!) { talk(id: $id) { id } }"
+BY_ID = "query One($id: ID!) { talk(id: $id) { id: databaseId } }"
 UNLISTED = "{ talks(first: 1) { totalCount } }"
 
 

@@ -33,11 +33,13 @@ RECORDING_BY_PROTOCOL = """
 query ($protocol: String!) { recording(protocol: $protocol) { protocol url fetchedAt } }
 """
 TALK_RECORDING = """
-query ($id: ID!) { talk(id: $id) { id trackingNumber recording { protocol url fetchedAt } } }
+query ($id: ID!) { talk(id: $id) { id: databaseId trackingNumber recording { protocol url
+fetchedAt } } }
 """
 TALKS_RECORDINGS = """
 query ($first: Int!) {
-  talks(first: $first) { edges { node { id externalProtocol recording { protocol url } } } }
+  talks(first: $first) { edges { node { id: databaseId externalProtocol recording {
+  protocol url } } } }
 }
 """
 

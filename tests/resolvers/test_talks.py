@@ -14,34 +14,36 @@ from tests.resolvers.helpers import codes, error_at, talk_of
 TRACKING = "20250908114603"
 
 TALK_FIELDS = """
-    id customerId agentId queueId channelId priorityId finishedAt wasSuccess createdAt
+    id: databaseId customerId agentId queueId channelId priorityId finishedAt wasSuccess createdAt
     hasSchedule isCritical score ratingSurveyId startedAt latitude longitude
     initialSenderChannel isWaiting wasExpired deliveredAt lastWaitingMessageAt isShopping
     isAds scaledToId clientIp clientUserAgent surveyId talkCategoryId talkServiceId
     initiationType deliveredToId externalProtocol trackingNumber urlViewer status
 """
 
-AGENT_FIELDS = "id name login email isBot isActive levelId branchId languageId"
+AGENT_FIELDS = "id: databaseId name login email isBot isActive levelId branchId languageId"
 
 CHANNEL_FIELDS = """
-    id description iconClass priority primaryColor secondaryColor isActive incomingType
+    id: databaseId description iconClass priority primaryColor secondaryColor isActive incomingType
     enableEmoji enableAudio enableAttachment allowCampaign providerId unitaryPrice
     templatePrice outgoingType allowBot additionalPrice messagesAllowance
 """
 
 HISTORY_FIELDS = f"""
-    id talkId userId queueId channelId message hasAttachment attachmentUrl attachmentTypeId
+    id: databaseId talkId userId queueId channelId message hasAttachment attachmentUrl
+    attachmentTypeId
     sentAt deliveredAt readAt createdAt wasRead hasHighlight from type to externalId leftAt
     hasError campaignId wasBlocked isTemplate responseFrom fare errorReason templateId
     originalMessage subject exceededAllowance isIntervention isForwarded
     isFrequentlyForwarded isAds sendAfter isRevertedTemplate reaction customerReaction status
     isHidden fileName attachmentType
     user {{ {AGENT_FIELDS} }}
-    channel {{ id description }}
+    channel {{ id: databaseId description }}
 """
 
 CUSTOMER_FIELDS = """
-    id name externalId documentNumber wildcard01 wildcard02 wildcard03 wildcard04 wildcard05
+    id: databaseId name externalId documentNumber wildcard01 wildcard02 wildcard03
+    wildcard04 wildcard05
     wildcard06 wildcard07 wildcard08 wildcard09 wildcard10 createdAt mainSms mainWhatsapp
     mainEmail agentId queueId customerGroupId profilePictureUrl isPriority lastBaseApi
     customerOrganizationId crmvUserId crmvPersonId isActive cxmUserId
@@ -61,10 +63,10 @@ CUSTOMER_FIELDS = """
 
 WHOLE_TALK = f"""
     {TALK_FIELDS}
-    customer {{ {CUSTOMER_FIELDS} talks {{ totalCount edges {{ node {{ id }} }} }} }}
-    agent {{ {AGENT_FIELDS} talks {{ totalCount edges {{ node {{ id }} }} }} }}
-    deliveredTo {{ id }}
-    scaledTo {{ id }}
+    customer {{ {CUSTOMER_FIELDS} talks {{ totalCount edges {{ node {{ id: databaseId }} }} }} }}
+    agent {{ {AGENT_FIELDS} talks {{ totalCount edges {{ node {{ id: databaseId }} }} }} }}
+    deliveredTo {{ id: databaseId }}
+    scaledTo {{ id: databaseId }}
     channel {{ {CHANNEL_FIELDS} }}
     histories {{
         totalCount
@@ -72,10 +74,10 @@ WHOLE_TALK = f"""
         edges {{ cursor node {{ {HISTORY_FIELDS} }} }}
     }}
     events {{
-        id talkId eventId queueId isSuccess createdAt agentId channelId reactionType
+        id: databaseId talkId eventId queueId isSuccess createdAt agentId channelId reactionType
         reactionTypeDescription
         event {{ id description externalId }}
-        agent {{ id name }}
+        agent {{ id: databaseId name }}
     }}
     botVariables {{ varName value }}
     bot {{ id description }}
@@ -350,7 +352,8 @@ async def test_a_talk_found_by_tracking_number_is_the_talk_found_by_id(
 async def test_naive_local_datetimes_leave_as_utc_iso_8601(client: httpx.AsyncClient) -> None:
     body = await gql(
         client,
-        "{ talk(id: 114603) { finishedAt histories { edges { node { id sentAt leftAt } } } } }",
+        "{ talk(id: 114603) { finishedAt histories { edges { node { id: databaseId sentAt"
+        " leftAt } } } } }",
     )
     talk = body["data"]["talk"]
     assert talk["finishedAt"] == "2025-09-08T14:01:19Z"  # from "2025-09-08 11:01:19"
@@ -401,7 +404,7 @@ async def test_every_initiation_type_code_maps_to_its_enum_value(
 async def test_internal_only_fields_are_not_in_the_schema(
     client: httpx.AsyncClient, field: str
 ) -> None:
-    body = await gql(client, f"{{ talk(id: 114603) {{ id {field} }} }}", key=ALL_KEY)
+    body = await gql(client, f"{{ talk(id: 114603) {{ id: databaseId {field} }} }}", key=ALL_KEY)
     assert body.get("data") is None
     assert codes(body) == ["BAD_USER_INPUT"]
     assert field in body["errors"][0]["message"]
@@ -476,8 +479,8 @@ async def test_delivered_to_and_scaled_to_resolve_to_agents_known_only_by_id(
     await push(client, talk_of(7, delivered_to=41, scaled_to="42"))
     body = await gql(
         client,
-        "{ talk(id: 7) { deliveredToId scaledToId deliveredTo { id name login }"
-        " scaledTo { id name login } } }",
+        "{ talk(id: 7) { deliveredToId scaledToId deliveredTo { id: databaseId name login }"
+        " scaledTo { id: databaseId name login } } }",
     )
     assert body["data"]["talk"] == {
         "deliveredToId": "41",
@@ -581,7 +584,7 @@ async def test_missing_optional_objects_come_back_as_null_or_empty(
     body = await gql(
         client,
         "{ talk(id: 7) { bot { id } serviceCatalog { id } botVariables { value }"
-        " events { id } histories { totalCount edges { cursor } }"
+        " events { id: databaseId } histories { totalCount edges { cursor } }"
         " customer { profileInfo { id } customFields { name } } } }",
         key=ALL_KEY,
     )
@@ -601,8 +604,8 @@ async def test_the_customer_and_agent_are_also_reachable_from_the_root(
 ) -> None:
     body = await gql(
         client,
-        '{ customer(id: "144527") { name talks { edges { node { id } } } }'
-        ' byId: agent(id: "2") { name } byLogin: agent(login: "bot") { id } }',
+        '{ customer(id: "144527") { name talks { edges { node { id: databaseId } } } }'
+        ' byId: agent(id: "2") { name } byLogin: agent(login: "bot") { id: databaseId } }',
     )
     assert body["data"] == {
         "customer": {"name": "JONAS", "talks": {"edges": [{"node": {"id": "114603"}}]}},
@@ -644,7 +647,9 @@ async def test_an_unknown_talk_is_null_without_error(
 async def test_a_talk_id_that_is_not_a_64_bit_integer_is_bad_user_input(
     client: httpx.AsyncClient, talk_id: str
 ) -> None:
-    body = await gql(client, "query ($id: ID) { talk(id: $id) { id } }", {"id": talk_id})
+    body = await gql(
+        client, "query ($id: ID) { talk(id: $id) { id: databaseId } }", {"id": talk_id}
+    )
     assert body["data"] == {"talk": None}
     error = error_at(body, "talk")
     assert error["extensions"]["code"] == "BAD_USER_INPUT"

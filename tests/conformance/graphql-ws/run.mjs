@@ -63,7 +63,7 @@ function pick(extensions = {}) {
   return kept;
 }
 
-const TALK = "subscription { talkUpdated { id } }";
+const TALK = "subscription { talkUpdated { id: databaseId } }";
 const main = client(process.env.TALKGATE_WS_URL);
 
 print({ scenario: "query", saw: await run(main, { query: "{ __typename }" }) });
