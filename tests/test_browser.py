@@ -21,6 +21,7 @@ from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
 
 from gateway.app import create_app
 from gateway.explorer import BUILD_COMMAND, EXPLORER_DIR
+from schema import node
 from tests.backends import unavailable
 from tests.conftest import ALL_KEY, WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 from tests.factories import talk
@@ -107,7 +108,7 @@ async def test_the_explorer_runs_a_query_and_a_subscription_from_this_origin_onl
                 await page.wait_for_function(RESULT_HAS, arg='"TN7101"', timeout=15_000)
                 result = json.loads(await page.evaluate(RESULT))
                 edges = result["data"]["talks"]["edges"]
-                assert [e["node"]["id"] for e in edges] == ["7101"]
+                assert [e["node"]["id"] for e in edges] == [node.encode("Talk", 7101)]
                 assert edges[0]["cursor"]
                 # Once the key was used, the schema loads: the explorer plugin lists fields.
                 await page.click("button[aria-label='Re-fetch GraphQL schema']")
@@ -127,7 +128,7 @@ async def test_the_explorer_runs_a_query_and_a_subscription_from_this_origin_onl
                 assert (await hook.post("/webhooks/talks", json=talk(7102))).status_code == 202
                 await page.wait_for_function(RESULT_HAS, arg='"TN7102"', timeout=15_000)
                 event = json.loads(await page.evaluate(RESULT))
-                assert event["data"]["talkUpdated"]["id"] == "7102"
+                assert event["data"]["talkUpdated"]["id"] == node.encode("Talk", 7102)
                 shot = tmp_path / "explorer-subscription.png"
                 await page.screenshot(path=str(shot))
                 print(f"screenshot: {shot}")
