@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -59,6 +60,17 @@ def unavailable(message: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def node_packages(folder: Path, what: str) -> str:
+    """The path of `node`, once `folder`'s npm packages are installed from its lock file
+    (`npm ci`, which .ci/run runs there); `unavailable` when node, npm or they are missing."""
+    found = shutil.which("node")
+    if found is None or shutil.which("npm") is None:
+        unavailable(f"node and npm are needed to run {what}")
+    if not (folder / "node_modules" / ".package-lock.json").is_file():
+        unavailable(f"{what} is not installed: cd {folder} && npm ci")
+    return found
 
 
 def unreachable(service: str, url: str, problem: str) -> NoReturn:

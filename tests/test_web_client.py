@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from tests.backends import unavailable
+from tests.backends import node_packages
 from tests.conftest import WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 
 pytestmark = pytest.mark.slow
@@ -34,12 +34,14 @@ PAUSE = (
 
 
 @pytest.fixture(scope="module")
-def npm() -> str:
+def node() -> str:
+    return node_packages(EXAMPLE, "docs/examples/web-client")
+
+
+@pytest.fixture(scope="module")
+def npm(node: str) -> str:
     found = shutil.which("npm")
-    if found is None or shutil.which("node") is None:
-        unavailable("node and npm are needed to run docs/examples/web-client")
-    if not (EXAMPLE / "node_modules" / ".package-lock.json").is_file():
-        unavailable(f"the example's packages are not installed: cd {EXAMPLE} && npm ci")
+    assert found is not None  # node_packages found it
     return found
 
 
@@ -66,9 +68,7 @@ def test_codegen_types_the_operations_and_they_compile(npm: str) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-async def test_apollo_merges_two_pages_of_talks_into_one_list(tmp_path: Path, npm: str) -> None:
-    node = shutil.which("node")
-    assert node is not None
+async def test_apollo_merges_two_pages_of_talks_into_one_list(tmp_path: Path, node: str) -> None:
     app = create_app(make_settings(tmp_path, demo=True, api_keys=()))
     async with live_server(app) as address:
         url = f"http://{address}/graphql"
@@ -91,10 +91,8 @@ async def test_apollo_merges_two_pages_of_talks_into_one_list(tmp_path: Path, np
 
 
 async def test_a_pause_updates_the_agent_apollo_watches_without_a_refetch(
-    tmp_path: Path, npm: str
+    tmp_path: Path, node: str
 ) -> None:
-    node = shutil.which("node")
-    assert node is not None
     app = create_app(make_settings(tmp_path, demo=True, api_keys=()))
     async with live_server(app) as address:
         done = await asyncio.create_subprocess_exec(
@@ -135,10 +133,8 @@ def test_the_guides_subscription_client_is_the_example_script() -> None:
 
 
 async def test_the_guides_subscription_client_prints_what_the_guide_shows(
-    tmp_path: Path, npm: str
+    tmp_path: Path, node: str
 ) -> None:
-    node = shutil.which("node")
-    assert node is not None
     app = create_app(make_settings(tmp_path, demo=True, api_keys=()))
     key = app.state.demo_key
     async with live_server(app) as address:

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from subprocess import PIPE
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
-from tests.backends import unavailable
+from tests.backends import node_packages
 from tests.conftest import READ_KEY, live_server, make_settings
 
 pytestmark = pytest.mark.slow
@@ -35,12 +34,7 @@ LISTED = re.compile(r"^- `([0-9A-Z]{4})`: \S", re.M)
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    found = shutil.which("node")
-    if found is None:
-        unavailable("node is needed to run graphql-http's audits")
-    if not (RUNNER / "node_modules" / ".package-lock.json").is_file():
-        unavailable(f"graphql-http is not installed: cd {RUNNER} && npm ci")
-    return found
+    return node_packages(RUNNER, "graphql-http's audits")
 
 
 def warned_in_readme() -> set[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 from pathlib import Path
 from subprocess import PIPE
 from typing import Any
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from tests.backends import unavailable
+from tests.backends import node_packages
 from tests.conftest import READ_KEY, WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 from tests.factories import talk
 
@@ -44,12 +43,7 @@ EXPECTED: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    found = shutil.which("node")
-    if found is None:
-        unavailable("node is needed to run the graphql-ws client")
-    if not (RUNNER / "node_modules" / ".package-lock.json").is_file():
-        unavailable(f"the graphql-ws client is not installed: cd {RUNNER} && npm ci")
-    return found
+    return node_packages(RUNNER, "the graphql-ws client")
 
 
 async def test_the_reference_client_sees_what_the_protocol_says(tmp_path: Path, node: str) -> None:

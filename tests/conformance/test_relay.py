@@ -16,7 +16,7 @@ import pytest
 
 from gateway.demo import example_talk
 from schema.node import encode
-from tests.backends import unavailable
+from tests.backends import node_packages, unavailable
 from tests.conftest import gql, push
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,8 +27,7 @@ COMPILER = SAMPLES / "node_modules" / ".bin" / "relay-compiler"
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The artifacts Relay's compiler makes of the samples against schema.graphql."""
-    if shutil.which("node") is None:
-        unavailable("node is needed to run Relay's compiler")
+    node_packages(SAMPLES, "Relay's compiler")
     if not COMPILER.is_file():
         unavailable(f"Relay's compiler is not installed: cd {SAMPLES} && npm ci")
     work = tmp_path_factory.mktemp("relay")

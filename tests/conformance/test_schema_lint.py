@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends import unavailable
+from tests.backends import node_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT = ROOT / "tests" / "conformance" / "schema-lint"
@@ -27,11 +27,9 @@ OFF = {
 
 @pytest.fixture(scope="module")
 def npm() -> str:
+    node_packages(LINT, "graphql-schema-linter")
     found = shutil.which("npm")
-    if found is None or shutil.which("node") is None:
-        unavailable("node and npm are needed to run graphql-schema-linter")
-    if not (LINT / "node_modules" / ".package-lock.json").is_file():
-        unavailable(f"graphql-schema-linter is not installed: cd {LINT} && npm ci")
+    assert found is not None  # node_packages found it
     return found
 
 
