@@ -525,17 +525,15 @@ def _pre_execution_typed(error: GraphQLError, typing: TypedErrors) -> GraphQLErr
     return typing._typed(error)
 
 
-def _runs_no_single_operation(payload: Mapping[str, Any], max_tokens: int) -> bool:
-    """Whether a subscribe's document parses but names no operation to run: several and no
-    `operationName` (a name it lacks strawberry reports itself). A document that does not
-    parse is left to strawberry, which reports it."""
-    if payload.get("operationName") is not None:
-        return False
+def _runs_no_operation(query: str, name: str | None, max_tokens: int) -> bool:
+    """Whether `query` parses but has no operation to run by GraphQL's GetOperation: none of
+    that `name`, or, without one, several (strawberry would run the first). A document that
+    does not parse is left to the execution, which reports it."""
     try:
-        document = parse_document(payload["query"], max_tokens)
+        document = parse_document(query, max_tokens)
     except GraphQLError:
         return False
-    return get_operation_ast(document, None) is None
+    return get_operation_ast(document, name) is None
 
 
 class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
@@ -588,7 +586,11 @@ class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
                     message["id"], GraphQLError(refused.message, extensions=refused.extensions)
                 )
                 return
-            if _runs_no_single_operation(message["payload"], view.settings.max_query_tokens):
+            payload = message["payload"]
+            # A name the document lacks strawberry reports itself (_pre_execution_typed).
+            if payload.get("operationName") is None and _runs_no_operation(
+                payload["query"], None, view.settings.max_query_tokens
+            ):
                 # GraphQL's GetOperation, as over HTTP: strawberry would run the first of
                 # several operations when none is named.
                 await self._refuse(
@@ -755,16 +757,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
         are plain-text 400s)."""
         allowed = _GET_OPERATIONS if request_adapter.method == "GET" else _POST_OPERATIONS
         name = request_data.operation_name
-        if request_data.query is not None:
-            try:
-                document = parse_document(request_data.query, self.settings.max_query_tokens)
-            except GraphQLError:
-                pass  # the execution reports it
-            else:
-                # GraphQL's GetOperation: without a name, the document's only operation
-                # (strawberry would run the first of several).
-                if get_operation_ast(document, name) is None:
-                    raise _refused(CannotGetOperationTypeError(name), request_adapter.method)
+        if request_data.query is not None and _runs_no_operation(
+            request_data.query, name, self.settings.max_query_tokens
+        ):
+            raise _refused(CannotGetOperationTypeError(name), request_adapter.method)
         try:
             return await self.schema.execute(
                 request_data.query,

@@ -89,14 +89,6 @@ _TALK_ORDERS: dict[TalkOrder, tuple[str, str, int]] = {
     TalkOrder.ID_ASC: ("id ASC", "id > {}", 1),
 }
 
-# Each order's opposite: a backward page is read in it (PageRequest).
-_OPPOSITE: dict[TalkOrder, TalkOrder] = {
-    TalkOrder.CREATED_AT_DESC: TalkOrder.CREATED_AT_ASC,
-    TalkOrder.CREATED_AT_ASC: TalkOrder.CREATED_AT_DESC,
-    TalkOrder.ID_DESC: TalkOrder.ID_ASC,
-    TalkOrder.ID_ASC: TalkOrder.ID_DESC,
-}
-
 
 def _micros(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp() * 1_000_000)
@@ -436,7 +428,7 @@ class PostgresStore:
         if group is not None and not group_ids:
             return {}
         kind = f"talk:{order.value}"  # the list's, whichever way the page is read
-        order_by, keyset, size = _TALK_ORDERS[_OPPOSITE[order] if page.backward else order]
+        order_by, keyset, size = _TALK_ORDERS[page.read_order(order)]
         p = _Params()
         where = _talk_where(query, p)
         if page.cursor is not None:

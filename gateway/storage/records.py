@@ -87,6 +87,15 @@ class TalkOrder(Enum):
     ID_ASC = "ID_ASC"
 
 
+# Each order's opposite: a backward page is read in it (PageRequest.read_order).
+_OPPOSITE: Final[dict[TalkOrder, TalkOrder]] = {
+    TalkOrder.CREATED_AT_DESC: TalkOrder.CREATED_AT_ASC,
+    TalkOrder.CREATED_AT_ASC: TalkOrder.CREATED_AT_DESC,
+    TalkOrder.ID_DESC: TalkOrder.ID_ASC,
+    TalkOrder.ID_ASC: TalkOrder.ID_DESC,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class TalkQuery:
     """Filters over talks; every field narrows, None means "any"."""
@@ -137,6 +146,10 @@ class PageRequest:
     def ascending(self, ascending: bool) -> bool:
         """Whether the statement reads ascending, for a list that is `ascending`."""
         return ascending != self.backward
+
+    def read_order(self, order: TalkOrder) -> TalkOrder:
+        """The order the statement reads a page of a list in `order` in."""
+        return _OPPOSITE[order] if self.backward else order
 
 
 @dataclass(slots=True)

@@ -57,13 +57,6 @@ _TALK_ORDERS: dict[TalkOrder, tuple[str, str, int]] = {
     TalkOrder.ID_DESC: ("id DESC", "id < ?", 1),
     TalkOrder.ID_ASC: ("id ASC", "id > ?", 1),
 }
-# Each order's opposite: a backward page is read in it (PageRequest).
-_OPPOSITE: dict[TalkOrder, TalkOrder] = {
-    TalkOrder.CREATED_AT_DESC: TalkOrder.CREATED_AT_ASC,
-    TalkOrder.CREATED_AT_ASC: TalkOrder.CREATED_AT_DESC,
-    TalkOrder.ID_DESC: TalkOrder.ID_ASC,
-    TalkOrder.ID_ASC: TalkOrder.ID_DESC,
-}
 # The same orders in Python, on rows (group, created_us, id, ...): the values sorted on, and
 # whether descending.
 _TALK_SORTS: dict[TalkOrder, tuple[Callable[[Sequence[int]], Any], bool]] = {
@@ -725,7 +718,7 @@ class SQLiteStore:
         if group is not None and not group_ids:
             return {}
         kind = f"talk:{order.value}"  # the list's, whichever way the page is read
-        read = _OPPOSITE[order] if page.backward else order
+        read = page.read_order(order)
         order_by, keyset, size = _TALK_ORDERS[read]
         where, params = _talk_where(query, group, group_ids)
         if page.cursor is not None:
