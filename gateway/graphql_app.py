@@ -6,7 +6,14 @@ import hashlib
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from datetime import timedelta
 from json import JSONDecodeError
 from typing import Any, TypeAlias, cast
@@ -16,12 +23,20 @@ import orjson
 import strawberry
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import (
+    ASTValidationRule,
+    DocumentNode,
     GraphQLError,
     InitialIncrementalExecutionResult,
+    MiddlewareManager,
+    NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
     SubsequentIncrementalExecutionResult,
+    execute,
     get_operation_ast,
     print_schema,
+    specified_rules,
 )
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import OperationType as GraphQLOperationType
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -30,6 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import (
@@ -79,8 +95,13 @@ from gateway.over_http import (
     error_response,
     negotiate,
 )
-from gateway.parsing import CachedParse, CachedValidation, parse_document
-from gateway.persisted import AllowListedOnly, PersistedQueries, PersistedQueryPolicy
+from gateway.parsing import CachedParse, CachedValidation, parse_document, validate_cached
+from gateway.persisted import (
+    AllowListedOnly,
+    PersistedQueries,
+    PersistedQueryPolicy,
+    document_hash,
+)
 from gateway.ratelimit import RateLimiter
 from gateway.response_cache import (
     Cacheability,
@@ -178,9 +199,10 @@ class TypedErrors(SchemaExtension):
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
         if result is not None and errors:
-            result.errors = [self._typed(e) for e in errors]
+            result.errors = [self.typed(e) for e in errors]
 
-    def _typed(self, error: GraphQLError) -> GraphQLError:
+    def typed(self, error: GraphQLError) -> GraphQLError:
+        """`error` with its code, its message scrubbed or masked (see the class)."""
         original = error.original_error
         if isinstance(original, TalkgateError):
             if error.message == original.message and error.extensions is original.extensions:
@@ -250,6 +272,12 @@ class OperationCounter:
             kind = "unknown"
         self.metrics.count_operation(context.operation_name, kind, outcome)
 
+    def count_result(self, name: str | None, kind: str, result: ExecutionResult) -> None:
+        """Count an executed operation by its result, as CountOperations does."""
+        errors, data = result.errors, result.data
+        outcome = "ok" if not errors else ("partial" if data else "error")
+        self.metrics.count_operation(name, kind, outcome)
+
 
 class CountOperations(SchemaExtension):
     """Counts each executed operation (refused ones are counted where they are refused)."""
@@ -275,6 +303,31 @@ StreamItem: TypeAlias = (
 )
 
 
+class Checks:
+    """What every operation goes through besides its execution, as build_schema's
+    extensions do it: the limits (LimitQueries, before validation), the validation rules
+    (CachedValidation's, DisableIntrospection's among them), the allow-list
+    (AllowListedOnly), the errors' typing (TypedErrors) and the count (CountOperations).
+    `_Schema.execute_checked` uses the same parts without strawberry's extension runner."""
+
+    __slots__ = ("allow_list", "counter", "limits", "rules", "typing")
+
+    def __init__(
+        self,
+        *,
+        typing: TypedErrors,
+        rules: tuple[type[ASTValidationRule], ...],
+        limits: LimitQueries | None,
+        allow_list: Mapping[str, str] | None,
+        counter: OperationCounter | None,
+    ) -> None:
+        self.typing = typing
+        self.rules = rules
+        self.limits = limits
+        self.allow_list = allow_list
+        self.counter = counter
+
+
 class _Schema(strawberry.Schema):
     """strawberry's schema; subscribers holding the same subscription share its execution.
 
@@ -284,10 +337,73 @@ class _Schema(strawberry.Schema):
     request id.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, checks: Checks | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         without_type_checks(self._schema)
         self.shared: SharedStreams[StreamItem] = SharedStreams()
+        self.checks = checks
+        # strawberry's own (execute) when no extension wraps resolvers, as none of
+        # build_schema's does.
+        self._no_middleware = MiddlewareManager()
+
+    async def execute_checked(
+        self,
+        query: str,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        variables: dict[str, Any] | None,
+        context: object,
+        operation_extensions: dict[str, Any] | None,
+    ) -> ExecutionResult | None:
+        """`execute` of a query or mutation (`operation`, of `document`, parsed from
+        `query`) that passes every check before execution, without strawberry's extension
+        runner; None, with nothing run, for one that does not, which `execute` then refuses
+        in its own words.
+
+        strawberry builds a context manager per hook and extension for every operation,
+        and six extensions are a third of a cold one-talk page (`talks(first: 0)`: ~835 µs
+        of CPU through `execute` against ~325 µs without it, in process). The checks are
+        the extensions' own parts (Checks), and what they decide is a function of the
+        document, the operation and the variables' integers: so an operation they pass
+        here would pass them there. tests/gateway/test_decoded_path.py holds the two
+        ways to the same answers.
+        """
+        checks = self.checks
+        if checks is None:
+            return None
+        name = operation.name.value if operation.name is not None else None
+        if checks.allow_list is not None and document_hash(query) not in checks.allow_list:
+            return None
+        if checks.limits is not None and checks.limits.refusal(
+            self._schema, document, name, variables
+        ):
+            return None
+        if validate_cached(self._schema, document, checks.rules):
+            return None
+        try:
+            executed = execute(
+                self._schema,
+                document,
+                middleware=self._no_middleware,
+                variable_values=variables,
+                operation_name=name,
+                context_value=context,
+                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+                executor_class=self.execution_context_class,
+                operation_extensions=operation_extensions,
+            )
+            if not isinstance(executed, GraphQLExecutionResult):
+                executed = await executed
+            data, errors = executed.data, executed.errors
+        except Exception as exc:  # as strawberry's execute answers it
+            located = exc if isinstance(exc, GraphQLError) else None
+            data, errors = None, [located or GraphQLError(str(exc), original_error=exc)]
+        if errors:
+            errors = [checks.typing.typed(e) for e in errors]
+        result = ExecutionResult(data=data, errors=errors, extensions={})
+        if checks.counter is not None:
+            checks.counter.count_result(name, operation.operation.value, result)
+        return result
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -377,10 +493,12 @@ def build_schema(
     # Every parse is token-limited; the limits are checked before validation (which is
     # quadratic in a selection set's width), validation only for what they let through.
     tokens = settings.max_query_tokens if settings is not None else QueryLimits().tokens
+    typing = TypedErrors(hide_suggestions=not introspection, metrics=metrics)
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: TypedErrors(hide_suggestions=not introspection, metrics=metrics),
         lambda: CachedParse(tokens),
     ]
+    limited: LimitQueries | None = None
     counter = OperationCounter(metrics) if metrics is not None else None
     if settings is not None:
         limits = QueryLimits(
@@ -397,14 +515,20 @@ def build_schema(
                 metrics.add(metrics.rejected_queries, reason)
 
         extensions.append(lambda: LimitQueries(limits, on_reject=rejected))
+        limited = LimitQueries(limits)
     extensions.append(CachedValidation)
+    rules = tuple(specified_rules)
     if not introspection:
         extensions.append(DisableIntrospection)
+        rules += (NoSchemaIntrospectionCustomRule,)
     if allow_list is not None:
         allowed = allow_list
         extensions.append(lambda: AllowListedOnly(allowed))
     if counter is not None:
         extensions.append(lambda: CountOperations(counter))
+    checks = Checks(
+        typing=typing, rules=rules, limits=limited, allow_list=allow_list, counter=counter
+    )
     return _Schema(
         query=Query,
         mutation=Mutation,
@@ -412,6 +536,7 @@ def build_schema(
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,
         execution_context_class=FastExecutionContext,
+        checks=checks,
     )
 
 
@@ -522,7 +647,7 @@ def _pre_execution_typed(error: GraphQLError, typing: TypedErrors) -> GraphQLErr
             else "the document has no operation of the `operationName` given"
         )
         return _with(error, message, {"code": "BAD_USER_INPUT"})
-    return typing._typed(error)
+    return typing.typed(error)
 
 
 def _runs_no_operation(query: str, name: str | None, max_tokens: int) -> bool:
@@ -811,8 +936,12 @@ class GraphQLView(GraphQL[RequestContext, None]):
         if operation is None or operation.operation not in _DECODED_OPERATIONS:
             return None
         context = await self.get_context(request, response=request)  # type: ignore[arg-type]
+        schema = cast(_Schema, self.schema)
+        checked = await schema.execute_checked(
+            query, document, operation, variables, context, extensions
+        )
         try:
-            result = await self.schema.execute(
+            result = checked or await schema.execute(
                 query,
                 variable_values=variables,
                 context_value=context,

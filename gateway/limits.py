@@ -450,7 +450,12 @@ class LimitQueries(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         if context.pre_execution_errors is None and context.graphql_document is not None:
-            refusal = self._refusal(context, context.graphql_document)
+            refusal = self.refusal(
+                context.schema._schema,
+                context.graphql_document,
+                context.operation_name,
+                context.variables,
+            )
             if refusal is not None:
                 reason, error = refusal
                 if self.on_reject is not None:
@@ -458,9 +463,15 @@ class LimitQueries(SchemaExtension):
                 context.pre_execution_errors = [error]
         yield
 
-    def _refusal(
-        self, context: ExecutionContext, document: DocumentNode
+    def refusal(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
     ) -> tuple[str, GraphQLError] | None:
+        """The reason and error refusing `document`'s operation, or None when every limit
+        lets it through (the refusal is not reported: `on_validate` does that)."""
         limits = self.limits
         try:
             widest = _widest(document, limits.fields)
@@ -468,14 +479,14 @@ class LimitQueries(SchemaExtension):
             return "fields", too_wide()
         if widest > limits.fields:
             return "fields", too_complex("fields", widest, limits.fields)
-        operation = _operation(document.definitions, context.operation_name)
+        operation = _operation(document.definitions, operation_name)
         if operation is None:
             return None
         found = _measured(
-            context.schema._schema,
+            schema,
             document,
             operation,
-            {**_variable_defaults(operation), **(context.variables or {})},
+            {**_variable_defaults(operation), **(variables or {})},
             limits.default_list_size,
         )
         for reason, value, limit in (

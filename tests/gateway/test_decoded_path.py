@@ -1,6 +1,12 @@
 """POSTed operations answered from the body the edge decoded (GraphQLView.answer_decoded) get
 exactly the answer strawberry's view gives them.
 
+The decoded path runs an operation that passes every check without strawberry's extension
+runner (`_Schema.execute_checked`); the second test holds that to strawberry's answers and
+counts under settings that make the checks refuse: introspection off, tight limits, an
+allow-list; with field errors of every kind (a scope refused, a resolver's typed error, the
+upstream's, variables that do not coerce).
+
 Each request of a generated corpus (documents that run, fail to parse, fail validation,
 name a missing operation, subscribe, mutate without the scope; variables, operation names
 and extensions of every JSON type; Accept headers that ask for a stream) is sent twice to
@@ -18,11 +24,25 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from graphql import get_operation_ast, parse
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
 
 from gateway import graphql_app
+from gateway.app import create_app
 from gateway.demo import example_talk
+from gateway.persisted import document_hash
 from gateway.settings import Settings
-from tests.conftest import ALL_KEY, READ_KEY, make_settings, push
+from tests.conftest import (
+    AGENT_LOGIN,
+    AGENT_PASSWORD,
+    ALL_KEY,
+    READ_KEY,
+    make_settings,
+    push,
+    serving,
+    talkme_settings,
+)
 
 DOCUMENTS: list[Any] = [
     "{ talks(first: 2) { edges { node { id: databaseId } } } }",
@@ -126,3 +146,124 @@ async def test_the_decoded_path_answers_as_the_view_does(
         assert _answer(fast) == _answer(slow), (body, accept, key)
     # The path was taken for the plain cases, and left to the view for the others.
     assert 20 <= taken <= len(cases) - 20, taken
+
+
+# Documents each of which one check or another refuses under STRICT, or that fail at a field.
+STRICT_DOCUMENTS: list[str] = [
+    "{ talks(first: 2) { edges { node { id: databaseId } } } }",
+    "query Q($n: Int!) { talks(first: $n) { edges { node { id: databaseId } } } }",
+    # customers:pii refused to READ_KEY: null and FORBIDDEN at the field.
+    "{ talks(first: 2) { edges { node { customer { name documentNumber } } } } }",
+    # A resolver's own typed error (BAD_USER_INPUT), and the upstream's answer.
+    '{ recording(protocol: " ") { __typename } }',
+    '{ recording(protocol: "20250901200000") { __typename } }',
+    "mutation P($input: AgentAuthInput!) { pauseAgent(input: $input) { status } }",
+    # Too deep, too costly, introspection (off), not on the allow-list.
+    "{ talks { edges { node { customer { talks { edges { node { customer { id } } } } } } } } }",
+    "{ talks(first: 100) { edges { node { histories(first: 100) { totalCount } } } } }",
+    "{ __schema { queryType { name } } }",
+    "query NotListed { talks(first: 1) { totalCount } }",
+]
+STRICT_VARIABLES: list[Any] = [
+    None,
+    {"n": 1},
+    {"n": "x"},
+    {"n": 2_000},
+    {"input": {"credentials": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}}},
+    {"input": {"credentials": {"login": AGENT_LOGIN, "password": "wrong"}}},
+]
+
+
+def _strict_settings(tmp_path: Path) -> Settings:
+    """Introspection off, tight limits and an allow-list of all STRICT_DOCUMENTS but the last."""
+    listed = {document_hash(d): d for d in STRICT_DOCUMENTS[:-1]}
+    manifest = tmp_path / "persisted.json"
+    manifest.write_bytes(orjson.dumps(listed))
+    return talkme_settings(
+        tmp_path,
+        response_cache_mb=0,
+        rate_limit_per_minute=100_000,
+        introspection=False,
+        max_query_depth=6,
+        max_query_cost=2_000,
+        persisted_queries_file=manifest,
+        persisted_queries_only=True,
+    )
+
+
+async def _operation_counts(client: httpx.AsyncClient) -> dict[tuple[str, ...], float]:
+    response = await client.get("/metrics", headers={"Authorization": f"Bearer {ALL_KEY}"})
+    assert response.status_code == 200, response.text
+    return {
+        tuple(sorted(sample.labels.values())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == "talkgate_graphql_operations_total"
+    }
+
+
+async def test_operations_run_without_strawberrys_runner_answer_and_count_as_through_it(
+    tmp_path: Path, sandbox: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(_strict_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
+    ran = 0
+    checked = graphql_app._Schema.execute_checked
+
+    async def counted(self: graphql_app._Schema, *args: Any) -> Any:
+        nonlocal ran
+        result = await checked(self, *args)
+        ran += result is not None
+        return result
+
+    async def never(self: graphql_app._Schema, *args: Any) -> None:
+        return None
+
+    cases = [
+        (document, variables, key)
+        for document, variables, key in itertools.product(STRICT_DOCUMENTS, STRICT_VARIABLES, KEYS)
+    ]
+    async with serving(app) as client:
+        pushed = await push(client, example_talk())
+        assert pushed.status_code == 202, pushed.text
+        for document, variables, key in cases:
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            body = orjson.dumps({"query": document, "variables": variables})
+            before = await _operation_counts(client)
+            monkeypatch.setattr(graphql_app._Schema, "execute_checked", counted)
+            direct = await client.post("/graphql", content=body, headers=headers)
+            between = await _operation_counts(client)
+            monkeypatch.setattr(graphql_app._Schema, "execute_checked", never)
+            through = await client.post("/graphql", content=body, headers=headers)
+            after = await _operation_counts(client)
+            assert _answer(direct) == _answer(through), (document, variables, key)
+            counted_direct = {k: v - before.get(k, 0) for k, v in between.items()}
+            counted_through = {k: v - between.get(k, 0) for k, v in after.items()}
+            assert {k: v for k, v in counted_direct.items() if v} == {
+                k: v for k, v in counted_through.items() if v
+            }, (document, variables, key)
+    # The checks let through the operations they pass, and only those; a few of each.
+    assert 10 <= ran <= len(cases) - 30, ran
+
+
+async def test_a_document_off_the_allow_list_is_left_to_strawberrys_refusal(
+    tmp_path: Path,
+) -> None:
+    # The HTTP edge refuses it first (PersistedQueryPolicy); the schema refuses it on every
+    # path all the same, so the direct run leaves it to `execute`, whose AllowListedOnly
+    # words the refusal.
+    listed = "{ __typename }"
+    schema = graphql_app.build_schema(
+        make_settings(tmp_path), allow_list={document_hash(listed): listed}
+    )
+    assert isinstance(schema, graphql_app._Schema)
+    for query, runs in ((listed, True), ("{ talks(first: 1) { totalCount } }", False)):
+        document = parse(query)
+        operation = get_operation_ast(document)
+        assert operation is not None
+        result = await schema.execute_checked(query, document, operation, None, None, None)
+        assert (result is not None) is runs, query
+        if result is not None:
+            assert result.data == {"__typename": "Query"}
+            assert not result.errors
+        refused = await schema.execute(query)
+        assert (refused.errors is None) is runs, refused.errors
