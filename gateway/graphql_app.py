@@ -369,8 +369,8 @@ class _Schema(strawberry.Schema):
         ways to the same answers.
         """
         checks = self.checks
-        if checks is None:
-            return None
+        if checks is None or self.config.enable_experimental_incremental_execution:
+            return None  # @defer and @stream are graphql-core's incremental execution's
         name = operation.name.value if operation.name is not None else None
         if checks.allow_list is not None and document_hash(query) not in checks.allow_list:
             return None
@@ -886,6 +886,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
             request_data.query, name, self.settings.max_query_tokens
         ):
             raise _refused(CannotGetOperationTypeError(name), request_adapter.method)
+        checked = await self._execute_checked(request_data, context, allowed)
+        if checked is not None:
+            return checked
         try:
             return await self.schema.execute(
                 request_data.query,
@@ -898,6 +901,30 @@ class GraphQLView(GraphQL[RequestContext, None]):
             )
         except (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError) as exc:
             raise _refused(exc, request_adapter.method) from None
+
+    async def _execute_checked(
+        self,
+        request_data: GraphQLRequestData,
+        context: RequestContext,
+        allowed: frozenset[OperationType],
+    ) -> ExecutionResult | None:
+        """`_Schema.execute_checked` of a request the view decoded (a GET, or a POST the
+        decoded path leaves to the view), when its document parses into one operation of
+        a kind `allowed`; None when it does not, or when the checks refuse it."""
+        query = request_data.query
+        if query is None:
+            return None
+        try:
+            document = parse_document(query, self.settings.max_query_tokens)
+        except GraphQLError:
+            return None
+        operation = get_operation_ast(document, request_data.operation_name)
+        if operation is None or OperationType(operation.operation.value) not in allowed:
+            return None
+        schema = cast(_Schema, self.schema)
+        return await schema.execute_checked(
+            query, document, operation, request_data.variables, context, request_data.extensions
+        )
 
     async def answer_decoded(self, request: Request, params: Mapping[str, Any]) -> Response | None:
         """The answer strawberry's view gives a POSTed JSON query or mutation, from the body
