@@ -844,9 +844,6 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
-        # Whether every awaitable field is a load already made (_LOAD outside a list,
-        # _LOAD_EACH): see get_results.
-        loads_only = True
         fast_values = 0
         try:
             for (
@@ -874,7 +871,6 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                                 results[entry[0]] = value
                                 fast_values += 1
                                 continue
-                        loads_only = False
                         self._execute_field_into(
                             results,
                             awaitable_fields,
@@ -951,7 +947,6 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             awaitable_fields.append(response_name)
                         continue
                 elif kind in (_OBJECT, _LIST):
-                    loads_only = False
                     assert object_type is not None
                     result = self._complete_plain(
                         kind,
@@ -969,7 +964,6 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         if is_awaitable(result):
                             awaitable_fields.append(response_name)
                         continue
-                loads_only = False
                 self._execute_field_into(
                     results,
                     awaitable_fields,
@@ -991,24 +985,10 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
 
         async def get_results() -> dict[str, Any]:
-            # As graphql-core's execute_fields does: one awaited alone, more gathered; but
-            # loads already made are awaited one after the other. Their loaders have them
-            # all (a load is made when the object is completed, not when it is awaited), so
-            # nothing waits longer, and no task is made for each (gather_with_cancel's):
-            # W3, whose 20 talks each await their histories and events, went from 17.45 to
-            # 16.26 M instructions per request (bench.instructions). Should one raise, the
-            # others settle in the background, as for a synchronous error above.
+            # As graphql-core's execute_fields does: one awaited alone, more gathered.
             if len(awaitable_fields) == 1:
                 field = awaitable_fields[0]
                 results[field] = await results[field]
-            elif loads_only:
-                for index, field in enumerate(awaitable_fields):
-                    try:
-                        results[field] = await results[field]
-                    except BaseException:
-                        rest = awaitable_fields[index + 1 :]
-                        self.settle_in_background([results[f] for f in rest])
-                        raise
             else:
                 awaited = await gather_with_cancel(*(results[f] for f in awaitable_fields))
                 results.update(zip(awaitable_fields, awaited, strict=True))
