@@ -6,14 +6,8 @@ import hashlib
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import (
-    AsyncGenerator,
-    Callable,
-    Hashable,
-    Iterable,
-    Iterator,
-    Mapping,
-)
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from json import JSONDecodeError
 from typing import Any, TypeAlias, cast
@@ -274,9 +268,12 @@ class OperationCounter:
 
     def count_result(self, name: str | None, kind: str, result: ExecutionResult) -> None:
         """Count an executed operation by its result, as CountOperations does."""
-        errors, data = result.errors, result.data
-        outcome = "ok" if not errors else ("partial" if data else "error")
-        self.metrics.count_operation(name, kind, outcome)
+        self.metrics.count_operation(name, kind, _outcome(result.errors, result.data))
+
+
+def _outcome(errors: object, data: object) -> str:
+    """An executed operation's outcome label: ok, partial (errors beside data) or error."""
+    return "ok" if not errors else ("partial" if data else "error")
 
 
 class CountOperations(SchemaExtension):
@@ -288,11 +285,8 @@ class CountOperations(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        data = getattr(result, "data", None)
-        self.counter.count(
-            self.execution_context, "ok" if not errors else ("partial" if data else "error")
-        )
+        outcome = _outcome(getattr(result, "errors", None), getattr(result, "data", None))
+        self.counter.count(self.execution_context, outcome)
 
 
 StreamItem: TypeAlias = (
@@ -303,6 +297,7 @@ StreamItem: TypeAlias = (
 )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Checks:
     """What every operation goes through besides its execution, as build_schema's
     extensions do it: the limits (LimitQueries, before validation), the validation rules
@@ -310,22 +305,11 @@ class Checks:
     (AllowListedOnly), the errors' typing (TypedErrors) and the count (CountOperations).
     `_Schema.execute_checked` uses the same parts without strawberry's extension runner."""
 
-    __slots__ = ("allow_list", "counter", "limits", "rules", "typing")
-
-    def __init__(
-        self,
-        *,
-        typing: TypedErrors,
-        rules: tuple[type[ASTValidationRule], ...],
-        limits: LimitQueries | None,
-        allow_list: Mapping[str, str] | None,
-        counter: OperationCounter | None,
-    ) -> None:
-        self.typing = typing
-        self.rules = rules
-        self.limits = limits
-        self.allow_list = allow_list
-        self.counter = counter
+    typing: TypedErrors
+    rules: tuple[type[ASTValidationRule], ...]
+    limits: LimitQueries | None
+    allow_list: Mapping[str, str] | None
+    counter: OperationCounter | None
 
 
 class _Schema(strawberry.Schema):
@@ -463,11 +447,8 @@ def _sharing_key(
     """What makes two subscriptions give the same results, or None for what is not one."""
     if query is None or not isinstance(context, RequestContext):
         return None
-    try:
-        document = parse_document(query, context.settings.max_query_tokens)
-    except GraphQLError:
-        return None  # the ordinary path reports it
-    operation = get_operation_ast(document, operation_name)
+    parsed = _parsed_operation(query, operation_name, context.settings.max_query_tokens)
+    operation = None if parsed is None else parsed[1]  # else the ordinary path reports it
     if operation is None or operation.operation is not GraphQLOperationType.SUBSCRIPTION:
         return None
     try:
@@ -650,15 +631,24 @@ def _pre_execution_typed(error: GraphQLError, typing: TypedErrors) -> GraphQLErr
     return typing.typed(error)
 
 
-def _runs_no_operation(query: str, name: str | None, max_tokens: int) -> bool:
-    """Whether `query` parses but has no operation to run by GraphQL's GetOperation: none of
-    that `name`, or, without one, several (strawberry would run the first). A document that
-    does not parse is left to the execution, which reports it."""
+def _parsed_operation(
+    query: str, name: str | None, max_tokens: int
+) -> tuple[DocumentNode, OperationDefinitionNode | None] | None:
+    """`query` parsed (through the shared cache) and the operation GraphQL's GetOperation
+    finds in it: None for none of that `name`, or, without one, for several (strawberry
+    would run the first). None for a document that does not parse, which the execution
+    reports."""
     try:
         document = parse_document(query, max_tokens)
     except GraphQLError:
-        return False
-    return get_operation_ast(document, name) is None
+        return None
+    return document, get_operation_ast(document, name)
+
+
+def _runs_no_operation(query: str, name: str | None, max_tokens: int) -> bool:
+    """Whether `query` parses but has no operation to run by GraphQL's GetOperation."""
+    parsed = _parsed_operation(query, name, max_tokens)
+    return parsed is not None and parsed[1] is None
 
 
 class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
@@ -882,13 +872,24 @@ class GraphQLView(GraphQL[RequestContext, None]):
         are plain-text 400s)."""
         allowed = _GET_OPERATIONS if request_adapter.method == "GET" else _POST_OPERATIONS
         name = request_data.operation_name
-        if request_data.query is not None and _runs_no_operation(
-            request_data.query, name, self.settings.max_query_tokens
-        ):
-            raise _refused(CannotGetOperationTypeError(name), request_adapter.method)
-        checked = await self._execute_checked(request_data, context, allowed)
-        if checked is not None:
-            return checked
+        query = request_data.query
+        tokens = self.settings.max_query_tokens
+        if query is not None and (parsed := _parsed_operation(query, name, tokens)) is not None:
+            document, operation = parsed
+            if operation is None:
+                raise _refused(CannotGetOperationTypeError(name), request_adapter.method)
+            # A GET, or a POST the decoded path left to the view (answer_decoded).
+            if OperationType(operation.operation.value) in allowed:
+                checked = await cast(_Schema, self.schema).execute_checked(
+                    query,
+                    document,
+                    operation,
+                    request_data.variables,
+                    context,
+                    request_data.extensions,
+                )
+                if checked is not None:
+                    return checked
         try:
             return await self.schema.execute(
                 request_data.query,
@@ -901,30 +902,6 @@ class GraphQLView(GraphQL[RequestContext, None]):
             )
         except (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError) as exc:
             raise _refused(exc, request_adapter.method) from None
-
-    async def _execute_checked(
-        self,
-        request_data: GraphQLRequestData,
-        context: RequestContext,
-        allowed: frozenset[OperationType],
-    ) -> ExecutionResult | None:
-        """`_Schema.execute_checked` of a request the view decoded (a GET, or a POST the
-        decoded path leaves to the view), when its document parses into one operation of
-        a kind `allowed`; None when it does not, or when the checks refuse it."""
-        query = request_data.query
-        if query is None:
-            return None
-        try:
-            document = parse_document(query, self.settings.max_query_tokens)
-        except GraphQLError:
-            return None
-        operation = get_operation_ast(document, request_data.operation_name)
-        if operation is None or OperationType(operation.operation.value) not in allowed:
-            return None
-        schema = cast(_Schema, self.schema)
-        return await schema.execute_checked(
-            query, document, operation, request_data.variables, context, request_data.extensions
-        )
 
     async def answer_decoded(self, request: Request, params: Mapping[str, Any]) -> Response | None:
         """The answer strawberry's view gives a POSTed JSON query or mutation, from the body
@@ -955,11 +932,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
             or self._get_stream_transport_from_headers(request.headers) is not None
         ):
             return None
-        try:
-            document = parse_document(query, self.settings.max_query_tokens)
-        except GraphQLError:
+        parsed = _parsed_operation(query, name, self.settings.max_query_tokens)
+        if parsed is None:
             return None
-        operation = get_operation_ast(document, name)
+        document, operation = parsed
         if operation is None or operation.operation not in _DECODED_OPERATIONS:
             return None
         context = await self.get_context(request, response=request)  # type: ignore[arg-type]
