@@ -20,7 +20,6 @@ import httpx
 import orjson
 import pytest
 from graphql import get_operation_ast, parse
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from gateway import graphql_app
@@ -38,6 +37,7 @@ from tests.conftest import (
     serving,
     talkme_settings,
 )
+from tests.gateway.test_metrics import OPERATIONS, scrape
 
 DOCUMENTS: list[Any] = [
     "{ talks(first: 2) { edges { node { id: databaseId } } } }",
@@ -187,13 +187,10 @@ def _strict_settings(tmp_path: Path) -> Settings:
 
 
 async def _operation_counts(client: httpx.AsyncClient) -> dict[tuple[str, ...], float]:
-    response = await client.get("/metrics", headers={"Authorization": f"Bearer {ALL_KEY}"})
-    assert response.status_code == 200, response.text
     return {
-        tuple(sorted(sample.labels.values())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-        if sample.name == "talkgate_graphql_operations_total"
+        tuple(sorted(labels.values())): value
+        for name, labels, value in await scrape(client)
+        if name == OPERATIONS
     }
 
 
