@@ -12,9 +12,11 @@ plain fields (a connection's edges) are completed item by item the same way.
 The items of a list of objects whose plan holds only leaves, `__typename`, plain objects and
 loaded fields are each completed by one function generated for the plan's shape
 (`_completer`): a page's edge, its talk and the talk's customer (read with the page, so
-already in its loader) in one call, without a plan run per object. An item it cannot be
-sure of (an unusual value, a load not done yet) goes the plan's way, as do the list's
-items after it. Objects shared between requests (`shared_snapshots`: those built once per
+already in its loader) in one call, without a plan run per object. A loaded object not in
+its loader yet is left as a load, deferred to the list as the plan's way would (W3's
+messages and their users: 17.34 to 16.25 M instructions per request). An item it cannot
+be sure of (an unusual value, an exception) goes the plan's way, as do the list's items
+after it. Objects shared between requests (`shared_snapshots`: those built once per
 stored document) keep the values of their leading plain fields per selection, so a page
 that overlaps the last one completes only what it has not seen (and its loads).
 
@@ -66,7 +68,7 @@ from enum import Enum
 from functools import partial
 from inspect import iscoroutinefunction
 from types import GeneratorType
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 from graphql import (
     FieldNode,
@@ -325,10 +327,30 @@ def _leaves_filler(entries: list[_Entry]) -> _Fill:
     return fill
 
 
-# `complete(source, loaders, into)` appends an object's completed subfields to `into` and
-# returns how many values it completed, or -1, having appended nothing, when it cannot be
-# sure of graphql-core's result; then the object goes the plan's way (_execute_plan).
-_Complete = Callable[[Any, Any, list[Any]], int]
+# `complete(source, loaders, into, pending)` appends an object's completed subfields to
+# `into` and returns how many values it completed, or -1, having appended nothing, when it
+# cannot be sure of graphql-core's result; then the object goes the plan's way
+# (_execute_plan). A loaded field whose object is not in its loader yet is null in the
+# result for now, and its load goes into `pending` as (slot, results, loader's future): the
+# list defers it (`FastExecutionContext._defer_slots`) as the plan's way would.
+_Complete = Callable[[Any, Any, list[Any], list[tuple[int, dict[str, Any], Any]]], int]
+
+
+class _LoadSlot(NamedTuple):
+    """A loaded field of a completer's plan, numbered in the order the completer writes
+    them: what its deferred load needs that the shape (shared by documents) does not hold."""
+
+    # (response name, parent type name) of each object from the list's item to the field's
+    within: tuple[tuple[str, str], ...]
+    response_name: str
+    parent_name: str
+    field_type: GraphQLOutputType
+    object_type: GraphQLObjectType
+    field_group: FieldDetailsList
+
+
+# A plan's generated completion and its loaded fields' slots (None: the plan has none).
+_Completion = tuple[_Complete, tuple[_LoadSlot, ...]]
 # A plan's shape: its object type's name, its fields as (kind, response name, attribute,
 # field type, coercion, shape of the object held), and for a loaded object (loader, key).
 _Shape = tuple[str, tuple[tuple[Any, ...], ...], tuple[str, str] | None]
@@ -341,9 +363,10 @@ _COMPLETER_DEPTH: Final = 8
 def _completer(shape: _Shape, is_awaitable: Callable[[Any], bool]) -> _Complete:
     """The `complete` function of a plan of that shape (`FastExecutionContext._shape`),
     generated once for all requests: the plan's leaves, __typename, plain objects and
-    loaded objects already in their loader (`peek`), written out level by level without a
-    call per field. Anything else (an unusual value, a load still to make, an exception)
-    gives -1."""
+    loaded objects, written out level by level without a call per field: an object already
+    in its loader (`peek`) completed in place, one still to load left in `pending`. Anything
+    else (an unusual value, an exception) gives -1; then the caller drops what it left in
+    `pending`."""
     key = (shape, is_awaitable)
     complete = _COMPLETERS.get(key)
     if complete is not None:
@@ -359,8 +382,9 @@ def _completer(shape: _Shape, is_awaitable: Callable[[Any], bool]) -> _Complete:
         "SHARED": _SHARED,
         "MEMO": _MEMO,
         "MEMO_KEPT": _MEMO_KEPT,
+        "SLOTS": 0,
     }
-    lines = ["def complete(s0, loaders, into):", "    try:"]
+    lines = ["def complete(s0, loaders, into, pending):", "    try:"]
     count = _write_level(shape, 0, lines, namespace, "        ")
     lines += [
         "    except Exception:",
@@ -471,15 +495,22 @@ def _write_fields(
             loader, key_attr = nested[2]
             child = f"s{depth + 1}"
             namespace[f"L{name}"] = loader
+            # Slots are numbered as the fields are written: before the loads below this one.
+            slot = namespace["SLOTS"]
+            namespace["SLOTS"] = slot + 1
             lines += [
                 f"{pad}{child} = {_read(src, key_attr, name, namespace)}",
                 f"{pad}if {child} is None:",
                 f"{pad}    {res}[{response_name!r}] = None",
                 f"{pad}else:",
                 f"{pad}    if type({child}) is not int: {child} = int({child})",
-                f"{pad}    {child} = getattr(loaders, L{name}).peek({child}, MISS)",
-                f"{pad}    if {child} is MISS: return -1",
-                f"{pad}    if {child} is None or {child} is Undefined:",
+                f"{pad}    loader = getattr(loaders, L{name})",
+                f"{pad}    key = {child}",
+                f"{pad}    {child} = loader.peek(key, MISS)",
+                f"{pad}    if {child} is MISS:",
+                f"{pad}        {res}[{response_name!r}] = None",
+                f"{pad}        pending.append(({slot}, {res}, loader.load(key)))",
+                f"{pad}    elif {child} is None or {child} is Undefined:",
                 f"{pad}        {res}[{response_name!r}] = None",
                 f"{pad}    elif isinstance({child}, Exception):",
                 f"{pad}        return -1",
@@ -544,7 +575,7 @@ class _SharedPlans:
 
     def __init__(self) -> None:
         self.plans: OrderedDict[Hashable, tuple[object, list[_Entry] | None]] = OrderedDict()
-        self.completers: OrderedDict[Hashable, tuple[list[_Entry], _Complete | None]] = (
+        self.completers: OrderedDict[Hashable, tuple[list[_Entry], _Completion | None]] = (
             OrderedDict()
         )
         self._static: OrderedDict[int, tuple[OperationDefinitionNode, bool]] = OrderedDict()
@@ -786,7 +817,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # one. Only ever set during synchronous work, so no await point ever sees it set.
         self._deferred: list[_Deferred] | None = None
         # The generated completion of a list item's plan (by the plan's id), or None.
-        self._completers: dict[int, tuple[list[_Entry], _Complete | None]] = {}
+        self._completers: dict[int, tuple[list[_Entry], _Completion | None]] = {}
         # The located error of each refused field group (`_refusal`), by the group's id.
         self._refusals: dict[int, tuple[FieldDetailsList, GraphQLError]] = {}
         # The arguments of each _LOAD_EACH field group with arguments, by the group's id.
@@ -1126,17 +1157,22 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         try:
             # Every item has the same subfields: planned once, not once per item.
             plan = self._subplan(item_type, field_group) if position_context is None else None
-            complete = None if plan is None else self._completer_of(item_type, plan)
+            completion = None if plan is None else self._completer_of(item_type, plan)
+            complete, slots = (None, ()) if completion is None else completion
             loaders = getattr(self.context_value, "loaders", None)
+            pending: list[tuple[int, dict[str, Any], Any]] = []
             for index, item in enumerate(values):
                 if item is None or item is Undefined:
                     completed.append(None)
                     continue
                 if complete is not None:
-                    done = complete(item, loaders, completed)
+                    done = complete(item, loaders, completed, pending)
                     if done >= 0:
                         fast_values += done
+                        if pending:
+                            self._defer_slots(pending, slots, path, index, deferred)
                         continue
+                    pending.clear()
                     # Then likely the next items too: they go the plan's way.
                     complete = None
                 item_path = _path((path, index, None))
@@ -1165,6 +1201,36 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if not deferred and not awaitable_indices:
             return completed
         return self._settle_list(completed, awaitable_indices, deferred)
+
+    def _defer_slots(
+        self,
+        pending: list[tuple[int, dict[str, Any], Any]],
+        slots: tuple[_LoadSlot, ...],
+        path: Path,
+        index: int,
+        deferred: list[_Deferred],
+    ) -> None:
+        """The loads a completer left in `pending` for the list's item at `index`, deferred
+        as the plan's way defers them (their paths made only now); `pending` is emptied."""
+        item_path = _path((path, index, None))
+        for number, results, loading in pending:
+            slot = slots[number]
+            at = item_path
+            for key, typename in slot.within:
+                at = _path((at, key, typename))
+            deferred.append(
+                (
+                    results,
+                    slot.response_name,
+                    loading,
+                    slot.field_type,
+                    slot.object_type,
+                    slot.field_group,
+                    _path((at, slot.response_name, slot.parent_name)),
+                    None,
+                )
+            )
+        pending.clear()
 
     async def _settle_list(
         self, completed: list[Any], awaitable_indices: list[int], deferred: list[_Deferred]
@@ -1412,9 +1478,12 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             _SHARED_PLANS.put(_SHARED_PLANS.plans, shared_key, (field_group, plan))
         return plan
 
-    def _completer_of(self, object_type: GraphQLObjectType, plan: list[_Entry]) -> _Complete | None:
-        """The generated completion (`_completer`) of objects of `object_type` by `plan`,
-        looked up once per plan; None when the plan holds a field it does not write."""
+    def _completer_of(
+        self, object_type: GraphQLObjectType, plan: list[_Entry]
+    ) -> _Completion | None:
+        """The generated completion (`_completer`) of objects of `object_type` by `plan` and
+        its loaded fields' slots, looked up once per plan; None when the plan holds a field
+        it does not write."""
         cached = self._completers.get(id(plan))
         if cached is not None:
             return cached[1]
@@ -1424,23 +1493,30 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             shared = _SHARED_PLANS.get(_SHARED_PLANS.completers, shared_key)
             if shared is not None and shared[0] is plan:
                 self._completers[id(plan)] = shared
-                return cast("_Complete | None", shared[1])
-        shape = self._shape(object_type, plan, 0)
-        complete = None if shape is None else _completer(shape, self.is_awaitable)
+                return cast("_Completion | None", shared[1])
+        slots: list[_LoadSlot] = []
+        shape = self._shape(object_type, plan, 0, (), slots)
+        completion = None if shape is None else (_completer(shape, self.is_awaitable), tuple(slots))
         if len(self._completers) >= _PLAN_CACHE_SIZE:
             self._completers.clear()
         # The plan stays referenced, so its id is not reused meanwhile.
-        self._completers[id(plan)] = (plan, complete)
+        self._completers[id(plan)] = (plan, completion)
         if shared_key is not None:
-            _SHARED_PLANS.put(_SHARED_PLANS.completers, shared_key, (plan, complete))
-        return complete
+            _SHARED_PLANS.put(_SHARED_PLANS.completers, shared_key, (plan, completion))
+        return completion
 
     def _shape(
-        self, object_type: GraphQLObjectType, plan: list[_Entry], depth: int
+        self,
+        object_type: GraphQLObjectType,
+        plan: list[_Entry],
+        depth: int,
+        within: tuple[tuple[str, str], ...],
+        slots: list[_LoadSlot],
     ) -> _Shape | None:
-        """What `_completer` generates its function from; None when `plan` (or a plan below
-        it) holds a field that graphql-core completes, a list of objects, or a loaded field
-        whose loader cannot `peek`."""
+        """What `_completer` generates its function from, and into `slots` its loaded fields
+        in the order it numbers them; None when `plan` (or a plan below it) holds a field
+        that graphql-core completes, a list of objects, or a loaded field whose loader
+        cannot `peek`. `within` is the way from the list's item to `object_type`."""
         fields: list[tuple[Any, ...]] = []
         for response_name, kind, attr, field_type, coerce, held, field_group, spec in plan:
             if kind == _LEAVES:
@@ -1452,8 +1528,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 fields.append((_TYPENAME, response_name, "", None, None, None))
             elif kind in (_OBJECT, _LOAD) and held is not None and depth < _COMPLETER_DEPTH:
                 subplan = self._subplan(held, field_group)
-                nested = None if subplan is None else self._shape(held, subplan, depth + 1)
-                if nested is None:
+                if subplan is None:
                     return None
                 if kind == _LOAD:
                     declared: LoadedBy = spec  # type: ignore[assignment]
@@ -1462,6 +1537,15 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     )
                     if not callable(getattr(loader, "peek", None)):
                         return None
+                    slot = _LoadSlot(
+                        within, response_name, object_type.name, field_type, held, field_group
+                    )
+                    slots.append(slot)  # before the loads below it, as _completer numbers
+                below = (*within, (response_name, object_type.name))
+                nested = self._shape(held, subplan, depth + 1, below, slots)
+                if nested is None:
+                    return None
+                if kind == _LOAD:
                     nested = (nested[0], nested[1], (declared.loader, declared.key))
                 fields.append((kind, response_name, attr, field_type, None, nested))
             else:

@@ -1218,6 +1218,44 @@ def test_loads_already_done_complete_in_generated_code_errors_included() -> None
     ]
 
 
+def test_loads_still_to_make_stay_in_generated_code_and_go_out_in_one_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    by_id = {
+        1: built(Owner, {"name": "o", "boss_id": 2}),
+        2: built(Owner, {"name": "b", "boss_id": None}),
+    }
+    things: list[Thing | None] = [
+        built(Thing, {"name": str(i), "owner_id": key, "helpers": []})
+        for i, key in enumerate([1, BROKEN, 1, None, 404, 1])
+    ]
+    document = "{ things { name owner { name boss { name } } } }"
+    planned: list[str] = []
+    plan_way = FastExecutionContext._execute_plan
+
+    def counted(self: FastExecutionContext, parent_type: Any, *args: Any) -> Any:
+        planned.append(parent_type.name)
+        return plan_way(self, parent_type, *args)
+
+    # Nothing loaded before: every owner is a load the generated code leaves to the list.
+    with monkeypatch.context() as patched:
+        patched.setattr(FastExecutionContext, "_execute_plan", counted)
+        fast, fast_batches = _run_things(THINGS_FAST, document, things, by_id, False)
+    # No thing went the plan's way: only the root, and the loaded owners as they settle.
+    assert "Thing" not in planned
+    plain, plain_batches = _run_things(THINGS_PLAIN, document, things, by_id, False)
+    same(fast, plain, ordered=False)
+    assert fast_batches == [["1", "13", "404"], ["2"]]
+    assert len(fast_batches) <= len(plain_batches)
+    assert fast.errors is not None
+    assert [(e.message, e.path) for e in fast.errors] == [
+        (f"owner {BROKEN} is broken", ["things", 1, "owner"])
+    ]
+    boss = {"name": "o", "boss": {"name": "b"}}
+    assert fast.data is not None
+    assert [t["owner"] for t in fast.data["things"]] == [boss, None, boss, None, None, boss]
+
+
 # -- objects shared between requests, their completed fields kept on them --------------------
 
 
