@@ -138,4 +138,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE store_identity (id TEXT NOT NULL);
     INSERT INTO store_identity (id) VALUES (lower(hex(randomblob(16))));
     """,
+    # A page of talks in their default order reads only what this index holds (a talk's
+    # version and customer: its document comes from the cache by version), so no lookup of
+    # the talk's row per talk: W2's statement 78 -> 54 us for 100 talks.
+    """
+    DROP INDEX talks_created;
+    CREATE INDEX talks_created ON talks (created_us, id, version, customer_id);
+    """,
 )

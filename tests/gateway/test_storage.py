@@ -1340,6 +1340,46 @@ async def test_reopening_leaves_the_sqlite_schema_at_the_latest_version(tmp_path
     assert journal == "wal"
 
 
+async def test_a_store_of_an_earlier_schema_keeps_its_talks_and_pages_from_the_index(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "earlier.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+    await store.open()
+    await deliver(store, tagged_snapshot(TALK, [11, 12], "kept", event_ids=(71,)))
+    before = await talk_state(store, TALK)
+    await store.close()
+    # Back to the schema before the page's index held versions and customers.
+    with sqlite3.connect(path) as connection:
+        connection.executescript(
+            "DROP INDEX talks_created; CREATE INDEX talks_created ON talks (created_us, id);"
+            f" PRAGMA user_version = {len(MIGRATIONS) - 1};"
+        )
+    connection.close()
+
+    again = SQLiteStore(f"sqlite:///{path}")
+    await again.open()
+    try:
+        assert await talk_state(again, TALK) == before
+    finally:
+        await again.close()
+    with sqlite3.connect(path) as connection:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        columns = [row[2] for row in connection.execute("PRAGMA index_info(talks_created)")]
+        plan = " ".join(
+            str(row[3])
+            for row in connection.execute(
+                "EXPLAIN QUERY PLAN SELECT created_us, id, version, customer_id FROM talks"
+                " WHERE (created_us, id) < (?, ?) ORDER BY created_us DESC, id DESC LIMIT 101",
+                (1 << 60, 1 << 60),
+            )
+        )
+    connection.close()
+    assert version == len(MIGRATIONS)
+    assert columns == ["created_us", "id", "version", "customer_id"]
+    assert "COVERING INDEX talks_created" in plan
+
+
 def test_stores_opening_one_new_sqlite_file_at_once_all_migrate_it(tmp_path: Path) -> None:
     """`serve --workers N` opens a new file from N processes at once."""
     path = tmp_path / "raced.db"
