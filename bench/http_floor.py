@@ -76,10 +76,10 @@ from bench.backends import Layout, create_databases, drop_databases, talk_payloa
 from bench.ruler import CONNECTIONS, ID_MARK, Load, Measure, Wrk, require_wrk
 from gateway.auth import key_digest
 from gateway.demo import example_talk
-from gateway.payload import talk_status
 from gateway.settings import Settings
 from gateway.storage import TalkStore, open_store
-from gateway.storage.records import Doc, PageRequest, TalkOrder, TalkQuery
+from gateway.storage.documents import Doc, talk_status
+from gateway.storage.records import PageRequest, TalkOrder, TalkQuery
 from schema.node import encode as global_id
 
 KEY = "tgk_bench_http_floor"

@@ -16,9 +16,10 @@ already in its loader) in one call, without a plan run per object. A loaded obje
 its loader yet is left as a load, deferred to the list as the plan's way would (W3's
 messages and their users: 17.34 to 16.25 M instructions per request). An item it cannot
 be sure of (an unusual value, an exception) goes the plan's way, as do the list's items
-after it. Objects shared between requests (`shared_snapshots`: those built once per
-stored document) keep the values of their leading plain fields per selection, so a page
-that overlaps the last one completes only what it has not seen (and its loads).
+after it. Objects shared between requests (`schema.contracts.shared_snapshots`: those
+built once per stored document) keep the values of their leading plain fields per
+selection, so a page that overlaps the last one completes only what it has not seen (and
+its loads).
 
 A field whose only extension is a scope check (`schema.permissions.needs`) is decided once
 per request from the caller's scopes: granted, it is completed as a field without the check
@@ -68,7 +69,7 @@ from enum import Enum
 from functools import partial
 from inspect import iscoroutinefunction
 from types import GeneratorType
-from typing import Any, Final, NamedTuple, TypeVar, cast
+from typing import Any, Final, NamedTuple, cast
 
 from graphql import (
     FieldNode,
@@ -106,11 +107,12 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 from strawberry.types.unset import UNSET
 
+from schema.contracts import SHARED_SNAPSHOTS, STRINGS_UNCHANGED
 from schema.conversion import built_by_hook, unchanged
 from schema.loaded import LoadedBy, loaded_by_of
 from schema.permissions import HasScope, scope_checks
 
-__all__ = ["FastExecutionContext", "shared_snapshots", "strings_unchanged"]
+__all__ = ["FastExecutionContext"]
 
 _MIN_INT: Final = -(2**31)
 _MAX_INT: Final = 2**31 - 1
@@ -223,34 +225,21 @@ _INLINE: Final[dict[GraphQLScalarType, tuple[str, str | None]]] = {
 }
 
 
-# Output coercions of custom scalars that return a str exactly as given (`strings_unchanged`
-# declares them): their fields' str values are completed inline, as a String's are.
-_STRINGS_UNCHANGED: Final[set[Coerce]] = set()
-_C = TypeVar("_C", bound=Coerce)
+# Output coercions of custom scalars that return a str exactly as given
+# (`schema.contracts.strings_unchanged`): their fields' str values are completed inline, as a
+# String's are.
+_STRINGS_UNCHANGED: Final = STRINGS_UNCHANGED
 
 
 # Classes whose instances are shared between requests and never written to once built (the
-# objects built once per stored document): the generated completion keeps the values of
-# their plain fields on them (`_MEMO`), per selection, for the next request that reads them.
-_SHARED: Final[set[type]] = set()
+# objects built once per stored document, `schema.contracts.shared_snapshots`): the generated
+# completion keeps the values of their plain fields on them (`_MEMO`), per selection, for the
+# next request that reads them.
+_SHARED: Final = SHARED_SNAPSHOTS
 _MEMO: Final = "_talkgate_completed"
 # Selections whose values one object keeps; more, and it forgets them all.
 _MEMO_KEPT: Final = 8
 _MEMO_KEYS: dict[tuple[Any, ...], object] = {}
-
-
-def shared_snapshots(*classes: type) -> None:
-    """Declare that instances of `classes` are never written to once built, and may be
-    shared by any number of requests: the fast path may then remember, on each, what its
-    plain fields completed to."""
-    _SHARED.update(classes)
-
-
-def strings_unchanged(coerce_output_value: _C) -> _C:
-    """Declare that a custom scalar's output coercion returns any `str` value unchanged (and
-    so need not be called for one); the declared function is returned as it is."""
-    _STRINGS_UNCHANGED.add(coerce_output_value)
-    return coerce_output_value
 
 
 def _inline(named: GraphQLOutputType) -> tuple[str, str | None] | None:

@@ -12,10 +12,11 @@ from datetime import tzinfo
 import orjson
 
 from gateway.nesting import text_nests_deeper
-from gateway.payload import MAX_ERRORS, NormalizedTalk, PayloadRejected, validate_talks
+from gateway.payload import PayloadRejected, validate_talks
 from gateway.pubsub import TALKS, Broker
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore
+from gateway.storage.documents import MAX_ERRORS, NormalizedTalk
 from gateway.storage.records import Delivery, DeliveryOutcome, Refusal, dead_letter_reason
 
 log = logging.getLogger("talkgate.ingest")

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from gateway.ingest import DEFAULT_MAX_DEPTH, Invalid, Valid, check_body
-from gateway.payload import (
+from gateway.storage.documents import (
     CHANNEL_FIELDS,
     CUSTOMER_FIELDS,
     EVENT_FIELDS,

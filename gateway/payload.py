@@ -2,8 +2,9 @@
 
 PipeRun sends dirty JSON (ints as strings, three datetime spellings, stray spaces inside
 times, broken URLs, unknown fields), and all of it must be accepted. Validation turns one
-payload into a `NormalizedTalk`: the documents the store keeps, each as its JSON text and the
-few fields the store reads from it, datetimes as ISO 8601 in UTC.
+payload into a `NormalizedTalk` (`gateway.storage.documents`): the documents the store keeps,
+each as its JSON text and the few fields the store reads from it, datetimes as ISO 8601 in
+UTC.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -30,6 +30,19 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, SchemaValidator
 from pydantic_core import core_schema as cs
+
+from gateway.storage.documents import (
+    CHANNEL_FIELDS,
+    CUSTOMER_FIELDS,
+    EVENT_FIELDS,
+    MAX_ERRORS,
+    MESSAGE_FIELDS,
+    TALK_FIELDS,
+    USER_FIELDS,
+    Doc,
+    Document,
+    NormalizedTalk,
+)
 
 DEFAULT_ZONE = ZoneInfo("America/Sao_Paulo")
 
@@ -421,7 +434,6 @@ def _custom_value(value: object) -> object:
         return value
     if isinstance(value, bool | int | float):
         return _as_text(value)
-    import orjson
 
     return orjson.dumps(value).decode()
 
@@ -535,89 +547,6 @@ class TalkPayload(_Lenient):
     ] = []
     bot: BotPayload | None = None
     service_catalog: ServiceCatalogPayload | None = None
-
-
-Doc = dict[str, Any]
-
-
-def dumps_doc(doc: Doc) -> str:
-    """A document as stored: JSON with its keys sorted, so that equal documents are equal text."""
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
-
-
-# The fields a store reads from each kind of document, besides its id and its text.
-TALK_FIELDS = (
-    "customer_id",
-    "agent_id",
-    "queue_id",
-    "channel_id",
-    "tracking_number",
-    "external_protocol",
-    "created_at",
-    "finished_at",
-    "is_waiting",
-    "was_success",
-    "is_critical",
-)
-MESSAGE_FIELDS = ("user_id", "message")
-EVENT_FIELDS: tuple[str, ...] = ()
-CUSTOMER_FIELDS = ("name", "external_id")
-USER_FIELDS = ("login",)
-CHANNEL_FIELDS: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """One document to store: its id, its text (`dumps_doc`), and `fields`, the values of the
-    fields the store reads from it (its kind's `*_FIELDS`, None when absent).
-
-    Made once, where the talk is validated: a store writes and compares the text and reads
-    `fields`, and never encodes nor decodes the document itself.
-    """
-
-    id: int
-    text: str
-    fields: Doc
-
-    @classmethod
-    def of(cls, doc: Doc, names: tuple[str, ...]) -> Document:
-        return cls(doc["id"], dumps_doc(doc), {name: doc.get(name) for name in names})
-
-    @property
-    def item(self) -> Doc:
-        """The whole document, decoded from its text."""
-        return orjson.loads(self.text)  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True, slots=True)
-class NormalizedTalk:
-    """A validated talk split into the documents the store keeps, datetimes in UTC ISO 8601."""
-
-    id: int
-    doc: Document
-    messages: list[Document]
-    events: list[Document]
-    customer: Document | None
-    users: list[Document]
-    channels: list[Document]
-    agent_ids: frozenset[int] = field(default_factory=frozenset)
-
-    @property
-    def latest_message_id(self) -> int:
-        return max((m.id for m in self.messages), default=0)
-
-    @property
-    def finished(self) -> bool:
-        return self.doc.fields["finished_at"] is not None
-
-
-def talk_status(doc: Doc) -> Literal["WAITING", "IN_PROGRESS", "FINISHED"]:
-    """The derived state of a talk: finished once it has `finished_at`, else waiting or not."""
-    if doc.get("finished_at") is not None:
-        return "FINISHED"
-    if doc.get("is_waiting"):
-        return "WAITING"
-    return "IN_PROGRESS"
 
 
 def _split(doc: Doc) -> NormalizedTalk:
@@ -768,9 +697,6 @@ _TALK_DOCUMENTS = SchemaValidator(_DOCUMENTS_SCHEMA)
 # The whole body at once, stopping at its first bad talk: a body of 300,000 bad talks is
 # refused at the cost of its first one, not of 1.5 M errors (12 s for 990 KB of `[{},...]`).
 _FAST_DOCUMENTS = SchemaValidator({**_fast_paths(_DOCUMENTS_SCHEMA), "fail_fast": True})
-
-# Most errors a rejection lists (the webhook's answer, the dead letter); see `validated_items`.
-MAX_ERRORS = 100
 
 _JSON_NAMES: dict[type, str] = {
     str: "string",

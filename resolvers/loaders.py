@@ -14,8 +14,9 @@ from gateway.errors import TalkgateError
 from gateway.recordings import Recording as FetchedRecording
 from gateway.recordings import Recordings
 from gateway.storage import TalkStore
+from gateway.storage.documents import Doc
 from gateway.storage.protocol import TalkGroup
-from gateway.storage.records import Doc, PageRequest, TalkOrder, TalkQuery
+from gateway.storage.records import PageRequest, TalkOrder, TalkQuery
 from resolvers.pagination import connection, page_request
 from resolvers.upstream import upstream_error
 from schema.agent_control import AgentQueueStatus, QueueStatus, Recording

@@ -17,7 +17,8 @@ from graphql import (
 from strawberry import ID, Info
 
 from gateway.errors import BadUserInput
-from gateway.storage.records import Doc, Page, PageRequest
+from gateway.storage.documents import Doc
+from gateway.storage.records import Page, PageRequest
 from schema.types import DEFAULT_FIRST, Connection, connection_parts
 
 T = TypeVar("T")

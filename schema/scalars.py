@@ -9,8 +9,8 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types.scalar import ScalarDefinition
 
-from gateway.execution import strings_unchanged
 from gateway.utc import iso
+from schema.contracts import strings_unchanged
 
 UtcDateTime = NewType("UtcDateTime", str)
 

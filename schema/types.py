@@ -15,11 +15,11 @@ from typing import Annotated, Any, Final, Generic, Protocol, TypeVar, cast
 import strawberry
 from strawberry import ID, Info
 
-from gateway.execution import shared_snapshots
-from gateway.payload import talk_status
 from gateway.storage import cursor
+from gateway.storage.documents import Doc, talk_status
 from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
 from schema.context import ChildPageKey, GraphContext, PageArgs
+from schema.contracts import shared_snapshots
 from schema.enums import InitiationType, MessageType, TalkStatus
 from schema.loaded import loaded_by
 from schema.node import GlobalIdOnRead, Node
@@ -28,7 +28,6 @@ from schema.scalars import UtcDateTime
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
-Doc = dict[str, Any]
 Ctx = Info[GraphContext, None]
 
 DEFAULT_FIRST: Final = 20  # a connection's page size when neither `first` nor `last` is given

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.demo import example_talk
-from gateway.payload import Doc, NormalizedTalk
+from gateway.storage.documents import Doc, NormalizedTalk
 
 Payload = dict[str, Any]
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 import orjson
 
+from gateway.storage.documents import Doc
+
 __all__ = ["DecodedDocs"]
 
-Doc = dict[str, Any]
 
 # A decoded document takes about three times its JSON text (measured on stored talks and
 # customers); the entry keeps the text as well.

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from gateway.payload import Document, NormalizedTalk, dumps_doc
+from gateway.storage.documents import Document, NormalizedTalk, dumps_doc
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
-from gateway.payload import MAX_ERRORS, talk_status
 from gateway.storage import cursor, merge
 from gateway.storage.docs import DecodedDocs
+from gateway.storage.documents import MAX_ERRORS, Doc, talk_status
 from gateway.storage.postgres_schema import migrate
 from gateway.storage.protocol import StoreUnavailable, TalkGroup
 from gateway.storage.records import (
@@ -31,7 +31,6 @@ from gateway.storage.records import (
     DeadLetter,
     Delivery,
     DeliveryOutcome,
-    Doc,
     Page,
     PageRequest,
     Refusal,

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
+from gateway.storage.documents import Doc
 from gateway.storage.records import (
     DeadLetter,
     Delivery,
     DeliveryOutcome,
-    Doc,
     Page,
     PageRequest,
     TalkOrder,

@@ -10,10 +10,8 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, Final
 
-from gateway.payload import NormalizedTalk
 from gateway.storage import cursor
-
-Doc = dict[str, Any]
+from gateway.storage.documents import Doc, NormalizedTalk
 
 
 @dataclass(frozen=True, slots=True)

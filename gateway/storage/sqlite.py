@@ -23,9 +23,9 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
-from gateway.payload import MAX_ERRORS, talk_status
 from gateway.storage import cursor, merge
 from gateway.storage.docs import DecodedDocs
+from gateway.storage.documents import MAX_ERRORS, Doc, talk_status
 from gateway.storage.protocol import StoreUnavailable, TalkGroup
 from gateway.storage.records import (
     ID_CONFLICT,
@@ -33,7 +33,6 @@ from gateway.storage.records import (
     DeadLetter,
     Delivery,
     DeliveryOutcome,
-    Doc,
     Page,
     PageRequest,
     Refusal,

@@ -12,7 +12,8 @@ import orjson
 from gateway.ingest import delivery_key
 from gateway.payload import validate_talks
 from gateway.storage import TalkStore
-from gateway.storage.records import Delivery, Doc, PageRequest
+from gateway.storage.documents import Doc
+from gateway.storage.records import Delivery, PageRequest
 from tests.factories import DecodedTalk, Payload, decoded, snapshot
 
 

@@ -52,12 +52,13 @@ from gateway import execution
 from gateway.app import create_app
 from gateway.auth import Principal
 from gateway.demo import example_talk
-from gateway.execution import FastExecutionContext, shared_snapshots
+from gateway.execution import FastExecutionContext
 from gateway.graphql_app import GraphQLView, build_schema
 from gateway.storage import TalkStore
+from gateway.storage.documents import Doc
 from gateway.storage.protocol import StoreUnavailable
-from gateway.storage.records import Doc
 from resolvers.context import RequestContext, Services
+from schema.contracts import shared_snapshots
 from schema.inputs import built_directly
 from schema.loaded import loaded_by
 from schema.permissions import HasScope

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.payload import NormalizedTalk, validate_talks
+from gateway.payload import validate_talks
 from gateway.storage import merge
+from gateway.storage.documents import NormalizedTalk
 from gateway.storage.merge import Rank, plan, rank_of
 from tests.factories import Payload, snapshot
 

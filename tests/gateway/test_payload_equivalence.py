@@ -26,14 +26,12 @@ from gateway import payload
 from gateway.demo import example_talk, sample_talks
 from gateway.payload import (
     DEFAULT_ZONE,
-    Doc,
-    NormalizedTalk,
     PayloadRejected,
     TalkPayload,
-    dumps_doc,
     validate_talks,
     validated_items,
 )
+from gateway.storage.documents import Doc, NormalizedTalk, dumps_doc
 from tests.factories import DecodedTalk, talk
 from tests.gateway.test_fuzz import json_values, mangled_talk, odd_strings, other_values
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.storage.records import Doc
+from gateway.storage.documents import Doc
 from resolvers.loaders import ByIdLoader
 
 
