@@ -1,4 +1,8 @@
-"""The expected failures of talkgate, each carrying the `extensions.code` of SPEC."""
+"""The expected failures of talkgate, each carrying the `extensions.code` of SPEC.
+
+Every code talkgate answers with is written here once, as its class's `code`: the webhook's
+and the HTTP edge's refusals name it as `BadUserInput.code` and so on
+(tests/gateway/test_errors.py finds any code spelled out elsewhere)."""
 
 from __future__ import annotations
 
@@ -40,6 +44,12 @@ class UpstreamRejected(TalkgateError):
 
 class UpstreamUnavailable(TalkgateError):
     code = "UPSTREAM_UNAVAILABLE"
+
+
+class ServiceUnavailable(TalkgateError):
+    """The store (or another part talkgate needs) is down for now; the client retries later."""
+
+    code = "SERVICE_UNAVAILABLE"
 
 
 class RateLimited(TalkgateError):

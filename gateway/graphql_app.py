@@ -71,7 +71,15 @@ from strawberry.types.unset import UNSET, UnsetType
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
 from gateway.compression import ENCODING_KEY, tagged, with_vary
 from gateway.deadlines import Deadlines
-from gateway.errors import BadUserInput, RateLimited, TalkgateError
+from gateway.errors import (
+    BadUserInput,
+    PersistedQueryNotFound,
+    PersistedQueryNotSupported,
+    RateLimited,
+    ServiceUnavailable,
+    TalkgateError,
+    Unauthenticated,
+)
 from gateway.execution import FastExecutionContext
 from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
 from gateway.logs import request_id_var
@@ -205,7 +213,7 @@ class TypedErrors(SchemaExtension):
         if isinstance(original, StoreUnavailable):
             log.warning("store unavailable: %s", original)
             return _with(
-                error, "the store is unavailable, retry later", {"code": "SERVICE_UNAVAILABLE"}
+                error, "the store is unavailable, retry later", {"code": ServiceUnavailable.code}
             )
         if original is None or isinstance(original, GraphQLError):
             # Parse, validation and variable-coercion errors: the document or its inputs.
@@ -217,7 +225,7 @@ class TypedErrors(SchemaExtension):
             message = scrub_values(error.message)
             if self.hide_suggestions:
                 message = _SUGGESTION.sub("", message)
-            code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
+            code = (error.extensions or {}).get("code", BadUserInput.code)
             return _with(error, message, {**(error.extensions or {}), "code": code})
         request_id = request_id_var.get()
         log.error(
@@ -228,7 +236,7 @@ class TypedErrors(SchemaExtension):
         return _with(
             error,
             "Internal server error",
-            {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+            {"code": TalkgateError.code, "requestId": request_id},
         )
 
 
@@ -627,7 +635,7 @@ def _pre_execution_typed(error: GraphQLError, typing: TypedErrors) -> GraphQLErr
             if original.operation_name is None
             else "the document has no operation of the `operationName` given"
         )
-        return _with(error, message, {"code": "BAD_USER_INPUT"})
+        return _with(error, message, {"code": BadUserInput.code})
     return typing.typed(error)
 
 
@@ -690,7 +698,7 @@ class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
                     GraphQLError(
                         f"Subscription limit reached: at most {limit} operations at once"
                         " on one connection",
-                        extensions={"code": "BAD_USER_INPUT", "limit": limit},
+                        extensions={"code": BadUserInput.code, "limit": limit},
                     ),
                 )
                 return
@@ -712,7 +720,7 @@ class _LimitedOperations(BaseGraphQLTransportWSHandler[RequestContext, None]):
                     message["id"],
                     GraphQLError(
                         "the document has no operation to run: name one with `operationName`",
-                        extensions={"code": "BAD_USER_INPUT"},
+                        extensions={"code": BadUserInput.code},
                     ),
                 )
                 return
@@ -856,7 +864,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         except HTTPException as exc:
             # What the endpoint's checks leave to strawberry never gets here; should one,
             # it is still a JSON error with a code.
-            return error_response(exc.status_code, exc.reason, "BAD_USER_INPUT", media=media)
+            return error_response(exc.status_code, exc.reason, BadUserInput.code, media=media)
         return negotiated(request.scope, response)
 
     async def execute_single(
@@ -1006,7 +1014,7 @@ class _Refused(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.code = "BAD_USER_INPUT"
+        self.code = BadUserInput.code
         self.status = status
         self.headers = headers
 
@@ -1081,7 +1089,7 @@ class GraphQLEndpoint:
         # is read only for a request that passed them all.
         media = negotiate(accept)
         if media is None:
-            response = error_response(406, NOT_ACCEPTABLE, "BAD_USER_INPUT")
+            response = error_response(406, NOT_ACCEPTABLE, BadUserInput.code)
             await response(scope, receive, send)
             return
         scope[MEDIA_KEY] = media
@@ -1089,7 +1097,7 @@ class GraphQLEndpoint:
             response = error_response(
                 405,
                 "GraphQL runs here by GET (queries) or POST (queries and mutations)",
-                "BAD_USER_INPUT",
+                BadUserInput.code,
                 media=media,
                 headers={"Allow": "GET, POST"},
             )
@@ -1100,7 +1108,7 @@ class GraphQLEndpoint:
             response = error_response(
                 401,
                 "a valid API key is required: Authorization: Bearer <key>",
-                "UNAUTHENTICATED",
+                Unauthenticated.code,
                 media=media,
                 headers={"WWW-Authenticate": 'Bearer realm="talkgate"'},
             )
@@ -1132,7 +1140,7 @@ class GraphQLEndpoint:
                 response = error_response(
                     408,
                     f"the request body did not arrive within {self.settings.body_timeout_s:g} s",
-                    "BAD_USER_INPUT",
+                    BadUserInput.code,
                     media=media,
                     headers={"Connection": "close"},
                 )
@@ -1142,7 +1150,7 @@ class GraphQLEndpoint:
                 response = error_response(
                     413,
                     f"the request body is over {self.settings.graphql_max_bytes} bytes",
-                    "BAD_USER_INPUT",
+                    BadUserInput.code,
                     media=media,
                 )
                 await response(scope, receive, send)
@@ -1444,7 +1452,7 @@ _CONTENT_TYPES = {JSON: JSON.encode(), GRAPHQL_RESPONSE: GRAPHQL_RESPONSE.encode
 _MEDIA_TAG = "gr"
 
 # Apollo clients read PERSISTED_QUERY_NOT_FOUND (and _NOT_SUPPORTED) from a 200 answer.
-_REFUSAL_STATUS = {"PERSISTED_QUERY_NOT_FOUND": 200, "PERSISTED_QUERY_NOT_SUPPORTED": 200}
+_REFUSAL_STATUS = {PersistedQueryNotFound.code: 200, PersistedQueryNotSupported.code: 200}
 
 
 def _refusal(error: TalkgateError, media: str) -> Response:

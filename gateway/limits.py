@@ -42,6 +42,7 @@ from graphql.type.definition import GraphQLNamedType, GraphQLOutputType
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
+from gateway.errors import QueryTooComplex
 from schema.types import DEFAULT_FIRST
 
 TOKEN_LIMIT_MESSAGE = "Document contains more than"  # noqa: S105 - a parser message
@@ -68,7 +69,7 @@ class Measures:
 def too_complex(reason: str, value: int, limit: int) -> GraphQLError:
     return GraphQLError(
         f"the query is too complex: its {reason} is {value}, over the limit of {limit}",
-        extensions={"code": "QUERY_TOO_COMPLEX", "reason": reason, "value": value, "limit": limit},
+        extensions={"code": QueryTooComplex.code, "reason": reason, "value": value, "limit": limit},
     )
 
 
@@ -504,7 +505,7 @@ def too_wide() -> GraphQLError:
     (MERGE_WORK_LIMIT), or that graphql-core gave up validating (its own budget)."""
     return GraphQLError(
         "the query is too complex: its selection sets merge too many fields to be checked",
-        extensions={"code": "QUERY_TOO_COMPLEX", "reason": "fields"},
+        extensions={"code": QueryTooComplex.code, "reason": "fields"},
     )
 
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import KeyRing, bearer_key, is_loopback
+from gateway.errors import Forbidden, Unauthenticated
 
 # Paths become route templates so a label never holds a ticket or grows without bound.
 _ROUTES = ("/graphql", "/webhooks/talks", "/healthz", "/readyz", "/metrics", "/explorer")
@@ -253,5 +254,5 @@ class MetricsEndpoint:
 
 def _refused(status: int, message: str) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="talkgate"'} if status == 401 else None
-    code = "UNAUTHENTICATED" if status == 401 else "FORBIDDEN"
+    code = Unauthenticated.code if status == 401 else Forbidden.code
     return JSONResponse({"error": message, "code": code}, status_code=status, headers=headers)

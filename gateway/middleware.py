@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import BadUserInput, Forbidden
 from gateway.logs import new_request_id, request_id_var
 from gateway.metrics import Metrics, route_of
 from gateway.over_http import JSON, error_body, negotiate
@@ -179,7 +180,7 @@ class AllowedHosts:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and not self.allows(_only(scope, b"host")):
             message = f"this gateway does not answer to that Host: {self.hint}"
-            await _refuse(scope, 400, message, "BAD_USER_INPUT")(scope, receive, send)
+            await _refuse(scope, 400, message, BadUserInput.code)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -259,7 +260,7 @@ class SameOriginWrites:
                 "cross-origin request refused: its Origin is not this gateway's"
                 " (TALKGATE_PUBLIC_URL) nor one of TALKGATE_CORS_ORIGINS"
             )
-            await _refuse(scope, 403, message, "FORBIDDEN")(scope, receive, send)
+            await _refuse(scope, 403, message, Forbidden.code)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -284,7 +285,7 @@ class JsonBodies:
             and not is_json(_only(scope, b"content-type"))
         ):
             message = "the body must be sent as Content-Type: application/json"
-            await _refuse(scope, 415, message, "BAD_USER_INPUT")(scope, receive, send)
+            await _refuse(scope, 415, message, BadUserInput.code)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

@@ -12,6 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import KeyRing, bearer_key, is_loopback
+from gateway.errors import BadUserInput, Forbidden, ServiceUnavailable, Unauthenticated
 from gateway.ingest import Body, BodyRejected, Ingestor
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -46,13 +47,13 @@ class _Auth:
 
 # Every refusal says its kind as GraphQL errors do (`extensions.code` there, `code` here).
 _CODES = {
-    400: "BAD_USER_INPUT",
-    401: "UNAUTHENTICATED",
-    403: "FORBIDDEN",
-    408: "BAD_USER_INPUT",
-    413: "BAD_USER_INPUT",
-    422: "BAD_USER_INPUT",
-    503: "SERVICE_UNAVAILABLE",
+    400: BadUserInput.code,
+    401: Unauthenticated.code,
+    403: Forbidden.code,
+    408: BadUserInput.code,
+    413: BadUserInput.code,
+    422: BadUserInput.code,
+    503: ServiceUnavailable.code,
 }
 
 
