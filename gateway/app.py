@@ -6,6 +6,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
@@ -114,6 +115,23 @@ def _secret_key(settings: Settings) -> str:
     return secrets.token_urlsafe(32)
 
 
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What the replicas of a deployment share (`_sharing`), each part by its name."""
+
+    # Events to subscribers of every replica (or worker).
+    broker: Broker
+    limiter: RateLimiter
+    # Agent sessions' and login tickets' state.
+    vault: TicketVault
+    # Recordings fetched by another replica; None: each keeps its own.
+    recordings: SharedRecordings | None
+    # Persisted (APQ) documents.
+    documents: PersistedQueries
+    # Cached answers; None: each replica's response cache is its own.
+    responses: SharedResponses | None
+
+
 @asynccontextmanager
 async def _sharing(
     settings: Settings,
@@ -121,29 +139,20 @@ async def _sharing(
     fanout: LocalFanout,
     metrics: Metrics,
     siblings: Path | None,
-) -> AsyncIterator[
-    tuple[
-        Broker,
-        RateLimiter,
-        TicketVault,
-        SharedRecordings | None,
-        PersistedQueries,
-        SharedResponses | None,
-    ]
-]:
+) -> AsyncIterator[Shared]:
     """What replicas share: through Redis when TALKGATE_REDIS_URL is set, else this process
     (events: the workers of this `serve`, when `siblings` is their meeting directory)."""
     if settings.redis_url is None:
         limiter = LocalRateLimiter(settings.rate_limit_per_minute)
         if siblings is None:
-            yield LocalBroker(fanout), limiter, store, None, LocalPersistedQueries(), None
+            yield Shared(LocalBroker(fanout), limiter, store, None, LocalPersistedQueries(), None)
             return
         from gateway.siblings import SiblingBroker
 
         sibling_broker = SiblingBroker(fanout, siblings, on_drop=metrics.dropped_events.inc)
         await sibling_broker.start()
         try:
-            yield sibling_broker, limiter, store, None, LocalPersistedQueries(), None
+            yield Shared(sibling_broker, limiter, store, None, LocalPersistedQueries(), None)
         finally:
             await sibling_broker.close()
         return
@@ -162,13 +171,13 @@ async def _sharing(
     broker = RedisBroker(client, fanout, on_health=lambda up: metrics.redis_up.set(int(up)))
     await broker.start()
     try:
-        yield (
-            broker,
-            RedisRateLimiter(client, settings.rate_limit_per_minute),
-            RedisTicketVault(client),
-            RedisRecordings(client, settings.recording_ttl_s),
-            RedisPersistedQueries(client),
-            RedisResponses(client, settings.response_cache_ttl_s),
+        yield Shared(
+            broker=broker,
+            limiter=RedisRateLimiter(client, settings.rate_limit_per_minute),
+            vault=RedisTicketVault(client),
+            recordings=RedisRecordings(client, settings.recording_ttl_s),
+            documents=RedisPersistedQueries(client),
+            responses=RedisResponses(client, settings.response_cache_ttl_s),
         )
     finally:
         await broker.close()
@@ -242,19 +251,14 @@ def create_app(
             talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
             fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
             app.state.fanout = fanout
-            sharing = _sharing(settings, store, fanout, metrics, siblings)
-            (
-                broker,
-                limiter,
-                vault,
-                shared_recordings,
-                documents,
-                shared_responses,
-            ) = await stack.enter_async_context(sharing)
+            shared = await stack.enter_async_context(
+                _sharing(settings, store, fanout, metrics, siblings)
+            )
+            broker, limiter, documents = shared.broker, shared.limiter, shared.documents
             responses = (
                 ResponseCache(
                     max_bytes=settings.response_cache_mb * 1024 * 1024,
-                    shared=shared_responses,
+                    shared=shared.responses,
                     on_outcome=metrics.count_cache_outcome,
                 )
                 if settings.response_cache_mb
@@ -269,10 +273,10 @@ def create_app(
                     talkme,
                     RecordingCache(settings.recording_ttl_s),
                     concurrency=settings.recording_concurrency,
-                    shared=shared_recordings,
+                    shared=shared.recordings,
                 ),
-                sessions=AgentSessions(vault, secret_key, ttl_s=settings.session_ttl_s),
-                tickets=LoginTickets(vault, secret_key),
+                sessions=AgentSessions(shared.vault, secret_key, ttl_s=settings.session_ttl_s),
+                tickets=LoginTickets(shared.vault, secret_key),
                 broker=broker,
             )
             ingestor = Ingestor(store, settings.zone, broker, max_depth=settings.max_json_depth)

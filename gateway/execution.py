@@ -112,7 +112,11 @@ from schema.conversion import built_by_hook, unchanged
 from schema.loaded import LoadedBy, loaded_by_of
 from schema.permissions import HasScope, scope_checks
 
-__all__ = ["FastExecutionContext"]
+__all__ = ["GRAPHQL_CORE_SERIES", "FastExecutionContext"]
+
+# The graphql-core minor series whose executor internals this module overrides and calls
+# (pyproject.toml pins it; tests/gateway/test_graphql_core_contract.py checks both).
+GRAPHQL_CORE_SERIES: Final = (3, 3)
 
 _MIN_INT: Final = -(2**31)
 _MAX_INT: Final = 2**31 - 1

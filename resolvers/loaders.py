@@ -20,7 +20,7 @@ from gateway.storage.records import PageRequest, TalkOrder, TalkQuery
 from resolvers.pagination import connection, page_request
 from resolvers.upstream import upstream_error
 from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
-from schema.context import ChildPageKey, PageArgs
+from schema.context import ChildPageKey, Loaders, PageArgs
 from schema.scalars import UtcDateTime
 from schema.types import (
     Agent,
@@ -312,3 +312,9 @@ class RequestLoaders:
             return await loader.load(key)
 
         return count
+
+
+def _conforms(loaders: RequestLoaders) -> Loaders:
+    """mypy's check that RequestLoaders is what the types may ask of a context's loaders
+    (`schema.context.Loaders`, `peek` included); never called."""
+    return loaders

@@ -5,8 +5,9 @@ The types delegate every lookup to these loaders; `resolvers/` builds them per r
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -42,18 +43,40 @@ class ChildPageKey:
     page: PageArgs
 
 
+V_co = TypeVar("V_co", covariant=True)
+D = TypeVar("D")
+
+
+class ById(Protocol[V_co]):
+    """Objects by id, batched per turn of the event loop (`resolvers.loaders.ByIdLoader`).
+
+    Besides `load`, the fast execution path (`gateway.execution`) relies on `peek`: a load
+    already done is read without awaiting it, so a page's customers, read with the page
+    and `prime`d, complete in place."""
+
+    def load(self, key: int) -> Awaitable[V_co | None]: ...
+
+    def peek(self, key: int, default: D) -> V_co | D | None:
+        """The object of a finished load of `key` (None: no such id), else `default`."""
+        ...
+
+    def prime(self, docs: Mapping[int, Any]) -> None:
+        """Stored documents read already: their loads are done, and fetch nothing."""
+        ...
+
+
 class Loaders(Protocol):
     @property
-    def customer(self) -> DataLoader[int, Customer | None]: ...
+    def customer(self) -> ById[Customer]: ...
 
     @property
-    def agent(self) -> DataLoader[int, Agent | None]: ...
+    def agent(self) -> ById[Agent]: ...
 
     @property
     def agent_by_login(self) -> DataLoader[str, Agent | None]: ...
 
     @property
-    def channel(self) -> DataLoader[int, Channel | None]: ...
+    def channel(self) -> ById[Channel]: ...
 
     @property
     def events(self) -> DataLoader[int, list[TalkEvent]]: ...
