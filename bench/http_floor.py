@@ -79,7 +79,7 @@ from gateway.demo import example_talk
 from gateway.settings import Settings
 from gateway.storage import TalkStore, open_store
 from gateway.storage.documents import Doc, talk_status
-from gateway.storage.records import PageRequest, TalkOrder, TalkQuery
+from gateway.storage.records import PageRequest, StoreOrder, TalkQuery
 from schema.node import encode as global_id
 
 KEY = "tgk_bench_http_floor"
@@ -237,7 +237,7 @@ async def rows_w1(request: Request) -> Response:
         await store.talk_pages(
             query=query,
             page=PageRequest(first=100),
-            order=TalkOrder.CREATED_AT_DESC,
+            order=StoreOrder.CREATED_AT_DESC,
             with_customers=True,
         )
     )[None]
@@ -258,7 +258,7 @@ async def rows_w2(request: Request) -> Response:
         await store.talk_pages(
             query=TalkQuery(),
             page=PageRequest(first=100, after=variables.get("after")),
-            order=TalkOrder.CREATED_AT_DESC,
+            order=StoreOrder.CREATED_AT_DESC,
         )
     )[None]
     edges = []
@@ -277,7 +277,7 @@ async def rows_w3(request: Request) -> Response:
         await store.talk_pages(
             query=TalkQuery(),
             page=PageRequest(first=20),
-            order=TalkOrder.CREATED_AT_DESC,
+            order=StoreOrder.CREATED_AT_DESC,
             with_customers=True,
         )
     )[None]

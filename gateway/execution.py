@@ -16,7 +16,7 @@ already in its loader) in one call, without a plan run per object. A loaded obje
 its loader yet is left as a load, deferred to the list as the plan's way would (W3's
 messages and their users: 17.34 to 16.25 M instructions per request). An item it cannot
 be sure of (an unusual value, an exception) goes the plan's way, as do the list's items
-after it. Objects shared between requests (`schema.contracts.shared_snapshots`: those
+after it. Objects shared between requests (`schema.contracts.frozen_snapshots`: those
 built once per stored document) keep the values of their leading plain fields per
 selection, so a page that overlaps the last one completes only what it has not seen (and
 its loads).
@@ -107,7 +107,7 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 from strawberry.types.unset import UNSET
 
-from schema.contracts import SHARED_SNAPSHOTS, STRINGS_UNCHANGED
+from schema.contracts import FROZEN_SNAPSHOTS, STRINGS_UNCHANGED
 from schema.conversion import built_by_hook, unchanged
 from schema.loaded import LoadedBy, loaded_by_of
 from schema.permissions import HasScope, scope_checks
@@ -236,10 +236,10 @@ _STRINGS_UNCHANGED: Final = STRINGS_UNCHANGED
 
 
 # Classes whose instances are shared between requests and never written to once built (the
-# objects built once per stored document, `schema.contracts.shared_snapshots`): the generated
+# objects built once per stored document, `schema.contracts.frozen_snapshots`): the generated
 # completion keeps the values of their plain fields on them (`_MEMO`), per selection, for the
 # next request that reads them.
-_SHARED: Final = SHARED_SNAPSHOTS
+_FROZEN: Final = FROZEN_SNAPSHOTS
 _MEMO: Final = "_talkgate_completed"
 # Selections whose values one object keeps; more, and it forgets them all.
 _MEMO_KEPT: Final = 8
@@ -372,7 +372,7 @@ def _completer(shape: _Shape, is_awaitable: Callable[[Any], bool]) -> _Complete:
         "Undefined": Undefined,
         "INERT": _INERT_TYPES,
         "inert": _inert,
-        "SHARED": _SHARED,
+        "FROZEN": _FROZEN,
         "MEMO": _MEMO,
         "MEMO_KEPT": _MEMO_KEPT,
         "SLOTS": 0,
@@ -420,7 +420,7 @@ def _write_level(
     rest = pure < len(fields)
     memo, hit, before = f"memo{depth}", f"hit{depth}", f"before{depth}"
     lines += [
-        f"{pad}{memo} = {src}.__dict__.get(MEMO) if type({src}) in SHARED else None",
+        f"{pad}{memo} = {src}.__dict__.get(MEMO) if type({src}) in FROZEN else None",
         f"{pad}{hit} = None if {memo} is None else {memo}.get({key})",
         f"{pad}if {hit} is not None:",
         f"{pad}    {res} = {hit}[0].copy()" if rest else f"{pad}    {res} = {hit}[0]",
@@ -432,7 +432,7 @@ def _write_level(
     kept = _write_fields(shape, fields[:pure], 0, depth, lines, namespace, pad + "    ")
     lines += [
         f"{pad}    n += {kept}",
-        f"{pad}    if type({src}) in SHARED:",
+        f"{pad}    if type({src}) in FROZEN:",
         f"{pad}        if {memo} is None:",
         f"{pad}            {memo} = {src}.__dict__[MEMO] = {{}}",
         f"{pad}        elif len({memo}) >= MEMO_KEPT:",

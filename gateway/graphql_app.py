@@ -69,6 +69,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
+from gateway.coalesced_streams import CoalescedStreams
 from gateway.compression import ENCODING_KEY, tagged, with_vary
 from gateway.deadlines import Deadlines
 from gateway.errors import (
@@ -113,7 +114,6 @@ from gateway.response_cache import (
     matches,
 )
 from gateway.settings import Settings
-from gateway.shared_subscriptions import SharedStreams
 from gateway.storage import StoreUnavailable
 from resolvers.context import RequestContext, Services
 from resolvers.mutation import Mutation
@@ -325,14 +325,14 @@ class _Schema(strawberry.Schema):
 
     The same document, operation name and variables under the same scopes give every
     subscriber the same results, so they run once per event for all of them (see
-    gateway/shared_subscriptions.py) in a context of their own, logged under their own
+    gateway/coalesced_streams.py) in a context of their own, logged under their own
     request id.
     """
 
     def __init__(self, *args: Any, checks: Checks | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         without_type_checks(self._schema)
-        self.shared: SharedStreams[StreamItem] = SharedStreams()
+        self.shared: CoalescedStreams[StreamItem] = CoalescedStreams()
         self.checks = checks
         # strawberry's own (execute) when no extension wraps resolvers, as none of
         # build_schema's does.

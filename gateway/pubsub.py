@@ -35,7 +35,7 @@ class Broker(Protocol):
         ...
 
 
-class Subscription(Generic[T]):
+class SubscriberQueue(Generic[T]):
     """One subscriber's bounded queue; drops the oldest event when full."""
 
     def __init__(self, size: int, on_drop: Callable[[], None]) -> None:
@@ -63,7 +63,7 @@ class LocalFanout:
     def __init__(self, queue_size: int = 100, on_drop: Callable[[], None] | None = None) -> None:
         self.queue_size = queue_size
         self.on_drop = on_drop or (lambda: None)
-        self._subscribers: dict[str, set[Subscription[Event]]] = defaultdict(set)
+        self._subscribers: dict[str, set[SubscriberQueue[Event]]] = defaultdict(set)
 
     def deliver(self, topic: str, event: Event) -> None:
         for subscriber in tuple(self._subscribers.get(topic, ())):
@@ -73,8 +73,8 @@ class LocalFanout:
         return len(self._subscribers.get(topic, ()))
 
     @asynccontextmanager
-    async def subscription(self, topic: str) -> AsyncIterator[Subscription[Event]]:
-        subscriber = Subscription[Event](self.queue_size, self.on_drop)
+    async def subscription(self, topic: str) -> AsyncIterator[SubscriberQueue[Event]]:
+        subscriber = SubscriberQueue[Event](self.queue_size, self.on_drop)
         self._subscribers[topic].add(subscriber)
         try:
             yield subscriber

@@ -14,7 +14,7 @@ from gateway.utc import now_iso
 
 
 @dataclass(frozen=True, slots=True)
-class Recording:
+class FetchedRecording:
     """A public link to a call's recording, and when talkgate got it."""
 
     protocol: str
@@ -29,9 +29,9 @@ class AudioSource(Protocol):
 class SharedRecordings(Protocol):
     """Recordings other replicas fetched (Redis); misses and failures are both None."""
 
-    async def get(self, protocol: str) -> Recording | None: ...
+    async def get(self, protocol: str) -> FetchedRecording | None: ...
 
-    async def put(self, recording: Recording) -> None: ...
+    async def put(self, recording: FetchedRecording) -> None: ...
 
 
 class RecordingCache:
@@ -47,9 +47,9 @@ class RecordingCache:
         self._ttl = ttl_s
         self._max = max_entries
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, Recording]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, FetchedRecording]] = OrderedDict()
 
-    def get(self, protocol: str) -> Recording | None:
+    def get(self, protocol: str) -> FetchedRecording | None:
         entry = self._entries.get(protocol)
         if entry is None:
             return None
@@ -59,7 +59,7 @@ class RecordingCache:
             return None
         return recording
 
-    def put(self, recording: Recording) -> None:
+    def put(self, recording: FetchedRecording) -> None:
         if self._ttl <= 0:
             return
         self._entries[recording.protocol] = (self._clock(), recording)
@@ -87,21 +87,21 @@ class Recordings:
         self._cache = cache
         self._shared = shared
         self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight: dict[str, asyncio.Task[Recording]] = {}
+        self._in_flight: dict[str, asyncio.Task[FetchedRecording]] = {}
 
-    async def fetch_many(self, protocols: Sequence[str]) -> list[Recording | TalkmeError]:
+    async def fetch_many(self, protocols: Sequence[str]) -> list[FetchedRecording | TalkmeError]:
         """One result per protocol, in order; failures are returned, not raised."""
         unique = list(dict.fromkeys(protocols))
         results = await asyncio.gather(*(self.fetch(p) for p in unique), return_exceptions=True)
-        by_protocol: dict[str, Recording | TalkmeError] = {}
+        by_protocol: dict[str, FetchedRecording | TalkmeError] = {}
         for protocol, result in zip(unique, results, strict=True):
-            if isinstance(result, Recording | TalkmeError):
+            if isinstance(result, FetchedRecording | TalkmeError):
                 by_protocol[protocol] = result
             else:
                 raise result
         return [by_protocol[p] for p in protocols]
 
-    async def fetch(self, protocol: str) -> Recording:
+    async def fetch(self, protocol: str) -> FetchedRecording:
         # Refused before the caches too: a 100 KB "protocol" is neither a key nor a call.
         check_protocol(protocol)
         cached = self._cache.get(protocol)
@@ -116,20 +116,20 @@ class Recordings:
             task.add_done_callback(lambda done: self._settled(protocol, done))
         return await asyncio.shield(task)
 
-    async def _fetch_upstream(self, protocol: str) -> Recording:
+    async def _fetch_upstream(self, protocol: str) -> FetchedRecording:
         if self._shared is not None:
             known = await self._shared.get(protocol)
             if known is not None:
                 return known
         async with self._slots:
             url = await self._source.fetch_audio(protocol)
-        recording = Recording(protocol, url, now_iso(timespec="seconds"))
+        recording = FetchedRecording(protocol, url, now_iso(timespec="seconds"))
         self._cache.put(recording)
         if self._shared is not None:
             await self._shared.put(recording)
         return recording
 
-    def _settled(self, protocol: str, task: asyncio.Task[Recording]) -> None:
+    def _settled(self, protocol: str, task: asyncio.Task[FetchedRecording]) -> None:
         if self._in_flight.get(protocol) is task:
             del self._in_flight[protocol]
         if not task.cancelled():

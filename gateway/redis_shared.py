@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from gateway.persisted import LocalPersistedQueries
 from gateway.pubsub import AGENT_STATUS, TALKS, Event, LocalFanout
 from gateway.ratelimit import LocalRateLimiter
-from gateway.recordings import Recording
+from gateway.recordings import FetchedRecording
 from gateway.response_cache import SharedUnavailable
 from gateway.storage import StoreUnavailable
 
@@ -222,7 +222,7 @@ class RedisRecordings:
         self._prefix = prefix + "recording:"
         self._warned = False
 
-    async def get(self, protocol: str) -> Recording | None:
+    async def get(self, protocol: str) -> FetchedRecording | None:
         try:
             raw = await self._client.get(self._prefix + protocol)
         except (RedisError, OSError) as exc:
@@ -231,9 +231,9 @@ class RedisRecordings:
         if raw is None:
             return None
         data = orjson.loads(raw)
-        return Recording(protocol, data["url"], data["fetched_at"])
+        return FetchedRecording(protocol, data["url"], data["fetched_at"])
 
-    async def put(self, recording: Recording) -> None:
+    async def put(self, recording: FetchedRecording) -> None:
         if self._ttl_ms <= 0:
             return
         value = orjson.dumps({"url": recording.url, "fetched_at": recording.fetched_at})

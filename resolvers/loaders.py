@@ -11,12 +11,11 @@ from typing import Generic, TypeVar
 from strawberry.dataloader import DataLoader
 
 from gateway.errors import TalkgateError
-from gateway.recordings import Recording as FetchedRecording
-from gateway.recordings import Recordings
+from gateway.recordings import FetchedRecording, Recordings
 from gateway.storage import TalkStore
 from gateway.storage.documents import Doc
 from gateway.storage.protocol import TalkGroup
-from gateway.storage.records import PageRequest, TalkOrder, TalkQuery
+from gateway.storage.records import PageRequest, StoreOrder, TalkQuery
 from resolvers.pagination import connection, page_request
 from resolvers.upstream import upstream_error
 from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
@@ -293,7 +292,7 @@ class RequestLoaders:
             pages = await self._store.talk_pages(
                 query=TalkQuery(),
                 page=page,
-                order=TalkOrder.CREATED_AT_DESC,
+                order=StoreOrder.CREATED_AT_DESC,
                 group=group,
                 group_ids=parent_ids,
             )

@@ -11,8 +11,7 @@ import strawberry
 from strawberry import ID, Info
 
 from gateway.errors import BadUserInput
-from gateway.storage.records import TalkOrder as StoreOrder
-from gateway.storage.records import TalkQuery
+from gateway.storage.records import StoreOrder, TalkQuery
 from resolvers.context import RequestContext
 from resolvers.loaders import ByIdLoader
 from resolvers.pagination import MAX_FIRST, connection, page_request, parse_id, selects

@@ -3,7 +3,7 @@
 The schema declares; the execution path reads these registries, and never the reverse: a
 type module imports this one, not the executor.
 
-- `shared_snapshots(*classes)`: instances are never written to once built and may be
+- `frozen_snapshots(*classes)`: instances are never written to once built and may be
   shared by any number of requests (the objects built once per stored document), so the
   executor may remember on each what its plain fields completed to.
 - `strings_unchanged(coerce)`: a custom scalar's output coercion returns a `str` unchanged,
@@ -15,18 +15,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-__all__ = ["SHARED_SNAPSHOTS", "STRINGS_UNCHANGED", "shared_snapshots", "strings_unchanged"]
+__all__ = ["FROZEN_SNAPSHOTS", "STRINGS_UNCHANGED", "frozen_snapshots", "strings_unchanged"]
 
-SHARED_SNAPSHOTS: Final[set[type]] = set()
+FROZEN_SNAPSHOTS: Final[set[type]] = set()
 STRINGS_UNCHANGED: Final[set[Callable[[Any], Any]]] = set()
 _C = TypeVar("_C", bound=Callable[[Any], Any])
 
 
-def shared_snapshots(*classes: type) -> None:
+def frozen_snapshots(*classes: type) -> None:
     """Declare that instances of `classes` are never written to once built, and may be
     shared by any number of requests: the fast path may then remember, on each, what its
     plain fields completed to."""
-    SHARED_SNAPSHOTS.update(classes)
+    FROZEN_SNAPSHOTS.update(classes)
 
 
 def strings_unchanged(coerce_output_value: _C) -> _C:

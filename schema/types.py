@@ -19,7 +19,7 @@ from gateway.storage import cursor
 from gateway.storage.documents import Doc, talk_status
 from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
 from schema.context import ChildPageKey, GraphContext, PageArgs
-from schema.contracts import shared_snapshots
+from schema.contracts import frozen_snapshots
 from schema.enums import InitiationType, MessageType, TalkStatus
 from schema.loaded import loaded_by
 from schema.node import GlobalIdOnRead, Node
@@ -765,7 +765,7 @@ def _once_per_document(make: Callable[[Doc], T]) -> OncePerDocument[T]:
 
 
 # Built once per document and shared: the fast path may keep their completed fields on them.
-shared_snapshots(Talk, TalkHistory, TalkEvent, Customer, Agent, Channel)
+frozen_snapshots(Talk, TalkHistory, TalkEvent, Customer, Agent, Channel)
 for _node in (Talk, TalkHistory, TalkEvent, Customer, Agent, Channel):
     _node.global_id = GlobalIdOnRead(_node.__name__)  # type: ignore[assignment]
 

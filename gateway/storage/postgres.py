@@ -34,7 +34,7 @@ from gateway.storage.records import (
     Page,
     PageRequest,
     Refusal,
-    TalkOrder,
+    StoreOrder,
     TalkPages,
     TalkQuery,
     dead_letter_reason,
@@ -81,11 +81,11 @@ T = TypeVar("T")
 _TALK_LOCK = int.from_bytes(b"talk", "big")
 
 # ORDER BY clause, keyset condition (placeholders filled in order), sort values in a cursor.
-_TALK_ORDERS: dict[TalkOrder, tuple[str, str, int]] = {
-    TalkOrder.CREATED_AT_DESC: ("created_us DESC, id DESC", "(created_us, id) < ({}, {})", 2),
-    TalkOrder.CREATED_AT_ASC: ("created_us ASC, id ASC", "(created_us, id) > ({}, {})", 2),
-    TalkOrder.ID_DESC: ("id DESC", "id < {}", 1),
-    TalkOrder.ID_ASC: ("id ASC", "id > {}", 1),
+_TALK_ORDERS: dict[StoreOrder, tuple[str, str, int]] = {
+    StoreOrder.CREATED_AT_DESC: ("created_us DESC, id DESC", "(created_us, id) < ({}, {})", 2),
+    StoreOrder.CREATED_AT_ASC: ("created_us ASC, id ASC", "(created_us, id) > ({}, {})", 2),
+    StoreOrder.ID_DESC: ("id DESC", "id < {}", 1),
+    StoreOrder.ID_ASC: ("id ASC", "id > {}", 1),
 }
 
 
@@ -419,7 +419,7 @@ class PostgresStore:
         *,
         query: TalkQuery,
         page: PageRequest,
-        order: TalkOrder,
+        order: StoreOrder,
         group: TalkGroup | None = None,
         group_ids: Sequence[int] = (),
         with_customers: bool = False,

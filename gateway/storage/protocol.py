@@ -13,7 +13,7 @@ from gateway.storage.records import (
     DeliveryOutcome,
     Page,
     PageRequest,
-    TalkOrder,
+    StoreOrder,
     TalkQuery,
 )
 
@@ -69,7 +69,7 @@ class TalkStore(Protocol):
         *,
         query: TalkQuery,
         page: PageRequest,
-        order: TalkOrder,
+        order: StoreOrder,
         group: TalkGroup | None = None,
         group_ids: Sequence[int] = (),
         with_customers: bool = False,

@@ -78,7 +78,7 @@ def refuse_repeats(deliveries: Sequence[Delivery], outcomes: list[DeliveryOutcom
                 outcomes[index] = DeliveryOutcome(outcome.key, False, outcome.talk_ids, [], found)
 
 
-class TalkOrder(Enum):
+class StoreOrder(Enum):
     CREATED_AT_DESC = "CREATED_AT_DESC"
     CREATED_AT_ASC = "CREATED_AT_ASC"
     ID_DESC = "ID_DESC"
@@ -86,11 +86,11 @@ class TalkOrder(Enum):
 
 
 # Each order's opposite: a backward page is read in it (PageRequest.read_order).
-_OPPOSITE: Final[dict[TalkOrder, TalkOrder]] = {
-    TalkOrder.CREATED_AT_DESC: TalkOrder.CREATED_AT_ASC,
-    TalkOrder.CREATED_AT_ASC: TalkOrder.CREATED_AT_DESC,
-    TalkOrder.ID_DESC: TalkOrder.ID_ASC,
-    TalkOrder.ID_ASC: TalkOrder.ID_DESC,
+_OPPOSITE: Final[dict[StoreOrder, StoreOrder]] = {
+    StoreOrder.CREATED_AT_DESC: StoreOrder.CREATED_AT_ASC,
+    StoreOrder.CREATED_AT_ASC: StoreOrder.CREATED_AT_DESC,
+    StoreOrder.ID_DESC: StoreOrder.ID_ASC,
+    StoreOrder.ID_ASC: StoreOrder.ID_DESC,
 }
 
 
@@ -145,7 +145,7 @@ class PageRequest:
         """Whether the statement reads ascending, for a list that is `ascending`."""
         return ascending != self.backward
 
-    def read_order(self, order: TalkOrder) -> TalkOrder:
+    def read_order(self, order: StoreOrder) -> StoreOrder:
         """The order the statement reads a page of a list in `order` in."""
         return _OPPOSITE[order] if self.backward else order
 

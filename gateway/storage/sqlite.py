@@ -36,7 +36,7 @@ from gateway.storage.records import (
     Page,
     PageRequest,
     Refusal,
-    TalkOrder,
+    StoreOrder,
     TalkPages,
     TalkQuery,
     dead_letter_reason,
@@ -50,19 +50,19 @@ from gateway.utc import now_iso
 T = TypeVar("T")
 
 # ORDER BY clause, keyset condition, and how many sort values the cursor carries.
-_TALK_ORDERS: dict[TalkOrder, tuple[str, str, int]] = {
-    TalkOrder.CREATED_AT_DESC: ("created_us DESC, id DESC", "(created_us, id) < (?, ?)", 2),
-    TalkOrder.CREATED_AT_ASC: ("created_us ASC, id ASC", "(created_us, id) > (?, ?)", 2),
-    TalkOrder.ID_DESC: ("id DESC", "id < ?", 1),
-    TalkOrder.ID_ASC: ("id ASC", "id > ?", 1),
+_TALK_ORDERS: dict[StoreOrder, tuple[str, str, int]] = {
+    StoreOrder.CREATED_AT_DESC: ("created_us DESC, id DESC", "(created_us, id) < (?, ?)", 2),
+    StoreOrder.CREATED_AT_ASC: ("created_us ASC, id ASC", "(created_us, id) > (?, ?)", 2),
+    StoreOrder.ID_DESC: ("id DESC", "id < ?", 1),
+    StoreOrder.ID_ASC: ("id ASC", "id > ?", 1),
 }
 # The same orders in Python, on rows (group, created_us, id, ...): the values sorted on, and
 # whether descending.
-_TALK_SORTS: dict[TalkOrder, tuple[Callable[[Sequence[int]], Any], bool]] = {
-    TalkOrder.CREATED_AT_DESC: (itemgetter(1, 2), True),
-    TalkOrder.CREATED_AT_ASC: (itemgetter(1, 2), False),
-    TalkOrder.ID_DESC: (itemgetter(2), True),
-    TalkOrder.ID_ASC: (itemgetter(2), False),
+_TALK_SORTS: dict[StoreOrder, tuple[Callable[[Sequence[int]], Any], bool]] = {
+    StoreOrder.CREATED_AT_DESC: (itemgetter(1, 2), True),
+    StoreOrder.CREATED_AT_ASC: (itemgetter(1, 2), False),
+    StoreOrder.ID_DESC: (itemgetter(2), True),
+    StoreOrder.ID_ASC: (itemgetter(2), False),
 }
 
 
@@ -709,7 +709,7 @@ class SQLiteStore:
         *,
         query: TalkQuery,
         page: PageRequest,
-        order: TalkOrder,
+        order: StoreOrder,
         group: TalkGroup | None = None,
         group_ids: Sequence[int] = (),
         with_customers: bool = False,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gateway.storage import TalkStore
-from gateway.storage.records import Page, PageRequest, TalkOrder, TalkQuery
+from gateway.storage.records import Page, PageRequest, StoreOrder, TalkQuery
 from tests.backends import BACKENDS, opened_store
 from tests.factories import message, talk
 from tests.gateway.store_helpers import delivery
@@ -90,9 +90,9 @@ async def check_every_backward_page(read: Read) -> int:
     return n
 
 
-@pytest.mark.parametrize("order", list(TalkOrder), ids=lambda o: o.value)
+@pytest.mark.parametrize("order", list(StoreOrder), ids=lambda o: o.value)
 async def test_every_backward_page_of_talks_is_a_slice_of_the_list(
-    store: TalkStore, order: TalkOrder
+    store: TalkStore, order: StoreOrder
 ) -> None:
     async def read(page: PageRequest) -> Page:
         return (await store.talk_pages(query=TalkQuery(), page=page, order=order))[None]
@@ -101,9 +101,9 @@ async def test_every_backward_page_of_talks_is_a_slice_of_the_list(
 
 
 @pytest.mark.parametrize("group", ["customer_id", "agent_id"])
-@pytest.mark.parametrize("order", [TalkOrder.CREATED_AT_DESC, TalkOrder.ID_ASC], ids=str)
+@pytest.mark.parametrize("order", [StoreOrder.CREATED_AT_DESC, StoreOrder.ID_ASC], ids=str)
 async def test_every_backward_page_of_a_parents_talks_is_a_slice_of_its_list(
-    store: TalkStore, group: str, order: TalkOrder
+    store: TalkStore, group: str, order: StoreOrder
 ) -> None:
     parents = CUSTOMERS if group == "customer_id" else AGENTS
     for parent in parents:

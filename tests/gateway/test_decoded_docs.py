@@ -22,7 +22,7 @@ import pytest
 from gateway.storage import TalkStore
 from gateway.storage.docs import DecodedDocs
 from gateway.storage.postgres import PostgresStore
-from gateway.storage.records import PageRequest, TalkOrder, TalkQuery
+from gateway.storage.records import PageRequest, StoreOrder, TalkQuery
 from gateway.storage.sqlite import SQLiteStore
 from schema.types import customer_from_doc, talk_from_doc
 from tests.backends import BACKENDS, opened_store
@@ -146,7 +146,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 async def page_of_talks(store: TalkStore) -> list[dict[str, object]]:
     pages = await store.talk_pages(
-        query=TalkQuery(), page=PageRequest(first=10), order=TalkOrder.ID_ASC
+        query=TalkQuery(), page=PageRequest(first=10), order=StoreOrder.ID_ASC
     )
     return [doc for _, doc in pages[None].items]
 

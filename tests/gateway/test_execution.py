@@ -58,7 +58,7 @@ from gateway.storage import TalkStore
 from gateway.storage.documents import Doc
 from gateway.storage.protocol import StoreUnavailable
 from resolvers.context import RequestContext, Services
-from schema.contracts import shared_snapshots
+from schema.contracts import frozen_snapshots
 from schema.inputs import built_directly
 from schema.loaded import loaded_by
 from schema.permissions import HasScope
@@ -1284,7 +1284,7 @@ class RowQuery:
         return cast(list[Row], info.context.things)
 
 
-shared_snapshots(Card, Owner)
+frozen_snapshots(Card, Owner)
 ROWS_FAST = strawberry.Schema(query=RowQuery, execution_context_class=FastExecutionContext)
 ROWS_PLAIN = with_plain_execution(
     strawberry.Schema(query=RowQuery, execution_context_class=FastExecutionContext)

@@ -25,7 +25,7 @@ from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore, merge, open_store, postgres
 from gateway.storage.postgres import PostgresStore
 from gateway.storage.postgres_schema import MIGRATIONS
-from gateway.storage.records import Delivery, DeliveryOutcome, PageRequest, TalkOrder, TalkQuery
+from gateway.storage.records import Delivery, DeliveryOutcome, PageRequest, StoreOrder, TalkQuery
 from gateway.storage.sqlite import SQLiteStore
 from tests.backends import (
     POSTGRES_URL,
@@ -475,9 +475,9 @@ async def both(
         yield lite, postgres
 
 
-@pytest.mark.parametrize("order", list(TalkOrder), ids=lambda o: o.value)
+@pytest.mark.parametrize("order", list(StoreOrder), ids=lambda o: o.value)
 async def test_talk_pages_and_cursors_are_the_same_as_sqlite(
-    both: tuple[TalkStore, TalkStore], order: TalkOrder
+    both: tuple[TalkStore, TalkStore], order: StoreOrder
 ) -> None:
     async def walk(store: TalkStore) -> list[object]:
         seen: list[object] = []

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from gateway.recordings import Recording, RecordingCache, Recordings
+from gateway.recordings import FetchedRecording, RecordingCache, Recordings
 from gateway.talkme import TalkmeError, TalkmeNotFound, TalkmeUnavailable
 from tests.clock import FakeClock
 
@@ -46,8 +46,8 @@ class FakeSource:
         return f"https://cdn.example/{protocol}.mp3"
 
 
-def recording(protocol: str, fetched_at: str = "2025-09-08T14:01:17Z") -> Recording:
-    return Recording(protocol, f"https://cdn.example/{protocol}.mp3", fetched_at)
+def recording(protocol: str, fetched_at: str = "2025-09-08T14:01:17Z") -> FetchedRecording:
+    return FetchedRecording(protocol, f"https://cdn.example/{protocol}.mp3", fetched_at)
 
 
 async def settle() -> None:
@@ -214,7 +214,7 @@ async def test_fetch_many_answers_in_order_with_one_call_per_distinct_protocol()
     source = FakeSource()
     recordings = Recordings(source, RecordingCache(TTL_S), concurrency=4)
     results = await recordings.fetch_many(["P2", "P1", "P2", "P3", "P1"])
-    assert [r.protocol for r in results if isinstance(r, Recording)] == [
+    assert [r.protocol for r in results if isinstance(r, FetchedRecording)] == [
         "P2",
         "P1",
         "P2",
@@ -229,9 +229,9 @@ async def test_fetch_many_returns_failures_beside_the_other_answers() -> None:
     source.failures["P2"] = TalkmeNotFound("P2")
     recordings = Recordings(source, RecordingCache(TTL_S), concurrency=4)
     first, second, third = await recordings.fetch_many(["P1", "P2", "P3"])
-    assert isinstance(first, Recording)
+    assert isinstance(first, FetchedRecording)
     assert isinstance(second, TalkmeNotFound)
-    assert isinstance(third, Recording)
+    assert isinstance(third, FetchedRecording)
 
 
 # -- cancellation ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.pubsub import LocalFanout
-from gateway.recordings import Recording, RecordingCache, Recordings
+from gateway.recordings import FetchedRecording, RecordingCache, Recordings
 from gateway.redis_shared import (
     RedisBroker,
     RedisRateLimiter,
@@ -195,7 +195,9 @@ async def test_recordings_are_not_shared_past_their_ttl(
     redis_prefix: str, clients: tuple[Redis, Redis]
 ) -> None:
     shared = RedisRecordings(clients[0], 0.05, prefix=redis_prefix)
-    await shared.put(Recording("P-78", "https://rec.example/P-78.mp3", "2026-01-01T00:00:00Z"))
+    await shared.put(
+        FetchedRecording("P-78", "https://rec.example/P-78.mp3", "2026-01-01T00:00:00Z")
+    )
     assert await shared.get("P-78") is not None
     await asyncio.sleep(0.2)
     assert await shared.get("P-78") is None

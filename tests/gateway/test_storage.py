@@ -35,7 +35,7 @@ from gateway.storage.records import (
     DeliveryOutcome,
     Page,
     PageRequest,
-    TalkOrder,
+    StoreOrder,
     TalkQuery,
 )
 from gateway.storage.sqlite import SQLiteStore
@@ -70,13 +70,13 @@ async def deliver(store: TalkStore, *payloads: Payload) -> list[DeliveryOutcome]
 
 
 async def talk_ids(
-    store: TalkStore, query: TalkQuery, order: TalkOrder = TalkOrder.ID_ASC
+    store: TalkStore, query: TalkQuery, order: StoreOrder = StoreOrder.ID_ASC
 ) -> list[int]:
     pages = await store.talk_pages(query=query, page=PageRequest(first=100), order=order)
     return [doc["id"] for _, doc in pages[None].items]
 
 
-async def walk_talks(store: TalkStore, order: TalkOrder, first: int) -> list[Page]:
+async def walk_talks(store: TalkStore, order: StoreOrder, first: int) -> list[Page]:
     """Every page of talks in `order`, following end cursors until has_next is false."""
     pages: list[Page] = []
     after: str | None = None
@@ -560,18 +560,18 @@ async def many_talks(store: TalkStore) -> dict[int, datetime]:
     return created
 
 
-def expected_order(created: dict[int, datetime], order: TalkOrder) -> list[int]:
-    if order is TalkOrder.ID_ASC:
+def expected_order(created: dict[int, datetime], order: StoreOrder) -> list[int]:
+    if order is StoreOrder.ID_ASC:
         return sorted(created)
-    if order is TalkOrder.ID_DESC:
+    if order is StoreOrder.ID_DESC:
         return sorted(created, reverse=True)
     by_time = sorted(created, key=lambda i: (created[i], i))
-    return by_time if order is TalkOrder.CREATED_AT_ASC else by_time[::-1]
+    return by_time if order is StoreOrder.CREATED_AT_ASC else by_time[::-1]
 
 
-@pytest.mark.parametrize("order", list(TalkOrder), ids=lambda o: o.value)
+@pytest.mark.parametrize("order", list(StoreOrder), ids=lambda o: o.value)
 async def test_talk_pages_follow_each_order_without_gaps_or_repeats(
-    store: TalkStore, many_talks: dict[int, datetime], order: TalkOrder
+    store: TalkStore, many_talks: dict[int, datetime], order: StoreOrder
 ) -> None:
     pages = await walk_talks(store, order, first=5)
 
@@ -589,7 +589,7 @@ async def test_talk_count_is_the_number_of_talks(
 async def test_a_page_holding_everything_has_no_next_page(
     store: TalkStore, many_talks: dict[int, datetime]
 ) -> None:
-    [page] = await walk_talks(store, TalkOrder.ID_ASC, first=MANY)
+    [page] = await walk_talks(store, StoreOrder.ID_ASC, first=MANY)
 
     assert len(page.items) == MANY
     assert not page.has_next
@@ -597,11 +597,11 @@ async def test_a_page_holding_everything_has_no_next_page(
 
 @pytest.mark.parametrize(
     ("issued", "used"),
-    [(o, p) for o in TalkOrder for p in TalkOrder if o is not p],
+    [(o, p) for o in StoreOrder for p in StoreOrder if o is not p],
     ids=lambda o: o.value,
 )
 async def test_a_cursor_from_another_order_is_rejected(
-    store: TalkStore, many_talks: dict[int, datetime], issued: TalkOrder, used: TalkOrder
+    store: TalkStore, many_talks: dict[int, datetime], issued: StoreOrder, used: StoreOrder
 ) -> None:
     [first_page, *_] = await walk_talks(store, issued, first=5)
 
@@ -630,7 +630,7 @@ async def test_a_cursor_from_another_order_is_rejected(
 async def test_a_garbage_cursor_is_rejected(store: TalkStore, garbage: str) -> None:
     with pytest.raises(BadUserInput):
         await store.talk_pages(
-            query=TalkQuery(), page=PageRequest(first=5, after=garbage), order=TalkOrder.ID_ASC
+            query=TalkQuery(), page=PageRequest(first=5, after=garbage), order=StoreOrder.ID_ASC
         )
 
 
@@ -639,7 +639,7 @@ async def test_a_cursor_holding_a_number_out_of_range_is_rejected(store: TalkSto
 
     with pytest.raises(BadUserInput):
         await store.talk_pages(
-            query=TalkQuery(), page=PageRequest(first=5, after=forged), order=TalkOrder.ID_ASC
+            query=TalkQuery(), page=PageRequest(first=5, after=forged), order=StoreOrder.ID_ASC
         )
 
 
@@ -660,7 +660,7 @@ async def test_grouped_pages_hold_one_page_per_requested_customer(store: TalkSto
     pages = await store.talk_pages(
         query=TalkQuery(),
         page=PageRequest(first=2),
-        order=TalkOrder.ID_ASC,
+        order=StoreOrder.ID_ASC,
         group="customer_id",
         group_ids=[900001, 900002, 900003],
     )
@@ -677,7 +677,7 @@ async def test_pages_read_with_customers_hold_the_customers_of_their_own_talks(
     store: TalkStore,
 ) -> None:
     def read(**kwargs: Any) -> Any:
-        return store.talk_pages(query=TalkQuery(), order=TalkOrder.ID_DESC, **kwargs)
+        return store.talk_pages(query=TalkQuery(), order=StoreOrder.ID_DESC, **kwargs)
 
     plain = await read(page=PageRequest(first=10))
     page = await read(page=PageRequest(first=10), with_customers=True)
@@ -699,7 +699,7 @@ async def test_a_grouped_page_continues_after_its_cursor(store: TalkStore) -> No
     first = await store.talk_pages(
         query=TalkQuery(),
         page=PageRequest(first=2),
-        order=TalkOrder.CREATED_AT_DESC,
+        order=StoreOrder.CREATED_AT_DESC,
         group="customer_id",
         group_ids=[900001],
     )
@@ -707,7 +707,7 @@ async def test_a_grouped_page_continues_after_its_cursor(store: TalkStore) -> No
     rest = await store.talk_pages(
         query=TalkQuery(),
         page=PageRequest(first=2, after=first[900001].end_cursor),
-        order=TalkOrder.CREATED_AT_DESC,
+        order=StoreOrder.CREATED_AT_DESC,
         group="customer_id",
         group_ids=[900001],
     )
@@ -721,7 +721,7 @@ async def test_grouped_pages_by_agent_follow_the_talk_agent(store: TalkStore) ->
     pages = await store.talk_pages(
         query=TalkQuery(),
         page=PageRequest(first=10),
-        order=TalkOrder.ID_DESC,
+        order=StoreOrder.ID_DESC,
         group="agent_id",
         group_ids=[31, 32],
     )
@@ -745,7 +745,7 @@ async def test_grouped_pages_and_counts_honour_the_filter(store: TalkStore) -> N
     pages = await store.talk_pages(
         query=query,
         page=PageRequest(first=10),
-        order=TalkOrder.ID_ASC,
+        order=StoreOrder.ID_ASC,
         group="customer_id",
         group_ids=[900001, 900002],
     )
@@ -1580,7 +1580,7 @@ def _threaded_reads(monkeypatch: pytest.MonkeyPatch, store: SQLiteStore) -> list
 
 async def _page_ids(store: SQLiteStore) -> list[int]:
     pages = await store.talk_pages(
-        query=TalkQuery(), page=PageRequest(first=25), order=TalkOrder.CREATED_AT_DESC
+        query=TalkQuery(), page=PageRequest(first=25), order=StoreOrder.CREATED_AT_DESC
     )
     return ids_in(pages[None])
 

@@ -1,6 +1,6 @@
 """One source stream per distinct subscription, however many subscribers hold it.
 
-Dashboards open the same subscription many times. `SharedStreams` runs a stream once per key
+Dashboards open the same subscription many times. `CoalescedStreams` runs a stream once per key
 and hands each of its items to every subscriber through that subscriber's bounded queue: one
 that does not keep up loses its oldest items (counted), the others lose nothing. The stream
 starts with its first subscriber and is cancelled when its last one leaves; a subscriber that
@@ -17,7 +17,7 @@ from contextlib import aclosing
 from typing import Generic, TypeVar
 
 from gateway.logs import new_request_id
-from gateway.pubsub import Subscription
+from gateway.pubsub import SubscriberQueue
 
 log = logging.getLogger("talkgate.subscriptions")
 
@@ -32,11 +32,11 @@ class _Stream(Generic[T]):
     def __init__(self) -> None:
         # Its own request id: the subscribers' connections come and go while it runs.
         self.request_id = new_request_id()
-        self.subscribers: set[Subscription[T | _End]] = set()
+        self.subscribers: set[SubscriberQueue[T | _End]] = set()
         self.task: asyncio.Task[None] | None = None
 
 
-class SharedStreams(Generic[T]):
+class CoalescedStreams(Generic[T]):
     """Streams shared by key among the subscribers that join them."""
 
     def __init__(self) -> None:
@@ -62,7 +62,7 @@ class SharedStreams(Generic[T]):
             self.dropped += 1
             on_drop()
 
-        queue = Subscription[T | _End](queue_size, dropped)
+        queue = SubscriberQueue[T | _End](queue_size, dropped)
         if stream is None:
             stream = self._streams[key] = _Stream()
             stream.task = asyncio.create_task(self._run(key, stream, start))

@@ -14,8 +14,8 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import ClientConnection
 
 from gateway.app import create_app
+from gateway.coalesced_streams import CoalescedStreams
 from gateway.graphql_app import GraphQLEndpoint
-from gateway.shared_subscriptions import SharedStreams
 from gateway.storage.sqlite import SQLiteStore
 from tests.conftest import ALL_KEY, NO_SCOPE_KEY, READ_KEY, live_server, make_settings
 from tests.factories import talk
@@ -24,10 +24,10 @@ from tests.gateway.test_subscriptions import TALK_UPDATED, GraphQLSocket, open_s
 PII = "subscription { talkUpdated { id: databaseId customer { documentNumber } } }"
 
 
-def _shared(app: Starlette) -> SharedStreams[Any]:
+def _shared(app: Starlette) -> CoalescedStreams[Any]:
     [route] = [r for r in app.routes if isinstance(r, WebSocketRoute) and r.path == "/graphql"]
     assert isinstance(route.app, GraphQLEndpoint)
-    shared: SharedStreams[Any] = route.app.view.schema.shared  # type: ignore[attr-defined]
+    shared: CoalescedStreams[Any] = route.app.view.schema.shared  # type: ignore[attr-defined]
     return shared
 
 
@@ -204,7 +204,7 @@ async def _source(items: asyncio.Queue[int | None]) -> AsyncGenerator[int, None]
 
 async def test_a_slow_subscriber_loses_its_oldest_items_without_holding_up_the_others() -> None:
     drops: list[None] = []
-    shared: SharedStreams[int] = SharedStreams()
+    shared: CoalescedStreams[int] = CoalescedStreams()
     items: asyncio.Queue[int | None] = asyncio.Queue()
 
     async def start(request_id: str) -> AsyncGenerator[int, None]:
@@ -229,7 +229,7 @@ async def test_a_slow_subscriber_loses_its_oldest_items_without_holding_up_the_o
 
 
 async def test_the_source_is_cancelled_when_the_last_subscriber_leaves() -> None:
-    shared: SharedStreams[int] = SharedStreams()
+    shared: CoalescedStreams[int] = CoalescedStreams()
     items: asyncio.Queue[int | None] = asyncio.Queue()
     closed = asyncio.Event()
 
