@@ -91,3 +91,17 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def principal(
+    keys: KeyRing, authorization: str | None, client_host: str | None, *, demo: bool
+) -> Principal | None:
+    """Who a request is, the one rule for HTTP, WebSocket and webhook callers: the principal
+    of the key in `Authorization: Bearer <key>` (None for a key not known), else, when `demo`
+    allows it, the demo principal for a client on this machine, else None."""
+    key = bearer_key(authorization)
+    if key is not None:
+        return keys.authenticate(key)
+    if demo and is_loopback(client_host):
+        return DEMO_PRINCIPAL
+    return None

@@ -68,7 +68,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
-from gateway.auth import DEMO_PRINCIPAL, KeyRing, Principal, bearer_key, is_loopback
+from gateway.auth import KeyRing, Principal, principal
 from gateway.coalesced_streams import CoalescedStreams
 from gateway.compression import ENCODING_KEY, tagged, with_vary
 from gateway.deadlines import Deadlines
@@ -799,16 +799,15 @@ class GraphQLView(GraphQL[RequestContext, None]):
         """Accept the socket only for `{"authorization": "Bearer <key>"}` in connection_init."""
         params = context.connection_params or {}
         given = params.get("authorization", params.get("Authorization"))
-        key = bearer_key(given) if isinstance(given, str) else None
-        if key is not None:
-            principal = self.keys.authenticate(key)
-        elif self.settings.demo and is_loopback(context.client_host):
-            principal = DEMO_PRINCIPAL
-        else:
-            principal = None
-        if principal is None:
+        caller = principal(
+            self.keys,
+            given if isinstance(given, str) else None,
+            context.client_host,
+            demo=self.settings.demo,
+        )
+        if caller is None:
             raise ConnectionRejectionError({"reason": "a valid API key is required"})
-        context.caller = principal
+        context.caller = caller
         return cast(UnsetType, UNSET)
 
     def encode_json(self, data: object) -> bytes:
@@ -1427,13 +1426,13 @@ class GraphQLEndpoint:
         return {**scope, "query_string": urlencode(resolved).encode("latin-1")}, resolved
 
     def _principal(self, scope: Scope) -> Principal | None:
-        key = bearer_key(_header(scope, b"authorization"))
-        if key is not None:
-            return self.keys.authenticate(key)
         client = scope.get("client")
-        if self.settings.demo and is_loopback(client[0] if client else None):
-            return DEMO_PRINCIPAL
-        return None
+        return principal(
+            self.keys,
+            _header(scope, b"authorization"),
+            client[0] if client else None,
+            demo=self.settings.demo,
+        )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

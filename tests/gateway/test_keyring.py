@@ -41,3 +41,30 @@ def test_only_valid_keys_are_remembered_and_no_more_than_the_bound(
         assert len(ring._known) <= 3
     # Forgotten keys are found again by their digest.
     assert all(ring.authenticate(key) is not None for key in keys)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "host", "demo", "expected"),
+    [
+        ("Bearer tgk_reader", "203.0.113.9", False, "tgk_reader"),
+        ("bearer  tgk_reader ", "127.0.0.1", True, "tgk_reader"),
+        # A key that is given decides, even in the demo on this machine.
+        ("Bearer tgk_unknown", "127.0.0.1", True, None),
+        (None, "127.0.0.1", True, "demo"),
+        (None, "::1", True, "demo"),
+        (None, "localhost", True, "demo"),
+        (None, "203.0.113.9", True, None),
+        (None, None, True, None),
+        (None, "127.0.0.1", False, None),
+        ("Basic dXNlcjpwYXNz", "127.0.0.1", True, "demo"),
+        ("Basic dXNlcjpwYXNz", "127.0.0.1", False, None),
+    ],
+)
+def test_who_a_request_is_by_its_key_or_by_the_demo_s_loopback_rule(
+    authorization: str | None, host: str | None, demo: bool, expected: str | None
+) -> None:
+    ring = _ring({"tgk_reader": frozenset({"talks:read"})})
+    found = auth.principal(ring, authorization, host, demo=demo)
+    assert (None if found is None else found.name) == expected
+    if expected == "demo":
+        assert found is auth.DEMO_PRINCIPAL
