@@ -106,6 +106,7 @@ from gateway.persisted import (
     document_hash,
 )
 from gateway.ratelimit import RateLimiter
+from gateway.request_body import ClientDisconnect, read_limited
 from gateway.response_cache import (
     Cacheability,
     CachedResponse,
@@ -1131,9 +1132,11 @@ class GraphQLEndpoint:
         params: dict[str, Any] | None = None
         if method == "POST":
             try:
-                body = await self._body_deadlines.within(
-                    _read_limited(receive, self.settings.graphql_max_bytes)
+                body, size = await self._body_deadlines.within(
+                    read_limited(receive, self.settings.graphql_max_bytes)
                 )
+            except ClientDisconnect:
+                return  # gone before its body's end: no one to answer
             except TimeoutError:
                 # A body trickled in slowly holds a connection as a slow header does.
                 response = error_response(
@@ -1145,7 +1148,7 @@ class GraphQLEndpoint:
                 )
                 await response(scope, receive, send)
                 return
-            if body is None:
+            if size > self.settings.graphql_max_bytes:
                 response = error_response(
                     413,
                     f"the request body is over {self.settings.graphql_max_bytes} bytes",
@@ -1487,23 +1490,6 @@ class BodyKeys:
         self._kept[body, scopes] = cached
         if len(self._kept) > self.MAX_ENTRIES:
             self._kept.popitem(last=False)
-
-
-async def _read_limited(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it grows over `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

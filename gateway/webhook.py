@@ -8,13 +8,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import KeyRing, principal
 from gateway.errors import BadUserInput, Forbidden, ServiceUnavailable, Unauthenticated
 from gateway.ingest import Body, BodyRejected, Ingestor
 from gateway.metrics import Metrics
+from gateway.request_body import ClientDisconnect, read_limited
 from gateway.settings import Settings
 from gateway.signatures import secret_bytes, verify
 from gateway.storage import StoreUnavailable
@@ -119,7 +120,7 @@ class TalkWebhook:
         timeout = self.settings.body_timeout_s
         try:
             async with asyncio.timeout(timeout):
-                body, size = await _read_limited(request, limit)
+                body, size = await read_limited(request.receive, limit)
         except ClientDisconnect:
             return _error(400, "the client went away before the body was read")
         except TimeoutError:
@@ -196,17 +197,3 @@ class TalkWebhook:
             body=body,
             now=time.time(),
         )
-
-
-async def _read_limited(request: Request, limit: int) -> tuple[bytes, int]:
-    """The body, read no further than `limit` + 1 bytes; and how many bytes were read."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            remaining = limit + 1 - (size - len(chunk))
-            chunks.append(chunk[: max(remaining, 0)])
-            break
-        chunks.append(chunk)
-    return b"".join(chunks), size
