@@ -25,7 +25,7 @@ from gateway.storage import cursor, merge
 from gateway.storage.docs import DecodedDocs
 from gateway.storage.documents import MAX_ERRORS, Doc, talk_status
 from gateway.storage.postgres_schema import migrate
-from gateway.storage.protocol import StoreUnavailable, TalkGroup
+from gateway.storage.protocol import ReadsById, StoreUnavailable, TalkGroup
 from gateway.storage.records import (
     ID_CONFLICT,
     DeadLetter,
@@ -141,7 +141,7 @@ def _lock_key(talk_id: int) -> int:
     return (talk_id + 2**31) % 2**32 - 2**31
 
 
-class PostgresStore:
+class PostgresStore(ReadsById):
     """TalkStore on PostgreSQL; `url` is a postgresql:// (or postgres://) DSN."""
 
     def __init__(
@@ -361,24 +361,6 @@ class PostgresStore:
             talk_id,
         )
         return [bytes(r[0]) for r in rows]
-
-    async def talks_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("talks", ids)
-
-    async def customers_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("customers", ids)
-
-    async def agents_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("agents", ids)
-
-    async def channels_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("channels", ids)
-
-    async def messages_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("messages", ids)
-
-    async def events_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("events", ids)
 
     async def _docs_by_id(self, table: str, ids: Sequence[int]) -> dict[int, Doc]:
         wanted = sorted(set(ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, Protocol
@@ -142,3 +143,29 @@ class TalkStore(Protocol):
     async def revocation_marks(self, *, digests: Sequence[str], now: datetime) -> list[str]:
         """The marks of the revocations under those digests that have not expired."""
         ...
+
+
+class ReadsById(ABC):
+    """The by-id reads of `TalkStore`, one table each, as both backends answer them: through
+    the backend's own `_docs_by_id(table, ids)` (the documents found, by id)."""
+
+    @abstractmethod
+    async def _docs_by_id(self, table: str, ids: Sequence[int]) -> dict[int, Doc]: ...
+
+    async def talks_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("talks", ids)
+
+    async def customers_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("customers", ids)
+
+    async def agents_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("agents", ids)
+
+    async def channels_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("channels", ids)
+
+    async def messages_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("messages", ids)
+
+    async def events_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
+        return await self._docs_by_id("events", ids)

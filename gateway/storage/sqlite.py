@@ -26,7 +26,7 @@ import orjson
 from gateway.storage import cursor, merge
 from gateway.storage.docs import DecodedDocs
 from gateway.storage.documents import MAX_ERRORS, Doc, talk_status
-from gateway.storage.protocol import StoreUnavailable, TalkGroup
+from gateway.storage.protocol import ReadsById, StoreUnavailable, TalkGroup
 from gateway.storage.records import (
     ID_CONFLICT,
     ROW_GROUP,
@@ -175,7 +175,7 @@ BUSY_PAUSE_S = 1.0
 OPEN_RETRY_S = 5.0
 
 
-class SQLiteStore:
+class SQLiteStore(ReadsById):
     """TalkStore on a SQLite file."""
 
     def __init__(self, url: str, *, readers: int = 4, doc_cache_bytes: int = 32 * 2**20) -> None:
@@ -615,24 +615,6 @@ class SQLiteStore:
             return [bytes(r[0]) for r in rows]
 
         return await self._read(work)
-
-    async def talks_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("talks", ids)
-
-    async def customers_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("customers", ids)
-
-    async def agents_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("agents", ids)
-
-    async def channels_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("channels", ids)
-
-    async def messages_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("messages", ids)
-
-    async def events_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
-        return await self._docs_by_id("events", ids)
 
     async def _docs_by_id(self, table: str, ids: Sequence[int]) -> dict[int, Doc]:
         wanted = sorted(set(ids))
