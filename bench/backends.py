@@ -54,8 +54,8 @@ from pydantic import SecretStr
 
 from gateway.app import create_app
 from gateway.demo import sample_talks
-from gateway.ingest import Body, BodyRejected, Ingestor
-from gateway.payload import validate_talks
+from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
+from gateway.ingest.payload import validate_talks
 from gateway.settings import ApiKeyEntry, Settings
 from gateway.storage import open_store
 

@@ -460,7 +460,7 @@ LAYOUT = Layout(block=10_000)
 
 
 async def fill(url: str, talks: int) -> None:
-    from gateway.ingest import Body, Ingestor
+    from gateway.ingest.ingestor import Body, Ingestor
 
     settings = Settings(_env_file=None, database_url=url, secret_key=SecretStr("x" * 32))  # type: ignore[call-arg, unused-ignore]
     store = open_store(url)

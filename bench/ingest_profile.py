@@ -41,7 +41,7 @@ from pydantic import SecretStr
 from bench import http_floor
 from bench.backends import POSTGRES_DSN, Layout, talk_payloads
 from bench.ruler import Wrk
-from gateway.ingest import Body, Ingestor
+from gateway.ingest.ingestor import Body, Ingestor
 from gateway.settings import Settings
 from gateway.storage import open_store
 

@@ -22,8 +22,11 @@ from gateway.auth import KeyRing, key_digest, new_key
 from gateway.compression import Compress
 from gateway.cors import LOOPBACK_ORIGINS, ExplainedCORS
 from gateway.explorer import EXPLORER_DIR, explorer_page, log_not_built
-from gateway.graphql_app import GraphQLEndpoint, GraphQLView, build_schema
-from gateway.ingest import Body, Ingestor
+from gateway.graphql.edge import GraphQLEndpoint, GraphQLView, build_schema
+from gateway.graphql.persisted import LocalPersistedQueries, PersistedQueries, PersistedQueryPolicy
+from gateway.graphql.response_cache import ResponseCache, SharedResponses
+from gateway.ingest.ingestor import Body, Ingestor
+from gateway.ingest.webhook import TalkWebhook
 from gateway.launch import launch
 from gateway.metrics import Metrics, MetricsEndpoint
 from gateway.middleware import (
@@ -33,17 +36,14 @@ from gateway.middleware import (
     ObserveRequests,
     SameOriginWrites,
 )
-from gateway.persisted import LocalPersistedQueries, PersistedQueries, PersistedQueryPolicy
 from gateway.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
 from gateway.recordings import RecordingCache, Recordings, SharedRecordings
-from gateway.response_cache import ResponseCache, SharedResponses
 from gateway.sessions import AgentSessions
 from gateway.settings import SCOPES, ApiKeyEntry, Settings
 from gateway.storage import StoreUnavailable, TalkStore, open_store
 from gateway.talkme import TalkmeClient, create_sandbox
 from gateway.tickets import LoginTickets, TicketVault
-from gateway.webhook import TalkWebhook
 from resolvers.context import Services
 
 log = logging.getLogger("talkgate")

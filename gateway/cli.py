@@ -84,8 +84,8 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.graphql.persisted import ManifestError
     from gateway.logs import configure_logging
-    from gateway.persisted import ManifestError
     from gateway.server import uvicorn_config
 
     sock = _ready_to_serve(settings, _debugging(args, settings), reset=reset)
@@ -175,8 +175,8 @@ def _serve_workers(settings: Settings, workers: int, debug: bool) -> NoReturn:
             "TALKGATE_METRICS_PORT is one port for one process: with --workers, leave it unset"
             " and scrape /metrics on the main port (any worker answers for all)"
         )
+    from gateway.graphql.persisted import ManifestError, PersistedQueryPolicy
     from gateway.logs import configure_logging
-    from gateway.persisted import ManifestError, PersistedQueryPolicy
     from gateway.workers import serve_workers
 
     try:  # here, where it can be one line, rather than N tracebacks from the workers
@@ -284,8 +284,8 @@ def _encoded(item: object) -> bytes:
 async def _ingest_files(
     settings: Settings, paths: Sequence[Path], batch: int, workers: int
 ) -> _Tally:
-    from gateway.ingest import Body, BodyRejected, Ingestor
-    from gateway.ingest_workers import CheckPool, decode
+    from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
+    from gateway.ingest.workers import CheckPool, decode
     from gateway.startup import opened_store
     from gateway.storage.records import DeliveryOutcome
 
@@ -464,7 +464,7 @@ def ingest(args: argparse.Namespace) -> None:
 
 
 def schema(args: argparse.Namespace) -> None:
-    from gateway.graphql_app import build_schema
+    from gateway.graphql.edge import build_schema
 
     sys.stdout.write(build_schema().as_str() + "\n")
 

@@ -13,9 +13,9 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import BadUserInput, Forbidden
+from gateway.graphql.over_http import JSON, error_body, negotiate
 from gateway.logs import new_request_id, request_id_var
 from gateway.metrics import Metrics, route_of
-from gateway.over_http import JSON, error_body, negotiate
 
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 access_log = logging.getLogger("talkgate.access")

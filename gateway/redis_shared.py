@@ -17,11 +17,11 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.persisted import LocalPersistedQueries
+from gateway.graphql.persisted import LocalPersistedQueries
+from gateway.graphql.response_cache import SharedUnavailable
 from gateway.pubsub import AGENT_STATUS, TALKS, Event, LocalFanout
 from gateway.ratelimit import LocalRateLimiter
 from gateway.recordings import FetchedRecording
-from gateway.response_cache import SharedUnavailable
 from gateway.storage import StoreUnavailable
 
 log = logging.getLogger("talkgate.redis")

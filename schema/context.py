@@ -50,7 +50,7 @@ D = TypeVar("D")
 class ById(Protocol[V_co]):
     """Objects by id, batched per turn of the event loop (`resolvers.loaders.ByIdLoader`).
 
-    Besides `load`, the fast execution path (`gateway.execution`) relies on `peek`: a load
+    Besides `load`, the fast execution path (`gateway.graphql.execution`) relies on `peek`: a load
     already done is read without awaiting it, so a page's customers, read with the page
     and `prime`d, complete in place."""
 

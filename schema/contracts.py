@@ -1,4 +1,4 @@
-"""What schema types promise the fast execution path (`gateway.execution`), declared here.
+"""What schema types promise the fast execution path (`gateway.graphql.execution`), declared here.
 
 The schema declares; the execution path reads these registries, and never the reverse: a
 type module imports this one, not the executor.

@@ -21,7 +21,7 @@ PACKAGES = ("gateway", "schema", "resolvers")
 
 # (the modules under this prefix, may not import modules under any of these prefixes)
 FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
-    # The store: no GraphQL, no resolvers, no webhook payload model, no HTTP.
+    # The store: no GraphQL, no resolvers, no ingest (the webhook's payload model), no HTTP.
     (
         "gateway.storage",
         (
@@ -31,37 +31,20 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
             "graphql",
             "starlette",
             "pydantic",
-            "gateway.payload",
             "gateway.ingest",
-            "gateway.webhook",
-            "gateway.execution",
-            "gateway.graphql_app",
+            "gateway.graphql",
             "gateway.app",
         ),
     ),
     # The upstream client: no GraphQL, no resolvers, no store.
     (
         "gateway.talkme",
-        ("schema", "resolvers", "strawberry", "graphql", "gateway.storage", "gateway.execution"),
+        ("schema", "resolvers", "strawberry", "graphql", "gateway.storage", "gateway.graphql"),
     ),
     # The schema declares; the executor and the HTTP edge read it, never the reverse.
-    (
-        "schema",
-        (
-            "resolvers",
-            "gateway.execution",
-            "gateway.graphql_app",
-            "gateway.app",
-            "gateway.payload",
-            "gateway.ingest",
-            "gateway.webhook",
-        ),
-    ),
-    # Resolvers reach the store and the client, not the HTTP edge or the webhook's model.
-    (
-        "resolvers",
-        ("gateway.graphql_app", "gateway.app", "gateway.payload", "gateway.webhook"),
-    ),
+    ("schema", ("resolvers", "gateway.graphql", "gateway.ingest", "gateway.app")),
+    # Resolvers reach the store and the client, not the GraphQL edge or ingest.
+    ("resolvers", ("gateway.graphql.edge", "gateway.app", "gateway.ingest")),
 ]
 
 
@@ -123,12 +106,12 @@ def test_no_import_runs_back_up(room: str, forbidden: tuple[str, ...]) -> None:
 def test_the_checker_finds_imports_in_functions_relative_and_by_name() -> None:
     text = (
         "def f():\n"
-        "    from gateway.execution import FastExecutionContext\n"
+        "    from gateway.graphql.execution import FastExecutionContext\n"
         "from ..payload import Document\n"
         "from gateway import webhook\n"
     )
     found = {module for _, module in _imports_in(text, ["gateway", "storage"])}
-    assert {"gateway.execution", "gateway.payload", "gateway.webhook"} <= found
+    assert {"gateway.graphql.execution", "gateway.payload", "gateway.webhook"} <= found
 
 
 @pytest.mark.parametrize(
@@ -138,7 +121,7 @@ def test_importing_a_store_builds_no_payload_validators(module: str) -> None:
     # A fresh interpreter: what importing the store alone pulls in.
     probe = (
         f"import sys, {module}; "
-        "print(sorted(m for m in ('pydantic', 'gateway.payload', 'strawberry', 'graphql')"
+        "print(sorted(m for m in ('pydantic', 'gateway.ingest.payload', 'strawberry', 'graphql')"
         " if m in sys.modules))"
     )
     run = subprocess.run(  # noqa: S603 - this interpreter, a fixed probe

@@ -1,6 +1,6 @@
 """What the store keeps of a talk: its documents, as JSON text with the few fields it reads.
 
-The webhook's payload model (`gateway.payload`) validates a talk into a `NormalizedTalk`;
+The webhook's payload model (`gateway.ingest.payload`) validates a talk into a `NormalizedTalk`;
 the stores write its `Document`s and read them back as `Doc` dicts, and the GraphQL types
 are built from those dicts. All three import this module, so a store or a schema type is
 imported without the payload's pydantic validators. (The decoded documents a store keeps in
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 # Most errors a rejection lists (the webhook's answer, the dead letter, a batch's id
-# conflicts); see `gateway.payload.validated_items`.
+# conflicts); see `gateway.ingest.payload.validated_items`.
 MAX_ERRORS = 100
 
 Doc = dict[str, Any]

@@ -161,7 +161,7 @@ async def test_a_mebibyte_of_comment_is_parsed_once(
 ) -> None:
     """The response cache's analysis and the operation share one parse (the lexer reads a
     mebibyte of comment in ~0.2 s)."""
-    from gateway import parsing  # absent before the fix
+    from gateway.graphql import parsing  # absent before the fix
 
     parses: list[str] = []
     real = graphql.parse

@@ -37,7 +37,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from gateway.app import create_app
-from gateway.graphql_app import build_schema as build_talkgate_schema
+from gateway.graphql.edge import build_schema as build_talkgate_schema
 from schema.node import NODE_TYPES, encode
 from schema.permissions import PII, PII_FIELDS, check_pii_fields
 from tests.abuse.bounds import bounded

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from gateway.ingest import delivery_key
-from gateway.payload import validate_talks
+from gateway.ingest.ingestor import delivery_key
+from gateway.ingest.payload import validate_talks
 from gateway.storage import TalkStore
 from gateway.storage.documents import Doc
 from gateway.storage.records import Delivery, PageRequest

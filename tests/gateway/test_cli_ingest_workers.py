@@ -14,9 +14,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.ingest import Invalid, Valid, check_body
-from gateway.ingest_workers import WORKER_NICENESS, _check_batch, decode
-from gateway.payload import DEFAULT_ZONE
+from gateway.ingest.ingestor import Invalid, Valid, check_body
+from gateway.ingest.payload import DEFAULT_ZONE
+from gateway.ingest.workers import WORKER_NICENESS, _check_batch, decode
 from gateway.storage.records import TalkQuery
 from tests.factories import snapshot, talk
 from tests.gateway.test_cli import env_for, open_store, talkgate

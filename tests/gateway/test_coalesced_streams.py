@@ -14,8 +14,8 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import ClientConnection
 
 from gateway.app import create_app
-from gateway.coalesced_streams import CoalescedStreams
-from gateway.graphql_app import GraphQLEndpoint
+from gateway.graphql.coalesced_streams import CoalescedStreams
+from gateway.graphql.edge import GraphQLEndpoint
 from gateway.storage.sqlite import SQLiteStore
 from tests.conftest import ALL_KEY, NO_SCOPE_KEY, READ_KEY, live_server, make_settings
 from tests.factories import talk

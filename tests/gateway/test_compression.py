@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from gateway.app import create_app
 from gateway.compression import choose, encode, with_vary
-from gateway.response_cache import CachedResponse
+from gateway.graphql.response_cache import CachedResponse
 from tests.conftest import READ_KEY, WEBHOOK_SECRET, make_settings, serving
 from tests.factories import talk
 

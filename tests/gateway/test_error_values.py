@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from gateway.app import create_app
-from gateway.graphql_app import build_schema, scrub_values
+from gateway.graphql.edge import build_schema, scrub_values
 from tests.conftest import ALL_KEY, serving, talkme_settings
 
 SCHEMA = build_schema()._schema

@@ -48,12 +48,12 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionResult
 
-from gateway import execution
 from gateway.app import create_app
 from gateway.auth import Principal
 from gateway.demo import example_talk
-from gateway.execution import FastExecutionContext
-from gateway.graphql_app import GraphQLView, build_schema
+from gateway.graphql import execution
+from gateway.graphql.edge import GraphQLView, build_schema
+from gateway.graphql.execution import FastExecutionContext
 from gateway.storage import TalkStore
 from gateway.storage.documents import Doc
 from gateway.storage.protocol import StoreUnavailable
@@ -769,7 +769,7 @@ def test_any_value_of_a_plain_field_completes_as_graphql_core_does(
 
 
 # Values of each field's own type, most of the time: then a list's items get through the
-# generated completion (gateway.execution._completer) until the odd value that makes it
+# generated completion (gateway.graphql.execution._completer) until the odd value that makes it
 # hand an item back to the plan, at any field of any item.
 valid_leaves = objects(Leaf, ["name", "size"], st.text(max_size=2)).map(
     lambda leaf: built(Leaf, {"name": leaf.name, "size": len(leaf.name) or None})

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from gateway.app import create_app
-from gateway.graphql_app import build_schema
-from gateway.limits import QueryLimits, measure
+from gateway.graphql.edge import build_schema
+from gateway.graphql.limits import QueryLimits, measure
 from tests.conftest import ALL_KEY, READ_KEY, WEBHOOK_SECRET, talkme_settings
 from tests.factories import talk
 

@@ -1,4 +1,4 @@
-"""The graphql-core internals the fast execution path (gateway/execution.py) is built on.
+"""The graphql-core internals the fast execution path (gateway/graphql/execution.py) is built on.
 
 FastExecutionContext overrides three of graphql-core's executor methods and calls eight
 more; it reads the executor's attributes and the grouped field sets of collect_fields. They
@@ -18,7 +18,7 @@ from graphql.execution.executor import Executor
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from gateway.execution import GRAPHQL_CORE_SERIES, FastExecutionContext
+from gateway.graphql.execution import GRAPHQL_CORE_SERIES, FastExecutionContext
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,8 +38,8 @@ CALLED = (
 def test_the_installed_graphql_core_is_the_series_the_fast_path_was_written_for() -> None:
     installed = (graphql.version_info.major, graphql.version_info.minor)
     assert installed == GRAPHQL_CORE_SERIES, (
-        f"graphql-core {graphql.__version__} is installed; gateway/execution.py relies on the"
-        f" internals of {GRAPHQL_CORE_SERIES[0]}.{GRAPHQL_CORE_SERIES[1]}.x: check each"
+        f"graphql-core {graphql.__version__} is installed; gateway/graphql/execution.py relies"
+        f" on the internals of {GRAPHQL_CORE_SERIES[0]}.{GRAPHQL_CORE_SERIES[1]}.x: check each"
         " override and call against the new executor before widening the pin"
     )
 
@@ -70,7 +70,7 @@ def test_each_executor_method_called_is_still_there(name: str) -> None:
 
 
 def test_the_list_above_is_what_the_fast_path_calls() -> None:
-    source = (ROOT / "gateway" / "execution.py").read_text()
+    source = (ROOT / "gateway" / "graphql" / "execution.py").read_text()
     inherited = {
         name
         for name in dir(Executor)

@@ -1,4 +1,5 @@
-"""The measures of a GraphQL document: depth, aliases and cost, as `gateway.limits` computes them.
+"""The measures of a GraphQL document: depth, aliases and cost, as `gateway.graphql.limits`
+computes them.
 
 Cost: every field returning objects costs 1, scalar leaves are free, a field with `first`
 multiplies its subtree by `first` (given, from a variable, or its default), a list right under
@@ -30,8 +31,8 @@ from graphql import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.graphql_app import build_schema
-from gateway.limits import MEASURE_CAP, Measures, measure, widest_selection
+from gateway.graphql.edge import build_schema
+from gateway.graphql.limits import MEASURE_CAP, Measures, measure, widest_selection
 from schema.types import DEFAULT_FIRST
 
 SCHEMA: GraphQLSchema = build_schema()._schema

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.demo import example_talk
-from gateway.payload import PayloadRejected, parse_datetime, validate_talks
+from gateway.ingest.payload import PayloadRejected, parse_datetime, validate_talks
 from gateway.storage.documents import talk_status
 from tests.factories import DecodedTalk, Payload, decoded, event, message, talk
 

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from gateway import payload
 from gateway.demo import example_talk, sample_talks
-from gateway.payload import (
+from gateway.ingest import payload
+from gateway.ingest.payload import (
     DEFAULT_ZONE,
     PayloadRejected,
     TalkPayload,

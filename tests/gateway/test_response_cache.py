@@ -14,8 +14,8 @@ import pytest
 from pydantic import SecretStr
 
 from gateway.app import create_app
-from gateway.ingest import Body, Ingestor
-from gateway.response_cache import Cacheability, ResponseCache, cache_key, matches
+from gateway.graphql.response_cache import Cacheability, ResponseCache, cache_key, matches
+from gateway.ingest.ingestor import Body, Ingestor
 from gateway.settings import Settings
 from gateway.storage import TalkStore
 from tests.backends import REDIS_URL
@@ -147,7 +147,7 @@ async def test_what_does_not_come_from_talks_is_never_cached(client: httpx.Async
 
 
 def test_documents_reaching_talkme_agent_statuses_or_admin_fields_are_not_store_only() -> None:
-    from gateway.graphql_app import build_schema
+    from gateway.graphql.edge import build_schema
 
     cacheable = Cacheability(build_schema()._schema)
     assert cacheable("{ talks { totalCount } }").store_only
@@ -407,7 +407,7 @@ async def test_a_body_naming_a_persisted_query_is_resolved_every_time(
 ) -> None:
     """A registration (hash and document) sent again byte for byte is resolved again: the
     store may have forgotten the document since, and only resolving registers it anew."""
-    from gateway.persisted import PersistedQueryPolicy
+    from gateway.graphql.persisted import PersistedQueryPolicy
 
     document = "{ talks(first: 0) { totalCount } }"
     digest = hashlib.sha256(document.encode()).hexdigest()

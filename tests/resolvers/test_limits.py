@@ -499,7 +499,7 @@ async def test_typename_aliases_count_toward_the_alias_limit(served: Served) -> 
 async def test_comments_and_whitespace_do_not_defeat_the_validation_cache(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway import parsing  # absent before the fix
+    from gateway.graphql import parsing  # absent before the fix
 
     calls: list[object] = []
     real = parsing.validate

@@ -36,8 +36,8 @@ from graphql import (
 )
 
 from gateway.compression import encode
-from gateway.limits import QueryLimits
-from gateway.parsing import parse_document, text_digest
+from gateway.graphql.limits import QueryLimits
+from gateway.graphql.parsing import parse_document, text_digest
 
 log = logging.getLogger("talkgate.cache")
 

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.auth import KeyRing, principal
 from gateway.errors import BadUserInput, Forbidden, ServiceUnavailable, Unauthenticated
-from gateway.ingest import Body, BodyRejected, Ingestor
+from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
 from gateway.metrics import Metrics
 from gateway.request_body import ClientDisconnect, read_limited
 from gateway.settings import Settings

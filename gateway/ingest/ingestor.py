@@ -11,8 +11,8 @@ from datetime import tzinfo
 
 import orjson
 
+from gateway.ingest.payload import PayloadRejected, validate_talks
 from gateway.nesting import text_nests_deeper
-from gateway.payload import PayloadRejected, validate_talks
 from gateway.pubsub import TALKS, Broker
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore

@@ -69,7 +69,6 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import KeyRing, Principal, principal
-from gateway.coalesced_streams import CoalescedStreams
 from gateway.compression import ENCODING_KEY, tagged, with_vary
 from gateway.deadlines import Deadlines
 from gateway.errors import (
@@ -81,12 +80,10 @@ from gateway.errors import (
     TalkgateError,
     Unauthenticated,
 )
-from gateway.execution import FastExecutionContext
-from gateway.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
-from gateway.logs import request_id_var
-from gateway.metrics import Metrics
-from gateway.nesting import TooDeep, decode_limited
-from gateway.over_http import (
+from gateway.graphql.coalesced_streams import CoalescedStreams
+from gateway.graphql.execution import FastExecutionContext
+from gateway.graphql.limits import LimitQueries, QueryLimits, is_token_limit_error, too_complex
+from gateway.graphql.over_http import (
     GRAPHQL_RESPONSE,
     JSON,
     MEDIA_KEY,
@@ -98,22 +95,25 @@ from gateway.over_http import (
     error_response,
     negotiate,
 )
-from gateway.parsing import CachedParse, CachedValidation, parse_document, validate_cached
-from gateway.persisted import (
+from gateway.graphql.parsing import CachedParse, CachedValidation, parse_document, validate_cached
+from gateway.graphql.persisted import (
     AllowListedOnly,
     PersistedQueries,
     PersistedQueryPolicy,
     document_hash,
 )
-from gateway.ratelimit import RateLimiter
-from gateway.request_body import ClientDisconnect, read_limited
-from gateway.response_cache import (
+from gateway.graphql.response_cache import (
     Cacheability,
     CachedResponse,
     ResponseCache,
     cache_key,
     matches,
 )
+from gateway.logs import request_id_var
+from gateway.metrics import Metrics
+from gateway.nesting import TooDeep, decode_limited
+from gateway.ratelimit import RateLimiter
+from gateway.request_body import ClientDisconnect, read_limited
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable
 from resolvers.context import RequestContext, Services
@@ -326,7 +326,7 @@ class _Schema(strawberry.Schema):
 
     The same document, operation name and variables under the same scopes give every
     subscriber the same results, so they run once per event for all of them (see
-    gateway/coalesced_streams.py) in a context of their own, logged under their own
+    gateway/graphql/coalesced_streams.py) in a context of their own, logged under their own
     request id.
     """
 

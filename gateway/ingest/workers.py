@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from gateway.ingest import DEFAULT_MAX_DEPTH, Invalid, Valid, check_body
+from gateway.ingest.ingestor import DEFAULT_MAX_DEPTH, Invalid, Valid, check_body
 from gateway.storage.documents import (
     CHANNEL_FIELDS,
     CUSTOMER_FIELDS,

@@ -1,5 +1,5 @@
 """Query limits: fields, depth, aliases and cost, checked before validation (the token limit
-is the parser's, applied where every parse happens: gateway/parsing.py).
+is the parser's, applied where every parse happens: gateway/graphql/parsing.py).
 
 Cost estimates the work of a document, as GitHub's API does: every field that returns objects
 costs 1 (scalar leaves are free, their price is in the object that holds them), and a list
