@@ -52,8 +52,8 @@ import orjson
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
-from gateway.app import create_app
 from gateway.demo import sample_talks
+from gateway.http.app import create_app
 from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
 from gateway.ingest.payload import validate_talks
 from gateway.settings import ApiKeyEntry, Settings

@@ -355,7 +355,7 @@ def serve_floor(port: int) -> None:
     """The floor app under the uvicorn configuration `talkgate serve` runs with."""
     import uvicorn
 
-    from gateway.server import uvicorn_config
+    from gateway.http.server import uvicorn_config
 
     settings = Settings(_env_file=None, host="127.0.0.1")  # type: ignore[call-arg, unused-ignore]
     uvicorn.Server(uvicorn_config(floor_app(), settings, port=port)).run()

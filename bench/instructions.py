@@ -96,7 +96,7 @@ async def _serve(database: Path, query: str, requests: int) -> None:
     """`requests` requests of `query` through the app on `database` (the measured part)."""
     from asgi_lifespan import LifespanManager
 
-    from gateway.app import create_app
+    from gateway.http.app import create_app
     from gateway.settings import Settings
 
     os.environ.update(http_floor.gateway_env(f"sqlite:///{database}"))

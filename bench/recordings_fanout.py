@@ -26,8 +26,8 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.demo import sample_talks
+from gateway.http.app import create_app
 from gateway.settings import ApiKeyEntry, Settings
 from gateway.talkme import create_sandbox
 

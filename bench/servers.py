@@ -6,7 +6,7 @@ process, and measures with wrk (bench.ruler) the bytes floor, W1 warm (a respons
 hit) and W1 cold (every request other variables): requests/s and server CPU microseconds
 per request, the servers taking turns in each round. It prints figures and never asserts.
 
-- `uvicorn`: as `talkgate serve` runs (gateway.server.uvicorn_config: httptools with the
+- `uvicorn`: as `talkgate serve` runs (gateway.http.server.uvicorn_config: httptools with the
   header deadline, uvloop);
 - `uvicorn-h11`: the same with uvicorn's pure-Python h11 protocol (no header deadline: h11
   caps the headers' size only);
@@ -36,7 +36,7 @@ APP_ENV = "BENCH_SERVERS_APP"
 def gateway_app() -> object:
     """The gateway app as `talkgate serve` builds it, from TALKGATE_* settings (a factory
     for granian)."""
-    from gateway.app import create_app
+    from gateway.http.app import create_app
     from gateway.settings import Settings
 
     return create_app(Settings())
@@ -66,7 +66,7 @@ def serve(server: str, app_kind: str, port: int) -> None:
         return
     import uvicorn
 
-    from gateway.server import uvicorn_config
+    from gateway.http.server import uvicorn_config
     from gateway.settings import Settings
 
     settings = Settings(host="127.0.0.1")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.pubsub import AGENT_STATUS, Broker
+from gateway.replicas.pubsub import AGENT_STATUS, Broker
 from gateway.storage import TalkStore
 from gateway.utc import now_iso
 

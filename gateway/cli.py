@@ -83,10 +83,10 @@ def serve(args: argparse.Namespace) -> None:
 
     import uvicorn
 
-    from gateway.app import create_app
     from gateway.graphql.persisted import ManifestError
+    from gateway.http.app import create_app
+    from gateway.http.server import uvicorn_config
     from gateway.logs import configure_logging
-    from gateway.server import uvicorn_config
 
     sock = _ready_to_serve(settings, _debugging(args, settings), reset=reset)
     configure_logging(settings.log_level)
@@ -177,7 +177,7 @@ def _serve_workers(settings: Settings, workers: int, debug: bool) -> NoReturn:
         )
     from gateway.graphql.persisted import ManifestError, PersistedQueryPolicy
     from gateway.logs import configure_logging
-    from gateway.workers import serve_workers
+    from gateway.replicas.workers import serve_workers
 
     try:  # here, where it can be one line, rather than N tracebacks from the workers
         PersistedQueryPolicy.from_settings(settings)
@@ -407,8 +407,8 @@ def _announcer(settings: Settings) -> _Announcer | None:
         return None
     from redis.asyncio import Redis
 
-    from gateway.pubsub import LocalFanout
-    from gateway.redis_shared import RedisBroker
+    from gateway.replicas.pubsub import LocalFanout
+    from gateway.replicas.redis_shared import RedisBroker
 
     client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=2.0)
     return _Announcer(client, RedisBroker(client, LocalFanout()))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.auth import Principal
-from gateway.pubsub import Broker
 from gateway.recordings import Recordings
+from gateway.replicas.pubsub import Broker
 from gateway.sessions import AgentSessions
 from gateway.settings import Settings
 from gateway.storage import TalkStore

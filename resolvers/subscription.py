@@ -9,7 +9,7 @@ from typing import Annotated
 import strawberry
 from strawberry import Info
 
-from gateway.pubsub import AGENT_STATUS, TALKS
+from gateway.replicas.pubsub import AGENT_STATUS, TALKS
 from gateway.storage.records import TalkQuery
 from resolvers.context import RequestContext
 from resolvers.query import talk_query

@@ -13,8 +13,8 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.auth import key_digest
+from gateway.http.app import create_app
 from gateway.settings import ApiKeyEntry, Settings
 from gateway.storage import TalkStore, open_store
 from gateway.talkme import create_sandbox
@@ -195,12 +195,12 @@ async def live_server(app: Starlette, settings: Settings | None = None) -> Async
     """`app` served by uvicorn on a free loopback port (lifespan included); yields its base URL.
 
     With `settings` (the app's), uvicorn runs as `talkgate serve` runs it: its sizes and
-    timeouts (gateway/server.py)."""
+    timeouts (gateway/http/server.py)."""
     import asyncio
 
     import uvicorn
 
-    from gateway.server import uvicorn_config
+    from gateway.http.server import uvicorn_config
 
     if settings is not None:
         config = uvicorn_config(app, settings.model_copy(update={"host": "127.0.0.1"}), port=0)

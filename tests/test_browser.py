@@ -19,8 +19,8 @@ import httpx
 import pytest
 from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
 
-from gateway.app import create_app
-from gateway.explorer import BUILD_COMMAND, EXPLORER_DIR
+from gateway.http.app import create_app
+from gateway.http.explorer import BUILD_COMMAND, EXPLORER_DIR
 from schema import node
 from tests.backends import unavailable
 from tests.conftest import ALL_KEY, WEBHOOK_SECRET, live_server, make_settings, until_subscribed

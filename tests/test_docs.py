@@ -70,10 +70,10 @@ from graphql import OperationDefinitionNode, parse
 from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 
-from gateway.app import create_app
 from gateway.auth import key_digest, new_key
 from gateway.demo import example_talk
-from gateway.pubsub import AGENT_STATUS, TALKS
+from gateway.http.app import create_app
+from gateway.replicas.pubsub import AGENT_STATUS, TALKS
 from gateway.settings import ApiKeyEntry
 from tests.conftest import live_server, make_settings
 from tests.factories import talk

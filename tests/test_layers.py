@@ -33,7 +33,7 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
             "pydantic",
             "gateway.ingest",
             "gateway.graphql",
-            "gateway.app",
+            "gateway.http.app",
         ),
     ),
     # The upstream client: no GraphQL, no resolvers, no store.
@@ -42,9 +42,9 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
         ("schema", "resolvers", "strawberry", "graphql", "gateway.storage", "gateway.graphql"),
     ),
     # The schema declares; the executor and the HTTP edge read it, never the reverse.
-    ("schema", ("resolvers", "gateway.graphql", "gateway.ingest", "gateway.app")),
+    ("schema", ("resolvers", "gateway.graphql", "gateway.ingest", "gateway.http.app")),
     # Resolvers reach the store and the client, not the GraphQL edge or ingest.
-    ("resolvers", ("gateway.graphql.edge", "gateway.app", "gateway.ingest")),
+    ("resolvers", ("gateway.graphql.edge", "gateway.http.app", "gateway.ingest")),
 ]
 
 

@@ -19,7 +19,7 @@ from subprocess import PIPE
 import httpx
 import pytest
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from tests.backends import node_packages
 from tests.conftest import WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 

@@ -17,7 +17,7 @@ from contextlib import aclosing
 from typing import Generic, TypeVar
 
 from gateway.logs import new_request_id
-from gateway.pubsub import SubscriberQueue
+from gateway.replicas.pubsub import SubscriberQueue
 
 log = logging.getLogger("talkgate.subscriptions")
 

@@ -69,7 +69,6 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import KeyRing, Principal, principal
-from gateway.compression import ENCODING_KEY, tagged, with_vary
 from gateway.deadlines import Deadlines
 from gateway.errors import (
     BadUserInput,
@@ -109,11 +108,12 @@ from gateway.graphql.response_cache import (
     cache_key,
     matches,
 )
+from gateway.http.compression import ENCODING_KEY, tagged, with_vary
+from gateway.http.request_body import ClientDisconnect, read_limited
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
 from gateway.nesting import TooDeep, decode_limited
 from gateway.ratelimit import RateLimiter
-from gateway.request_body import ClientDisconnect, read_limited
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable
 from resolvers.context import RequestContext, Services
@@ -778,7 +778,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         self.websocket_adapter_class = _TextFrames
         self._streams_incrementally = schema.config.enable_experimental_incremental_execution
         # A socket that has not said who it is by then is closed (4408), as a connection that
-        # has not sent its headers is (gateway/server.py).
+        # has not sent its headers is (gateway/http/server.py).
         self.connection_init_wait_timeout = timedelta(seconds=settings.header_timeout_s)
 
     async def admit(self, limiter: RateLimiter, context: RequestContext) -> RateLimited | None:
@@ -1324,7 +1324,7 @@ class GraphQLEndpoint:
         codec: str | None,
         media: str,
     ) -> None:
-        """A cached answer as `media`: in the form `codec` names (gateway.compression) when
+        """A cached answer as `media`: in the form `codec` names (gateway.http.compression) when
         it is large enough to be compressed, kept with the answer so each form is made once.
 
         Cached answers ran without errors: 200 under either media type, the same bytes."""

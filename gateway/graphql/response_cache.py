@@ -35,9 +35,9 @@ from graphql import (
     visit,
 )
 
-from gateway.compression import encode
 from gateway.graphql.limits import QueryLimits
 from gateway.graphql.parsing import parse_document, text_digest
+from gateway.http.compression import encode
 
 log = logging.getLogger("talkgate.cache")
 
@@ -72,7 +72,7 @@ class CachedResponse:
         return self._etag
 
     def encoded(self, codec: str) -> bytes:
-        """The body compressed with `codec` (gateway.compression), made on the first hit
+        """The body compressed with `codec` (gateway.http.compression), made on the first hit
         that asks for it and kept with the body."""
         if self._forms is None:
             self._forms = {}

@@ -13,7 +13,7 @@ import orjson
 
 from gateway.ingest.payload import PayloadRejected, validate_talks
 from gateway.nesting import text_nests_deeper
-from gateway.pubsub import TALKS, Broker
+from gateway.replicas.pubsub import TALKS, Broker
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore
 from gateway.storage.documents import MAX_ERRORS, NormalizedTalk

@@ -13,9 +13,9 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.auth import KeyRing, principal
 from gateway.errors import BadUserInput, Forbidden, ServiceUnavailable, Unauthenticated
+from gateway.http.request_body import ClientDisconnect, read_limited
 from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
 from gateway.metrics import Metrics
-from gateway.request_body import ClientDisconnect, read_limited
 from gateway.settings import Settings
 from gateway.signatures import secret_bytes, verify
 from gateway.storage import StoreUnavailable

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.auth import key_digest
-from gateway.pubsub import AGENT_STATUS, LocalFanout
+from gateway.http.app import create_app
+from gateway.replicas.pubsub import AGENT_STATUS, LocalFanout
 from gateway.settings import ApiKeyEntry, Settings
 from gateway.talkme import SandboxState, TalkmeClient, create_sandbox
 from tests.abuse.bounds import bounded

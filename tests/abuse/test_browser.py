@@ -31,7 +31,7 @@ from starlette.routing import Mount, Route
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from gateway.app import SANDBOX_PREFIX, create_app
+from gateway.http.app import SANDBOX_PREFIX, create_app
 from tests.abuse.bounds import bounded
 from tests.conftest import live_server, make_settings
 from tests.factories import talk

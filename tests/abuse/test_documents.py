@@ -21,7 +21,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from tests.abuse.bounds import bounded
 from tests.conftest import READ_KEY, live_server, make_settings, serving
 from tests.gateway.test_subscriptions import PROTOCOL, GraphQLSocket

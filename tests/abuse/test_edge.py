@@ -22,9 +22,9 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.app import create_app
+from gateway.http.app import create_app
+from gateway.http.server import MAX_HEADER_BYTES
 from gateway.nesting import nests_deeper
-from gateway.server import MAX_HEADER_BYTES
 from gateway.settings import Settings
 from tests.abuse.bounds import bounded
 from tests.conftest import READ_KEY, WEBHOOK_SECRET, live_server, make_settings, serving

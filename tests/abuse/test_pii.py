@@ -36,8 +36,8 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from gateway.app import create_app
 from gateway.graphql.edge import build_schema as build_talkgate_schema
+from gateway.http.app import create_app
 from schema.node import NODE_TYPES, encode
 from schema.permissions import PII, PII_FIELDS, check_pii_fields
 from tests.abuse.bounds import bounded

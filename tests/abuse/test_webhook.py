@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from gateway.storage import TalkStore, open_store
 from gateway.storage.records import PageRequest, TalkQuery
 from tests.abuse.bounds import bounded

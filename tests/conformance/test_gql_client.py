@@ -16,7 +16,7 @@ from gql.transport.httpx import HTTPXAsyncTransport
 from graphql import GraphQLError
 from starlette.applications import Starlette
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from tests.conftest import (
     AGENT_LOGIN,
     AGENT_PASSWORD,

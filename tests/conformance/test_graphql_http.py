@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from tests.backends import node_packages
 from tests.conftest import READ_KEY, live_server, make_settings
 

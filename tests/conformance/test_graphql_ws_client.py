@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from tests.backends import node_packages
 from tests.conftest import READ_KEY, WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 from tests.factories import talk

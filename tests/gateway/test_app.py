@@ -12,7 +12,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from gateway.logs import JsonFormatter, request_id_var
 from gateway.storage import StoreUnavailable
 from tests.conftest import make_settings

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from gateway.settings import Settings
 from tests.conftest import READ_KEY, WEBHOOK_SECRET, make_settings, serving
 from tests.factories import talk

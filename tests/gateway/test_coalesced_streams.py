@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import ClientConnection
 
-from gateway.app import create_app
 from gateway.graphql.coalesced_streams import CoalescedStreams
 from gateway.graphql.edge import GraphQLEndpoint
+from gateway.http.app import create_app
 from gateway.storage.sqlite import SQLiteStore
 from tests.conftest import ALL_KEY, NO_SCOPE_KEY, READ_KEY, live_server, make_settings
 from tests.factories import talk

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.app import create_app
-from gateway.compression import choose, encode, with_vary
 from gateway.graphql.response_cache import CachedResponse
+from gateway.http.app import create_app
+from gateway.http.compression import choose, encode, with_vary
 from tests.conftest import READ_KEY, WEBHOOK_SECRET, make_settings, serving
 from tests.factories import talk
 

@@ -16,8 +16,8 @@ from asgi_lifespan import LifespanManager
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.app import create_app
-from gateway.cors import LOOPBACK_ORIGINS
+from gateway.http.app import create_app
+from gateway.http.cors import LOOPBACK_ORIGINS
 from tests.conftest import make_settings
 
 

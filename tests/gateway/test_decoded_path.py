@@ -22,10 +22,10 @@ import pytest
 from graphql import get_operation_ast, parse
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.demo import example_talk
 from gateway.graphql import edge
 from gateway.graphql.persisted import document_hash
+from gateway.http.app import create_app
 from gateway.settings import Settings
 from tests.conftest import (
     AGENT_LOGIN,

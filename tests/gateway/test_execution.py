@@ -48,12 +48,12 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionResult
 
-from gateway.app import create_app
 from gateway.auth import Principal
 from gateway.demo import example_talk
 from gateway.graphql import execution
 from gateway.graphql.edge import GraphQLView, build_schema
 from gateway.graphql.execution import FastExecutionContext
+from gateway.http.app import create_app
 from gateway.storage import TalkStore
 from gateway.storage.documents import Doc
 from gateway.storage.protocol import StoreUnavailable

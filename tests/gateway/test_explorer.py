@@ -17,8 +17,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from gateway.app import create_app
-from gateway.explorer import BUILD_COMMAND
+from gateway.http.app import create_app
+from gateway.http.explorer import BUILD_COMMAND
 from tests.conftest import READ_KEY, make_settings, serving
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}

@@ -18,7 +18,7 @@ from graphql import OperationDefinitionNode, OperationType, parse
 from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from tests.conftest import WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 from tests.factories import talk
 

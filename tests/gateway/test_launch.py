@@ -21,8 +21,8 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from gateway import tickets
-from gateway.app import create_app
-from gateway.pubsub import AGENT_STATUS, LocalFanout
+from gateway.http.app import create_app
+from gateway.replicas.pubsub import AGENT_STATUS, LocalFanout
 from tests.conftest import (
     AGENT_LOGIN,
     AGENT_PASSWORD,

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from gateway.ingest.ingestor import Body, Ingestor
 from gateway.ingest.payload import DEFAULT_ZONE
 from gateway.settings import Settings

@@ -13,8 +13,8 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.auth import key_digest
+from gateway.http.app import create_app
 from gateway.ratelimit import LocalRateLimiter
 from gateway.settings import ApiKeyEntry
 from tests.clock import FakeClock

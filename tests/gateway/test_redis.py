@@ -17,10 +17,10 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from gateway.app import create_app
-from gateway.pubsub import LocalFanout
+from gateway.http.app import create_app
 from gateway.recordings import FetchedRecording, RecordingCache, Recordings
-from gateway.redis_shared import (
+from gateway.replicas.pubsub import LocalFanout
+from gateway.replicas.redis_shared import (
     RedisBroker,
     RedisRateLimiter,
     RedisRecordings,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.request_body import ClientDisconnect, read_limited
+from gateway.http.request_body import ClientDisconnect, read_limited
 
 
 def _receiver(messages: list[dict[str, Any]]) -> Any:

@@ -13,8 +13,8 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from gateway.app import create_app
 from gateway.graphql.response_cache import Cacheability, ResponseCache, cache_key, matches
+from gateway.http.app import create_app
 from gateway.ingest.ingestor import Body, Ingestor
 from gateway.settings import Settings
 from gateway.storage import TalkStore

@@ -22,7 +22,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.signatures import secret_bytes, sign
 from gateway.talkme import SandboxState, TalkmeClient

@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.errors import BadUserInput
-from gateway.redis_shared import RedisTicketVault
+from gateway.replicas.redis_shared import RedisTicketVault
 from gateway.sessions import AgentCredentials, AgentSessions, SessionSealer
 from gateway.tickets import TicketVault
 from tests.backends import BACKENDS, REDIS_URL, opened_store, require_redis

@@ -1,4 +1,4 @@
-"""Events between the workers of one `serve` without Redis (gateway/siblings.py)."""
+"""Events between the workers of one `serve` without Redis (gateway/replicas/siblings.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.pubsub import TALKS, LocalFanout
-from gateway.siblings import SiblingBroker
+from gateway.replicas.pubsub import TALKS, LocalFanout
+from gateway.replicas.siblings import SiblingBroker
 
 
 @asynccontextmanager

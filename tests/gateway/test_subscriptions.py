@@ -14,8 +14,8 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from gateway.app import create_app
-from gateway.pubsub import LocalFanout
+from gateway.http.app import create_app
+from gateway.replicas.pubsub import LocalFanout
 from tests.conftest import (
     AGENT_LOGIN,
     AGENT_PASSWORD,

@@ -14,7 +14,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from gateway.signatures import secret_bytes, sign
 from gateway.storage import TalkStore
 from gateway.storage.records import TalkQuery

@@ -22,7 +22,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from tests.conftest import READ_KEY, live_server, make_settings
 
 PROTOCOL = "graphql-transport-ws"

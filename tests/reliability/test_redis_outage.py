@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from tests.backends import REDIS_URL, require_redis
 from tests.conftest import (
     ALL_KEY,

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from tests.backends import fresh_schema
 from tests.conftest import ALL_KEY, READ_KEY, make_settings, push, serving
 from tests.factories import snapshot

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from gateway.talkme.sandbox import SandboxState
 from tests.conftest import AGENT_LOGIN, AGENT_PASSWORD, ALL_KEY, live_server, serving
 from tests.conftest import talkme_settings as base_settings

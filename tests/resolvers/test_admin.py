@@ -16,8 +16,8 @@ import orjson
 import pytest
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.auth import key_digest
+from gateway.http.app import create_app
 from gateway.settings import SCOPES, ApiKeyEntry
 from gateway.talkme import SandboxState
 from tests.conftest import (

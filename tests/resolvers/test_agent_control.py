@@ -20,8 +20,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.auth import key_digest
+from gateway.http.app import create_app
 from gateway.sessions import AgentCredentials, SessionSealer
 from gateway.settings import ApiKeyEntry
 from gateway.talkme import SandboxState

@@ -16,7 +16,7 @@ import pytest
 from graphql import Lexer, Source, TokenKind
 from starlette.applications import Starlette
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from tests.conftest import READ_KEY, make_settings, push
 from tests.resolvers.helpers import Served, codes, serving, talk_of
 

@@ -16,9 +16,9 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from gateway.app import create_app
 from gateway.graphql.edge import build_schema
 from gateway.graphql.persisted import LocalPersistedQueries, ManifestError
+from gateway.http.app import create_app
 from gateway.settings import Settings
 from tests.backends import REDIS_URL
 from tests.conftest import NO_SCOPE_KEY, READ_KEY, make_settings, push, serving

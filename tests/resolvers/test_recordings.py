@@ -18,7 +18,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.app import create_app
+from gateway.http.app import create_app
 from gateway.talkme import RecordedCall, SandboxState
 from gateway.talkme.sandbox import RECORDINGS_URL
 from tests.conftest import ALL_KEY, READ_KEY, gql, push, serving, talkme_settings

@@ -8,9 +8,10 @@ worker builds its own app with `worker_app`, from the environment the supervisor
 The workers share the store (talks, the generation the response cache is keyed on, login
 tickets, revoked sessions, agent statuses), the key that seals sessions and tickets (made
 here when TALKGATE_SECRET_KEY is unset) and events: through Redis when TALKGATE_REDIS_URL is
-set, else between themselves (gateway/siblings.py). Without Redis, rate limits, the recording
-cache, automatic persisted queries and circuit breakers are each worker's own. /metrics on
-any worker answers for all of them (prometheus_client's multiprocess mode).
+set, else between themselves (gateway/replicas/siblings.py). Without Redis, rate limits,
+the recording cache, automatic persisted queries and circuit breakers are each worker's
+own. /metrics on any worker answers for all of them (prometheus_client's multiprocess
+mode).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ _PR_SET_PDEATHSIG = 1
 
 def worker_app() -> Starlette:
     """The app of one worker (uvicorn calls this factory in each worker process)."""
-    from gateway.app import create_app
+    from gateway.http.app import create_app
     from gateway.logs import configure_logging
 
     settings = Settings()
@@ -79,7 +80,7 @@ def serve_workers(settings: Settings, workers: int, sock: socket.socket) -> int:
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
-    from gateway.server import uvicorn_config
+    from gateway.http.server import uvicorn_config
 
     # Workers read their settings as this process did, with what the command line changed.
     os.environ["TALKGATE_HOST"] = settings.host

@@ -19,26 +19,26 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from gateway.auth import KeyRing, key_digest, new_key
-from gateway.compression import Compress
-from gateway.cors import LOOPBACK_ORIGINS, ExplainedCORS
-from gateway.explorer import EXPLORER_DIR, explorer_page, log_not_built
 from gateway.graphql.edge import GraphQLEndpoint, GraphQLView, build_schema
 from gateway.graphql.persisted import LocalPersistedQueries, PersistedQueries, PersistedQueryPolicy
 from gateway.graphql.response_cache import ResponseCache, SharedResponses
-from gateway.ingest.ingestor import Body, Ingestor
-from gateway.ingest.webhook import TalkWebhook
-from gateway.launch import launch
-from gateway.metrics import Metrics, MetricsEndpoint
-from gateway.middleware import (
+from gateway.http.compression import Compress
+from gateway.http.cors import LOOPBACK_ORIGINS, ExplainedCORS
+from gateway.http.explorer import EXPLORER_DIR, explorer_page, log_not_built
+from gateway.http.launch import launch
+from gateway.http.middleware import (
     LOOPBACK_HOSTS,
     AllowedHosts,
     JsonBodies,
     ObserveRequests,
     SameOriginWrites,
 )
-from gateway.pubsub import Broker, LocalBroker, LocalFanout
+from gateway.ingest.ingestor import Body, Ingestor
+from gateway.ingest.webhook import TalkWebhook
+from gateway.metrics import Metrics, MetricsEndpoint
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
 from gateway.recordings import RecordingCache, Recordings, SharedRecordings
+from gateway.replicas.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.sessions import AgentSessions
 from gateway.settings import SCOPES, ApiKeyEntry, Settings
 from gateway.storage import StoreUnavailable, TalkStore, open_store
@@ -147,7 +147,7 @@ async def _sharing(
         if siblings is None:
             yield Shared(LocalBroker(fanout), limiter, store, None, LocalPersistedQueries(), None)
             return
-        from gateway.siblings import SiblingBroker
+        from gateway.replicas.siblings import SiblingBroker
 
         sibling_broker = SiblingBroker(fanout, siblings, on_drop=metrics.dropped_events.inc)
         await sibling_broker.start()
@@ -158,7 +158,7 @@ async def _sharing(
         return
     from redis.asyncio import Redis
 
-    from gateway.redis_shared import (
+    from gateway.replicas.redis_shared import (
         RedisBroker,
         RedisPersistedQueries,
         RedisRateLimiter,
@@ -198,7 +198,7 @@ def create_app(
     `explorer_dir` holds the built explorer page (`npm run build` in explorer/).
     In demo mode a fresh key with every scope is made for the explorer: `app.state.demo_key`.
     `siblings` is where the workers of one `serve --workers N` share events without Redis
-    (gateway/siblings.py); None: events stay in this process unless Redis carries them.
+    (gateway/replicas/siblings.py); None: events stay in this process unless Redis carries them.
     """
     settings = settings or Settings()
     routes: list[BaseRoute] = []

@@ -22,7 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 log = logging.getLogger("talkgate")
 
-EXPLORER_DIR = Path(__file__).parent / "static" / "explorer"
+EXPLORER_DIR = Path(__file__).parent.parent / "static" / "explorer"
 BUILD_COMMAND = "cd explorer && npm ci && npm run build"
 _KEY_PLACEHOLDER = b'<meta name="talkgate-demo-key" content="" />'
 _NONCE_PLACEHOLDER = b' nonce=""'

@@ -19,9 +19,9 @@ from redis.exceptions import RedisError
 
 from gateway.graphql.persisted import LocalPersistedQueries
 from gateway.graphql.response_cache import SharedUnavailable
-from gateway.pubsub import AGENT_STATUS, TALKS, Event, LocalFanout
 from gateway.ratelimit import LocalRateLimiter
 from gateway.recordings import FetchedRecording
+from gateway.replicas.pubsub import AGENT_STATUS, TALKS, Event, LocalFanout
 from gateway.storage import StoreUnavailable
 
 log = logging.getLogger("talkgate.redis")

@@ -219,7 +219,7 @@ class SameOriginWrites:
         self.app = app
         self.trusted = frozenset(origin_of(o) for o in (*trusted, *([public] if public else [])))
         # Origins a regular expression admits whole for HTTP requests (the demo's:
-        # gateway.cors.LOOPBACK_ORIGINS, the pages its CORS admits).
+        # gateway.http.cors.LOOPBACK_ORIGINS, the pages its CORS admits).
         self.trusted_pattern = re.compile(trusted_pattern) if trusted_pattern else None
         self.exempt = frozenset(exempt)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from gateway.pubsub import Event, LocalFanout
+from gateway.replicas.pubsub import Event, LocalFanout
 
 log = logging.getLogger("talkgate.pubsub")
 
