@@ -330,8 +330,8 @@ _Complete = Callable[[Any, Any, list[Any], list[tuple[int, dict[str, Any], Any]]
 
 
 class _LoadSlot(NamedTuple):
-    """A loaded field of a completer's plan, numbered in the order the completer writes
-    them: what its deferred load needs that the shape (shared by documents) does not hold."""
+    """A loaded field of a completer's plan, found by the number its shape gives it: what
+    its deferred load needs that the shape (shared by documents) does not hold."""
 
     # (response name, parent type name) of each object from the list's item to the field's
     within: tuple[tuple[str, str], ...]
@@ -342,11 +342,12 @@ class _LoadSlot(NamedTuple):
     field_group: FieldDetailsList
 
 
-# A plan's generated completion and its loaded fields' slots (None: the plan has none).
+# A plan's generated completion and its loaded fields' slots, by number.
 _Completion = tuple[_Complete, tuple[_LoadSlot, ...]]
 # A plan's shape: its object type's name, its fields as (kind, response name, attribute,
-# field type, coercion, shape of the object held), and for a loaded object (loader, key).
-_Shape = tuple[str, tuple[tuple[Any, ...], ...], tuple[str, str] | None]
+# field type, coercion, shape of the object held), and for a loaded object (loader, key,
+# the number of its slot).
+_Shape = tuple[str, tuple[tuple[Any, ...], ...], tuple[str, str, int] | None]
 _COMPLETERS: dict[tuple[_Shape, Callable[[Any], bool]], _Complete] = {}
 _COMPLETERS_KEPT: Final = 256
 # Nested plans deeper than this are not generated (a runaway selection stays graphql-core's).
@@ -375,7 +376,6 @@ def _completer(shape: _Shape, is_awaitable: Callable[[Any], bool]) -> _Complete:
         "FROZEN": _FROZEN,
         "MEMO": _MEMO,
         "MEMO_KEPT": _MEMO_KEPT,
-        "SLOTS": 0,
     }
     lines = ["def complete(s0, loaders, into, pending):", "    try:"]
     count = _write_level(shape, 0, lines, namespace, "        ")
@@ -485,12 +485,9 @@ def _write_fields(
             ]
             _write_child(nested, response_name, depth, lines, namespace, pad + "    ")
         else:  # _LOAD
-            loader, key_attr = nested[2]
+            loader, key_attr, slot = nested[2]
             child = f"s{depth + 1}"
             namespace[f"L{name}"] = loader
-            # Slots are numbered as the fields are written: before the loads below this one.
-            slot = namespace["SLOTS"]
-            namespace["SLOTS"] = slot + 1
             lines += [
                 f"{pad}{child} = {_read(src, key_attr, name, namespace)}",
                 f"{pad}if {child} is None:",
@@ -1506,8 +1503,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         within: tuple[tuple[str, str], ...],
         slots: list[_LoadSlot],
     ) -> _Shape | None:
-        """What `_completer` generates its function from, and into `slots` its loaded fields
-        in the order it numbers them; None when `plan` (or a plan below it) holds a field
+        """What `_completer` generates its function from, each loaded field numbered by its
+        place in `slots`, where it is put; None when `plan` (or a plan below it) holds a field
         that graphql-core completes, a list of objects, or a loaded field whose loader
         cannot `peek`. `within` is the way from the list's item to `object_type`."""
         fields: list[tuple[Any, ...]] = []
@@ -1530,16 +1527,18 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     )
                     if not callable(getattr(loader, "peek", None)):
                         return None
-                    slot = _LoadSlot(
-                        within, response_name, object_type.name, field_type, held, field_group
+                    number = len(slots)
+                    slots.append(
+                        _LoadSlot(
+                            within, response_name, object_type.name, field_type, held, field_group
+                        )
                     )
-                    slots.append(slot)  # before the loads below it, as _completer numbers
                 below = (*within, (response_name, object_type.name))
                 nested = self._shape(held, subplan, depth + 1, below, slots)
                 if nested is None:
                     return None
                 if kind == _LOAD:
-                    nested = (nested[0], nested[1], (declared.loader, declared.key))
+                    nested = (nested[0], nested[1], (declared.loader, declared.key, number))
                 fields.append((kind, response_name, attr, field_type, None, nested))
             else:
                 return None
