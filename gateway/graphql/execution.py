@@ -229,17 +229,12 @@ _INLINE: Final[dict[GraphQLScalarType, tuple[str, str | None]]] = {
 }
 
 
-# Output coercions of custom scalars that return a str exactly as given
-# (`schema.contracts.strings_unchanged`): their fields' str values are completed inline, as a
-# String's are.
-_STRINGS_UNCHANGED: Final = STRINGS_UNCHANGED
-
-
-# Classes whose instances are shared between requests and never written to once built (the
-# objects built once per stored document, `schema.contracts.frozen_snapshots`): the generated
+# Output coercions of custom scalars that return a str exactly as given (STRINGS_UNCHANGED,
+# `schema.contracts.strings_unchanged`): their fields' str values are completed inline, as a
+# String's are. Instances of FROZEN_SNAPSHOTS' classes are shared between requests and never
+# written to once built (the objects built once per stored document): the generated
 # completion keeps the values of their plain fields on them (`_MEMO`), per selection, for the
 # next request that reads them.
-_FROZEN: Final = FROZEN_SNAPSHOTS
 _MEMO: Final = "_talkgate_completed"
 # Selections whose values one object keeps; more, and it forgets them all.
 _MEMO_KEPT: Final = 8
@@ -250,7 +245,7 @@ def _inline(named: GraphQLOutputType) -> tuple[str, str | None] | None:
     """How `fill` completes the fast case of a leaf of this type inline, if it can."""
     if not isinstance(named, GraphQLScalarType):
         return None
-    if named.coerce_output_value in _STRINGS_UNCHANGED:
+    if named.coerce_output_value in STRINGS_UNCHANGED:
         return _INLINE[GraphQLString]
     return _INLINE.get(named)
 
@@ -373,7 +368,7 @@ def _completer(shape: _Shape, is_awaitable: Callable[[Any], bool]) -> _Complete:
         "Undefined": Undefined,
         "INERT": _INERT_TYPES,
         "inert": _inert,
-        "FROZEN": _FROZEN,
+        "FROZEN": FROZEN_SNAPSHOTS,
         "MEMO": _MEMO,
         "MEMO_KEPT": _MEMO_KEPT,
     }
@@ -1863,7 +1858,7 @@ def _leaf(
             return value if type(value) is bool else generic(value)
 
         return boolean
-    if coerce_output_value in _STRINGS_UNCHANGED:
+    if coerce_output_value in STRINGS_UNCHANGED:
 
         def unchanged(value: Any) -> Any:
             return value if type(value) is str else generic(value)
