@@ -254,7 +254,6 @@ def create_app(
             shared = await stack.enter_async_context(
                 _sharing(settings, store, fanout, metrics, siblings)
             )
-            broker, limiter, documents = shared.broker, shared.limiter, shared.documents
             responses = (
                 ResponseCache(
                     max_bytes=settings.response_cache_mb * 1024 * 1024,
@@ -277,9 +276,11 @@ def create_app(
                 ),
                 sessions=AgentSessions(shared.vault, secret_key, ttl_s=settings.session_ttl_s),
                 tickets=LoginTickets(shared.vault, secret_key),
-                broker=broker,
+                broker=shared.broker,
             )
-            ingestor = Ingestor(store, settings.zone, broker, max_depth=settings.max_json_depth)
+            ingestor = Ingestor(
+                store, settings.zone, shared.broker, max_depth=settings.max_json_depth
+            )
             if explorer is not None and not explorer.built:
                 log_not_built()
             if settings.metrics_port is not None:
@@ -303,8 +304,8 @@ def create_app(
             yield {
                 "services": services,
                 "ingestor": ingestor,
-                "limiter": limiter,
-                "persisted": documents,
+                "limiter": shared.limiter,
+                "persisted": shared.documents,
                 "responses": responses,
             }
 
