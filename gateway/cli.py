@@ -464,7 +464,7 @@ def ingest(args: argparse.Namespace) -> None:
 
 
 def schema(args: argparse.Namespace) -> None:
-    from gateway.graphql.edge import build_schema
+    from gateway.graphql.schema_assembly import build_schema
 
     sys.stdout.write(build_schema().as_str() + "\n")
 

@@ -44,7 +44,9 @@ FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     # The schema declares; the executor and the HTTP edge read it, never the reverse.
     ("schema", ("resolvers", "gateway.graphql", "gateway.ingest", "gateway.http.app")),
     # Resolvers reach the store and the client, not the GraphQL edge or ingest.
-    ("resolvers", ("gateway.graphql.edge", "gateway.http.app", "gateway.ingest")),
+    ("resolvers", ("gateway.graphql", "gateway.http", "gateway.ingest")),
+    # The GraphQL edge is wired by the app, and never reaches back into it.
+    ("gateway.graphql", ("gateway.http.app",)),
 ]
 
 

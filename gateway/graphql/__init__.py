@@ -1,6 +1,8 @@
 """The GraphQL edge: requests in, answers out.
 
-`edge.py` assembles the schema and runs the endpoint; around it `limits.py`, `parsing.py`,
-`persisted.py`, `response_cache.py`, `over_http.py`, `coalesced_streams.py`, and
-`execution.py`, the fast execution path.
+`endpoint.py` is where HTTP requests enter: `admission.py` lets them in, `cached_answers.py`
+answers from the response cache (`response_cache.py`), `view.py` runs the rest;
+`websocket.py` speaks graphql-transport-ws. `schema_assembly.py` builds the schema and
+`typed_errors.py` types its errors. Around them `limits.py`, `parsing.py`, `persisted.py`,
+`over_http.py`, `coalesced_streams.py`, and `execution.py`, the fast execution path.
 """

@@ -25,9 +25,11 @@ from graphql import (
     DocumentNode,
     GraphQLError,
     GraphQLSchema,
+    OperationDefinitionNode,
     OverlappingFieldsCanBeMergedRule,
     Source,
     TokenKind,
+    get_operation_ast,
     parse,
 )
 from graphql.language.ast import Token
@@ -123,6 +125,26 @@ def parse_document(text: str, max_tokens: int) -> DocumentNode:
         raise GraphQLError(message, source=Source(text[:end]), positions=positions)
     assert known.document is not None
     return known.document
+
+
+def parsed_operation(
+    query: str, name: str | None, max_tokens: int
+) -> tuple[DocumentNode, OperationDefinitionNode | None] | None:
+    """`query` parsed (through the shared cache) and the operation GraphQL's GetOperation
+    finds in it: None for none of that `name`, or, without one, for several (strawberry
+    would run the first). None for a document that does not parse, which the execution
+    reports."""
+    try:
+        document = parse_document(query, max_tokens)
+    except GraphQLError:
+        return None
+    return document, get_operation_ast(document, name)
+
+
+def runs_no_operation(query: str, name: str | None, max_tokens: int) -> bool:
+    """Whether `query` parses but has no operation to run by GraphQL's GetOperation."""
+    parsed = parsed_operation(query, name, max_tokens)
+    return parsed is not None and parsed[1] is None
 
 
 def _tokens(document: DocumentNode) -> list[Token]:

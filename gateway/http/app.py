@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
 
 import httpx
 import orjson
@@ -19,9 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from gateway.auth import KeyRing, key_digest, new_key
-from gateway.graphql.edge import GraphQLEndpoint, GraphQLView, build_schema
+from gateway.graphql.endpoint import GraphQLEndpoint
 from gateway.graphql.persisted import LocalPersistedQueries, PersistedQueries, PersistedQueryPolicy
 from gateway.graphql.response_cache import ResponseCache, SharedResponses
+from gateway.graphql.schema_assembly import build_schema
+from gateway.graphql.view import GraphQLView
 from gateway.http.compression import Compress
 from gateway.http.cors import LOOPBACK_ORIGINS, ExplainedCORS
 from gateway.http.explorer import EXPLORER_DIR, explorer_page, log_not_built
@@ -33,6 +34,7 @@ from gateway.http.middleware import (
     ObserveRequests,
     SameOriginWrites,
 )
+from gateway.http.state import State, state_of
 from gateway.ingest.ingestor import Body, Ingestor
 from gateway.ingest.webhook import TalkWebhook
 from gateway.metrics import Metrics, MetricsEndpoint
@@ -55,22 +57,12 @@ DEMO_TOKEN = "demo-token"  # noqa: S105
 DEMO_EXTERNAL_LOGIN_TOKEN = "demo-external-login-token"  # noqa: S105
 
 
-class State(TypedDict):
-    """What the lifespan opens; handlers reach it as `request.state.<name>`."""
-
-    services: Services
-    ingestor: Ingestor
-    limiter: RateLimiter
-    persisted: PersistedQueries
-    responses: ResponseCache | None
-
-
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
-    store = request.state.services.store
+    store = state_of(request.scope)["services"].store
     try:
         await store.ping()
     except StoreUnavailable as exc:

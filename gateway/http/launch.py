@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from gateway.errors import BadUserInput
+from gateway.http.state import state_of
 from gateway.settings import Settings
-from resolvers.context import Services
 
 log = logging.getLogger("talkgate.launch")
 
@@ -82,7 +82,7 @@ async def launch(request: Request) -> Response:
     if request.method != "GET":
         # HEAD (link checkers, previews) must not spend the single-use ticket.
         return Response(status_code=405, headers={"Allow": "GET", **_headers(None, None)})
-    services: Services = request.state.services
+    services = state_of(request.scope)["services"]
     settings, tickets = services.settings, services.tickets
     ticket = request.path_params["ticket"]
     try:

@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse, Response
 from gateway.auth import KeyRing, principal
 from gateway.errors import BadUserInput, Forbidden, ServiceUnavailable, Unauthenticated
 from gateway.http.request_body import ClientDisconnect, read_limited
-from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
+from gateway.http.state import state_of
+from gateway.ingest.ingestor import Body, BodyRejected
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.signatures import secret_bytes, verify
@@ -108,7 +109,7 @@ class TalkWebhook:
 
     async def _answer(self, request: Request) -> Response | DeliveryOutcome:
         """The answer to a delivery refused, or the outcome of one stored."""
-        ingestor: Ingestor = request.state.ingestor
+        ingestor = state_of(request.scope)["ingestor"]
         auth = self._authenticate_without_body(request)
         if auth.lacks_scope:
             return _error(403, "the API key lacks the webhooks:write scope")

@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from gateway.graphql.edge import build_schema as build_talkgate_schema
+from gateway.graphql.schema_assembly import build_schema as build_talkgate_schema
 from gateway.http.app import create_app
 from schema.node import NODE_TYPES, encode
 from schema.permissions import PII, PII_FIELDS, check_pii_fields

@@ -14,7 +14,7 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import ClientConnection
 
 from gateway.graphql.coalesced_streams import CoalescedStreams
-from gateway.graphql.edge import GraphQLEndpoint
+from gateway.graphql.endpoint import GraphQLEndpoint
 from gateway.http.app import create_app
 from gateway.storage.sqlite import SQLiteStore
 from tests.conftest import ALL_KEY, NO_SCOPE_KEY, READ_KEY, live_server, make_settings

@@ -23,7 +23,7 @@ from graphql import get_operation_ast, parse
 from starlette.applications import Starlette
 
 from gateway.demo import example_talk
-from gateway.graphql import edge
+from gateway.graphql import schema_assembly, view
 from gateway.graphql.persisted import document_hash
 from gateway.http.app import create_app
 from gateway.settings import Settings
@@ -116,15 +116,15 @@ async def test_the_decoded_path_answers_as_the_view_does(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     taken = 0
-    decoded = edge.GraphQLView.answer_decoded
+    decoded = view.GraphQLView.answer_decoded
 
-    async def counted(self: edge.GraphQLView, request: Any, params: Any) -> Any:
+    async def counted(self: view.GraphQLView, request: Any, params: Any) -> Any:
         nonlocal taken
         answer = await decoded(self, request, params)
         taken += answer is not None
         return answer
 
-    async def never(self: edge.GraphQLView, request: Any, params: Any) -> None:
+    async def never(self: view.GraphQLView, request: Any, params: Any) -> None:
         return None
 
     pushed = await push(client, example_talk())
@@ -134,9 +134,9 @@ async def test_the_decoded_path_answers_as_the_view_does(
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         if accept is not None:
             headers["Accept"] = accept
-        monkeypatch.setattr(edge.GraphQLView, "answer_decoded", counted)
+        monkeypatch.setattr(view.GraphQLView, "answer_decoded", counted)
         fast = await client.post("/graphql", content=orjson.dumps(body), headers=headers)
-        monkeypatch.setattr(edge.GraphQLView, "answer_decoded", never)
+        monkeypatch.setattr(view.GraphQLView, "answer_decoded", never)
         slow = await client.post("/graphql", content=orjson.dumps(body), headers=headers)
         assert _answer(fast) == _answer(slow), (body, accept, key)
     # The path was taken for the plain cases, and left to the view for the others.
@@ -199,15 +199,15 @@ async def test_operations_run_without_strawberrys_runner_answer_and_count_as_thr
 ) -> None:
     app = create_app(_strict_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
     ran = 0
-    checked = edge._Schema.execute_checked
+    checked = schema_assembly.TalkgateSchema.execute_checked
 
-    async def counted(self: edge._Schema, *args: Any) -> Any:
+    async def counted(self: schema_assembly.TalkgateSchema, *args: Any) -> Any:
         nonlocal ran
         result = await checked(self, *args)
         ran += result is not None
         return result
 
-    async def never(self: edge._Schema, *args: Any) -> None:
+    async def never(self: schema_assembly.TalkgateSchema, *args: Any) -> None:
         return None
 
     cases = [
@@ -221,10 +221,10 @@ async def test_operations_run_without_strawberrys_runner_answer_and_count_as_thr
             headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
             body = orjson.dumps({"query": document, "variables": variables})
             before = await _operation_counts(client)
-            monkeypatch.setattr(edge._Schema, "execute_checked", counted)
+            monkeypatch.setattr(schema_assembly.TalkgateSchema, "execute_checked", counted)
             direct = await client.post("/graphql", content=body, headers=headers)
             between = await _operation_counts(client)
-            monkeypatch.setattr(edge._Schema, "execute_checked", never)
+            monkeypatch.setattr(schema_assembly.TalkgateSchema, "execute_checked", never)
             through = await client.post("/graphql", content=body, headers=headers)
             after = await _operation_counts(client)
             assert _answer(direct) == _answer(through), (document, variables, key)
@@ -236,9 +236,9 @@ async def test_operations_run_without_strawberrys_runner_answer_and_count_as_thr
             # The same by GET, which the view decodes itself (mutations: 405 both ways).
             query = {"query": document, "variables": orjson.dumps(variables).decode()}
             get = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
-            monkeypatch.setattr(edge._Schema, "execute_checked", counted)
+            monkeypatch.setattr(schema_assembly.TalkgateSchema, "execute_checked", counted)
             direct = await client.get("/graphql", params=query, headers=get)
-            monkeypatch.setattr(edge._Schema, "execute_checked", never)
+            monkeypatch.setattr(schema_assembly.TalkgateSchema, "execute_checked", never)
             through = await client.get("/graphql", params=query, headers=get)
             assert _answer(direct) == _answer(through), ("GET", document, variables, key)
     # The checks let through the operations they pass, and only those; a few of each.
@@ -252,8 +252,10 @@ async def test_a_document_off_the_allow_list_is_left_to_strawberrys_refusal(
     # path all the same, so the direct run leaves it to `execute`, whose AllowListedOnly
     # words the refusal.
     listed = "{ __typename }"
-    schema = edge.build_schema(make_settings(tmp_path), allow_list={document_hash(listed): listed})
-    assert isinstance(schema, edge._Schema)
+    schema = schema_assembly.build_schema(
+        make_settings(tmp_path), allow_list={document_hash(listed): listed}
+    )
+    assert isinstance(schema, schema_assembly.TalkgateSchema)
     for query, runs in ((listed, True), ("{ talks(first: 1) { totalCount } }", False)):
         document = parse(query)
         operation = get_operation_ast(document)

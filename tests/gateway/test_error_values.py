@@ -35,7 +35,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from gateway.graphql.edge import build_schema, scrub_values
+from gateway.graphql.schema_assembly import build_schema
+from gateway.graphql.typed_errors import scrub_values
 from gateway.http.app import create_app
 from tests.conftest import ALL_KEY, serving, talkme_settings
 

@@ -51,8 +51,9 @@ from strawberry.types import ExecutionResult
 from gateway.auth import Principal
 from gateway.demo import example_talk
 from gateway.graphql import execution
-from gateway.graphql.edge import GraphQLView, build_schema
 from gateway.graphql.execution import FastExecutionContext
+from gateway.graphql.schema_assembly import build_schema
+from gateway.graphql.view import GraphQLView
 from gateway.http.app import create_app
 from gateway.storage import TalkStore
 from gateway.storage.documents import Doc

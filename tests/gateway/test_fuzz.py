@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from gateway.graphql.edge import build_schema
 from gateway.graphql.limits import QueryLimits, measure
+from gateway.graphql.schema_assembly import build_schema
 from gateway.http.app import create_app
 from tests.conftest import ALL_KEY, READ_KEY, WEBHOOK_SECRET, talkme_settings
 from tests.factories import talk

@@ -147,7 +147,7 @@ async def test_what_does_not_come_from_talks_is_never_cached(client: httpx.Async
 
 
 def test_documents_reaching_talkme_agent_statuses_or_admin_fields_are_not_store_only() -> None:
-    from gateway.graphql.edge import build_schema
+    from gateway.graphql.schema_assembly import build_schema
 
     cacheable = Cacheability(build_schema()._schema)
     assert cacheable("{ talks { totalCount } }").store_only
@@ -339,7 +339,7 @@ async def test_two_databases_never_share_a_generation(tmp_path: Path) -> None:
     assert generations[0] != generations[1]
 
 
-# -- bodies sent again byte for byte (graphql_app.BodyKeys) ---------------------------------
+# -- bodies sent again byte for byte (cached_answers.BodyKeys) ---------------------------------
 
 
 async def test_the_same_bytes_from_callers_of_other_scopes_get_their_own_answers(

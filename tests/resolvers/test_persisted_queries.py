@@ -16,8 +16,8 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from gateway.graphql.edge import build_schema
 from gateway.graphql.persisted import LocalPersistedQueries, ManifestError
+from gateway.graphql.schema_assembly import build_schema
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from tests.backends import REDIS_URL

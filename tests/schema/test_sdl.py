@@ -12,7 +12,7 @@ from graphql import (
     GraphQLScalarType,
 )
 
-from gateway.graphql.edge import build_schema
+from gateway.graphql.schema_assembly import build_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERNAL_ONLY = ("isSimulation", "simulationBotId", "lastWebchatRequestAt")
