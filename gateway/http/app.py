@@ -5,19 +5,19 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from gateway.auth import KeyRing, key_digest, new_key
+from gateway.auth import KeyRing
+from gateway.demo.wiring import SANDBOX_PREFIX, Demo, demo_wiring, seed_demo
 from gateway.graphql.endpoint import GraphQLEndpoint
 from gateway.graphql.persisted import LocalPersistedQueries, PersistedQueries, PersistedQueryPolicy
 from gateway.graphql.response_cache import ResponseCache, SharedResponses
@@ -25,7 +25,13 @@ from gateway.graphql.schema_assembly import build_schema
 from gateway.graphql.view import GraphQLView
 from gateway.http.compression import Compress
 from gateway.http.cors import LOOPBACK_ORIGINS, ExplainedCORS
-from gateway.http.explorer import EXPLORER_DIR, explorer_page, log_not_built
+from gateway.http.explorer import (
+    EXPLORER_DIR,
+    ExplorerPage,
+    NotBuiltPage,
+    explorer_page,
+    log_not_built,
+)
 from gateway.http.launch import launch
 from gateway.http.middleware import (
     LOOPBACK_HOSTS,
@@ -35,26 +41,20 @@ from gateway.http.middleware import (
     SameOriginWrites,
 )
 from gateway.http.state import State, state_of
-from gateway.ingest.ingestor import Body, Ingestor
+from gateway.ingest.ingestor import Ingestor
 from gateway.ingest.webhook import TalkWebhook
 from gateway.metrics import Metrics, MetricsEndpoint
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
 from gateway.recordings import RecordingCache, Recordings, SharedRecordings
 from gateway.replicas.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.sessions import AgentSessions
-from gateway.settings import SCOPES, ApiKeyEntry, Settings
+from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore, open_store
-from gateway.talkme import TalkmeClient, create_sandbox
+from gateway.talkme import TalkmeClient
 from gateway.tickets import LoginTickets, TicketVault
 from resolvers.context import Services
 
 log = logging.getLogger("talkgate")
-
-SANDBOX_PREFIX = "/_sandbox/talkme"
-# The demo's sandbox accepts these; they are sample values, not secrets.
-DEMO_AGENTS = {"1001": "demo-password", "1002": "demo-password", "1003": "demo-password"}
-DEMO_TOKEN = "demo-token"  # noqa: S105
-DEMO_EXTERNAL_LOGIN_TOKEN = "demo-external-login-token"  # noqa: S105
 
 
 async def healthz(request: Request) -> Response:
@@ -69,31 +69,6 @@ async def readyz(request: Request) -> Response:
         log.warning("not ready: %s", exc)
         return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
     return JSONResponse({"status": "ready"})
-
-
-async def seed_demo(ingestor: Ingestor) -> int:
-    """Load the sample talks through the webhook's own path; reloading changes nothing."""
-    from gateway.demo import sample_talks
-
-    bodies = [Body(orjson.dumps(t), "demo") for t in sample_talks()]
-    outcomes = await ingestor.ingest_many(bodies)
-    return len(outcomes)
-
-
-def demo_settings(settings: Settings) -> Settings:
-    """Point Talk.me at the built-in sandbox, with demo tokens, unless configured otherwise."""
-    from pydantic import SecretStr
-
-    base = settings.base_url + SANDBOX_PREFIX
-    return settings.model_copy(
-        update={
-            "talkme_login_url": base + "/login",
-            "talkme_agent_api_url": base,
-            "talkme_bc_api_url": base,
-            "talkme_token": SecretStr(DEMO_TOKEN),
-            "talkme_external_login_token": SecretStr(DEMO_EXTERNAL_LOGIN_TOKEN),
-        }
-    )
 
 
 def _secret_key(settings: Settings) -> str:
@@ -193,134 +168,157 @@ def create_app(
     (gateway/replicas/siblings.py); None: events stay in this process unless Redis carries them.
     """
     settings = settings or Settings()
-    routes: list[BaseRoute] = []
-    demo_key: str | None = None
-    if settings.demo:
-        settings = demo_settings(settings)
-        demo_key = new_key()
-        demo_entry = ApiKeyEntry(name="demo", sha256=key_digest(demo_key), scopes=SCOPES)
-        settings = settings.model_copy(update={"api_keys": (*settings.api_keys, demo_entry)})
-        sandbox = create_sandbox(
-            DEMO_AGENTS,
-            token=DEMO_TOKEN,
-            external_login_token=DEMO_EXTERNAL_LOGIN_TOKEN,
-        )
-        routes.append(Mount(SANDBOX_PREFIX, app=sandbox))
-        if talkme_transport is None:
-            talkme_transport = httpx.ASGITransport(
-                app=Starlette(routes=[Mount(SANDBOX_PREFIX, app=sandbox)])
-            )
+    demo = demo_wiring(settings, talkme_transport) if settings.demo else None
+    if demo is not None:
+        settings, talkme_transport = demo.settings, demo.transport
     keys = KeyRing(settings.api_keys)
     metrics = Metrics()
-    metrics_token = (
-        settings.metrics_token.get_secret_value() if settings.metrics_token is not None else None
-    )
     # Raises ManifestError (one line) when the persisted-queries file does not verify.
     persisted = PersistedQueryPolicy.from_settings(settings)
     schema = build_schema(
         settings, metrics, allow_list=persisted.allow_list if persisted.only else None
     )
     view = GraphQLView(schema, settings, keys, metrics=metrics)
+    demo_key = demo.key if demo is not None else None
     explorer = explorer_page(explorer_dir, demo_key=demo_key) if settings.graphiql else None
     endpoint = GraphQLEndpoint(
         view, keys, settings=settings, metrics=metrics, ide=explorer, persisted=persisted
     )
+    parts = _Parts(settings, keys, metrics, talkme_transport, siblings, explorer)
+    app = Starlette(
+        routes=_routes(parts, endpoint, demo),
+        middleware=_middleware(settings, metrics),
+        lifespan=lambda app: _lifespan(app, parts),
+    )
+    app.state.metrics = metrics
+    app.state.demo_key = demo_key
+    return app
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        async with AsyncExitStack() as stack:
-            store = open_store(settings.database_url, doc_cache_mb=settings.doc_cache_mb)
-            await store.open()
-            stack.push_async_callback(store.close)
-            http = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=talkme_transport,
-                    timeout=httpx.Timeout(settings.talkme_timeout_s),
-                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-                    headers={"User-Agent": "talkgate"},
-                )
-            )
-            talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
-            fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
-            app.state.fanout = fanout
-            shared = await stack.enter_async_context(
-                _sharing(settings, store, fanout, metrics, siblings)
-            )
-            responses = (
-                ResponseCache(
-                    max_bytes=settings.response_cache_mb * 1024 * 1024,
-                    shared=shared.responses,
-                    on_outcome=metrics.count_cache_outcome,
-                )
-                if settings.response_cache_mb
-                else None
-            )
-            secret_key = _secret_key(settings)
-            services = Services(
-                settings=settings,
-                store=store,
-                talkme=talkme,
-                recordings=Recordings(
-                    talkme,
-                    RecordingCache(settings.recording_ttl_s),
-                    concurrency=settings.recording_concurrency,
-                    shared=shared.recordings,
-                ),
-                sessions=AgentSessions(shared.vault, secret_key, ttl_s=settings.session_ttl_s),
-                tickets=LoginTickets(shared.vault, secret_key),
-                broker=shared.broker,
-            )
-            ingestor = Ingestor(
-                store, settings.zone, shared.broker, max_depth=settings.max_json_depth
-            )
-            if explorer is not None and not explorer.built:
-                log_not_built()
-            if settings.metrics_port is not None:
-                from gateway.metrics_server import metrics_port
 
-                app.state.metrics_port = await stack.enter_async_context(
-                    metrics_port(
-                        MetricsEndpoint(
-                            metrics,
-                            keys,
-                            token=metrics_token,
-                            open=metrics_token is None,
-                        ),
-                        settings.metrics_host or settings.host,
-                        settings.metrics_port,
-                    )
-                )
-            if settings.demo:
-                loaded = await seed_demo(ingestor)
-                log.info("demo talks loaded", extra={"talks": loaded})
-            yield {
-                "services": services,
-                "ingestor": ingestor,
-                "limiter": shared.limiter,
-                "persisted": shared.documents,
-                "responses": responses,
-            }
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What create_app builds that the lifespan and the routes use."""
 
-    # The router tries routes in turn: the busiest first.
-    routes = [
+    settings: Settings
+    keys: KeyRing
+    metrics: Metrics
+    talkme_transport: httpx.AsyncBaseTransport | None
+    siblings: Path | None
+    explorer: ExplorerPage | NotBuiltPage | None
+
+    @property
+    def metrics_token(self) -> str | None:
+        token = self.settings.metrics_token
+        return token.get_secret_value() if token is not None else None
+
+
+def _routes(parts: _Parts, endpoint: GraphQLEndpoint, demo: Demo | None) -> list[BaseRoute]:
+    """The router tries routes in turn: the busiest first."""
+    settings, keys, metrics = parts.settings, parts.keys, parts.metrics
+    routes: list[BaseRoute] = [
         Route("/graphql", endpoint),
         WebSocketRoute("/graphql", endpoint),
         Route("/webhooks/talks", TalkWebhook(settings, keys, metrics).handle, methods=["POST"]),
-        *routes,
+    ]
+    if demo is not None:
+        routes.append(Mount(SANDBOX_PREFIX, app=demo.sandbox))
+    routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/talkme/launch/{ticket}", launch, methods=["GET"]),
     ]
     if settings.metrics_port is None:
         # On the main port: an admin key or the metrics token (the demo: this machine too).
-        scrape = MetricsEndpoint(metrics, keys, token=metrics_token, open_to_loopback=settings.demo)
+        scrape = MetricsEndpoint(
+            metrics, keys, token=parts.metrics_token, open_to_loopback=settings.demo
+        )
         routes.append(Route("/metrics", scrape.handle, methods=["GET"]))
-    if explorer is not None:
-        routes += explorer.routes()
-    app = Starlette(routes=routes, middleware=_middleware(settings, metrics), lifespan=lifespan)
-    app.state.metrics = metrics
-    app.state.demo_key = demo_key
-    return app
+    if parts.explorer is not None:
+        routes += parts.explorer.routes()
+    return routes
+
+
+@asynccontextmanager
+async def _lifespan(app: Starlette, parts: _Parts) -> AsyncIterator[State]:
+    """Opens the store, the Talk.me client, what replicas share and the metrics port; closes
+    them in the reverse order."""
+    settings, metrics = parts.settings, parts.metrics
+    async with AsyncExitStack() as stack:
+        store = open_store(settings.database_url, doc_cache_mb=settings.doc_cache_mb)
+        await store.open()
+        stack.push_async_callback(store.close)
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=parts.talkme_transport,
+                timeout=httpx.Timeout(settings.talkme_timeout_s),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                headers={"User-Agent": "talkgate"},
+            )
+        )
+        talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
+        fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
+        app.state.fanout = fanout
+        shared = await stack.enter_async_context(
+            _sharing(settings, store, fanout, metrics, parts.siblings)
+        )
+        ingestor = Ingestor(store, settings.zone, shared.broker, max_depth=settings.max_json_depth)
+        if parts.explorer is not None and not parts.explorer.built:
+            log_not_built()
+        if settings.metrics_port is not None:
+            app.state.metrics_port = await stack.enter_async_context(_metrics_port(parts))
+        if settings.demo:
+            loaded = await seed_demo(ingestor)
+            log.info("demo talks loaded", extra={"talks": loaded})
+        yield {
+            "services": _services(settings, store, talkme, shared),
+            "ingestor": ingestor,
+            "limiter": shared.limiter,
+            "persisted": shared.documents,
+            "responses": _responses(settings, shared, metrics),
+        }
+
+
+def _services(
+    settings: Settings, store: TalkStore, talkme: TalkmeClient, shared: Shared
+) -> Services:
+    secret_key = _secret_key(settings)
+    recordings = Recordings(
+        talkme,
+        RecordingCache(settings.recording_ttl_s),
+        concurrency=settings.recording_concurrency,
+        shared=shared.recordings,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        talkme=talkme,
+        recordings=recordings,
+        sessions=AgentSessions(shared.vault, secret_key, ttl_s=settings.session_ttl_s),
+        tickets=LoginTickets(shared.vault, secret_key),
+        broker=shared.broker,
+    )
+
+
+def _responses(settings: Settings, shared: Shared, metrics: Metrics) -> ResponseCache | None:
+    """This replica's response cache (over the shared one, if any); None when it is off."""
+    if not settings.response_cache_mb:
+        return None
+    return ResponseCache(
+        max_bytes=settings.response_cache_mb * 1024 * 1024,
+        shared=shared.responses,
+        on_outcome=metrics.count_cache_outcome,
+    )
+
+
+def _metrics_port(parts: _Parts) -> AbstractAsyncContextManager[int]:
+    """/metrics on a port of its own (TALKGATE_METRICS_PORT); yields the port bound."""
+    from gateway.metrics_server import metrics_port
+
+    token = parts.metrics_token
+    scrape = MetricsEndpoint(parts.metrics, parts.keys, token=token, open=token is None)
+    settings = parts.settings
+    assert settings.metrics_port is not None
+    return metrics_port(scrape, settings.metrics_host or settings.host, settings.metrics_port)
 
 
 def _middleware(settings: Settings, metrics: Metrics) -> list[Middleware]:

@@ -31,7 +31,8 @@ from starlette.routing import Mount, Route
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from gateway.http.app import SANDBOX_PREFIX, create_app
+from gateway.demo.wiring import SANDBOX_PREFIX
+from gateway.http.app import create_app
 from tests.abuse.bounds import bounded
 from tests.conftest import live_server, make_settings
 from tests.factories import talk
