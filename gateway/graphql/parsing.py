@@ -38,7 +38,7 @@ from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from gateway.graphql.limits import too_wide
+from gateway.graphql.widths import too_wide
 
 MAX_DOCUMENTS = 1024
 MAX_DOCUMENT_TOKENS = 200_000  # over all cached documents

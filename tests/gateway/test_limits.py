@@ -31,8 +31,9 @@ from graphql import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.graphql.limits import MEASURE_CAP, Measures, measure, widest_selection
+from gateway.graphql.limits import Measures, measure
 from gateway.graphql.schema_assembly import build_schema
+from gateway.graphql.widths import MEASURE_CAP, widest_selection
 from schema.types import DEFAULT_FIRST
 
 SCHEMA: GraphQLSchema = build_schema()._schema
