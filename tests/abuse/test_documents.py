@@ -199,3 +199,91 @@ async def test_a_costly_document_over_a_websocket_is_refused_in_bounded_time(
         errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
         assert [e["extensions"]["code"] for e in errors] == ["QUERY_TOO_COMPLEX"], answer
         assert errors[0]["extensions"]["reason"] == reason
+
+
+# Every way a document arrives: each is parsed once per request, whatever reads it (the
+# response cache's analysis, the operation's checks, strawberry, a subscription's sharing
+# key), and not at all when it comes again.
+_HTTP_FORMS: list[tuple[str, str, dict[str, Any]]] = [
+    ("POST", "{ talks(first: 1) { totalCount } }", {}),
+    (
+        "POST",
+        "query A { __typename } query B { talks(first: 0) { totalCount } }",
+        {"operationName": "B"},
+    ),
+    ("POST", "query Q($n: Int!) { talks(first: $n) { totalCount } }", {"variables": {"n": 2}}),
+    ("POST", "mutation { __typename }", {}),
+    ("POST", "{ talks(first: 1) { totalCount } nope }", {}),  # invalid: refused by validation
+    ("GET", "{ talks(first: 1) { totalCount } }", {}),
+    ("GET", "query B { __typename }", {"operationName": "B"}),
+]
+
+
+def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from gateway.graphql import parsing
+
+    parses: list[str] = []
+    real = graphql.parse
+
+    def counted(text: str, **options: Any) -> Any:
+        parses.append(text)
+        return real(text, **options)
+
+    monkeypatch.setattr(parsing, "parse", counted)
+    return parses
+
+
+@pytest.mark.parametrize("cache_mb", [16, 0], ids=["cache-on", "cache-off"])
+@pytest.mark.parametrize(("method", "document", "extra"), _HTTP_FORMS)
+async def test_a_document_over_http_is_parsed_once_per_request(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cache_mb: int,
+    method: str,
+    document: str,
+    extra: dict[str, Any],
+) -> None:
+    parses = _counting_parses(monkeypatch)
+    # A comment of its own: no other test has parsed this text.
+    text = f"# {tmp_path.name}\n{document}"
+    settings = make_settings(tmp_path, response_cache_mb=cache_mb)
+    async with serving(create_app(settings)) as client:
+        for expected in (1, 0):  # the second time, the parse is the cache's
+            parses.clear()
+            if method == "POST":
+                params: dict[str, Any] = {"query": text, **extra}
+                response = await client.post("/graphql", json=params, headers=BEARER)
+            else:
+                query = {"query": text, **extra}
+                response = await client.get("/graphql", params=query, headers=BEARER)
+            assert response.status_code == 200, response.text
+            assert len(parses) == expected, (method, document)
+
+
+@pytest.mark.parametrize(
+    "document", ["subscription { talkUpdated { id } }", "{ talks(first: 1) { totalCount } }"]
+)
+async def test_a_document_over_a_websocket_is_parsed_once_per_operation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, document: str
+) -> None:
+    parses = _counting_parses(monkeypatch)
+    text = f"# {tmp_path.name}\n{document}"
+    async with (
+        live_server(create_app(make_settings(tmp_path))) as address,
+        connect(f"ws://{address}/graphql", subprotocols=[Subprotocol(PROTOCOL)]) as ws,
+    ):
+        socket = GraphQLSocket(ws)
+        assert (await socket.init(READ_KEY))["type"] == "connection_ack"
+        parses.clear()
+        for op_id in ("1", "2"):  # the second operation's parse is the cache's
+            await socket.subscribe(text, op_id=op_id)
+            if document.startswith("subscription"):
+                await socket.send({"id": op_id, "type": "complete"})
+            else:
+                answer = await socket.receive()
+                assert answer["type"] == "next", answer
+                assert (await socket.receive())["type"] == "complete"
+        # What the socket answers next follows both operations.
+        await socket.send({"type": "ping"})
+        assert (await socket.receive())["type"] == "pong"
+        assert len(parses) == 1, parses
