@@ -19,12 +19,12 @@ from gateway.storage.records import PageRequest, StoreOrder, TalkQuery
 from resolvers.pagination import connection, page_request
 from resolvers.upstream import upstream_error
 from schema.agent_control import AgentQueueStatus, QueueStatus, Recording
+from schema.connections import Connection
 from schema.context import ChildPageKey, Loaders, PageArgs
 from schema.scalars import UtcDateTime
 from schema.types import (
     Agent,
     Channel,
-    Connection,
     Customer,
     Talk,
     TalkEvent,

@@ -19,7 +19,7 @@ from strawberry import ID, Info
 from gateway.errors import BadUserInput
 from gateway.storage.documents import Doc
 from gateway.storage.records import Page, PageRequest
-from schema.types import DEFAULT_FIRST, Connection, connection_parts
+from schema.connections import DEFAULT_FIRST, Connection, connection_parts
 
 T = TypeVar("T")
 
@@ -59,7 +59,7 @@ def connection(
     page: Page, node: Callable[[Doc], T], count: Callable[[], Awaitable[int]]
 ) -> Connection[T]:
     """The connection of a store page, `node` making each item from its document (all at
-    once when it is a `schema.types.OncePerDocument`)."""
+    once when it is a `schema.building.OncePerDocument`)."""
     many = getattr(node, "many", None)
     nodes = map(node, page.docs) if many is None else many(page.docs)
     edges, page_info = connection_parts(

@@ -17,24 +17,13 @@ from resolvers.loaders import ByIdLoader
 from resolvers.pagination import MAX_FIRST, connection, page_request, parse_id, selects
 from schema.admin import DeadLetter, FieldError
 from schema.agent_control import Recording
+from schema.connections import After, Before, Connection, First, Last
 from schema.enums import TalkOrder
 from schema.inputs import TalkFilter
 from schema.node import Node, database_id, decode
 from schema.permissions import needs
 from schema.scalars import UtcDateTime
-from schema.types import (
-    After,
-    Agent,
-    Before,
-    Connection,
-    Customer,
-    First,
-    Last,
-    Talk,
-    agent_from_doc,
-    customer_from_doc,
-    talk_from_doc,
-)
+from schema.types import Agent, Customer, Talk, agent_from_doc, customer_from_doc, talk_from_doc
 
 Ctx = Info[RequestContext, None]
 

@@ -13,15 +13,8 @@ from strawberry.dataloader import DataLoader
 
 if TYPE_CHECKING:
     from schema.agent_control import AgentQueueStatus, Recording
-    from schema.types import (
-        Agent,
-        Channel,
-        Connection,
-        Customer,
-        Talk,
-        TalkEvent,
-        TalkHistory,
-    )
+    from schema.connections import Connection
+    from schema.types import Agent, Channel, Customer, Talk, TalkEvent, TalkHistory
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,8 +95,8 @@ class Node:
 
 class GlobalIdOnRead:
     """The `id` of a Node type's object, encoded from its database id (`id` in Python)
-    when first read and then kept on the object, as `schema.types._EncodedOnRead` does
-    for cursors. A non-data descriptor set on each Node class; `schema.types.build` leaves
+    when first read and then kept on the object, as `schema.connections._EncodedOnRead` does
+    for cursors. A non-data descriptor set on each Node class; `schema.building.build` leaves
     the field out, so the object holds no value of its own until it is read."""
 
     def __init__(self, type_name: str) -> None:

@@ -44,7 +44,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.errors import QueryTooComplex
 from gateway.graphql.widths import MEASURE_CAP, MergeWorkExceeded, too_wide, widest_kept
-from schema.types import DEFAULT_FIRST
+from schema.connections import DEFAULT_FIRST
 
 TOKEN_LIMIT_MESSAGE = "Document contains more than"  # noqa: S105 - a parser message
 

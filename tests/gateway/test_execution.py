@@ -59,22 +59,21 @@ from gateway.storage import TalkStore
 from gateway.storage.documents import Doc
 from gateway.storage.protocol import StoreUnavailable
 from resolvers.context import RequestContext, Services
+from schema.building import build
 from schema.contracts import frozen_snapshots
 from schema.inputs import built_directly
 from schema.loaded import loaded_by
 from schema.permissions import HasScope
 from schema.scalars import SCALARS, UtcDateTime
 from schema.types import (
-    Bot,
-    Telephone,
     agent_from_doc,
-    build,
     channel_from_doc,
     customer_from_doc,
     event_from_doc,
     history_from_doc,
     talk_from_doc,
 )
+from schema.values import Bot, Telephone
 from tests.conftest import READ_KEY, gql, make_settings, push, serving
 from tests.factories import talk
 

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from gateway.graphql.limits import Measures, measure
 from gateway.graphql.schema_assembly import build_schema
 from gateway.graphql.widths import MEASURE_CAP, widest_selection
-from schema.types import DEFAULT_FIRST
+from schema.connections import DEFAULT_FIRST
 
 SCHEMA: GraphQLSchema = build_schema()._schema
 

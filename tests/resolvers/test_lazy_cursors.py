@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from gateway.storage import cursor
 from gateway.storage.records import Page
 from resolvers.pagination import connection
-from schema.types import Edge, PageInfo, connection_parts
+from schema.connections import Edge, PageInfo, connection_parts
 
 KINDS = st.sampled_from(["talk:CREATED_AT_DESC", "talk:ID_ASC", "message", "customer", "agent"])
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
