@@ -24,7 +24,6 @@ from gateway.graphql.cached_answers import CachedAnswers
 from gateway.graphql.over_http import (
     MEDIA_KEY,
     NOT_ACCEPTABLE,
-    MalformedRequest,
     check_document,
     check_posted,
     check_query_string,
@@ -183,15 +182,9 @@ class GraphQLEndpoint:
             raise BadUserInput("batches are not accepted: send one operation per request")
         if not isinstance(data, dict):
             raise BadUserInput("the body must be a JSON object with a `query`")
-        try:
-            check_posted(data)
-        except MalformedRequest as exc:
-            raise BadUserInput(str(exc)) from None
+        check_posted(data)
         params = await self.persisted.resolve(data, documents)
-        try:
-            check_document(params)
-        except MalformedRequest as exc:
-            raise BadUserInput(str(exc)) from None
+        check_document(params)
         if params != data:
             body = orjson.dumps(params)
             sent = None  # the body the view reads is not the one sent
@@ -230,15 +223,9 @@ class GraphQLEndpoint:
         errors."""
         query_string = scope.get("query_string", b"").decode("latin-1")
         params: dict[str, Any] = dict(parse_qsl(query_string, keep_blank_values=True))
-        try:
-            check_query_string(params, self.settings.max_json_depth)
-        except MalformedRequest as exc:
-            raise BadUserInput(str(exc)) from None
+        check_query_string(params, self.settings.max_json_depth)
         resolved = await self.persisted.resolve(params, documents)
-        try:
-            check_document(resolved)
-        except MalformedRequest as exc:
-            raise BadUserInput(str(exc)) from None
+        check_document(resolved)
         if resolved == params:
             return scope, params
         return {**scope, "query_string": urlencode(resolved).encode("latin-1")}, resolved

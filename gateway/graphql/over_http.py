@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from gateway.errors import BadUserInput
 from gateway.nesting import TooDeep, decode_limited
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -90,8 +91,9 @@ def _specificity(accepted: str, media: str) -> int | None:
     return None
 
 
-class MalformedRequest(ValueError):
-    """A request that is not a well-formed GraphQL-over-HTTP request; the message says why."""
+class MalformedRequest(BadUserInput):
+    """A request that is not a well-formed GraphQL-over-HTTP request; the message says why
+    (BAD_USER_INPUT, as every malformed request is)."""
 
 
 _KINDS = {

@@ -161,16 +161,7 @@ async def test_a_mebibyte_of_comment_is_parsed_once(
 ) -> None:
     """The response cache's analysis and the operation share one parse (the lexer reads a
     mebibyte of comment in ~0.2 s)."""
-    from gateway.graphql import parsing  # absent before the fix
-
-    parses: list[str] = []
-    real = graphql.parse
-
-    def counted(text: str, **options: Any) -> Any:
-        parses.append(text)
-        return real(text, **options)
-
-    monkeypatch.setattr(parsing, "parse", counted)
+    parses = _counting_parses(monkeypatch)
     document = "#" + "x" * (1024 * 1024 - 100) + "\n{ __typename }"
     response = await client.post("/graphql", json={"query": document}, headers=BEARER)
     assert response.json() == {"data": {"__typename": "Query"}}

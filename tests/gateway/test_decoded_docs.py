@@ -2,7 +2,7 @@
 
 The cache on its own (gateway/storage/docs.py), then on each backend through the store's
 reads: an unchanged row comes back as the very same dict, a changed one with its new
-content, and the objects built from documents follow them (schema/types.py, schema/building.py). Both stores read
+content, and the objects built from documents follow them (schema/building.py). Both stores read
 talks and customers by version: every change of their documents must move it, and a commit
 landing between a read's two statements must not mix two states of the store.
 """
