@@ -111,6 +111,14 @@ class Metrics:
             "Events a slow subscriber lost because its queue was full (oldest dropped).",
             registry=r,
         )
+        self.event_streams = Gauge(
+            "talkgate_event_streams",
+            "Streams of change events open by topic: one per distinct subscription (the"
+            " subscribers holding the same one share it).",
+            ["topic"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.redis_up = Gauge(
             "talkgate_redis_up",
             "1 while events and limits are shared through Redis, 0 while it is unreachable.",

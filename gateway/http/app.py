@@ -256,7 +256,11 @@ async def _lifespan(app: Starlette, parts: _Parts) -> AsyncIterator[State]:
             )
         )
         talkme = TalkmeClient(http, settings, observe=metrics.observe_upstream)
-        fanout = LocalFanout(settings.subscription_queue_size, metrics.dropped_events.inc)
+        fanout = LocalFanout(
+            settings.subscription_queue_size,
+            metrics.dropped_events.inc,
+            on_count=lambda topic, count: metrics.event_streams.labels(topic).set(count),
+        )
         app.state.fanout = fanout
         shared = await stack.enter_async_context(
             _sharing(settings, store, fanout, metrics, parts.siblings)

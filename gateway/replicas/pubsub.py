@@ -60,9 +60,16 @@ class SubscriberQueue(Generic[T]):
 class LocalFanout:
     """Delivers events to this process's subscribers; the part every broker shares."""
 
-    def __init__(self, queue_size: int = 100, on_drop: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        queue_size: int = 100,
+        on_drop: Callable[[], None] | None = None,
+        on_count: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.queue_size = queue_size
         self.on_drop = on_drop or (lambda: None)
+        # Told a topic's subscriber count each time it changes (a gauge of the metrics).
+        self.on_count = on_count or (lambda topic, count: None)
         self._subscribers: dict[str, set[SubscriberQueue[Event]]] = defaultdict(set)
 
     def deliver(self, topic: str, event: Event) -> None:
@@ -75,12 +82,15 @@ class LocalFanout:
     @asynccontextmanager
     async def subscription(self, topic: str) -> AsyncIterator[SubscriberQueue[Event]]:
         subscriber = SubscriberQueue[Event](self.queue_size, self.on_drop)
-        self._subscribers[topic].add(subscriber)
+        subscribers = self._subscribers[topic]
+        subscribers.add(subscriber)
+        self.on_count(topic, len(subscribers))
         try:
             yield subscriber
         finally:
-            self._subscribers[topic].discard(subscriber)
-            if not self._subscribers[topic]:
+            subscribers.discard(subscriber)
+            self.on_count(topic, len(subscribers))
+            if not subscribers:
                 del self._subscribers[topic]
 
     async def stream(self, topic: str) -> AsyncIterator[Event]:

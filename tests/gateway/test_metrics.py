@@ -547,3 +547,35 @@ def test_under_several_workers_each_count_goes_to_the_shared_files_at_once(
     labels = {"route": "/graphql", "method": "POST", "status": "200"}
     assert ("talkgate_http_requests_total", labels, 1.0) in samples
     assert ("talkgate_http_request_duration_seconds_count", {"route": "/graphql"}, 1.0) in samples
+
+
+async def test_event_streams_are_counted_while_subscriptions_hold_them(tmp_path: Path) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    from tests.gateway.test_subscriptions import PROTOCOL, GraphQLSocket
+
+    app = create_app(make_settings(tmp_path))
+    async with (
+        live_server(app) as address,
+        httpx.AsyncClient(base_url=f"http://{address}") as client,
+        connect(f"ws://{address}/graphql", subprotocols=[Subprotocol(PROTOCOL)]) as ws,
+    ):
+        streams = "talkgate_event_streams"
+        assert await value(client, streams, topic="talks") == 0
+        socket = GraphQLSocket(ws)
+        assert (await socket.init(READ_KEY))["type"] == "connection_ack"
+        # Two subscribers of one subscription share its stream; another subscription has its own.
+        await socket.subscribe("subscription { talkUpdated { id } }", op_id="1")
+        await socket.subscribe("subscription { talkUpdated { id } }", op_id="2")
+        await socket.subscribe("subscription { talkUpdated { databaseId } }", op_id="3")
+        for _ in range(500):
+            if await value(client, streams, topic="talks") == 2:
+                break
+        assert await value(client, streams, topic="talks") == 2
+        for op_id in ("1", "2", "3"):
+            await socket.send({"id": op_id, "type": "complete"})
+        for _ in range(500):
+            if await value(client, streams, topic="talks") == 0:
+                break
+        assert await value(client, streams, topic="talks") == 0
