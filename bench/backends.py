@@ -55,7 +55,7 @@ from pydantic import SecretStr
 from gateway.demo import sample_talks
 from gateway.http.app import create_app
 from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
-from gateway.ingest.payload import validate_talks
+from gateway.ingest.validation import validate_talks
 from gateway.settings import ApiKeyEntry, Settings
 from gateway.storage import open_store
 

@@ -123,7 +123,7 @@ def test_importing_a_store_builds_no_payload_validators(module: str) -> None:
     # A fresh interpreter: what importing the store alone pulls in.
     probe = (
         f"import sys, {module}; "
-        "print(sorted(m for m in ('pydantic', 'gateway.ingest.payload', 'strawberry', 'graphql')"
+        "print(sorted(m for m in ('pydantic', 'gateway.ingest.validation', 'strawberry', 'graphql')"
         " if m in sys.modules))"
     )
     run = subprocess.run(  # noqa: S603 - this interpreter, a fixed probe

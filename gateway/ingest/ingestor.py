@@ -11,7 +11,7 @@ from datetime import tzinfo
 
 import orjson
 
-from gateway.ingest.payload import PayloadRejected, validate_talks
+from gateway.ingest.validation import PayloadRejected, validate_talks
 from gateway.nesting import text_nests_deeper
 from gateway.replicas.pubsub import TALKS, Broker
 from gateway.settings import Settings

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 # Most errors a rejection lists (the webhook's answer, the dead letter, a batch's id
-# conflicts); see `gateway.ingest.payload.validated_items`.
+# conflicts); see `gateway.ingest.validation.validated_items`.
 MAX_ERRORS = 100
 
 Doc = dict[str, Any]

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from gateway.ingest.ingestor import delivery_key
-from gateway.ingest.payload import validate_talks
+from gateway.ingest.validation import validate_talks
 from gateway.storage import TalkStore
 from gateway.storage.documents import Doc
 from gateway.storage.records import Delivery, PageRequest

@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from gateway.ingest.coercers import DEFAULT_ZONE
 from gateway.ingest.ingestor import Invalid, Valid, check_body
-from gateway.ingest.payload import DEFAULT_ZONE
 from gateway.ingest.workers import WORKER_NICENESS, _check_batch, decode
 from gateway.storage.records import TalkQuery
 from tests.factories import snapshot, talk

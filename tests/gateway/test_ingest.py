@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.ingest.coercers import DEFAULT_ZONE
 from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
-from gateway.ingest.payload import DEFAULT_ZONE
 from gateway.storage import StoreUnavailable, TalkStore
 from gateway.storage.records import Delivery, DeliveryOutcome
 from tests.factories import talk

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.ingest.payload import validate_talks
+from gateway.ingest.validation import validate_talks
 from gateway.storage import merge
 from gateway.storage.documents import NormalizedTalk
 from gateway.storage.merge import Rank, plan, rank_of

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.demo import example_talk
-from gateway.ingest.payload import PayloadRejected, parse_datetime, validate_talks
+from gateway.ingest.coercers import parse_datetime
+from gateway.ingest.validation import PayloadRejected, validate_talks
 from gateway.storage.documents import talk_status
 from tests.factories import DecodedTalk, Payload, decoded, event, message, talk
 

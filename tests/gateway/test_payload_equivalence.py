@@ -23,14 +23,10 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from gateway.demo import example_talk, sample_talks
-from gateway.ingest import payload
-from gateway.ingest.payload import (
-    DEFAULT_ZONE,
-    PayloadRejected,
-    TalkPayload,
-    validate_talks,
-    validated_items,
-)
+from gateway.ingest import coercers, validation
+from gateway.ingest.coercers import DEFAULT_ZONE
+from gateway.ingest.payload import TalkPayload
+from gateway.ingest.validation import PayloadRejected, validate_talks, validated_items
 from gateway.storage.documents import Doc, NormalizedTalk, dumps_doc
 from tests.factories import DecodedTalk, talk
 from tests.gateway.test_fuzz import json_values, mangled_talk, odd_strings, other_values
@@ -273,7 +269,7 @@ def fast_and_exact(body: object, zone: tzinfo = DEFAULT_ZONE) -> tuple[object, o
             return "refused"
         return json.dumps(docs)  # in key order; extra fields may hold ints beyond 64 bits
 
-    return run(payload._FAST_DOCUMENTS), run(payload._TALK_DOCUMENTS)
+    return run(validation._FAST_DOCUMENTS), run(validation._TALK_DOCUMENTS)
 
 
 @pytest.mark.parametrize("value", EDGE_VALUES)
@@ -300,7 +296,7 @@ def test_the_fast_schema_accepts_what_the_exact_one_does_and_gives_the_same(
 
 
 def test_plain_values_never_reach_the_lenient_functions() -> None:
-    plain = {payload._lenient_int: int, payload._lenient_bool: bool, payload._as_text: str}
+    plain = {coercers.lenient_int: int, coercers.lenient_bool: bool, coercers.as_text: str}
     kinds = {function.__code__: kind for function, kind in plain.items()}
     calls: list[tuple[str, object]] = []
 

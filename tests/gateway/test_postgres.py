@@ -19,8 +19,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from gateway.http.app import create_app
+from gateway.ingest.coercers import DEFAULT_ZONE
 from gateway.ingest.ingestor import Body, Ingestor
-from gateway.ingest.payload import DEFAULT_ZONE
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore, merge, open_store, postgres
 from gateway.storage.postgres import PostgresStore

@@ -25,8 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import BadUserInput
+from gateway.ingest.coercers import DEFAULT_ZONE
 from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
-from gateway.ingest.payload import DEFAULT_ZONE, validate_talks
+from gateway.ingest.validation import validate_talks
 from gateway.storage import TalkStore, cursor, merge, open_store, postgres
 from gateway.storage import sqlite as sqlite_module
 from gateway.storage.postgres import PostgresStore

@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from gateway.ingest.coercers import DEFAULT_ZONE
 from gateway.ingest.ingestor import Body, Ingestor
-from gateway.ingest.payload import DEFAULT_ZONE
 from gateway.storage.sqlite import SQLiteStore
 from gateway.storage.wal import WalIndexHeader
 from tests.factories import talk
@@ -82,7 +82,7 @@ async def test_a_commit_by_another_process_is_seen_at_once(
         f"""
         import asyncio, orjson
         from gateway.ingest.ingestor import Body, Ingestor
-        from gateway.ingest.payload import DEFAULT_ZONE
+        from gateway.ingest.coercers import DEFAULT_ZONE
         from gateway.storage.sqlite import SQLiteStore
         from tests.factories import talk
 
