@@ -11,14 +11,11 @@ import socket
 import sys
 import time
 import traceback
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import NoReturn
 
-import orjson
 from pydantic import ValidationError
 
 from gateway.garbage import collect_less
@@ -192,230 +189,10 @@ def _serve_workers(settings: Settings, workers: int, debug: bool) -> NoReturn:
 # -- ingest ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _Tally:
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    changed: int = 0
-    rejections: list[str] = field(default_factory=list)
-
-
-class _Progress:
-    """A progress bar on a terminal; a line every few seconds elsewhere."""
-
-    def __init__(self, total_bytes: int, stream: IO[str]) -> None:
-        self.total = max(total_bytes, 1)
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.start = time.perf_counter()
-        self.last = self.start
-
-    def update(self, done_bytes: int, items: int, final: bool = False) -> None:
-        now = time.perf_counter()
-        if not final and now - self.last < (0.1 if self.tty else 5.0):
-            return
-        self.last = now
-        fraction = min(done_bytes / self.total, 1.0)
-        rate = items / max(now - self.start, 1e-9)
-        if self.tty:
-            bar = "#" * int(fraction * 30)
-            self.stream.write(f"\r[{bar:<30}] {fraction:6.1%}  {items} talks  {rate:,.0f}/s")
-            if final:
-                self.stream.write("\n")
-        else:
-            self.stream.write(f"ingest: {fraction:6.1%}  {items} talks  {rate:,.0f}/s\n")
-        self.stream.flush()
-
-
-_READ_BLOCK = 4 << 20
-
-
-def _bodies(path: Path) -> Iterator[tuple[bytes, str, int]]:
-    """(body, source, bytes consumed so far) for each talk in a JSON or NDJSON file."""
-    # Read in large blocks: each read lets go of the GIL, and the store's writer thread may
-    # keep it a whole switch interval before this thread has it back.
-    with path.open("rb", buffering=_READ_BLOCK) as handle:
-        first_line = handle.readline()
-        handle.seek(0)
-        head = first_line.strip()
-        ndjson = False
-        if head.startswith(b"{"):
-            try:
-                orjson.loads(head)
-                ndjson = True
-            except orjson.JSONDecodeError:
-                ndjson = False
-        if ndjson:
-            consumed = 0
-            for number, line in enumerate(handle, start=1):
-                consumed += len(line)
-                if line.strip():
-                    yield line.strip(), f"file:{path.name}:{number}", consumed
-            return
-        raw = handle.read()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        # Not JSON as a whole: ingest it as one body so it is dead-lettered with its reason.
-        yield raw, f"file:{path.name}", len(raw)
-        return
-    items = data if isinstance(data, list) and data else [data]
-    for index, item in enumerate(items):
-        consumed = len(raw) * (index + 1) // len(items)
-        yield _encoded(item), f"file:{path.name}[{index}]", consumed
-
-
-def _encoded(item: object) -> bytes:
-    """One talk of a JSON array file as a body of its own: orjson's text, or for a talk nested
-    past the 254 levels orjson encodes, the standard library's (it is refused for its depth
-    and kept as a dead letter, as the webhook keeps it)."""
-    try:
-        return orjson.dumps(item)
-    except orjson.JSONEncodeError:
-        limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(limit, 4000))  # orjson decodes at most 1,024 levels
-        try:
-            return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
-        finally:
-            sys.setrecursionlimit(limit)
-
-
-async def _ingest_files(
-    settings: Settings, paths: Sequence[Path], batch: int, workers: int
-) -> _Tally:
-    from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
-    from gateway.ingest.workers import CheckPool, decode
-    from gateway.startup import opened_store
-    from gateway.storage.records import DeliveryOutcome
-
-    store = await opened_store(settings.database_url)
-    tally = _Tally()
-    announcer = _announcer(settings)
-    try:
-        # With Redis, running servers hear of the changed talks, as from their own webhook.
-        ingestor = Ingestor(
-            store,
-            settings.zone,
-            announcer.broker if announcer else None,
-            max_depth=settings.max_json_depth,
-        )
-        total = sum(p.stat().st_size for p in paths)
-        progress = _Progress(total, sys.stderr)
-        done_before = 0
-        pending: list[Body] = []
-        items = 0
-        # Batches are checked (parsed, validated) by worker processes while this one stores
-        # earlier batches, in file order. A few batches at most are in hand, so memory stays
-        # bounded: a batch being stored, one decoded before it is, one per worker and one more.
-        checking: deque[tuple[list[Body], asyncio.Future[str]]] = deque()
-        storing: asyncio.Task[list[DeliveryOutcome | BodyRejected]] | None = None
-
-        def count(outcomes: list[DeliveryOutcome | BodyRejected]) -> None:
-            for outcome in outcomes:
-                if isinstance(outcome, BodyRejected):
-                    tally.rejected += 1
-                    tally.rejections.append(
-                        f"{outcome.reason} (dead letter {outcome.dead_letter_id})"
-                    )
-                elif outcome.duplicate:
-                    tally.duplicates += 1
-                else:
-                    tally.accepted += 1
-                    tally.changed += len(outcome.changed_ids)
-
-        async def store_oldest() -> None:
-            nonlocal storing
-            bodies, answer = checking.popleft()
-            # Decoded while the store's writer thread stores the batch before it.
-            checks = decode(await answer)
-            task = asyncio.create_task(ingestor.ingest_checked(bodies, checks))
-            previous, storing = storing, task
-            if previous is not None:
-                count(await previous)
-
-        async def flush() -> None:
-            nonlocal pending
-            checking.append((pending, pool.check([body.raw for body in pending])))
-            pending = []
-            if len(checking) > workers + 1:
-                await store_oldest()
-
-        with CheckPool(settings.zone, workers, settings.max_json_depth) as pool:
-            try:
-                for path in paths:
-                    consumed = 0
-                    for body, source, consumed in _bodies(path):
-                        pending.append(Body(body, source))
-                        items += 1
-                        if len(pending) >= batch:
-                            await flush()
-                        progress.update(done_before + consumed, items)
-                    done_before += path.stat().st_size
-                if pending:
-                    await flush()
-                while checking:
-                    await store_oldest()
-                if storing is not None:
-                    count(await storing)
-                    storing = None
-            finally:
-                for _, answer in checking:  # a failure above: these batches are dropped
-                    _discard(answer)
-                if storing is not None:  # let the batch in hand finish first
-                    await asyncio.gather(storing, return_exceptions=True)
-        progress.update(total, items, final=True)
-    finally:
-        await store.close()
-        if announcer is not None:
-            await announcer.client.aclose()
-    return tally
-
-
-def _discard(answer: asyncio.Future[Any]) -> None:
-    """Drop a worker's answer nobody will wait for, without a 'never retrieved' warning."""
-    if answer.done() and not answer.cancelled():
-        answer.exception()
-    else:
-        answer.cancel()
-
-
-def _default_workers() -> int:
-    """A worker per CPU this process may use; one or two.
-
-    A worker checks a talk in more CPU time than this process takes to store it. Workers
-    run at a lower priority (`WORKER_NICENESS`), so on two CPUs two of them use what this
-    process leaves of both without ever slowing it; more would only take memory (some
-    60 MB each).
-    """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS has no affinity
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 2))
-
-
-@dataclass
-class _Announcer:
-    client: Any
-    broker: Any
-
-
-def _announcer(settings: Settings) -> _Announcer | None:
-    """A publish-only broker on TALKGATE_REDIS_URL, if set."""
-    if settings.redis_url is None:
-        return None
-    from redis.asyncio import Redis
-
-    from gateway.replicas.pubsub import LocalFanout
-    from gateway.replicas.redis_shared import RedisBroker
-
-    client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=2.0)
-    return _Announcer(client, RedisBroker(client, LocalFanout()))
-
-
 def ingest(args: argparse.Namespace) -> None:
-    workers: int = args.workers or _default_workers()
+    from gateway.ingest.files import default_workers, ingest_files
+
+    workers: int = args.workers or default_workers()
     paths = [Path(p) for p in args.files]
     folders = [str(p) for p in paths if p.is_dir()]
     if folders:
@@ -437,7 +214,7 @@ def ingest(args: argparse.Namespace) -> None:
     try:
         if settings.redis_url is not None:
             check_driver("redis")
-        tally = asyncio.run(_ingest_files(settings, paths, args.batch, workers))
+        tally = asyncio.run(ingest_files(settings, paths, args.batch, workers))
     except StartupError as problem:
         _fail_to_start(problem, _debugging(args, settings))
     except BrokenProcessPool:
