@@ -70,6 +70,11 @@ class Metrics:
         if shared:
             self._exposed = CollectorRegistry()
             MultiProcessCollector(self._exposed, path=shared)  # type: ignore[no-untyped-call]
+        self._declare_requests(r)
+        self._declare_events(r)
+
+    def _declare_requests(self, r: CollectorRegistry) -> None:
+        """HTTP requests and GraphQL operations."""
         self.requests = Counter(
             "talkgate_http_requests_total",
             "HTTP requests by route, method and status.",
@@ -100,6 +105,9 @@ class Metrics:
             "Requests refused by the per-key rate limit.",
             registry=r,
         )
+
+    def _declare_events(self, r: CollectorRegistry) -> None:
+        """Upstream calls, subscriptions' events, webhooks and cached answers."""
         self.upstream = Counter(
             "talkgate_upstream_calls_total",
             "Talk.me calls by operation and outcome.",
@@ -132,7 +140,6 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
-
         self.response_cache = Counter(
             "talkgate_response_cache_total",
             "GraphQL requests by response-cache outcome: hit (this replica), shared_hit "

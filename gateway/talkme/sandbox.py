@@ -94,8 +94,37 @@ def create_sandbox(
     Its `SandboxState` is `app.state.sandbox`: what it received, and how it should misbehave.
     """
     state = SandboxState(agents, token=token, external_login_token=external_login_token)
+    endpoints = _Endpoints(state)
+    app = Starlette(
+        routes=[
+            Route("/api/external/logout", endpoints.logout, methods=["POST"]),
+            Route(
+                "/talkme-ui/integration/attendants/status",
+                endpoints.attendant_status,
+                methods=["POST"],
+            ),
+            Route(
+                "/talkme-ui/external/operational/fetchaudio/{protocol:path}",
+                endpoints.fetchaudio,
+                methods=["POST"],
+            ),
+            Route("/login", endpoints.login_form, methods=["POST"]),
+            Route(
+                "/{anything:path}", endpoints.elsewhere, methods=["GET", "POST", "PUT", "DELETE"]
+            ),
+        ]
+    )
+    app.state.sandbox = state
+    return app
 
-    async def receive(request: Request) -> tuple[object, Response | None]:
+
+class _Endpoints:
+    """The sandbox's endpoints, each recording what it received (`SandboxState.calls`)."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    async def receive(self, request: Request) -> tuple[object, Response | None]:
         """Record the request, then play any delay or failure asked for."""
         raw = await request.body()
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
@@ -106,85 +135,69 @@ def create_sandbox(
             except ValueError:
                 body = None
         path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
-        state.calls.append(RecordedCall(request.method, path, body))
-        return body, await state._misbehave()
+        self.state.calls.append(RecordedCall(request.method, path, body))
+        return body, await self.state._misbehave()
 
-    def check_agent(body: object) -> Response | Mapping[str, object]:
+    def check_agent(self, body: object) -> Response | Mapping[str, object]:
         if not isinstance(body, dict):
             return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
-        if not state._tokens_ok(body):
+        if not self.state._tokens_ok(body):
             return JSONResponse({"error": "invalid token"}, status_code=401)
-        if not state._credentials_ok(body):
+        if not self.state._credentials_ok(body):
             return JSONResponse({"error": "invalid credentials"}, status_code=401)
         return body
 
-    async def logout(request: Request) -> Response:
-        body, failure = await receive(request)
+    async def logout(self, request: Request) -> Response:
+        body, failure = await self.receive(request)
         if failure is not None:
             return failure
-        checked = check_agent(body)
+        checked = self.check_agent(body)
         if isinstance(checked, Response):
             return checked
         return JSONResponse({"success": True})
 
-    async def attendant_status(request: Request) -> Response:
-        body, failure = await receive(request)
+    async def attendant_status(self, request: Request) -> Response:
+        body, failure = await self.receive(request)
         if failure is not None:
             return failure
-        checked = check_agent(body)
+        checked = self.check_agent(body)
         if isinstance(checked, Response):
             return checked
         if checked.get("status") not in ("S", "N"):
             return JSONResponse({"error": "status must be S or N"}, status_code=422)
         return JSONResponse({"success": True, "status": checked["status"]})
 
-    async def fetchaudio(request: Request) -> Response:
-        body, failure = await receive(request)
+    async def fetchaudio(self, request: Request) -> Response:
+        body, failure = await self.receive(request)
         if failure is not None:
             return failure
-        garbage = state._take_garbage()
+        garbage = self.state._take_garbage()
         if garbage is not None:
             return Response(garbage, status_code=200)
         if not isinstance(body, dict):
             return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
-        if not state._tokens_ok(body):
+        if not self.state._tokens_ok(body):
             return JSONResponse({"error": "invalid token"}, status_code=401)
         protocol: str = request.path_params["protocol"]
-        if protocol in state._missing:
+        if protocol in self.state._missing:
             return JSONResponse({"error": "recording not found"}, status_code=404)
         return JSONResponse({"url": f"{RECORDINGS_URL}/{quote(protocol, safe='')}.mp3"})
 
-    async def login_form(request: Request) -> Response:
-        body, failure = await receive(request)
+    async def login_form(self, request: Request) -> Response:
+        body, failure = await self.receive(request)
         if failure is not None:
             return failure
         fields = body if isinstance(body, dict) else {}
-        if not (state._tokens_ok(fields) and state._credentials_ok(fields)):
+        if not (self.state._tokens_ok(fields) and self.state._credentials_ok(fields)):
             return HTMLResponse(_page("Login refused (sandbox)"), status_code=401)
         return HTMLResponse(_page(f"Agent {fields['login']} logged in (sandbox)"))
 
-    async def elsewhere(request: Request) -> Response:
+    async def elsewhere(self, request: Request) -> Response:
         # A request that went astray (a path normalised one level up) is recorded like any
         # other. What Talkk.me answers off its documented endpoints is unknown: the sandbox
         # answers 500, the worst case for a caller's circuit breaker.
-        await receive(request)
+        await self.receive(request)
         return JSONResponse({"error": "no such endpoint"}, status_code=500)
-
-    app = Starlette(
-        routes=[
-            Route("/api/external/logout", logout, methods=["POST"]),
-            Route("/talkme-ui/integration/attendants/status", attendant_status, methods=["POST"]),
-            Route(
-                "/talkme-ui/external/operational/fetchaudio/{protocol:path}",
-                fetchaudio,
-                methods=["POST"],
-            ),
-            Route("/login", login_form, methods=["POST"]),
-            Route("/{anything:path}", elsewhere, methods=["GET", "POST", "PUT", "DELETE"]),
-        ]
-    )
-    app.state.sandbox = state
-    return app
 
 
 def _same(given: object, expected: str | None) -> bool:
