@@ -88,7 +88,7 @@ class _EncodedOnRead:
 
     A non-data descriptor, set on the class once strawberry made it: an object built by
     __init__ holds its own value, which attribute lookup finds first, and plain-field
-    execution (gateway/graphql/execution.py) reads the field with getattr either way."""
+    execution (gateway/graphql/execution/) reads the field with getattr either way."""
 
     def __init__(self, name: str, key: str = "_key") -> None:
         self._name = name

@@ -4,14 +4,14 @@
 Written as a resolver, graphql-core runs it once per talk of a page, each time with its own
 resolve info, coroutine and task, and awaits a hundred results for one batch. Declared with
 `loaded_by`, the same resolver is generated from the declaration, and the executor
-(gateway/graphql/execution.py) can read the declaration instead: it loads the keys of a whole list,
+(gateway/graphql/execution/) can read the declaration instead: it loads the keys of a whole list,
 awaits the batch once and completes every value without a task each. Both ways make the same
 `load` calls with the same keys, so they give the same answers and the same errors.
 
 A field with arguments (`Talk.histories(first, after)`) declares how its key is made of the
 source's key and them (`keyed`); its value may be of any type the executor completes (a
 connection, a list): such fields are loaded per object, not deferred to their list (see
-gateway/graphql/execution.py), which spares graphql-core's and strawberry's resolver machinery.
+gateway/graphql/execution/), which spares graphql-core's and strawberry's resolver machinery.
 """
 
 from __future__ import annotations

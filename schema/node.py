@@ -6,7 +6,7 @@ can share a database id, never a global one). It is encoded when `id` is first r
 (`GlobalIdOnRead`), so a page whose selection does not read it encodes none.
 
 strawberry.relay is not used: its `id` is a resolver run for each object (through
-`resolve_id`), which the fast path (gateway/graphql/execution.py) cannot read as a plain field,
+`resolve_id`), which the fast path (gateway/graphql/execution/) cannot read as a plain field,
 and its `GlobalID` echoes a malformed value in its error.
 """
 
@@ -115,7 +115,7 @@ def without_type_checks(schema: GraphQLSchema) -> None:
     """Drop the `is_type_of` strawberry gives every type implementing an interface.
 
     It is an isinstance check graphql-core makes for each object, and the fast path
-    (gateway/graphql/execution.py) completes only types without one: a page of talks would go
+    (gateway/graphql/execution/) completes only types without one: a page of talks would go
     the slow way. Nothing needs it: the objects are instances of their strawberry types,
     and the interface's own `resolve_type` names the type of each from its class."""
     for name in NODE_TYPES:

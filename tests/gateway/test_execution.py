@@ -50,8 +50,8 @@ from strawberry.types import ExecutionResult
 
 from gateway.auth import Principal
 from gateway.demo import example_talk
-from gateway.graphql import execution
-from gateway.graphql.execution import FastExecutionContext
+from gateway.graphql.execution import FastExecutionContext, codegen, direct, plans
+from gateway.graphql.execution import context as execution_context
 from gateway.graphql.schema_assembly import build_schema
 from gateway.graphql.view import GraphQLView
 from gateway.http.app import create_app
@@ -99,7 +99,7 @@ def operation(selection: str, fragments: str = "") -> str:
 # A non-null field's error cancels its parent's other fields, some before their task ever
 # ran: the coroutines such a task was handed are then never awaited, and warn when collected,
 # some only during a later test. Warnings only (the answers are compared), and older than
-# per-object loads (execution.py's _LOAD_EACH): the loaded-fields test below shows them with
+# per-object loads (the fast path's _LOAD_EACH): the loaded-fields test below shows them with
 # those turned off too.
 pytestmark = pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 
@@ -486,19 +486,19 @@ async def test_the_fast_path_completes_the_plain_fields_of_a_talks_page(
     assert plans_run == ["TalkConnection"]
 
 
-# -- plans shared by the requests of a document (execution._SharedPlans) --------------------
+# -- plans shared by the requests of a document (execution/sharing.py's _SharedPlans) ------
 
 
 def _entries_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the fields FastExecutionContext plans from now on (`_entry` calls)."""
     made: list[str] = []
-    entry = execution._entry
+    entry = plans._entry
 
     def counted(context: Any, parent_type: Any, response_name: str, group: Any) -> Any:
         made.append(response_name)
         return entry(context, parent_type, response_name, group)
 
-    monkeypatch.setattr(execution, "_entry", counted)
+    monkeypatch.setattr(execution_context, "_entry", counted)  # where plans are made
     return made
 
 
@@ -769,8 +769,8 @@ def test_any_value_of_a_plain_field_completes_as_graphql_core_does(
 
 
 # Values of each field's own type, most of the time: then a list's items get through the
-# generated completion (gateway.graphql.execution._completer) until the odd value that makes it
-# hand an item back to the plan, at any field of any item.
+# generated completion (gateway.graphql.execution.codegen._completer) until the odd value
+# that makes it hand an item back to the plan, at any field of any item.
 valid_leaves = objects(Leaf, ["name", "size"], st.text(max_size=2)).map(
     lambda leaf: built(Leaf, {"name": leaf.name, "size": len(leaf.name) or None})
 )
@@ -939,7 +939,7 @@ class Thing:
     @loaded_by("owners", "owner_id")
     async def owner(self, info: strawberry.Info[Any, None]) -> Owner | None: ...
 
-    # Loaded fields of other types, loaded per object (execution.py's _LOAD_EACH): a
+    # Loaded fields of other types, loaded per object (the fast path's _LOAD_EACH): a
     # non-null list keyed with arguments, a non-null object, a list of non-null items.
     @strawberry.field
     @loaded_by("pals", "owner_id", keyed=_pals_key)
@@ -1382,8 +1382,8 @@ def test_an_object_keeps_a_bounded_number_of_selections() -> None:
         aliases = " ".join(f"t{i}: title" for i in range(n))
         result = _run_rows(ROWS_FAST, f"{{ rows {{ card {{ size {aliases} }} }} }}", rows, {})
         assert result.data == {"rows": [{"card": {"size": 1} | {f"t{i}": "t" for i in range(n)}}]}
-    kept = vars(card)[execution._MEMO]
-    assert 1 <= len(kept) <= execution._MEMO_KEPT
+    kept = vars(card)[codegen._MEMO]
+    assert 1 <= len(kept) <= codegen._MEMO_KEPT
 
 
 def test_a_list_s_loads_are_awaited_together_not_one_task_per_item() -> None:
@@ -1584,7 +1584,7 @@ async def test_arguments_reach_a_resolver_called_directly_as_strawberry_converts
         )
 
     fast, plain = one(FastExecutionContext), one(StrawberryGraphQLCoreExecutionContext)
-    assert execution._direct_calls(fast._schema)  # the fast schema does call them directly
+    assert direct._direct_calls(fast._schema)  # the fast schema does call them directly
     variables = {"s": [{"low": 5, "shades": ["DARK"]}], "k": 9, "b": {"low": 3, "high": None}}
     results = [
         await schema.execute(document, variable_values=variables, root_value="the root")

@@ -1,4 +1,4 @@
-"""The graphql-core internals the fast execution path (gateway/graphql/execution.py) is built on.
+"""The graphql-core internals the fast execution path (gateway/graphql/execution/) is built on.
 
 FastExecutionContext overrides three of graphql-core's executor methods and calls eight
 more; it reads the executor's attributes and the grouped field sets of collect_fields. They
@@ -38,7 +38,7 @@ CALLED = (
 def test_the_installed_graphql_core_is_the_series_the_fast_path_was_written_for() -> None:
     installed = (graphql.version_info.major, graphql.version_info.minor)
     assert installed == GRAPHQL_CORE_SERIES, (
-        f"graphql-core {graphql.__version__} is installed; gateway/graphql/execution.py relies"
+        f"graphql-core {graphql.__version__} is installed; gateway/graphql/execution/ relies"
         f" on the internals of {GRAPHQL_CORE_SERIES[0]}.{GRAPHQL_CORE_SERIES[1]}.x: check each"
         " override and call against the new executor before widening the pin"
     )
@@ -70,7 +70,8 @@ def test_each_executor_method_called_is_still_there(name: str) -> None:
 
 
 def test_the_list_above_is_what_the_fast_path_calls() -> None:
-    source = (ROOT / "gateway" / "graphql" / "execution.py").read_text()
+    package = ROOT / "gateway" / "graphql" / "execution"
+    source = "".join(module.read_text() for module in sorted(package.glob("*.py")))
     inherited = {
         name
         for name in dir(Executor)
