@@ -31,6 +31,7 @@ from gateway.graphql.execution.records import (
     _Entry,
     _inert,
     _Shape,
+    _ShapeField,
 )
 from schema.contracts import FROZEN_SNAPSHOTS, STRINGS_UNCHANGED
 
@@ -126,7 +127,7 @@ def _leaf_lines(
 
 def _leaves_filler(entries: list[_Entry]) -> _Fill:
     """The `fill` function of `entries`, generated once for each run of leaves seen."""
-    key = tuple((e[0], e[2], e[3], e[4]) for e in entries)
+    key = tuple((e.response_name, e.attr, e.field_type, e.coerce) for e in entries)
     fill = _FILLERS.get(key)
     if fill is not None:
         return fill
@@ -202,7 +203,7 @@ def _write_level(
     of a shared class, and the next completion of the same selection takes them from there.
     """
     src, res = f"s{depth}", f"r{depth}"
-    fields = shape[1]
+    fields = shape.fields
     pure = 0
     while pure < len(fields) and _pure(fields[pure]):
         pure += 1
@@ -212,7 +213,7 @@ def _write_level(
     # The selection's key on the object: one object for each shape of what is kept (hashing
     # the shape itself at every lookup would cost more than completing the fields).
     key = f"K{depth}_{len(namespace)}"
-    namespace[key] = _MEMO_KEYS.setdefault((shape[0], fields[:pure]), object())
+    namespace[key] = _MEMO_KEYS.setdefault((shape.type_name, fields[:pure]), object())
     rest = pure < len(fields)
     memo, hit, before = f"memo{depth}", f"hit{depth}", f"before{depth}"
     lines += [
@@ -238,10 +239,12 @@ def _write_level(
     return _write_fields(shape, fields[pure:], pure, depth, lines, namespace, pad)
 
 
-def _pure(field: tuple[Any, ...]) -> bool:
+def _pure(field: _ShapeField) -> bool:
     """Whether a field of a shape completes from its object alone (no load below it)."""
-    kind, nested = field[0], field[5]
-    return kind in (_LEAF, _TYPENAME) or (kind == _OBJECT and all(map(_pure, nested[1])))
+    kind, nested = field.kind, field.nested
+    return kind in (_LEAF, _TYPENAME) or (
+        kind == _OBJECT and nested is not None and all(map(_pure, nested.fields))
+    )
 
 
 def _write_fields(
@@ -263,7 +266,7 @@ def _write_fields(
             lines += _leaf_lines(name, src, attr, field_type, coerce, namespace, pad, "-1")
             lines.append(f"{pad}{res}[{response_name!r}] = value")
         elif kind == _TYPENAME:
-            lines.append(f"{pad}{res}[{response_name!r}] = {shape[0]!r}")
+            lines.append(f"{pad}{res}[{response_name!r}] = {shape.type_name!r}")
         elif kind == _OBJECT:
             child = f"s{depth + 1}"
             lines += [
@@ -281,7 +284,9 @@ def _write_fields(
             ]
             _write_child(nested, response_name, depth, lines, namespace, pad + "    ")
         else:  # _LOAD
-            loader, key_attr, slot = nested[2]
+            assert nested is not None
+            assert nested.loaded is not None
+            loader, key_attr, slot = nested.loaded
             child = f"s{depth + 1}"
             namespace[f"L{name}"] = loader
             lines += [

@@ -31,22 +31,25 @@ from gateway.graphql.execution.records import (
     _INERT_TYPES,
     _LEAF,
     _LEAVES,
-    _LIST,
     _LOAD,
     _LOAD_EACH,
     _MASKED,
     _MISS,
     _OBJECT,
+    _SLOW,
     _TYPENAME,
     _Completion,
     _Deferred,
+    _deferred,
     _EachLoad,
     _Entry,
     _Failed,
     _inert,
+    _LoadedKey,
     _LoadSlot,
     _path,
     _Shape,
+    _ShapeField,
 )
 from gateway.graphql.execution.sharing import _PLAN_CACHE_SIZE, _SHARED_PLANS, _SHARED_TEXT
 from schema.loaded import LoadedBy
@@ -168,41 +171,17 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         awaitable_fields: list[str] = []
         fast_values = 0
         try:
-            for (
-                response_name,
-                kind,
-                attr,
-                field_type,
-                coerce,
-                object_type,
-                field_group,
-                spec,
-            ) in plan:
+            for entry in plan:
+                response_name, kind, attr, _, coerce, _, field_group, spec = entry
                 if kind == _LEAVES:
                     leaves: _Leaves = spec  # type: ignore[assignment]
                     done = leaves.fill(source_value, results)
                     fast_values += done
-                    for index in range(done, len(leaves.entries)):
-                        entry = leaves.entries[index]
-                        if index > done:  # the one `fill` stopped at is graphql-core's
-                            try:
-                                value = entry[4](getattr(source_value, entry[2]))  # type: ignore[misc]
-                            except Exception:  # graphql-core reports it
-                                value = _MISS
-                            if value is not _MISS:
-                                results[entry[0]] = value
-                                fast_values += 1
-                                continue
-                        self._execute_field_into(
-                            results,
-                            awaitable_fields,
-                            parent_type,
-                            source_value,
-                            entry[0],
-                            entry[6],
-                            path,
-                            position_context,
-                        )
+                    if done < len(leaves.entries):
+                        fast_values += self._leaves_rest(
+                            leaves, done, results, awaitable_fields, parent_type, source_value,
+                            path, position_context,
+                        )  # fmt: skip
                     continue
                 if kind == _LEAF:
                     assert coerce is not None
@@ -219,67 +198,14 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     fast_values += 1
                     continue
                 elif kind == _MASKED:
-                    at = _path((path, response_name, parent_type.name))
-                    self.collected_errors.add(self._refusal(spec, field_group, at), at)  # type: ignore[arg-type]
+                    check: HasScope = spec  # type: ignore[assignment]
+                    self._mask(check, field_group, path, response_name, parent_type)
                     results[response_name] = None
                     fast_values += 1
                     continue
-                elif kind == _LOAD:
-                    assert object_type is not None
-                    declared: LoadedBy = spec  # type: ignore[assignment]
-                    loading = self._load(declared, source_value)
-                    if loading is None:
-                        results[response_name] = None
-                        fast_values += 1
-                        continue
-                    if loading is not _MISS:
-                        fast_values += 1
-                        pending: _Deferred = (
-                            results,
-                            response_name,
-                            loading,
-                            field_type,
-                            object_type,
-                            field_group,
-                            _path((path, response_name, parent_type.name)),
-                            position_context,
-                        )
-                        if self._deferred is not None:
-                            results[response_name] = None  # until the list settles it
-                            self._deferred.append(pending)
-                        else:
-                            results[response_name] = self._settle_one(pending)
-                            awaitable_fields.append(response_name)
-                        continue
-                elif kind == _LOAD_EACH:
-                    assert object_type is not None
-                    result = self._load_each(
-                        spec,  # type: ignore[arg-type]
-                        source_value,
-                        field_type,
-                        object_type,
-                        field_group,
-                        _path((path, response_name, parent_type.name)),
-                        position_context,
-                    )
-                    if result is not _MISS:
-                        results[response_name] = result
-                        fast_values += 1
-                        if is_awaitable(result):
-                            awaitable_fields.append(response_name)
-                        continue
-                elif kind in (_OBJECT, _LIST):
-                    assert object_type is not None
-                    result = self._complete_plain(
-                        kind,
-                        field_type,
-                        object_type,
-                        source_value,
-                        attr,
-                        field_group,
-                        _path((path, response_name, parent_type.name)),
-                        position_context,
-                    )
+                elif kind != _SLOW:  # an object, a list of them, a loaded field
+                    at = _path((path, response_name, parent_type.name))
+                    result = self._complete_held(entry, source_value, at, position_context, results)
                     if result is not _MISS:
                         results[response_name] = result
                         fast_values += 1
@@ -302,21 +228,92 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             raise
         finally:
             self.fast_values += fast_values
+        return _gathered(results, awaitable_fields) if awaitable_fields else results
 
-        if not awaitable_fields:
-            return results
+    def _complete_held(
+        self,
+        entry: _Entry,
+        source_value: Any,
+        at: Path,
+        position_context: Any,
+        results: dict[str, Any],
+    ) -> Any:
+        """The value of an _OBJECT, _LIST, _LOAD or _LOAD_EACH field at `at` (possibly
+        awaitable), or _MISS for graphql-core to complete. A nullable loaded field is null
+        until its load settles: deferred to the list being completed, or settled on its own
+        (an awaitable)."""
+        _, kind, attr, field_type, _, held, field_group, spec = entry
+        assert held is not None
+        if kind == _LOAD:
+            declared: LoadedBy = spec  # type: ignore[assignment]
+            loading = self._load(declared, source_value)
+            if loading is None or loading is _MISS:
+                return loading
+            pending = _deferred(
+                (results, entry.response_name, loading, field_type, held, field_group, at,
+                 position_context)
+            )  # fmt: skip
+            if self._deferred is None:
+                return self._settle_one(pending)
+            self._deferred.append(pending)
+            return None  # until the list settles it
+        if kind == _LOAD_EACH:
+            each: _EachLoad = spec  # type: ignore[assignment]
+            return self._load_each(
+                each, source_value, field_type, held, field_group, at, position_context
+            )
+        return self._complete_plain(
+            kind, field_type, held, source_value, attr, field_group, at, position_context
+        )
 
-        async def get_results() -> dict[str, Any]:
-            # As graphql-core's execute_fields does: one awaited alone, more gathered.
-            if len(awaitable_fields) == 1:
-                field = awaitable_fields[0]
-                results[field] = await results[field]
-            else:
-                awaited = await gather_with_cancel(*(results[f] for f in awaitable_fields))
-                results.update(zip(awaitable_fields, awaited, strict=True))
-            return results
+    def _leaves_rest(
+        self,
+        leaves: _Leaves,
+        done: int,
+        results: dict[str, Any],
+        awaitable_fields: list[str],
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path,
+        position_context: Any,
+    ) -> int:
+        """The leaves `fill` did not complete, from the one it stopped at (graphql-core's);
+        how many of them the fast path completed."""
+        completed = 0
+        for index in range(done, len(leaves.entries)):
+            entry = leaves.entries[index]
+            if index > done:  # the one `fill` stopped at is graphql-core's
+                try:
+                    value = entry.coerce(getattr(source_value, entry.attr))  # type: ignore[misc]
+                except Exception:  # graphql-core reports it
+                    value = _MISS
+                if value is not _MISS:
+                    results[entry.response_name] = value
+                    completed += 1
+                    continue
+            self._execute_field_into(
+                results,
+                awaitable_fields,
+                parent_type,
+                source_value,
+                entry.response_name,
+                entry.field_group,
+                path,
+                position_context,
+            )
+        return completed
 
-        return get_results()
+    def _mask(
+        self,
+        check: HasScope,
+        field_group: FieldDetailsList,
+        path: Path,
+        response_name: str,
+        parent_type: GraphQLObjectType,
+    ) -> None:
+        """A _MASKED field's check's refusal, added at its path (its value is null)."""
+        at = _path((path, response_name, parent_type.name))
+        self.collected_errors.add(self._refusal(check, field_group, at), at)
 
     def _execute_field_into(
         self,
@@ -510,15 +507,17 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             for key, typename in slot.within:
                 at = _path((at, key, typename))
             deferred.append(
-                (
-                    results,
-                    slot.response_name,
-                    loading,
-                    slot.field_type,
-                    slot.object_type,
-                    slot.field_group,
-                    _path((at, slot.response_name, slot.parent_name)),
-                    None,
+                _deferred(
+                    (
+                        results,
+                        slot.response_name,
+                        loading,
+                        slot.field_type,
+                        slot.object_type,
+                        slot.field_group,
+                        _path((at, slot.response_name, slot.parent_name)),
+                        None,
+                    )
                 )
             )
         pending.clear()
@@ -546,7 +545,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         while deferred:
             outcomes: list[Any] = []
             for pending in deferred:
-                loading = pending[2]
+                loading = pending.loading
                 try:
                     # Most loads are done by now: their result, without an await each.
                     if isinstance(loading, Future) and loading.done():
@@ -787,7 +786,11 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return cast("_Completion | None", shared[1])
         slots: list[_LoadSlot] = []
         shape = self._shape(object_type, plan, 0, (), slots)
-        completion = None if shape is None else (_completer(shape, self.is_awaitable), tuple(slots))
+        completion = (
+            None
+            if shape is None
+            else _Completion(_completer(shape, self.is_awaitable), tuple(slots))
+        )
         if len(self._completers) >= _PLAN_CACHE_SIZE:
             self._completers.clear()
         # The plan stays referenced, so its id is not reused meanwhile.
@@ -808,15 +811,18 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         place in `slots`, where it is put; None when `plan` (or a plan below it) holds a field
         that graphql-core completes, a list of objects, or a loaded field whose loader
         cannot `peek`. `within` is the way from the list's item to `object_type`."""
-        fields: list[tuple[Any, ...]] = []
+        fields: list[_ShapeField] = []
         for response_name, kind, attr, field_type, coerce, held, field_group, spec in plan:
             if kind == _LEAVES:
                 leaves: _Leaves = spec  # type: ignore[assignment]
-                fields += [(_LEAF, e[0], e[2], e[3], e[4], None) for e in leaves.entries]
+                fields += [
+                    _ShapeField(_LEAF, e.response_name, e.attr, e.field_type, e.coerce, None)
+                    for e in leaves.entries
+                ]
             elif kind == _LEAF:
-                fields.append((_LEAF, response_name, attr, field_type, coerce, None))
+                fields.append(_ShapeField(_LEAF, response_name, attr, field_type, coerce, None))
             elif kind == _TYPENAME:
-                fields.append((_TYPENAME, response_name, "", None, None, None))
+                fields.append(_ShapeField(_TYPENAME, response_name, "", None, None, None))
             elif kind in (_OBJECT, _LOAD) and held is not None and depth < _COMPLETER_DEPTH:
                 subplan = self._subplan(held, field_group)
                 if subplan is None:
@@ -839,11 +845,13 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if nested is None:
                     return None
                 if kind == _LOAD:
-                    nested = (nested[0], nested[1], (declared.loader, declared.key, number))
-                fields.append((kind, response_name, attr, field_type, None, nested))
+                    nested = nested._replace(
+                        loaded=_LoadedKey(declared.loader, declared.key, number)
+                    )
+                fields.append(_ShapeField(kind, response_name, attr, field_type, None, nested))
             else:
                 return None
-        return (object_type.name, tuple(fields), None)
+        return _Shape(object_type.name, tuple(fields), None)
 
     def _execute_subfields(
         self,
@@ -911,3 +919,15 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if shared_key is not None:
             _SHARED_PLANS.put(_SHARED_PLANS.plans, shared_key, (fields, plan))
         return plan
+
+
+async def _gathered(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:
+    """`results` once its awaitable fields are in, as graphql-core's execute_fields awaits
+    them: one awaited alone, more gathered."""
+    if len(awaitable_fields) == 1:
+        field = awaitable_fields[0]
+        results[field] = await results[field]
+    else:
+        awaited = await gather_with_cancel(*(results[f] for f in awaitable_fields))
+        results.update(zip(awaitable_fields, awaited, strict=True))
+    return results

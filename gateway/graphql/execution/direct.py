@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from inspect import iscoroutinefunction
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, cast
 
 from graphql import (
     GraphQLField,
@@ -25,9 +25,16 @@ from strawberry.types.unset import UNSET
 from schema.conversion import built_by_hook, unchanged
 from schema.permissions import scope_checks
 
-# The direct call of a strawberry resolver (`_direct_call`): the scopes its checks require,
-# and the call itself, taking graphql-core's (source, info, **arguments).
-_Direct = tuple[frozenset[str], Callable[..., Any]]
+
+class _Direct(NamedTuple):
+    """The direct call of a strawberry resolver (`_direct_call`)."""
+
+    # The scopes its checks require.
+    scopes: frozenset[str]
+    # The call itself, taking graphql-core's (source, info, **arguments).
+    call: Callable[..., Any]
+
+
 # The direct calls of each schema's resolvers, by the resolve function graphql-core is given
 # (strawberry's wrapper of each); made once per schema.
 _DIRECT_CALLS: dict[int, tuple[GraphQLSchema, dict[Callable[..., Any], _Direct]]] = {}
@@ -92,6 +99,15 @@ def _direct_call(strawberry_schema: Any, field_def: GraphQLField) -> _Direct | N
     checks = scope_checks(field) if field.extensions else ()
     if checks is None or PermissionExtension.map_arguments is not FieldExtension.map_arguments:
         return None
+    call = _calling(strawberry_schema, field, resolver)
+    return _Direct(frozenset(check.scope for check in checks), call)
+
+
+def _calling(
+    strawberry_schema: Any, field: StrawberryField, resolver: StrawberryResolver[Any]
+) -> Callable[..., Any]:
+    """The direct call of `resolver`: its Info made, its arguments converted as `_direct_call`
+    says, and the resolver called."""
     config = strawberry_schema.config
     registry = strawberry_schema.schema_converter.scalar_registry
     info_class = config.info_class
@@ -108,7 +124,7 @@ def _direct_call(strawberry_schema: Any, field_def: GraphQLField) -> _Direct | N
                 argument.type if hooked is None else hooked,
             )
         )
-    func = resolver.wrapped_func
+    func = cast("Callable[..., Any]", resolver.wrapped_func)
     takes_self = resolver.self_parameter is not None
     sources = tuple(
         parameter.name
@@ -148,7 +164,7 @@ def _direct_call(strawberry_schema: Any, field_def: GraphQLField) -> _Direct | N
             arguments[info_name] = strawberry_info
         return func(source, **arguments) if takes_self else func(**arguments)
 
-    return frozenset(check.scope for check in checks), call
+    return call
 
 
 class _DirectCalls(MiddlewareManager):
@@ -166,6 +182,6 @@ class _DirectCalls(MiddlewareManager):
 
     def get_field_resolver(self, field_resolver: Callable[..., Any]) -> Callable[..., Any]:
         direct = self._calls.get(field_resolver)
-        if direct is None or not direct[0] <= self._granted:
+        if direct is None or not direct.scopes <= self._granted:
             return field_resolver
-        return direct[1]
+        return direct.call

@@ -49,11 +49,11 @@ def _entry(
     name = node.name.value
     field_def = context.schema.get_field(parent_type, name)
     if field_def is None:
-        return (response_name, _SLOW, name, GraphQLString, None, None, field_group, None)
+        return _Entry(response_name, _SLOW, name, GraphQLString, None, None, field_group, None)
     field_type = field_def.type
-    slow: _Entry = (response_name, _SLOW, name, field_type, None, None, field_group, None)
+    slow = _Entry(response_name, _SLOW, name, field_type, None, None, field_group, None)
     if name == "__typename":
-        return (response_name, _TYPENAME, name, field_type, None, None, field_group, None)
+        return _Entry(response_name, _TYPENAME, name, field_type, None, None, field_group, None)
     spec = _loaded(field_def)
     if node.arguments and (spec is None or spec.keyed is None):
         return slow
@@ -70,7 +70,9 @@ def _entry(
             if isinstance(field_type, GraphQLNonNull):
                 return slow  # graphql-core nulls the parent
             # The first check that fails is the one graphql-core's run would report.
-            return (response_name, _MASKED, name, field_type, None, None, field_group, refused[0])
+            return _Entry(
+                response_name, _MASKED, name, field_type, None, None, field_group, refused[0]
+            )
         # Granted: the field is what it would be without the check.
         if not _is_plain(field_def, checked=True):
             return slow
@@ -81,12 +83,14 @@ def _entry(
             and isinstance(field_type, GraphQLObjectType)
             and field_type.is_type_of is None
         ):
-            return (response_name, _LOAD, name, field_type, None, field_type, field_group, spec)
+            return _Entry(
+                response_name, _LOAD, name, field_type, None, field_type, field_group, spec
+            )
         held = _each_type(field_type, field_group)
         if held is None:
             return slow
         each = _EachLoad(spec, field_def, parent_type)
-        return (response_name, _LOAD_EACH, name, field_type, None, held, field_group, each)
+        return _Entry(response_name, _LOAD_EACH, name, field_type, None, held, field_group, each)
     if checks is None and not _is_plain(field_def):
         return slow
     strawberry_field = field_def.extensions[GraphQLCoreConverter.DEFINITION_BACKREF]
@@ -95,17 +99,17 @@ def _entry(
     if isinstance(named, GraphQLObjectType):
         if named.is_type_of is not None:
             return slow
-        return (response_name, _OBJECT, attr, field_type, None, named, field_group, None)
+        return _Entry(response_name, _OBJECT, attr, field_type, None, named, field_group, None)
     if isinstance(named, GraphQLList):
         item = named.of_type.of_type if isinstance(named.of_type, GraphQLNonNull) else named.of_type
         if isinstance(item, GraphQLObjectType):
             if item.is_type_of is not None or _streamed(field_group):
                 return slow
-            return (response_name, _LIST, attr, field_type, None, item, field_group, None)
+            return _Entry(response_name, _LIST, attr, field_type, None, item, field_group, None)
     coerce = _cached_coercion(field_type, context.is_awaitable)
     if coerce is None:
         return slow
-    return (response_name, _LEAF, attr, field_type, coerce, None, field_group, None)
+    return _Entry(response_name, _LEAF, attr, field_type, coerce, None, field_group, None)
 
 
 def _grouped_leaves(plan: list[_Entry]) -> list[_Entry]:
@@ -113,12 +117,23 @@ def _grouped_leaves(plan: list[_Entry]) -> list[_Entry]:
     grouped: list[_Entry] = []
     run: list[_Entry] = []
     for entry in [*plan, None]:
-        if entry is not None and entry[1] == _LEAF:
+        if entry is not None and entry.kind == _LEAF:
             run.append(entry)
             continue
         if len(run) > 1:
             first = run[0]
-            grouped.append((first[0], _LEAVES, "", first[3], None, None, first[6], _Leaves(run)))
+            grouped.append(
+                _Entry(
+                    first.response_name,
+                    _LEAVES,
+                    "",
+                    first.field_type,
+                    None,
+                    None,
+                    first.field_group,
+                    _Leaves(run),
+                )
+            )
         else:
             grouped.extend(run)
         run = []

@@ -80,19 +80,22 @@ _LEAVES: Final = 6  # consecutive _LEAF fields, their attributes read in one cal
 _MASKED: Final = 7  # a nullable field the caller's scopes do not grant: null and FORBIDDEN
 _LOAD_EACH: Final = 8  # any other loaded field: loaded per object, not deferred (_EachLoad)
 
-# response name, kind, attribute, field type, coercion (leaves), object type (of the object,
-# the list's items or the loaded value), field group, declaration (loaded fields) or the
-# fields of a _LEAVES entry, or the refused scope check of a _MASKED one
-_Entry = tuple[
-    str,
-    int,
-    str,
-    GraphQLOutputType,
-    Coerce | None,
-    GraphQLObjectType | None,
-    FieldDetailsList,
-    "LoadedBy | _Leaves | HasScope | _EachLoad | None",
-]
+
+class _Entry(NamedTuple):
+    """One field of a plan: how it is completed (`kind`) and what that needs."""
+
+    response_name: str
+    kind: int
+    attr: str
+    field_type: GraphQLOutputType
+    # The coercion of a _LEAF.
+    coerce: Coerce | None
+    # The object's type, the list's items' or the loaded value's.
+    object_type: GraphQLObjectType | None
+    field_group: FieldDetailsList
+    # The declaration of a loaded field, the fields of a _LEAVES entry, or the refused
+    # scope check of a _MASKED one.
+    spec: LoadedBy | _Leaves | HasScope | _EachLoad | None
 
 
 class _EachLoad:
@@ -131,24 +134,62 @@ class _LoadSlot(NamedTuple):
 
 
 # A plan's generated completion and its loaded fields' slots, by number.
-_Completion = tuple[_Complete, tuple[_LoadSlot, ...]]
-# A plan's shape: its object type's name, its fields as (kind, response name, attribute,
-# field type, coercion, shape of the object held), and for a loaded object (loader, key,
-# the number of its slot).
-_Shape = tuple[str, tuple[tuple[Any, ...], ...], tuple[str, str, int] | None]
+class _Completion(NamedTuple):
+    """A plan's generated completion and its loaded fields' slots, by number."""
+
+    complete: _Complete
+    slots: tuple[_LoadSlot, ...]
+
+
+class _LoadedKey(NamedTuple):
+    """Of a loaded object in a shape: its loader's name, the attribute holding its key, and
+    the number of its slot."""
+
+    loader: str
+    key: str
+    slot: int
+
+
+class _ShapeField(NamedTuple):
+    """A field of a shape."""
+
+    kind: int
+    response_name: str
+    attr: str
+    field_type: GraphQLOutputType | None
+    coerce: Coerce | None
+    # The shape of the object it holds (_OBJECT, _LOAD).
+    nested: _Shape | None
+
+
+class _Shape(NamedTuple):
+    """What `_completer` generates a function from: a plan with its object type's name and,
+    for a loaded object, where its load comes from."""
+
+    type_name: str
+    fields: tuple[_ShapeField, ...]
+    loaded: _LoadedKey | None
+
+
 # Nested plans deeper than this are not generated (a runaway selection stays graphql-core's).
 _COMPLETER_DEPTH: Final = 8
 
 
-# A deferred load: the results it goes into, its response name, the loader's future, the
-# field's type, the loaded object's type, the field group, its path, the position context.
-_Deferred = tuple[
-    dict[str, Any],
-    str,
-    Awaitable[Any],
-    GraphQLOutputType,
-    GraphQLObjectType,
-    FieldDetailsList,
-    Path,
-    Any,
-]
+class _Deferred(NamedTuple):
+    """A deferred load of a loaded field, settled once its list is complete."""
+
+    # The results it goes into, under `response_name`.
+    results: dict[str, Any]
+    response_name: str
+    # The loader's future.
+    loading: Awaitable[Any]
+    field_type: GraphQLOutputType
+    # The loaded object's type.
+    object_type: GraphQLObjectType
+    field_group: FieldDetailsList
+    path: Path
+    position_context: Any
+
+
+# A _Deferred made without the Python-level __new__ a NamedTuple has (one per load).
+_deferred: Final[Callable[[tuple[Any, ...]], _Deferred]] = partial(tuple.__new__, _Deferred)
