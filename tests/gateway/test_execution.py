@@ -50,8 +50,7 @@ from strawberry.types import ExecutionResult
 
 from gateway.auth import Principal
 from gateway.demo import example_talk
-from gateway.graphql.execution import FastExecutionContext, codegen, direct, plans
-from gateway.graphql.execution import context as execution_context
+from gateway.graphql.execution import FastExecutionContext, codegen, direct, planning, plans
 from gateway.graphql.schema_assembly import build_schema
 from gateway.graphql.view import GraphQLView
 from gateway.http.app import create_app
@@ -498,7 +497,7 @@ def _entries_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         made.append(response_name)
         return entry(context, parent_type, response_name, group)
 
-    monkeypatch.setattr(execution_context, "_entry", counted)  # where plans are made
+    monkeypatch.setattr(planning, "_entry", counted)  # where plans are made
     return made
 
 

@@ -34,13 +34,13 @@ from gateway.graphql.execution.records import (
 )
 
 if TYPE_CHECKING:
-    from gateway.graphql.execution.context import FastExecutionContext
+    from gateway.graphql.execution.planning import PlanningContext
 from schema.loaded import LoadedBy, loaded_by_of
 from schema.permissions import scope_checks
 
 
 def _entry(
-    context: FastExecutionContext,
+    context: PlanningContext,
     parent_type: GraphQLObjectType,
     response_name: str,
     field_group: FieldDetailsList,
