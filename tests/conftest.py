@@ -220,13 +220,34 @@ async def live_server(app: Starlette, settings: Settings | None = None) -> Async
         await task
 
 
-async def until_subscribed(app: Starlette, topic: str, count: int = 1) -> None:
-    """Wait until the app's broker has `count` subscribers on `topic`: a client's subscribe
-    frame is sent before the server registers it, and events in between are not delivered."""
+async def event_streams(address: str, topic: str, *, key: str | None = ALL_KEY) -> int:
+    """How many event streams the gateway at `address` holds on `topic`, as its /metrics
+    says (`talkgate_event_streams`): what an operator sees, read with an admin key (None:
+    none, as the demo answers loopback without one)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+        response = await client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    return sum(
+        int(sample.value)
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == "talkgate_event_streams" and sample.labels == {"topic": topic}
+    )
+
+
+async def until_subscribed(
+    address: str, topic: str, count: int = 1, *, key: str | None = ALL_KEY
+) -> None:
+    """Wait until the gateway at `address` has `count` event streams on `topic`: a client's
+    subscribe frame is sent before the server registers it, and events in between are not
+    delivered. `key` reads /metrics (as `event_streams`)."""
     import asyncio
 
     for _ in range(1500):
-        if app.state.fanout.subscribers(topic) >= count:
+        if await event_streams(address, topic, key=key) >= count:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"no subscriber on {topic}")

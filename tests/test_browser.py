@@ -124,7 +124,7 @@ async def test_the_explorer_runs_a_query_and_a_subscription_from_this_origin_onl
                 await asyncio.wait_for(subscribed.wait(), timeout=15)
                 # The frame is sent before the server has registered the subscriber: an event
                 # published in between would be lost, so wait for the server's side too.
-                await until_subscribed(app, "talks")
+                await until_subscribed(host, "talks")
                 assert (await hook.post("/webhooks/talks", json=talk(7102))).status_code == 202
                 await page.wait_for_function(RESULT_HAS, arg='"TN7102"', timeout=15_000)
                 event = json.loads(await page.evaluate(RESULT))
@@ -191,7 +191,7 @@ async def test_every_example_tab_answers_with_data_on_the_demo(
                 await page.click(".graphiql-execute-button")
                 if operation.operation is OperationType.SUBSCRIPTION:
                     await asyncio.wait_for(subscribed.wait(), timeout=15)
-                    await until_subscribed(app, "talks")
+                    await until_subscribed(host, "talks", key=None)
                     async with httpx.AsyncClient(
                         base_url=base, headers={"X-Webhook-Token": WEBHOOK_SECRET}
                     ) as hook:

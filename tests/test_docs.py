@@ -67,7 +67,6 @@ import httpx
 import orjson
 import pytest
 from graphql import OperationDefinitionNode, parse
-from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 
 from gateway.auth import key_digest, new_key
@@ -75,7 +74,7 @@ from gateway.demo import example_talk
 from gateway.http.app import create_app
 from gateway.replicas.pubsub import AGENT_STATUS, TALKS
 from gateway.settings import ApiKeyEntry
-from tests.conftest import live_server, make_settings
+from tests.conftest import event_streams, live_server, make_settings
 from tests.factories import talk
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,7 +230,6 @@ class Demo:
     partner_key: str
     workdir: Path
     env: dict[str, str]
-    app: Starlette
     sessions: list[str] = field(default_factory=list)
     scripts: dict[str, str] = field(default_factory=dict)
 
@@ -264,7 +262,7 @@ async def demo(tmp_path: Path, settings_env: dict[str, str]) -> AsyncIterator[De
     async with live_server(app, settings) as hostport:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TALKGATE_")}
         env["PYTHONPATH"] = str(ROOT)
-        yield Demo(f"http://{hostport}", app.state.demo_key, partner_key, tmp_path, env, app)
+        yield Demo(f"http://{hostport}", app.state.demo_key, partner_key, tmp_path, env)
 
 
 # -- running requests -----------------------------------------------------------------------
@@ -554,8 +552,10 @@ async def first_lines(
 # -- WebSocket exchanges --------------------------------------------------------------------
 
 
-def listening(d: Demo) -> int:
-    return sum(d.app.state.fanout.subscribers(topic) for topic in (AGENT_STATUS, TALKS))
+async def listening(d: Demo) -> int:
+    """The demo's event streams, as its /metrics (open to loopback) counts them."""
+    address = d.base.removeprefix("http://")
+    return sum([await event_streams(address, topic, key=None) for topic in (AGENT_STATUS, TALKS)])
 
 
 async def run_frames(block: Block, d: Demo) -> list[str]:
@@ -570,11 +570,11 @@ async def run_frames(block: Block, d: Demo) -> list[str]:
         i = 0
         while i < len(lines):
             if lines[i].startswith("> "):
-                before = listening(d)
+                before = await listening(d)
                 await socket.send(lines[i][2:].replace("tgk_...", d.demo_key))
                 if '"query":"subscription' in lines[i]:
                     for _ in range(1000):
-                        if listening(d) > before:
+                        if await listening(d) > before:
                             break
                         await asyncio.sleep(0.01)
                 i += 1

@@ -261,7 +261,6 @@ async def _lifespan(app: Starlette, parts: _Parts) -> AsyncIterator[State]:
             metrics.dropped_events.inc,
             on_count=lambda topic, count: metrics.event_streams.labels(topic).set(count),
         )
-        app.state.fanout = fanout
         shared = await stack.enter_async_context(
             _sharing(settings, store, fanout, metrics, parts.siblings)
         )

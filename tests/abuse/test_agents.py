@@ -112,6 +112,7 @@ class Gateway:
     client: httpx.AsyncClient
     sandbox: SandboxState
     talkme: TalkmeClient  # its breakers are read, never driven
+    fanout: LocalFanout  # what this replica's subscribers are sent
 
     async def login(self, *, key: str = ALL_KEY, agent: str = AGENT_LOGIN) -> str:
         password = self.sandbox.agents[agent]
@@ -148,8 +149,10 @@ async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
                 history["user"] = {**history["user"], "id": 7101, "login": AGENT_LOGIN}
                 history["user_id"] = 7101
             assert (await push(client, agent)).status_code == 202
-            talkme = manager._state["services"].talkme
-            yield Gateway(app, client, sandbox.state.sandbox, talkme)
+            services = manager._state["services"]
+            yield Gateway(
+                app, client, sandbox.state.sandbox, services.talkme, services.broker.fanout
+            )
 
 
 # -- finding 9: a session outlives agentLogout, and works with any key ----------------------
@@ -256,8 +259,7 @@ async def test_a_session_revoked_on_one_replica_is_refused_on_another(
 async def test_a_wrong_password_and_its_launch_page_leave_the_status_unknown_and_unpublished(
     gw: Gateway,
 ) -> None:
-    fanout: LocalFanout = gw.app.state.fanout
-    async with fanout.subscription(AGENT_STATUS) as events:
+    async with gw.fanout.subscription(AGENT_STATUS) as events:
         body = await ask(
             gw.client, LOGIN, {"input": {"login": AGENT_LOGIN, "password": "wrong-password"}}
         )

@@ -564,7 +564,7 @@ async def pushed_frames(
             wanted[str(n)] = (field, paths)
             message = {"id": str(n), "type": "subscribe", "payload": {"query": query}}
             await ws.send(json.dumps(message))
-        await until_subscribed(app, "talks", len(fields))
+        await until_subscribed(address, "talks", len(fields))
         async with httpx.AsyncClient(base_url=f"http://{address}") as client:
             response = await client.post(
                 "/webhooks/talks",

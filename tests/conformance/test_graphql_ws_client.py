@@ -70,7 +70,7 @@ async def test_the_reference_client_sees_what_the_protocol_says(tmp_path: Path, 
         while line := await asyncio.wait_for(process.stdout.readline(), 30):
             printed = json.loads(line)
             if printed.get("ready") == "talks":
-                await until_subscribed(main, "talks")
+                await until_subscribed(address, "talks")
                 async with httpx.AsyncClient(base_url=f"http://{address}") as http:
                     delivered = await http.post(
                         "/webhooks/talks",

@@ -17,7 +17,14 @@ from gateway.graphql.coalesced_streams import CoalescedStreams
 from gateway.graphql.endpoint import GraphQLEndpoint
 from gateway.http.app import create_app
 from gateway.storage.sqlite import SQLiteStore
-from tests.conftest import ALL_KEY, NO_SCOPE_KEY, READ_KEY, live_server, make_settings
+from tests.conftest import (
+    ALL_KEY,
+    NO_SCOPE_KEY,
+    READ_KEY,
+    event_streams,
+    live_server,
+    make_settings,
+)
 from tests.factories import talk
 from tests.gateway.test_subscriptions import TALK_UPDATED, GraphQLSocket, open_socket, post_talk
 
@@ -40,9 +47,9 @@ async def until_streams(app: Starlette, counts: Sequence[int]) -> None:
     raise AssertionError(f"streams {_shared(app).subscriber_counts()}, not {list(counts)}")
 
 
-async def until_no_broker_subscriber(app: Starlette) -> None:
+async def until_no_event_stream(address: str) -> None:
     for _ in range(1500):
-        if app.state.fanout.subscribers("talks") == 0:
+        if await event_streams(address, "talks") == 0:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the broker still has a subscriber")
@@ -86,7 +93,7 @@ async def test_subscribers_of_the_same_subscription_share_one_read_per_event(
     async with AsyncExitStack() as stack:
         clients = [await subscribed(stack, address, READ_KEY, TALK_UPDATED, None) for _ in range(3)]
         await until_streams(app, [3])
-        assert app.state.fanout.subscribers("talks") == 1
+        assert await event_streams(address, "talks") == 1
         await post_talk(address, talk(7101))
         events = [await client.receive() for client in clients]
     assert [e["payload"]["data"]["talkUpdated"]["id"] for e in events] == ["7101"] * 3
@@ -158,13 +165,13 @@ async def test_the_shared_stream_stops_when_its_last_subscriber_leaves(
         first = await subscribed(stack, address, READ_KEY, TALK_UPDATED, None)
         second = await subscribed(stack, address, READ_KEY, TALK_UPDATED, None)
         await until_streams(app, [2])
-        assert app.state.fanout.subscribers("talks") == 1
+        assert await event_streams(address, "talks") == 1
         await first.send({"id": "1", "type": "complete"})
         await until_streams(app, [1])
-        assert app.state.fanout.subscribers("talks") == 1
+        assert await event_streams(address, "talks") == 1
         await second.ws.close()
         await until_streams(app, [])
-        await until_no_broker_subscriber(app)
+        await until_no_event_stream(address)
 
 
 async def test_a_refusal_reaches_every_subscriber(served: tuple[Starlette, str]) -> None:

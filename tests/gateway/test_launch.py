@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
@@ -371,8 +372,13 @@ async def test_serving_the_launch_page_publishes_no_agent_status_change(
     tmp_path: Path, sandbox: Starlette
 ) -> None:
     app = create_app(talkme_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
-    async with serving(app) as client:
-        fanout: LocalFanout = app.state.fanout
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+        ) as client,
+    ):
+        fanout: LocalFanout = manager._state["services"].broker.fanout
         async with fanout.subscription(AGENT_STATUS) as events:
             response = await open_launch_page(client, password="a-wrong-password")
             assert response.status_code == 200

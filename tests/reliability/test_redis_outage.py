@@ -92,7 +92,7 @@ async def test_while_redis_is_away_talkgate_serves_alone_and_shares_again_after(
                 socket = GraphQLSocket(ws)
                 assert (await socket.init(READ_KEY))["type"] == "connection_ack"
                 await socket.subscribe("subscription { talkUpdated { id: databaseId } }")
-                await until_subscribed(app, "talks")
+                await until_subscribed(address, "talks")
 
                 proxy.cut()
                 await _until_redis_up(http, "0.0")
