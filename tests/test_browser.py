@@ -23,8 +23,8 @@ from gateway.http.app import create_app
 from gateway.http.explorer import BUILD_COMMAND, EXPLORER_DIR
 from schema import node
 from tests.backends import unavailable
-from tests.conftest import ALL_KEY, WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 from tests.factories import talk
+from tests.support import ALL_KEY, WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 
 pytestmark = pytest.mark.slow
 
@@ -157,7 +157,7 @@ async def test_every_example_tab_answers_with_data_on_the_demo(
 ) -> None:
     from playwright.async_api import async_playwright
 
-    from tests.gateway.test_explorer_examples import checked, examples
+    from tests.explorer_tabs import checked, examples
 
     requested: list[str] = []
     console: list[str] = []

@@ -74,8 +74,8 @@ from gateway.demo import example_talk
 from gateway.http.app import create_app
 from gateway.replicas.pubsub import AGENT_STATUS, TALKS
 from gateway.settings import ApiKeyEntry
-from tests.conftest import event_streams, live_server, make_settings
 from tests.factories import talk
+from tests.support import event_streams, live_server, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDES = ["README.md", "docs/partner-guide.md", "docs/operator-guide.md"]

@@ -21,7 +21,7 @@ import pytest
 
 from gateway.http.app import create_app
 from tests.backends import node_packages
-from tests.conftest import WEBHOOK_SECRET, live_server, make_settings, until_subscribed
+from tests.support import WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,8 @@ from gateway.settings import ApiKeyEntry, Settings
 from gateway.talkme import SandboxState, TalkmeClient, create_sandbox
 from tests.abuse.bounds import bounded
 from tests.backends import REDIS_URL, require_redis
-from tests.conftest import (
+from tests.factories import talk
+from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
@@ -40,7 +41,6 @@ from tests.conftest import (
     serving,
     talkme_settings,
 )
-from tests.factories import talk
 
 OTHER_KEY = "tgk_test_other_controller"
 OTHER_KEY_NAME = "other-controller"

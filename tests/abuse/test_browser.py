@@ -34,8 +34,8 @@ from websockets.exceptions import InvalidStatus
 from gateway.demo.wiring import SANDBOX_PREFIX
 from gateway.http.app import create_app
 from tests.abuse.bounds import bounded
-from tests.conftest import live_server, make_settings
 from tests.factories import talk
+from tests.support import live_server, make_settings
 
 OWN = "http://127.0.0.1:8000"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")

@@ -23,8 +23,7 @@ from websockets.typing import Subprotocol
 
 from gateway.http.app import create_app
 from tests.abuse.bounds import bounded
-from tests.conftest import READ_KEY, live_server, make_settings, serving
-from tests.gateway.test_subscriptions import PROTOCOL, GraphQLSocket
+from tests.support import PROTOCOL, READ_KEY, GraphQLSocket, live_server, make_settings, serving
 
 BEARER = {"Authorization": f"Bearer {READ_KEY}"}
 

@@ -27,8 +27,15 @@ from gateway.http.server import MAX_HEADER_BYTES
 from gateway.nesting import nests_deeper
 from gateway.settings import Settings
 from tests.abuse.bounds import bounded
-from tests.conftest import READ_KEY, WEBHOOK_SECRET, live_server, make_settings, serving
-from tests.gateway.test_subscriptions import PROTOCOL, GraphQLSocket
+from tests.support import (
+    PROTOCOL,
+    READ_KEY,
+    WEBHOOK_SECRET,
+    GraphQLSocket,
+    live_server,
+    make_settings,
+    serving,
+)
 
 LIMIT = 64  # TALKGATE_MAX_JSON_DEPTH's default
 QUERY = "{ talks { totalCount } }"

@@ -41,7 +41,9 @@ from gateway.http.app import create_app
 from schema.node import NODE_TYPES, encode
 from schema.permissions import PII, PII_FIELDS, check_pii_fields
 from tests.abuse.bounds import bounded
-from tests.conftest import (
+from tests.factories import Payload, message
+from tests.resolvers.helpers import talk_of
+from tests.support import (
     ALL_KEY,
     READ_KEY,
     WEBHOOK_SECRET,
@@ -50,8 +52,6 @@ from tests.conftest import (
     push,
     until_subscribed,
 )
-from tests.factories import Payload, message
-from tests.resolvers.helpers import talk_of
 
 PROTOCOL = Subprotocol("graphql-transport-ws")
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,9 +24,8 @@ from gateway.http.app import create_app
 from gateway.storage import TalkStore, open_store
 from gateway.storage.records import PageRequest, TalkQuery
 from tests.abuse.bounds import bounded
-from tests.conftest import ALL_KEY, WEBHOOK_SECRET, make_settings, push, serving
 from tests.factories import Payload, snapshot, talk
-from tests.gateway.test_cli import talkgate
+from tests.support import ALL_KEY, WEBHOOK_SECRET, make_settings, push, serving, talkgate
 
 URL = "/webhooks/talks"
 HEADERS = {"X-Webhook-Token": WEBHOOK_SECRET, "content-type": "application/json"}

@@ -17,7 +17,8 @@ from graphql import GraphQLError
 from starlette.applications import Starlette
 
 from gateway.http.app import create_app
-from tests.conftest import (
+from tests.factories import talk
+from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
@@ -26,7 +27,6 @@ from tests.conftest import (
     live_server,
     talkme_settings,
 )
-from tests.factories import talk
 
 pytestmark = pytest.mark.slow
 

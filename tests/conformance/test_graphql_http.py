@@ -21,7 +21,7 @@ import pytest
 
 from gateway.http.app import create_app
 from tests.backends import node_packages
-from tests.conftest import READ_KEY, live_server, make_settings
+from tests.support import READ_KEY, live_server, make_settings
 
 pytestmark = pytest.mark.slow
 

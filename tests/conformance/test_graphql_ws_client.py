@@ -18,8 +18,8 @@ import pytest
 
 from gateway.http.app import create_app
 from tests.backends import node_packages
-from tests.conftest import READ_KEY, WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 from tests.factories import talk
+from tests.support import READ_KEY, WEBHOOK_SECRET, live_server, make_settings, until_subscribed
 
 pytestmark = pytest.mark.slow
 

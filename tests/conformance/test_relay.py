@@ -17,7 +17,7 @@ import pytest
 from gateway.demo import example_talk
 from schema.node import encode
 from tests.backends import node_packages, unavailable
-from tests.conftest import gql, push
+from tests.support import gql, push
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "tests" / "conformance" / "relay"

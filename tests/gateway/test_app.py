@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from gateway.http.app import create_app
 from gateway.logs import JsonFormatter, request_id_var
 from gateway.storage import StoreUnavailable
-from tests.conftest import make_settings
+from tests.support import make_settings
 
 
 async def test_healthz_says_alive(client: httpx.AsyncClient) -> None:

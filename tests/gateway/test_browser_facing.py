@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from gateway.http.app import create_app
 from gateway.settings import Settings
-from tests.conftest import READ_KEY, WEBHOOK_SECRET, make_settings, serving
 from tests.factories import talk
+from tests.support import READ_KEY, WEBHOOK_SECRET, make_settings, serving
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 BEARER = {"Authorization": f"Bearer {READ_KEY}"}

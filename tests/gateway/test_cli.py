@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -20,38 +19,14 @@ import pytest
 from gateway.auth import KeyRing
 from gateway.settings import ApiKeyEntry
 from gateway.storage.records import TalkQuery
-from gateway.storage.sqlite import SQLiteStore
 from tests.factories import talk
+from tests.support import (
+    env_for,
+    open_cli_store,
+    talkgate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The caller's environment without any TALKGATE_ setting, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TALKGATE_")}
-    env["TALKGATE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
-    env.update(extra)
-    return env
-
-
-def talkgate(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own console entry point
-        [sys.executable, "-m", "gateway.cli", *args],
-        cwd=tmp_path,
-        env=env or env_for(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-async def open_store(tmp_path: Path) -> SQLiteStore:
-    store = SQLiteStore(f"sqlite:///{tmp_path / 'cli.db'}")
-    await store.open()
-    return store
 
 
 # -- ingest ---------------------------------------------------------------------------------
@@ -63,7 +38,7 @@ async def test_ingest_loads_a_json_file_with_one_talk(tmp_path: Path) -> None:
     result = talkgate(tmp_path, "ingest", str(path))
     assert result.returncode == 0, result.stderr
     assert "accepted 1, duplicates 0, rejected 0" in result.stdout
-    store = await open_store(tmp_path)
+    store = await open_cli_store(tmp_path)
     try:
         assert list(await store.talks_by_id([11])) == [11]
     finally:
@@ -88,7 +63,7 @@ async def test_ingest_loads_an_array_and_ndjson_and_reports_rejects(tmp_path: Pa
     assert result.returncode == 1  # some bodies were rejected
     assert "accepted 4, duplicates 0, rejected 2 (kept as dead letters)" in result.stdout
     assert "the body is not JSON" in result.stderr
-    store = await open_store(tmp_path)
+    store = await open_cli_store(tmp_path)
     try:
         assert (await store.count_talks(query=TalkQuery()))[None] == 4
         sources = sorted(letter.source for letter in await store.dead_letters())

@@ -19,7 +19,7 @@ from gateway.ingest.ingestor import Invalid, Valid, check_body
 from gateway.ingest.workers import WORKER_NICENESS, _check_batch, decode
 from gateway.storage.records import TalkQuery
 from tests.factories import snapshot, talk
-from tests.gateway.test_cli import env_for, open_store, talkgate
+from tests.support import env_for, open_cli_store, talkgate
 
 
 def ndjson(path: Path, lines: list[bytes]) -> Path:
@@ -38,7 +38,7 @@ async def test_bodies_are_stored_in_file_order_across_batches(tmp_path: Path, wo
 
     assert result.returncode == 0, result.stderr
     assert "accepted 9, duplicates 0, rejected 0" in result.stdout
-    store = await open_store(tmp_path)
+    store = await open_cli_store(tmp_path)
     try:
         assert await store.raw_deliveries(talk_id=7) == lines
         assert (await store.talks_by_id([7]))[7]["tracking_number"] == "SNAPSHOT8"
@@ -63,7 +63,7 @@ async def test_good_duplicate_and_bad_bodies_count_and_dead_letter_as_before(
     assert "talks changed 5" in result.stdout
     assert "the body is not JSON (dead letter 1)" in result.stderr
     assert "the body is not a valid talk (dead letter 2)" in result.stderr
-    store = await open_store(tmp_path)
+    store = await open_cli_store(tmp_path)
     try:
         assert (await store.count_talks(query=TalkQuery()))[None] == 5
         letters = sorted(await store.dead_letters(), key=lambda letter: letter.id)

@@ -17,16 +17,19 @@ from gateway.graphql.coalesced_streams import CoalescedStreams
 from gateway.graphql.endpoint import GraphQLEndpoint
 from gateway.http.app import create_app
 from gateway.storage.sqlite import SQLiteStore
-from tests.conftest import (
+from tests.factories import talk
+from tests.support import (
     ALL_KEY,
     NO_SCOPE_KEY,
     READ_KEY,
+    TALK_UPDATED,
+    GraphQLSocket,
     event_streams,
     live_server,
     make_settings,
+    open_socket,
+    post_talk,
 )
-from tests.factories import talk
-from tests.gateway.test_subscriptions import TALK_UPDATED, GraphQLSocket, open_socket, post_talk
 
 PII = "subscription { talkUpdated { id: databaseId customer { documentNumber } } }"
 

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from gateway.graphql.response_cache import CachedResponse
 from gateway.http.app import create_app
 from gateway.http.compression import choose, encode, with_vary
-from tests.conftest import READ_KEY, WEBHOOK_SECRET, make_settings, serving
 from tests.factories import talk
+from tests.support import READ_KEY, WEBHOOK_SECRET, make_settings, serving
 
 BEARER = {"Authorization": f"Bearer {READ_KEY}"}
 PAGE = {

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from gateway.http.app import create_app
 from gateway.http.cors import LOOPBACK_ORIGINS
-from tests.conftest import make_settings
+from tests.support import make_settings
 
 
 @asynccontextmanager

@@ -27,17 +27,18 @@ from gateway.graphql import schema_assembly, view
 from gateway.graphql.persisted import document_hash
 from gateway.http.app import create_app
 from gateway.settings import Settings
-from tests.conftest import (
+from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
+    OPERATIONS,
     READ_KEY,
     make_settings,
     push,
+    scrape,
     serving,
     talkme_settings,
 )
-from tests.gateway.test_metrics import OPERATIONS, scrape
 
 DOCUMENTS: list[Any] = [
     "{ talks(first: 2) { edges { node { id: databaseId } } } }",

@@ -38,7 +38,7 @@ from starlette.applications import Starlette
 from gateway.graphql.schema_assembly import build_schema
 from gateway.graphql.typed_errors import scrub_values
 from gateway.http.app import create_app
-from tests.conftest import ALL_KEY, serving, talkme_settings
+from tests.support import ALL_KEY, serving, talkme_settings
 
 SCHEMA = build_schema()._schema
 FUZZ = settings(

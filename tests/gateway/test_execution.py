@@ -73,8 +73,8 @@ from schema.types import (
     talk_from_doc,
 )
 from schema.values import Bot, Telephone
-from tests.conftest import READ_KEY, gql, make_settings, push, serving
 from tests.factories import talk
+from tests.support import READ_KEY, gql, make_settings, push, serving
 
 PROPERTIES = settings(
     max_examples=60,

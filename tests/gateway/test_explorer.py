@@ -19,7 +19,7 @@ from asgi_lifespan import LifespanManager
 
 from gateway.http.app import create_app
 from gateway.http.explorer import BUILD_COMMAND
-from tests.conftest import READ_KEY, make_settings, serving
+from tests.support import READ_KEY, make_settings, serving
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 PAGE = (

@@ -32,8 +32,9 @@ from starlette.applications import Starlette
 from gateway.graphql.limits import QueryLimits, measure
 from gateway.graphql.schema_assembly import build_schema
 from gateway.http.app import create_app
-from tests.conftest import ALL_KEY, READ_KEY, WEBHOOK_SECRET, talkme_settings
 from tests.factories import talk
+from tests.strategies import json_values, mangled_talk, odd_strings
+from tests.support import ALL_KEY, READ_KEY, WEBHOOK_SECRET, talkme_settings
 
 SCHEMA = build_schema()._schema
 WEBHOOK_LIMIT = 64 * 1024
@@ -152,21 +153,6 @@ def test_the_read_everything_query_is_within_the_default_limits() -> None:
 
 # -- (a) arbitrary JSON to the webhook ------------------------------------------------------
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=40)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: (
-        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
-    ),
-    max_leaves=25,
-)
-
 
 @FUZZ
 @given(value=json_values)
@@ -181,81 +167,6 @@ async def test_any_json_value_is_accepted_or_refused_and_kept(
 
 
 # -- (b) mangled talks to the webhook -------------------------------------------------------
-
-RAW_VALUES = [
-    b"NaN",
-    b"Infinity",
-    b"-Infinity",
-    b"1e999",
-    b'"\xff\xfe\xfd"',
-    b'"caf\xc3"',
-    b'"\\ud800"',
-    b"123456789012345678901234567890",
-    b"-9223372036854775809",
-    b"[" * 5000 + b"]" * 5000,
-    b'{"a":' * 2000 + b"1" + b"}" * 2000,
-    b"tru",
-    b"",
-]
-odd_strings = st.sampled_from(
-    [
-        "",
-        " ",
-        "2025-09-08 11: 01: 18",
-        "2025-09-08T14:01:17.000000Z",
-        "9999-12-31 23:59:59",
-        "0001-01-01 00:00:00",
-        "0000-00-00 00:00:00",
-        "2025-13-45 25:61:61",
-        "1",
-        "-1",
-        "1e3",
-        "true",
-        "null",
-        "http//broken url",
-        "\x00",
-        "\ud7ff\ue000\U0010ffff",
-    ]
-)
-other_values = st.one_of(
-    json_values,
-    odd_strings,
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(min_value=-1e20, max_value=1e20),
-    st.integers(1_000, 80_000).map(lambda n: "x" * n),
-)
-
-
-@st.composite
-def mangled_talk(draw: st.DrawFn) -> bytes:
-    """The example talk, with some of its values replaced, deleted or spliced as raw bytes."""
-    payload: Any = talk(draw(st.integers(1, 40)))
-    raw: dict[str, bytes] = {}
-    for n in range(draw(st.integers(1, 4))):
-        holder: Any = payload
-        key: Any = None
-        node: Any = payload
-        while isinstance(node, dict | list) and node and (key is None or draw(st.booleans())):
-            holder = node
-            key = draw(
-                st.sampled_from(sorted(node) if isinstance(node, dict) else range(len(node)))
-            )
-            node = holder[key]
-        if key is None:
-            continue
-        action = draw(st.sampled_from(["replace", "replace", "delete", "raw"]))
-        if action == "delete":
-            del holder[key]
-        elif action == "raw":
-            marker = f"@@raw{n}@@"
-            holder[key] = marker
-            raw[json.dumps(marker)] = draw(st.sampled_from(RAW_VALUES))
-        else:
-            holder[key] = draw(other_values)
-    body = json.dumps(payload).encode()
-    for marker, value in raw.items():
-        body = body.replace(marker.encode(), value)
-    return body
 
 
 def talk_with(**fields: Any) -> bytes:

@@ -24,7 +24,8 @@ from starlette.applications import Starlette
 from gateway import tickets
 from gateway.http.app import create_app
 from gateway.replicas.pubsub import AGENT_STATUS, LocalFanout
-from tests.conftest import (
+from tests.factories import Payload, talk
+from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
@@ -38,7 +39,6 @@ from tests.conftest import (
     serving,
     talkme_settings,
 )
-from tests.factories import Payload, talk
 
 PUBLIC_URL = "https://gateway.example"
 TALKME_LOGIN_URL = f"{TALKME_URL}/login"

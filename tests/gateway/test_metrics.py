@@ -17,45 +17,27 @@ from starlette.applications import Starlette
 
 from gateway.http.app import create_app
 from gateway.talkme import SandboxState
-from tests.conftest import (
+from tests.factories import talk
+from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
     NO_SCOPE_KEY,
+    OPERATIONS,
+    PROTOCOL,
     PUSH_KEY,
     READ_KEY,
     WEBHOOK_SECRET,
+    GraphQLSocket,
+    Labels,
+    bearer,
     live_server,
     make_settings,
     push,
+    scrape,
     serving,
+    value,
 )
-from tests.factories import talk
-
-Labels = dict[str, str]
-
-
-async def scrape(client: httpx.AsyncClient) -> list[tuple[str, Labels, float]]:
-    """Every sample /metrics exposes: (name, labels, value)."""
-    response = await client.get("/metrics", headers=bearer(ALL_KEY))
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return [
-        (sample.name, sample.labels, sample.value)
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    ]
-
-
-async def value(client: httpx.AsyncClient, metric: str, /, **labels: str) -> float:
-    """The value of the one sample `metric` whose labels are exactly `labels` (0 when absent)."""
-    found = [v for n, ls, v in await scrape(client) if n == metric and ls == labels]
-    assert len(found) <= 1
-    return found[0] if found else 0.0
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 async def operation(
@@ -132,8 +114,6 @@ async def test_no_label_holds_a_launch_ticket_or_a_raw_path(
 
 
 # -- GraphQL operations ---------------------------------------------------------------------
-
-OPERATIONS = "talkgate_graphql_operations_total"
 
 
 async def test_operations_are_counted_by_name_type_and_outcome(client: httpx.AsyncClient) -> None:
@@ -552,8 +532,6 @@ def test_under_several_workers_each_count_goes_to_the_shared_files_at_once(
 async def test_event_streams_are_counted_while_subscriptions_hold_them(tmp_path: Path) -> None:
     from websockets.asyncio.client import connect
     from websockets.typing import Subprotocol
-
-    from tests.gateway.test_subscriptions import PROTOCOL, GraphQLSocket
 
     app = create_app(make_settings(tmp_path))
     async with (

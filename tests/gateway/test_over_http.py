@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from gateway.http.app import create_app
-from tests.conftest import READ_KEY, make_settings, serving
+from tests.support import READ_KEY, make_settings, serving
 
 JSON = "application/json"
 GR = "application/graphql-response+json"

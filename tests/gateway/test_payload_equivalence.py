@@ -29,7 +29,7 @@ from gateway.ingest.payload import TalkPayload
 from gateway.ingest.validation import PayloadRejected, validate_talks, validated_items
 from gateway.storage.documents import Doc, NormalizedTalk, dumps_doc
 from tests.factories import DecodedTalk, talk
-from tests.gateway.test_fuzz import json_values, mangled_talk, odd_strings, other_values
+from tests.strategies import json_values, mangled_talk, odd_strings, other_values
 
 # PipeRun's documented example, as delivered (the package's copy of shared/fixtures/).
 FIXTURE = resources.files("gateway.demo").joinpath("talk_114603.json")

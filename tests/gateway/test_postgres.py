@@ -35,7 +35,6 @@ from tests.backends import (
     opened_store,
     with_database,
 )
-from tests.conftest import ALL_KEY, gql, make_settings, push
 from tests.factories import Payload, message, talk
 from tests.gateway.store_helpers import (
     delivery,
@@ -44,6 +43,7 @@ from tests.gateway.store_helpers import (
     tagged_snapshot,
     talk_state,
 )
+from tests.support import ALL_KEY, gql, make_settings, push
 
 TALK = 114700
 

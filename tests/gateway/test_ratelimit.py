@@ -18,18 +18,19 @@ from gateway.http.app import create_app
 from gateway.ratelimit import LocalRateLimiter
 from gateway.settings import ApiKeyEntry
 from tests.clock import FakeClock
-from tests.conftest import (
+from tests.resolvers.helpers import Served, serving, talk_of
+from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
     READ_KEY,
+    GraphQLSocket,
     live_server,
     make_settings,
+    open_socket,
     push,
     talkme_settings,
 )
-from tests.gateway.test_subscriptions import GraphQLSocket, open_socket
-from tests.resolvers.helpers import Served, serving, talk_of
 
 QUERY = {"query": "{ talks { totalCount } }"}
 

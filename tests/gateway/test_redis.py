@@ -26,23 +26,8 @@ from gateway.replicas.redis_shared import (
     RedisRecordings,
     RedisTicketVault,
 )
-from tests.backends import REDIS_URL, require_redis
-from tests.conftest import AGENT_LOGIN, AGENT_PASSWORD, ALL_KEY, gql, serving, talkme_settings
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own; skips, saying why, when Redis is not reachable."""
-    await require_redis()
-    prefix = f"talkgate-test:{secrets.token_hex(4)}:"
-    yield prefix
-    client = Redis.from_url(REDIS_URL)
-    try:
-        keys = [k async for k in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+from tests.backends import REDIS_URL
+from tests.support import AGENT_LOGIN, AGENT_PASSWORD, ALL_KEY, gql, serving, talkme_settings
 
 
 @pytest.fixture

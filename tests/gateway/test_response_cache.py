@@ -19,10 +19,8 @@ from gateway.ingest.ingestor import Body, Ingestor
 from gateway.settings import Settings
 from gateway.storage import TalkStore
 from tests.backends import REDIS_URL
-from tests.conftest import ALL_KEY, READ_KEY, WEBHOOK_SECRET, make_settings, push, serving
 from tests.factories import talk
-from tests.gateway.test_metrics import value
-from tests.gateway.test_redis import redis_prefix  # noqa: F401 - a fixture
+from tests.support import ALL_KEY, READ_KEY, WEBHOOK_SECRET, make_settings, push, serving, value
 
 CACHE = "talkgate_response_cache_total"
 NAMES = "{ talks(first: 10) { edges { node { id: databaseId customer { name } } } } }"
@@ -221,7 +219,7 @@ async def test_the_cache_can_be_turned_off(tmp_path: Path) -> None:
 
 async def test_replicas_share_answers_through_redis_until_the_store_moves_on(
     tmp_path: Path,
-    redis_prefix: str,  # noqa: F811 - the fixture; it skips without Redis
+    redis_prefix: str,
 ) -> None:
     # Two replicas on one store (a SQLite file both open) and one Redis.
     settings = make_settings(tmp_path, redis_url=SecretStr(REDIS_URL))

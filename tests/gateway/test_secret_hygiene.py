@@ -26,7 +26,8 @@ from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.signatures import secret_bytes, sign
 from gateway.talkme import SandboxState, TalkmeClient
-from tests.conftest import (
+from tests.resolvers.helpers import StoreSpy, talk_of
+from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
@@ -39,7 +40,6 @@ from tests.conftest import (
     WEBHOOK_SECRET,
     talkme_settings,
 )
-from tests.resolvers.helpers import StoreSpy, talk_of
 
 UNKNOWN_KEY = "tgk_unknown_key_a91c03e7f2"
 WRONG_PASSWORD = "wrong-pw-Zr81q"

@@ -11,8 +11,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import READ_KEY
 from tests.reliability.support import serve_env, start_serve
+from tests.support import READ_KEY
 
 
 async def test_subscriptions_are_not_compressed_message_by_message(tmp_path: Path) -> None:

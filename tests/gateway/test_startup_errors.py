@@ -18,7 +18,7 @@ import pytest
 
 from gateway.startup import StartupError, listen, shown_url
 from tests.backends import POSTGRES_URL, unavailable, with_database
-from tests.gateway.test_cli import env_for, talkgate
+from tests.support import env_for, talkgate
 
 pytestmark = pytest.mark.slow
 

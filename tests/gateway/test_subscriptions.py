@@ -6,66 +6,33 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import generate_latest
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.http.app import create_app
 from gateway.metrics import Metrics
 from gateway.replicas.pubsub import LocalFanout
-from tests.conftest import (
+from tests.factories import message, talk
+from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
     NO_SCOPE_KEY,
     READ_KEY,
-    WEBHOOK_SECRET,
+    TALK_UPDATED,
+    TALKME_EXTERNAL_TOKEN,
+    TALKME_TOKEN,
+    GraphQLSocket,
     live_server,
     make_settings,
+    open_socket,
+    post_talk,
     talkme_settings,
     until_subscribed,
 )
-from tests.factories import message, talk
-
-PROTOCOL = "graphql-transport-ws"
-TIMEOUT = 5.0
-
-
-class GraphQLSocket:
-    """A minimal graphql-transport-ws client."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps(message))
-
-    async def receive(self) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.ws.recv(), TIMEOUT)
-        # Browser clients (graphql-ws) accept only text frames.
-        assert isinstance(raw, str), f"a binary frame: {raw!r}"
-        received: dict[str, Any] = json.loads(raw)
-        return received
-
-    async def init(self, key: str | None) -> dict[str, Any]:
-        payload = {"authorization": f"Bearer {key}"} if key else {}
-        await self.send({"type": "connection_init", "payload": payload})
-        return await self.receive()
-
-    async def subscribe(
-        self, query: str, variables: dict[str, Any] | None = None, op_id: str = "1"
-    ) -> None:
-        await self.send(
-            {
-                "id": op_id,
-                "type": "subscribe",
-                "payload": {"query": query, "variables": variables or {}},
-            }
-        )
 
 
 @pytest.fixture
@@ -73,23 +40,6 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
     """The address of a gateway on its own SQLite file."""
     async with live_server(create_app(make_settings(tmp_path))) as address:
         yield address
-
-
-async def open_socket(address: str, *, subprotocol: str = PROTOCOL) -> ClientConnection:
-    return await connect(f"ws://{address}/graphql", subprotocols=[subprotocol])  # type: ignore[list-item]
-
-
-async def post_talk(address: str, payload: object) -> None:
-    async with httpx.AsyncClient(base_url=f"http://{address}") as client:
-        response = await client.post(
-            "/webhooks/talks", json=payload, headers={"X-Webhook-Token": WEBHOOK_SECRET}
-        )
-        assert response.status_code == 202, response.text
-
-
-TALK_UPDATED = """subscription($filter: TalkFilter) {
-  talkUpdated(filter: $filter) { id: databaseId queueId histories { totalCount } customer { name } }
-}"""
 
 
 async def test_a_delivered_talk_reaches_its_subscriber(served: str) -> None:
@@ -238,7 +188,6 @@ async def test_a_slow_subscriber_loses_its_oldest_events_counted() -> None:
 
 async def test_agent_status_changes_are_pushed(tmp_path: Path) -> None:
     from gateway.talkme import create_sandbox
-    from tests.conftest import TALKME_EXTERNAL_TOKEN, TALKME_TOKEN
 
     sandbox = create_sandbox(
         {AGENT_LOGIN: AGENT_PASSWORD},

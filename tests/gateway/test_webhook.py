@@ -19,8 +19,8 @@ from gateway.signatures import secret_bytes, sign
 from gateway.storage import TalkStore
 from gateway.storage.records import TalkQuery
 from gateway.storage.sqlite import SQLiteStore
-from tests.conftest import PUSH_KEY, READ_KEY, WEBHOOK_SECRET, make_settings, push
 from tests.factories import talk
+from tests.support import PUSH_KEY, READ_KEY, WEBHOOK_SECRET, make_settings, push
 
 WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 URL = "/webhooks/talks"

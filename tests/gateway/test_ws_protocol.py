@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.http.app import create_app
-from tests.conftest import READ_KEY, live_server, make_settings
+from tests.support import READ_KEY, live_server, make_settings
 
 PROTOCOL = "graphql-transport-ws"
 TIMEOUT = 5.0

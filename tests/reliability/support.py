@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from gateway.auth import key_digest
-from tests.conftest import KEYS, WEBHOOK_SECRET
+from tests.support import KEYS, WEBHOOK_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,9 +14,9 @@ import pytest
 
 from gateway.storage import open_store
 from tests.backends import BACKENDS, empty_store_url
-from tests.conftest import READ_KEY, WEBHOOK_SECRET
 from tests.factories import snapshot
 from tests.reliability.support import serve_env, start_serve
+from tests.support import READ_KEY, WEBHOOK_SECRET
 
 CLIENTS = 8
 PER_CLIENT = 40  # a bound on the deliveries each client posts

@@ -16,9 +16,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.settings import Settings
-from tests.conftest import ALL_KEY, READ_KEY
-from tests.gateway.test_subscriptions import GraphQLSocket
 from tests.reliability.support import serve_env, start_serve, wait_exit
+from tests.support import ALL_KEY, READ_KEY, GraphQLSocket
 
 GRACE_S = 3.0
 UPSTREAM_DELAY_S = 1.5

@@ -16,18 +16,18 @@ from websockets.asyncio.client import connect
 
 from gateway.http.app import create_app
 from tests.backends import REDIS_URL, require_redis
-from tests.conftest import (
+from tests.factories import snapshot
+from tests.reliability.support import proxy_to
+from tests.support import (
     ALL_KEY,
     NO_SCOPE_KEY,
     READ_KEY,
     WEBHOOK_SECRET,
+    GraphQLSocket,
     live_server,
     make_settings,
     until_subscribed,
 )
-from tests.factories import snapshot
-from tests.gateway.test_subscriptions import GraphQLSocket
-from tests.reliability.support import proxy_to
 
 PER_MINUTE = 3
 

@@ -19,8 +19,8 @@ import pytest
 
 from gateway.http.app import create_app
 from tests.backends import fresh_schema
-from tests.conftest import ALL_KEY, READ_KEY, make_settings, push, serving
 from tests.factories import snapshot
+from tests.support import ALL_KEY, READ_KEY, make_settings, push, serving
 
 TALK_QUERY = "query ($id: ID) { talk(id: $id) { id: databaseId } }"
 

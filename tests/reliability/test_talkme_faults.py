@@ -12,9 +12,9 @@ from starlette.applications import Starlette
 
 from gateway.http.app import create_app
 from gateway.talkme.sandbox import SandboxState
-from tests.conftest import AGENT_LOGIN, AGENT_PASSWORD, ALL_KEY, live_server, serving
-from tests.conftest import talkme_settings as base_settings
 from tests.reliability.support import proxy_to
+from tests.support import AGENT_LOGIN, AGENT_PASSWORD, ALL_KEY, live_server, serving
+from tests.support import talkme_settings as base_settings
 
 TIMEOUT_S = 0.5  # talkme_settings' TALKME_TIMEOUT_S
 BOUND_S = 3 * TIMEOUT_S + 1.0  # the client's budget is 3 timeouts; a second of slack

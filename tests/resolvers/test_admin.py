@@ -20,7 +20,9 @@ from gateway.auth import key_digest
 from gateway.http.app import create_app
 from gateway.settings import SCOPES, ApiKeyEntry
 from gateway.talkme import SandboxState
-from tests.conftest import (
+from tests.factories import snapshot
+from tests.resolvers.helpers import codes, error_at, errors_of, talk_of
+from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
@@ -33,8 +35,6 @@ from tests.conftest import (
     serving,
     talkme_settings,
 )
-from tests.factories import snapshot
-from tests.resolvers.helpers import codes, error_at, errors_of, talk_of
 
 DEAD_LETTERS = """
 { deadLetters { id receivedAt source reason errors { loc msg } body bodySize truncated } }

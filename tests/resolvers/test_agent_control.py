@@ -25,7 +25,9 @@ from gateway.http.app import create_app
 from gateway.sessions import AgentCredentials, SessionSealer
 from gateway.settings import ApiKeyEntry
 from gateway.talkme import SandboxState
-from tests.conftest import (
+from tests.factories import Payload, talk
+from tests.resolvers.helpers import codes
+from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
     ALL_KEY,
@@ -38,8 +40,6 @@ from tests.conftest import (
     serving,
     talkme_settings,
 )
-from tests.factories import Payload, talk
-from tests.resolvers.helpers import codes
 
 PUBLIC_URL = "https://gateway.example"
 AGENT_USER_ID = 7001

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from tests.conftest import ALL_KEY, NO_SCOPE_KEY, PUSH_KEY, READ_KEY, WEBHOOK_SECRET, gql, push
 from tests.resolvers.helpers import Served, codes, error_at, serving, talk_of
+from tests.support import ALL_KEY, NO_SCOPE_KEY, PUSH_KEY, READ_KEY, WEBHOOK_SECRET, gql, push
 
 QUERY = "{ talks { totalCount } }"
 

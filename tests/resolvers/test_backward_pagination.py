@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from gateway.http.app import create_app
-from tests.conftest import gql, live_server, make_settings
+from tests.support import gql, live_server, make_settings
 
 PAGE = "edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor }"
 # (name, the document with {args} where the connection's arguments go, path to it)

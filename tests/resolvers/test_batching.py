@@ -10,8 +10,8 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.storage.sqlite import SQLiteStore
-from tests.conftest import gql, push
 from tests.resolvers.helpers import Served, serving, talk_of
+from tests.support import gql, push
 
 TALKS = 50
 FIRST_ID = 400_000

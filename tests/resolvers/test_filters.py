@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ALL_KEY, gql, push
 from tests.resolvers.helpers import error_at, node_ids, talk_of
+from tests.support import ALL_KEY, gql, push
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from graphql import Lexer, Source, TokenKind
 from starlette.applications import Starlette
 
 from gateway.http.app import create_app
-from tests.conftest import READ_KEY, make_settings, push
 from tests.resolvers.helpers import Served, codes, serving, talk_of
+from tests.support import READ_KEY, make_settings, push
 
 BEARER = {"Authorization": f"Bearer {READ_KEY}"}
 MIB = 1024 * 1024

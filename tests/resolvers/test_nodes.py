@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from gateway.demo import example_talk
 from gateway.errors import BadUserInput
 from schema.node import NODE_TYPES, database_id, decode, encode
-from tests.conftest import ALL_KEY, NO_SCOPE_KEY, gql, push
 from tests.resolvers.helpers import codes, error_at
+from tests.support import ALL_KEY, NO_SCOPE_KEY, gql, push
 
 TALK_ID = 114603
 MESSAGE_ID = 2077775  # the example's first message; its event is given the same id below

@@ -13,8 +13,8 @@ from graphql import GraphQLResolveInfo, execute_sync, parse
 
 from resolvers import pagination
 from resolvers.pagination import selects
-from tests.conftest import gql, push
 from tests.resolvers.helpers import codes, error_at, node_ids, talk_of
+from tests.support import gql, push
 
 TALKS = 40
 FIRST_ID = 300_000

@@ -21,9 +21,8 @@ from gateway.graphql.schema_assembly import build_schema
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from tests.backends import REDIS_URL
-from tests.conftest import NO_SCOPE_KEY, READ_KEY, make_settings, push, serving
-from tests.gateway.test_redis import redis_prefix  # noqa: F401 - fixture
 from tests.resolvers.helpers import codes, talk_of
+from tests.support import NO_SCOPE_KEY, READ_KEY, make_settings, push, serving
 
 BEARER = {"Authorization": f"Bearer {READ_KEY}"}
 COUNT = "{ talks(first: 0) { totalCount } }"
@@ -154,7 +153,7 @@ async def test_registrations_belong_to_one_gateway_without_redis(tmp_path: Path)
 
 async def test_registrations_are_shared_by_replicas_through_redis(
     tmp_path: Path,
-    redis_prefix: str,  # noqa: F811 - the fixture skips when Redis is unreachable
+    redis_prefix: str,
 ) -> None:
     settings = make_settings(tmp_path, redis_url=SecretStr(REDIS_URL))
     document = "{ talks(first: 0) { totalCount } } # " + redis_prefix  # fresh key each run

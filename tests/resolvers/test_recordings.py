@@ -21,9 +21,9 @@ from starlette.applications import Starlette
 from gateway.http.app import create_app
 from gateway.talkme import RecordedCall, SandboxState
 from gateway.talkme.sandbox import RECORDINGS_URL
-from tests.conftest import ALL_KEY, READ_KEY, gql, push, serving, talkme_settings
 from tests.factories import talk
 from tests.resolvers.helpers import codes, error_at, errors_of
+from tests.support import ALL_KEY, READ_KEY, gql, push, serving, talkme_settings
 
 FETCHAUDIO = "/talkme-ui/external/operational/fetchaudio/"
 FIRST_ID = 500_000

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from gateway.demo import example_talk
-from tests.conftest import ALL_KEY, gql, push
 from tests.resolvers.helpers import codes, error_at, talk_of
+from tests.support import ALL_KEY, gql, push
 
 TRACKING = "20250908114603"
 
