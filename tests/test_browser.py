@@ -162,7 +162,7 @@ async def test_every_example_tab_answers_with_data_on_the_demo(
     requested: list[str] = []
     console: list[str] = []
     subscribed = asyncio.Event()
-    # One operation per tab (tests/gateway/test_explorer_examples.py): run is one click.
+    # One operation per tab (tests/gateway/http/test_explorer_examples.py): run is one click.
     tabs = [(tab, _operation(document)) for tab, document in examples().items()]
     app = create_app(make_settings(tmp_path, demo=True, api_keys=()))
     async with live_server(app) as host, async_playwright() as playwright:

@@ -130,3 +130,19 @@ def test_importing_a_store_builds_no_payload_validators(module: str) -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert run.stdout.strip() == "[]"
+
+
+def test_tests_import_support_modules_never_a_test_module_or_a_conftest() -> None:
+    # What tests share lives in support modules (tests/support.py and its kin); fixtures in
+    # conftest.py files, which pytest finds by itself.
+    def shared(module: str) -> bool:
+        last = module.rsplit(".", 1)[-1]
+        return last == "conftest" or last.startswith("test_")
+
+    wrong = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for line, module in _imports(path)
+        if _under(module, "tests") and shared(module)
+    ]
+    assert wrong == []

@@ -1,7 +1,7 @@
 // The example operations the explorer opens with, one tab each. Field names follow
 // schema.graphql; the ids are those of the demo's first sample talk (talkgate serve --demo:
 // talk 200000, customer 500000, tracking number 20250901200000), and every tab answers with
-// data there (tests/gateway/test_explorer_examples.py, tests/test_browser.py).
+// data there (tests/gateway/http/test_explorer_examples.py, tests/test_browser.py).
 
 const talks = `# A page of talks, newest first. Pass pageInfo.endCursor as $after for the next page.
 query Talks($first: Int = 5, $after: String) {

@@ -156,7 +156,7 @@ class TalkgateSchema(strawberry.Schema):
         an empty page, `talks(first: 0)`, 1.45 -> 1.04 M; W1, 100 talks, 5.94 -> 5.57 M).
         The checks are the extensions' own parts (Checks), and what they decide is a
         function of the document, the operation and the variables' integers: so an
-        operation they pass here would pass them there. tests/gateway/test_decoded_path.py
+        operation they pass here would pass them there. tests/gateway/graphql/test_decoded_path.py
         holds the two ways to the same answers.
         """
         checks = self.checks

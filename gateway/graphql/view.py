@@ -230,7 +230,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         streaming transport asked for by `Accept`, and never a subscription. Everything
         else (and every refusal the view words itself) goes to the view, unchanged; so
         does everything when the schema streams incremental results (@defer), which this
-        path does not write. tests/gateway/test_decoded_path.py holds the two to the same
+        path does not write. tests/gateway/graphql/test_decoded_path.py holds the two to the same
         answers.
         """
         if self._streams_incrementally:

@@ -66,5 +66,5 @@ from gateway.graphql.execution.context import FastExecutionContext
 __all__ = ["GRAPHQL_CORE_SERIES", "FastExecutionContext"]
 
 # The graphql-core minor series whose executor internals this module overrides and calls
-# (pyproject.toml pins it; tests/gateway/test_graphql_core_contract.py checks both).
+# (pyproject.toml pins it; tests/gateway/graphql/test_graphql_core_contract.py checks both).
 GRAPHQL_CORE_SERIES: Final = (3, 3)

@@ -15,7 +15,7 @@ from gateway.talkme import (
     TalkmeUnavailable,
 )
 from tests.clock import FakeClock
-from tests.gateway.talkme.conftest import FAILURES, LOGIN, PASSWORD, RESET_S
+from tests.gateway.talkme.support import FAILURES, LOGIN, PASSWORD, RESET_S
 
 
 async def open_the_logout_circuit(talkme: TalkmeClient, sandbox: SandboxState) -> None:

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from gateway.talkme import SandboxState, TalkmeClient, TalkmeNotFound, TalkmeUnavailable
-from tests.gateway.talkme.conftest import (
+from tests.gateway.talkme.support import (
     EXTERNAL_LOGIN_TOKEN,
     FAILURES,
     TOKEN,

@@ -15,7 +15,7 @@ from gateway.talkme import (
     TalkmeClient,
     TalkmeRejected,
 )
-from tests.gateway.talkme.conftest import (
+from tests.gateway.talkme.support import (
     EXTERNAL_LOGIN_TOKEN,
     LOGIN,
     PASSWORD,

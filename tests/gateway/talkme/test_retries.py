@@ -11,7 +11,7 @@ import pytest
 
 from gateway.talkme import SandboxState, TalkmeClient, TalkmeRejected, TalkmeUnavailable
 from tests.clock import FakeClock
-from tests.gateway.talkme.conftest import LOGIN, PASSWORD, RecordedSleep, talkme_settings
+from tests.gateway.talkme.support import LOGIN, PASSWORD, RecordedSleep, talkme_settings
 
 
 async def test_a_wrong_password_is_rejected_after_exactly_one_call(

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from gateway.talkme import RecordedCall, SandboxState
-from tests.gateway.talkme.conftest import EXTERNAL_LOGIN_TOKEN, LOGIN, PASSWORD, TOKEN
+from tests.gateway.talkme.support import EXTERNAL_LOGIN_TOKEN, LOGIN, PASSWORD, TOKEN
 
 LOGOUT = "/api/external/logout"
 STATUS = "/talkme-ui/integration/attendants/status"

@@ -15,7 +15,7 @@ from gateway.talkme import (
     TalkmeError,
     TalkmeRejected,
 )
-from tests.gateway.talkme.conftest import (
+from tests.gateway.talkme.support import (
     LOGIN,
     PASSWORD,
     TOKEN,

@@ -20,7 +20,7 @@ from packaging.version import Version
 
 from gateway.graphql.execution import GRAPHQL_CORE_SERIES, FastExecutionContext
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 OVERRIDDEN = ("execute_fields", "complete_list_value", "build_per_event_executor")
 CALLED = (

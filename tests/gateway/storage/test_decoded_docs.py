@@ -25,9 +25,9 @@ from gateway.storage.postgres import PostgresStore
 from gateway.storage.records import PageRequest, StoreOrder, TalkQuery
 from gateway.storage.sqlite import SQLiteStore
 from schema.types import customer_from_doc, talk_from_doc
-from tests.backends import BACKENDS, opened_store
+from tests.backends import opened_store
 from tests.factories import snapshot
-from tests.gateway.store_helpers import delivery, scattered_snapshots, tagged_snapshot
+from tests.gateway.storage.support import delivery, scattered_snapshots, tagged_snapshot
 
 TALK = 114800
 
@@ -136,12 +136,6 @@ def test_reader_threads_get_correct_documents() -> None:
 
 
 # -- through the stores -------------------------------------------------------------------
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TalkStore]:
-    async with opened_store(request.param, tmp_path, request) as opened:
-        yield opened
 
 
 async def page_of_talks(store: TalkStore) -> list[dict[str, object]]:

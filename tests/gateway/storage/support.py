@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
 from dataclasses import dataclass
@@ -13,7 +14,14 @@ from gateway.ingest.ingestor import delivery_key
 from gateway.ingest.validation import validate_talks
 from gateway.storage import TalkStore
 from gateway.storage.documents import Doc
-from gateway.storage.records import Delivery, PageRequest
+from gateway.storage.records import (
+    Delivery,
+    DeliveryOutcome,
+    Page,
+    PageRequest,
+    StoreOrder,
+    TalkQuery,
+)
 from tests.factories import DecodedTalk, Payload, decoded, snapshot
 
 
@@ -108,3 +116,61 @@ def scattered_snapshots(talk_id: int, count: int, *, seed: int, base: int = 0) -
             )
         )
     return snapshots
+
+
+TALK = 114700
+CUSTOMER = 144527
+
+
+async def deliver(store: TalkStore, *payloads: Payload) -> list[DeliveryOutcome]:
+    """Each payload as its own delivery, one after the other (so each arrives later)."""
+    outcomes: list[DeliveryOutcome] = []
+    for payload in payloads:
+        outcomes += await store.ingest([delivery(payload)])
+    return outcomes
+
+
+async def talk_ids(
+    store: TalkStore, query: TalkQuery, order: StoreOrder = StoreOrder.ID_ASC
+) -> list[int]:
+    pages = await store.talk_pages(query=query, page=PageRequest(first=100), order=order)
+    return [doc["id"] for _, doc in pages[None].items]
+
+
+async def walk_talks(store: TalkStore, order: StoreOrder, first: int) -> list[Page]:
+    """Every page of talks in `order`, following end cursors until has_next is false."""
+    pages: list[Page] = []
+    after: str | None = None
+    for _ in range(100):
+        page = (
+            await store.talk_pages(
+                query=TalkQuery(), page=PageRequest(first=first, after=after), order=order
+            )
+        )[None]
+        pages.append(page)
+        if not page.has_next:
+            return pages
+        after = page.end_cursor
+    raise AssertionError("pagination never ended")
+
+
+def raw_cursor(value: object) -> str:
+    """A cursor-shaped string holding any JSON, as a client could forge one."""
+    return base64.urlsafe_b64encode(orjson.dumps(value)).decode()
+
+
+def described(value: object) -> str | None:
+    """A short test id for a TalkQuery: only the fields it sets."""
+    if not isinstance(value, TalkQuery):
+        return None
+    fields = {f: getattr(value, f) for f in TalkQuery.__dataclass_fields__}
+    return ",".join(f"{k}={v}" for k, v in fields.items() if v is not None) or "everything"
+
+
+def ids_in(page: Page) -> list[int]:
+    return [doc["id"] for _, doc in page.items]
+
+
+async def customer_ids(store: TalkStore, search: str | None) -> list[int]:
+    page = await store.customer_page(search=search, page=PageRequest(first=100))
+    return [doc["id"] for _, doc in page.items]

@@ -1,5 +1,6 @@
 """What only PostgreSQL has to prove: replicas at once (migrating, merging), its columns and
-indexes, and answers a client cannot tell from SQLite's. The shared suite is test_storage.py."""
+indexes, and answers a client cannot tell from SQLite's. The shared suite is the rest of
+tests/gateway/storage/."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from tests.backends import (
     with_database,
 )
 from tests.factories import Payload, message, talk
-from tests.gateway.store_helpers import (
+from tests.gateway.storage.support import (
     delivery,
     normalized,
     scattered_snapshots,

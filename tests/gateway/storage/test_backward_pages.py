@@ -18,7 +18,7 @@ from gateway.storage import TalkStore
 from gateway.storage.records import Page, PageRequest, StoreOrder, TalkQuery
 from tests.backends import BACKENDS, opened_store
 from tests.factories import message, talk
-from tests.gateway.store_helpers import delivery
+from tests.gateway.storage.support import delivery
 
 START = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
 TALKS = range(114700, 114711)  # 11 talks, three to a creation time: ties need the id
