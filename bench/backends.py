@@ -52,7 +52,7 @@ import orjson
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
-from gateway.demo import sample_talks
+from gateway.demo import numbered_talk, sample_talks
 from gateway.http.app import create_app
 from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
 from gateway.ingest.validation import validate_talks
@@ -134,42 +134,18 @@ def talk_payloads(layout: Layout, start: int, stop: int) -> list[dict[str, Any]]
         customer_id = layout.customer_id(i)
         agent_id = AGENT_BASE + j % AGENTS
         created = layout.created(i)
-        talk.update(
-            id=talk_id,
-            customer_id=customer_id,
-            agent_id=agent_id,
-            queue_id=17 + j % 3,
-            created_at=created.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
-            tracking_number=created.strftime("%Y%m%d") + str(talk_id),
-            external_protocol=f"PRT-{talk_id}" if j % 2 else None,
-            is_critical=j % 7 == 0,
-            was_success=j % 3 == 0,
-            is_waiting=j % 5 == 1,
-            finished_at=(
-                (created + timedelta(minutes=25)).astimezone(LOCAL).strftime("%Y-%m-%d %H:%M:%S")
-                if j % 4
-                else None
-            ),
+        numbered_talk(
+            talk, j, talk_id=talk_id, customer_id=customer_id, agent_id=agent_id, created=created
         )
         local_customer = (customer_id - CUSTOMER_BASE) % layout.customers
         talk["customer"].update(
             id=customer_id, name=f"{NAMES[local_customer % len(NAMES)]} {local_customer}"
         )
-        for number, history in enumerate(talk["talk_histories"]):
-            moment = created + timedelta(minutes=2 * number)
-            history.update(
-                id=talk_id * 10 + number,
-                talk_id=talk_id,
-                sent_at=moment.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M:%S"),
-                created_at=moment.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
-            )
         login = f"agent{agent_id}"
         talk["talk_histories"][2]["user"].update(
             id=agent_id, login=login, name=f"Agent {agent_id}", email=f"{login}@example.com"
         )
         talk["talk_histories"][2]["user_id"] = agent_id
-        for event in talk["talk_events"]:
-            event.update(id=talk_id * 10, talk_id=talk_id, agent_id=agent_id)
     return talks
 
 

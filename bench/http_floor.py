@@ -75,7 +75,7 @@ from starlette.routing import Route
 from bench.backends import Layout, create_databases, drop_databases, talk_payloads
 from bench.ruler import CONNECTIONS, ID_MARK, Load, Measure, Wrk, require_wrk
 from gateway.auth import key_digest
-from gateway.demo import example_talk
+from gateway.demo import renumbered_talk
 from gateway.settings import Settings
 from gateway.storage import TalkStore, open_store
 from gateway.storage.documents import Doc, talk_status
@@ -487,16 +487,7 @@ def write_ndjson(path: Path, talks: int) -> None:
 
 
 def webhook_payload(talk_id: int) -> bytes:
-    talk = example_talk()
-    talk["id"] = talk_id
-    talk["tracking_number"] = f"HTTPFLOOR{talk_id}"
-    for n, history in enumerate(talk["talk_histories"]):
-        history["id"] = talk_id * 10 + n
-        history["talk_id"] = talk_id
-    for event in talk["talk_events"]:
-        event["id"] = talk_id * 10
-        event["talk_id"] = talk_id
-    return orjson.dumps(talk)
+    return orjson.dumps(renumbered_talk(talk_id, f"HTTPFLOOR{talk_id}"))
 
 
 # -- driving --------------------------------------------------------------------------------

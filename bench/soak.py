@@ -30,7 +30,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from gateway.auth import key_digest
-from gateway.demo import example_talk
+from gateway.demo import renumbered_talk
 
 KEY = "tgk_soak_all_scopes"
 SECRET = "soak-webhook-secret-7d1f3a"  # noqa: S105 - a local test server's
@@ -52,16 +52,7 @@ def free_port() -> int:
 
 
 def payload(talk_id: int) -> dict[str, object]:
-    talk = example_talk()
-    talk["id"] = talk_id
-    talk["tracking_number"] = f"SOAK{talk_id}"
-    for n, history in enumerate(talk["talk_histories"]):
-        history["id"] = talk_id * 10 + n
-        history["talk_id"] = talk_id
-    for event in talk["talk_events"]:
-        event["id"] = talk_id * 10
-        event["talk_id"] = talk_id
-    return talk
+    return renumbered_talk(talk_id, f"SOAK{talk_id}")
 
 
 class Tally:

@@ -538,7 +538,7 @@ class PostgresStore(ReadsById):
             f"SELECT id, doc FROM customers WHERE {_all(where)}"  # noqa: S608
             f" ORDER BY {order} LIMIT {p(page.size + 1)}"
         )
-        return _page(await self._fetch(sql, *p.values), "customer", page)
+        return Page.of_rows("customer", await self._fetch(sql, *p.values), page)
 
     async def count_customers(self, *, search: str | None) -> int:
         p = _Params()
@@ -559,7 +559,7 @@ class PostgresStore(ReadsById):
             f"SELECT id, doc FROM agents WHERE {_all(where)}"  # noqa: S608
             f" ORDER BY {order} LIMIT {p(page.size + 1)}"
         )
-        return _page(await self._fetch(sql, *p.values), "agent", page)
+        return Page.of_rows("agent", await self._fetch(sql, *p.values), page)
 
     async def count_agents(self) -> int:
         row = await self._fetchrow("SELECT count(*) FROM agents")
@@ -1053,17 +1053,6 @@ def _by_id(page: PageRequest) -> tuple[str, str]:
     """The keyset condition (a `{}` for the cursor's id) and the order of a page of a list
     by id, as it is read."""
     return ("id > {}", "id ASC") if page.ascending(True) else ("id < {}", "id DESC")
-
-
-def _page(rows: list[Any], kind: str, page: PageRequest) -> Page:
-    result = Page(kind)
-    more = False
-    for row_id, doc in rows:
-        if len(result.docs) == page.size:
-            more = True
-            break
-        result.add((row_id,), orjson.loads(doc))
-    return result.settle(page, more)
 
 
 def _talk_where(query: TalkQuery, p: _Params) -> list[str]:

@@ -10,6 +10,8 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, Final
 
+import orjson
+
 from gateway.storage import cursor
 from gateway.storage.documents import Doc, NormalizedTalk
 
@@ -185,6 +187,21 @@ class Page:
             self.docs.reverse()
             self.has_next, self.has_previous = request.before is not None, more
         return self
+
+    @classmethod
+    def of_rows(
+        cls, kind: str, rows: Iterable[tuple[int, str | bytes]], request: PageRequest
+    ) -> Page:
+        """The page of `kind` that rows of (id, document JSON) make, read for `request`
+        (one row beyond its size, when there is one: then the page has more)."""
+        page = cls(kind)
+        more = False
+        for row_id, doc in rows:
+            if len(page.docs) == request.size:
+                more = True
+                break
+            page.add((row_id,), orjson.loads(doc))
+        return page.settle(request, more)
 
     def cursor(self, index: int) -> str:
         """The cursor of item `index`."""

@@ -880,7 +880,7 @@ class SQLiteStore(ReadsById):
         sql_where = " AND ".join(where) or "1"
         sql = f"SELECT id, doc FROM customers WHERE {sql_where} ORDER BY {order} LIMIT ?"  # noqa: S608
         params.append(page.size + 1)
-        return await self._read(lambda c: _page(c.execute(sql, params), "customer", page))
+        return await self._read(lambda c: Page.of_rows("customer", c.execute(sql, params), page))
 
     async def count_customers(self, *, search: str | None) -> int:
         where, params = _customer_where(search)
@@ -898,7 +898,7 @@ class SQLiteStore(ReadsById):
             params.extend(cursor.decode("agent", page.cursor, 1))
         params.append(page.size + 1)
         sql = f"SELECT id, doc FROM agents WHERE {where} ORDER BY {order} LIMIT ?"  # noqa: S608
-        return await self._read(lambda c: _page(c.execute(sql, params), "agent", page))
+        return await self._read(lambda c: Page.of_rows("agent", c.execute(sql, params), page))
 
     async def count_agents(self) -> int:
         return await self._read(
@@ -1187,17 +1187,6 @@ def _rank_columns(rank: merge.Rank) -> tuple[int, int, int]:
 def _by_id(page: PageRequest) -> tuple[str, str]:
     """The keyset condition and the order of a page of a list by id, as it is read."""
     return ("id > ?", "id ASC") if page.ascending(True) else ("id < ?", "id DESC")
-
-
-def _page(rows: sqlite3.Cursor, kind: str, page: PageRequest) -> Page:
-    result = Page(kind)
-    more = False
-    for row_id, doc in rows:
-        if len(result.docs) == page.size:
-            more = True
-            break
-        result.add((row_id,), orjson.loads(doc))
-    return result.settle(page, more)
 
 
 def _talk_where(
