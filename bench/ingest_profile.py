@@ -38,9 +38,13 @@ import asyncpg  # type: ignore[import-untyped]
 import orjson
 from pydantic import SecretStr
 
-from bench import http_floor
-from bench.backends import POSTGRES_DSN, Layout, talk_payloads
+from bench.floor_server import FLOOR_DB_ENV
+from bench.http_floor import bench_cli_ingest, fill
+from bench.processes import clean_env, gateway_env, start, wait_ready
 from bench.ruler import Wrk
+from bench.store_copies import POSTGRES_DSN
+from bench.talk_layout import Layout, talk_payloads
+from bench.workloads import FILL, webhook_load
 from gateway.ingest.ingestor import Body, Ingestor
 from gateway.settings import Settings
 from gateway.storage import open_store
@@ -61,9 +65,7 @@ def _bodies(first: int, stop: int) -> list[Body]:
 
 
 def run_cli(directory: Path, talks: int) -> None:
-    cli, floor = http_floor.bench_cli_ingest(
-        directory, talks, f"sqlite:///{directory / 'ingest.db'}"
-    )
+    cli, floor = bench_cli_ingest(directory, talks, f"sqlite:///{directory / 'ingest.db'}")
     print(
         f"cli: talkgate ingest of {cli.rows:,} talks: {cli.rate:,.0f} talks/s"
         f" ({cli.seconds:.1f}s), peak RSS with its workers {cli.peak_mib:,.0f} MiB;"
@@ -79,36 +81,36 @@ def run_cli(directory: Path, talks: int) -> None:
 async def run_webhook(directory: Path, seconds: float, rounds: int) -> None:
     db = directory / "gateway.db"
     url = f"sqlite:///{db}"
-    await http_floor.fill(url, http_floor.FILL)
+    await fill(url, FILL)
     logs = directory / "gateway.log", directory / "floor.log"
-    gateway = http_floor.start(
+    gateway = start(
         "gateway",
         [sys.executable, "-m", "gateway.cli", "serve"],
-        http_floor.gateway_env(url),
+        gateway_env(url),
         logs[0],
     )
-    floor = http_floor.start(
+    floor = start(
         "floor",
         [sys.executable, "-m", "bench.http_floor", "--serve-floor"],
-        http_floor.clean_env() | {http_floor.FLOOR_DB_ENV: url},
+        clean_env() | {FLOOR_DB_ENV: url},
         logs[1],
     )
     ratios: list[float] = []
     wrk = Wrk(directory=directory)
     try:
-        await http_floor.wait_ready(gateway, logs[0])
-        await http_floor.wait_ready(floor, logs[1])
+        await wait_ready(gateway, logs[0])
+        await wait_ready(floor, logs[1])
         for n in range(rounds):
             body = wrk.run(
                 floor.base,
                 floor.process.pid,
-                http_floor.webhook_load(50_000_000, gateway=False),
+                webhook_load(50_000_000, gateway=False),
                 seconds,
             )
             hook = wrk.run(
                 gateway.base,
                 gateway.process.pid,
-                http_floor.webhook_load(60_000_000, gateway=True),
+                webhook_load(60_000_000, gateway=True),
                 seconds,
             )
             ratio = body.rate / hook.rate

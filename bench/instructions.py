@@ -33,7 +33,9 @@ from typing import Any
 
 import orjson
 
-from bench import http_floor
+from bench.http_floor import fill
+from bench.processes import KEY, gateway_env
+from bench.workloads import FILL, W1, W2, W3, cold_to, warm_body
 
 WARM_UP = 5
 
@@ -42,9 +44,9 @@ Message = MutableMapping[str, Any]
 
 def _variables(query: str, i: int) -> dict[str, Any]:
     if query in ("W1", "W3"):
-        return http_floor.cold_to(i)
+        return cold_to(i)
     if query == "W1-warm":
-        return dict(orjson.loads(http_floor.warm_body())["variables"])
+        return dict(orjson.loads(warm_body())["variables"])
     return {"after": None}
 
 
@@ -63,7 +65,7 @@ async def _call(app: Callable[[Message, Any, Any], Awaitable[None]], body: bytes
         "headers": [
             (b"host", b"bench"),
             (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {http_floor.KEY}".encode()),
+            (b"authorization", f"Bearer {KEY}".encode()),
             (b"content-length", str(len(body)).encode()),
         ],
         "client": ("127.0.0.1", 1),
@@ -99,14 +101,14 @@ async def _serve(database: Path, query: str, requests: int) -> None:
     from gateway.http.app import create_app
     from gateway.settings import Settings
 
-    os.environ.update(http_floor.gateway_env(f"sqlite:///{database}"))
+    os.environ.update(gateway_env(f"sqlite:///{database}"))
     if query != "W1-warm":
         os.environ["TALKGATE_RESPONSE_CACHE_MB"] = "0"
     app = create_app(Settings())
     # As `talkgate serve` sets them (gateway.garbage.collect_less).
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
-    document = {"W2": http_floor.W2, "W3": http_floor.W3}.get(query, http_floor.W1)
+    document = {"W2": W2, "W3": W3}.get(query, W1)
     # Under callgrind start-up is slow (and slower on a busy machine): no time limit.
     async with LifespanManager(app, startup_timeout=None, shutdown_timeout=None) as manager:
         for i in range(requests):
@@ -176,8 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="talkgate-instructions-") as name:
         directory = Path(name)
         database = directory / "talks.db"
-        print(f"filling {database.name} with {http_floor.FILL:,} talks", flush=True)
-        asyncio.run(http_floor.fill(f"sqlite:///{database}", http_floor.FILL))
+        print(f"filling {database.name} with {FILL:,} talks", flush=True)
+        asyncio.run(fill(f"sqlite:///{database}", FILL))
         base = _counted(valgrind, database, args.query, WARM_UP, directory)
         print(f"  {WARM_UP} requests: {base:,} instructions", flush=True)
         total = _counted(valgrind, database, args.query, WARM_UP + args.requests, directory)

@@ -26,8 +26,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import http_floor as hf
+from bench.floor_server import FLOOR_DB_ENV, floor_app
+from bench.http_floor import describe, fill
+from bench.processes import KEY, Server, gateway_env, start, wait_ready
 from bench.ruler import Load, Measure, Wrk, require_wrk
+from bench.workloads import FILL, cold_bodies, floor_load, graphql_load, warm_body
 
 SERVERS = ("uvicorn", "uvicorn-h11", "uvicorn-asyncio", "granian")
 APP_ENV = "BENCH_SERVERS_APP"
@@ -43,7 +46,7 @@ def gateway_app() -> object:
 
 
 def app_of(kind: str) -> object:
-    return hf.floor_app() if kind == "floor" else gateway_app()
+    return floor_app() if kind == "floor" else gateway_app()
 
 
 def serve(server: str, app_kind: str, port: int) -> None:
@@ -96,34 +99,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     require_wrk()
     servers = [s for s in SERVERS if s != "granian" or importlib.util.find_spec("granian")]
-    print(f"bench.servers: {hf.describe()}; servers: {', '.join(servers)}", flush=True)
+    print(f"bench.servers: {describe()}; servers: {', '.join(servers)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="talkgate-servers-") as name:
         run(Path(name), servers, args.seconds, args.rounds, pin=args.pin)
 
 
 def run(directory: Path, servers: list[str], seconds: float, rounds: int, *, pin: bool) -> None:
     url = f"sqlite:///{directory / 'gateway.db'}"
-    print(f"  filling the store with {hf.FILL:,} talks", flush=True)
-    asyncio.run(hf.fill(url, hf.FILL))
+    print(f"  filling the store with {FILL:,} talks", flush=True)
+    asyncio.run(fill(url, FILL))
     wrk = Wrk(pin=pin, directory=directory)
-    warm, cold = [hf.warm_body()], hf.cold_bodies()
+    warm, cold = [warm_body()], cold_bodies()
     loads: list[tuple[str, str, Load]] = [
-        ("floor", "bytes floor", hf.floor_load("/bytes/w1", warm, numbered=False)),
-        ("gateway", "W1 warm", hf.graphql_load(warm, numbered=False)),
-        ("gateway", "W1 cold", hf.graphql_load(cold, numbered=True)),
+        ("floor", "bytes floor", floor_load("/bytes/w1", warm, numbered=False)),
+        ("gateway", "W1 warm", graphql_load(warm, numbered=False)),
+        ("gateway", "W1 cold", graphql_load(cold, numbered=True)),
     ]
     results: dict[tuple[str, str], Measure] = {}
     for index in range(rounds):
         for server in servers:
-            started: dict[str, hf.Server] = {}
+            started: dict[str, Server] = {}
             try:
                 for app_kind in ("floor", "gateway"):
                     log = directory / f"{server}-{app_kind}.log"
-                    env = hf.gateway_env(url) | {hf.FLOOR_DB_ENV: url}
+                    env = gateway_env(url) | {FLOOR_DB_ENV: url}
                     argv = [*wrk.server_prefix(), sys.executable, "-m", "bench.servers", "--serve"]
-                    process = hf.start(server, [*argv, server, app_kind], env, log)
+                    process = start(server, [*argv, server, app_kind], env, log)
                     started[app_kind] = process
-                    asyncio.run(hf.wait_ready(process, log))
+                    asyncio.run(wait_ready(process, log))
                 answer = asyncio.run(_answer(started["gateway"]))
                 asyncio.run(_put(started["floor"], answer))
                 for app_kind, label, load in loads:
@@ -158,20 +161,20 @@ def run(directory: Path, servers: list[str], seconds: float, rounds: int, *, pin
         )
 
 
-async def _answer(gateway: hf.Server) -> bytes:
+async def _answer(gateway: Server) -> bytes:
     import httpx
 
     async with httpx.AsyncClient(base_url=gateway.base, timeout=60) as http:
         answer = await http.post(
             "/graphql",
-            content=hf.warm_body(),
-            headers={"Authorization": f"Bearer {hf.KEY}", "Content-Type": "application/json"},
+            content=warm_body(),
+            headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
         )
     answer.raise_for_status()
     return answer.content
 
 
-async def _put(floor: hf.Server, answer: bytes) -> None:
+async def _put(floor: Server, answer: bytes) -> None:
     import httpx
 
     async with httpx.AsyncClient(base_url=floor.base, timeout=60) as http:

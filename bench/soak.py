@@ -16,39 +16,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from websockets.asyncio.client import connect
 
+from bench.processes import Server, clean_env, proc_kib, start, wait_ready
 from gateway.auth import key_digest
 from gateway.demo import renumbered_talk
 
 KEY = "tgk_soak_all_scopes"
 SECRET = "soak-webhook-secret-7d1f3a"  # noqa: S105 - a local test server's
-SCOPES = ["talks:read", "customers:pii", "recordings:read", "agents:control", "webhooks:write"]
+# admin: it reads /metrics for the dropped events.
+SCOPES = [
+    "talks:read",
+    "customers:pii",
+    "recordings:read",
+    "agents:control",
+    "webhooks:write",
+    "admin",
+]
 QUERY = "{ talks(first: 20) { totalCount edges { node { id createdAt customer { name } } } } }"
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def payload(talk_id: int) -> dict[str, object]:
@@ -123,12 +118,20 @@ async def subscriber(
             received[0] += 1
 
 
+@dataclass
+class Run:
+    """What a soak measured after its warm-up."""
+
+    deliveries: Tally = field(default_factory=Tally)
+    queries: Tally = field(default_factory=Tally)
+    events: int = 0  # pushed to the subscribers, warm-up included
+    rss_after_warmup: int = 0  # KiB
+    rss_at_end: int = 0
+
+
 async def soak(args: argparse.Namespace) -> None:
     directory = Path(tempfile.mkdtemp(prefix="talkgate-soak-"))
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TALKGATE_")}
-    env |= {
+    env = clean_env() | {
         "TALKGATE_DATABASE_URL": f"sqlite:///{directory / 'soak.db'}",
         "TALKGATE_API_KEYS": json.dumps(
             [{"name": "soak", "sha256": key_digest(KEY), "scopes": SCOPES}]
@@ -138,121 +141,102 @@ async def soak(args: argparse.Namespace) -> None:
         "TALKGATE_LOG_LEVEL": "WARNING",
         "TALKGATE_MAX_SUBSCRIPTIONS_PER_CONNECTION": "5",
     }
-    log = (directory / "serve.log").open("w")
-    server = subprocess.Popen(  # noqa: S603, ASYNC220 - our own entry point, started once
-        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
+    log = directory / "serve.log"
+    server = start("gateway", [sys.executable, "-m", "gateway.cli", "serve"], env, log)
     try:
-        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as http:
-            for _ in range(300):
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
+        await wait_ready(server, log)
+        async with httpx.AsyncClient(base_url=server.base, timeout=10) as http:
             print(
-                f"server pid {server.pid} on {address}; {args.subscribers} subscribers, "
-                f"{args.deliveries} deliveries/s, {args.queries} queries/s, "
+                f"server pid {server.process.pid} on {server.base}; {args.subscribers}"
+                f" subscribers, {args.deliveries} deliveries/s, {args.queries} queries/s, "
                 f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured",
                 flush=True,
             )
-            start = time.monotonic()
-            stop = start + args.warmup + args.seconds
-            received = [0]
-            ready = [asyncio.Event() for _ in range(args.subscribers)]
-            subscribers = [
-                asyncio.create_task(
-                    subscriber(address, received, r, stop, deflate=not args.no_deflate)
-                )
-                for r in ready
-            ]
-            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 30)
-            deliveries, queries = Tally(), Tally()
-            counter = [10_000_000]
-            measuring = [False]
-
-            async def deliver() -> None:
-                counter[0] += 1
-                began = time.perf_counter()
-                try:
-                    response = await http.post(
-                        "/webhooks/talks",
-                        json=payload(counter[0]),
-                        headers={"X-Webhook-Token": SECRET},
-                    )
-                except httpx.HTTPError:
-                    deliveries.failures += measuring[0]
-                    return
-                if measuring[0]:
-                    deliveries.add(response.status_code, time.perf_counter() - began)
-
-            async def query() -> None:
-                began = time.perf_counter()
-                try:
-                    response = await http.post(
-                        "/graphql",
-                        json={"query": QUERY},
-                        headers={"Authorization": f"Bearer {KEY}"},
-                    )
-                except httpx.HTTPError:
-                    queries.failures += measuring[0]
-                    return
-                if measuring[0]:
-                    queries.add(response.status_code, time.perf_counter() - began)
-
-            async def watch() -> tuple[int, int]:
-                await asyncio.sleep(args.warmup)
-                measuring[0] = True
-                after_warmup = rss_kib(server.pid)
-                print(f"warm-up done: RSS {after_warmup / 1024:.1f} MiB", flush=True)
-                while time.monotonic() < stop - 0.5:
-                    await asyncio.sleep(min(10, stop - time.monotonic()))
-                    elapsed = time.monotonic() - start
-                    rss = rss_kib(server.pid) / 1024
-                    print(
-                        f"  t+{elapsed:5.1f} s  RSS {rss:.1f} MiB"
-                        f"  deliveries {len(deliveries.latencies)}"
-                        f"  queries {len(queries.latencies)}  events {received[0]}",
-                        flush=True,
-                    )
-                return after_warmup, rss_kib(server.pid)
-
-            watcher = asyncio.create_task(watch())
-            await asyncio.gather(
-                paced(args.deliveries, stop, deliver), paced(args.queries, stop, query)
-            )
-            after_warmup, at_end = await watcher
-            # A server far behind may hold the sockets' closing handshakes: do not wait forever.
-            _, late = await asyncio.wait(subscribers, timeout=15)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*subscribers, return_exceptions=True)
+            run = await measured(args, http, server)
             dropped = await dropped_events(http)
-        growth = (at_end - after_warmup) / after_warmup * 100 if after_warmup else 0.0
-        print()
-        print(deliveries.line("deliveries"))
-        print(queries.line("queries"))
-        answered = sum(n for s, n in deliveries.statuses.items() if s == 202)
-        print(
-            f"events pushed to subscribers: {received[0]} (the measured deliveries alone call "
-            f"for {answered * args.subscribers}); dropped by the server for subscribers that "
-            f"fell behind: {dropped}"
-        )
-        print(
-            f"server RSS: {after_warmup / 1024:.1f} MiB after warm-up, {at_end / 1024:.1f} MiB "
-            f"at the end ({growth:+.1f} %; the goal is within 10 %)"
-        )
     finally:
-        server.terminate()
+        server.stop()
+    report(args, run, dropped)
+
+
+async def measured(args: argparse.Namespace, http: httpx.AsyncClient, server: Server) -> Run:
+    """The subscribers listening, deliveries and queries paced, RSS watched, until the end."""
+    run = Run()
+    address = server.base.removeprefix("http://")
+    began = time.monotonic()
+    stop = began + args.warmup + args.seconds
+    received = [0]
+    ready = [asyncio.Event() for _ in range(args.subscribers)]
+    subscribers = [
+        asyncio.create_task(subscriber(address, received, r, stop, deflate=not args.no_deflate))
+        for r in ready
+    ]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 30)
+    numbers = itertools.count(10_000_001)
+    measuring = [False]
+
+    async def post(tally: Tally, path: str, body: object, headers: dict[str, str]) -> None:
+        sent = time.perf_counter()
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            response = await http.post(path, json=body, headers=headers)
+        except httpx.HTTPError:
+            tally.failures += measuring[0]
+            return
+        if measuring[0]:
+            tally.add(response.status_code, time.perf_counter() - sent)
+
+    async def deliver() -> None:
+        talk = payload(next(numbers))
+        await post(run.deliveries, "/webhooks/talks", talk, {"X-Webhook-Token": SECRET})
+
+    async def query() -> None:
+        body = {"query": QUERY}
+        await post(run.queries, "/graphql", body, {"Authorization": f"Bearer {KEY}"})
+
+    async def watch() -> None:
+        await asyncio.sleep(args.warmup)
+        measuring[0] = True
+        run.rss_after_warmup = proc_kib(server.process.pid, "VmRSS")
+        print(f"warm-up done: RSS {run.rss_after_warmup / 1024:.1f} MiB", flush=True)
+        while time.monotonic() < stop - 0.5:
+            await asyncio.sleep(min(10, stop - time.monotonic()))
+            print(
+                f"  t+{time.monotonic() - began:5.1f} s"
+                f"  RSS {proc_kib(server.process.pid, 'VmRSS') / 1024:.1f} MiB"
+                f"  deliveries {len(run.deliveries.latencies)}"
+                f"  queries {len(run.queries.latencies)}  events {received[0]}",
+                flush=True,
+            )
+        run.rss_at_end = proc_kib(server.process.pid, "VmRSS")
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.gather(paced(args.deliveries, stop, deliver), paced(args.queries, stop, query))
+    await watcher
+    # A server far behind may hold the sockets' closing handshakes: do not wait forever.
+    _, late = await asyncio.wait(subscribers, timeout=15)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*subscribers, return_exceptions=True)
+    run.events = received[0]
+    return run
+
+
+def report(args: argparse.Namespace, run: Run, dropped: str) -> None:
+    before, after = run.rss_after_warmup, run.rss_at_end
+    growth = (after - before) / before * 100 if before else 0.0
+    print()
+    print(run.deliveries.line("deliveries"))
+    print(run.queries.line("queries"))
+    answered = sum(n for s, n in run.deliveries.statuses.items() if s == 202)
+    print(
+        f"events pushed to subscribers: {run.events} (the measured deliveries alone call "
+        f"for {answered * args.subscribers}); dropped by the server for subscribers that "
+        f"fell behind: {dropped}"
+    )
+    print(
+        f"server RSS: {before / 1024:.1f} MiB after warm-up, {after / 1024:.1f} MiB "
+        f"at the end ({growth:+.1f} %; the goal is within 10 %)"
+    )
 
 
 async def dropped_events(http: httpx.AsyncClient) -> str:
