@@ -34,8 +34,9 @@ from gateway.graphql.persisted import (
     PersistedQueries,
     PersistedQueryPolicy,
 )
+from gateway.graphql.response_cache import ResponseCache
 from gateway.graphql.view import GraphQLView
-from gateway.http.state import state_of
+from gateway.http.state import State, state_of
 from gateway.metrics import Metrics
 from gateway.nesting import TooDeep, decode_limited
 from gateway.settings import Settings
@@ -96,27 +97,37 @@ class GraphQLEndpoint:
             await admitted(scope, receive, send)
             return
         if admitted.body is None:
-            await self._query_string(scope, receive, send, admitted.principal, media)
+            await self._query_string(scope, receive, send, state, admitted.principal, media)
         else:
-            await self._posted_body(scope, receive, send, admitted, media)
+            await self._posted_body(scope, receive, send, state, admitted, media)
 
     async def _query_string(
-        self, scope: Scope, receive: Receive, send: Send, caller: Principal, media: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: State,
+        caller: Principal,
+        media: str,
     ) -> None:
         """A GET's operation, from its query string."""
-        state = state_of(scope)
         try:
             scope, params = await self._resolve_query_string(scope, state["persisted"])
         except TalkgateError as exc:
             await _refusal(exc, media)(scope, receive, send)
             return
-        await self._answer(scope, receive, send, params, caller, None)
+        await self._answer(scope, receive, send, state["responses"], params, caller, None)
 
     async def _posted_body(
-        self, scope: Scope, receive: Receive, send: Send, admitted: Admitted, media: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: State,
+        admitted: Admitted,
+        media: str,
     ) -> None:
         """A POST's operation, from its body."""
-        state = state_of(scope)
         body = admitted.body
         assert body is not None
         known = self.cached.body_keys.get(body, admitted.principal.scopes)
@@ -133,20 +144,23 @@ class GraphQLEndpoint:
         except TalkgateError as exc:
             await _refusal(exc, media)(scope, receive, send)
             return
-        await self._answer(scope, _replay(body, receive), send, params, admitted.principal, sent)
+        await self._answer(
+            scope, _replay(body, receive), send, responses, params, admitted.principal, sent
+        )
 
     async def _answer(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
+        responses: ResponseCache | None,
         params: dict[str, Any],
         caller: Principal,
         sent: bytes | None,
     ) -> None:
-        """The operation of `params` answered, from the response cache when it may be; `sent`:
-        a POST's body as sent, when it may stand for `params` next time."""
-        responses = state_of(scope)["responses"]
+        """The operation of `params` answered, from `responses` (the response cache, None
+        when off) when it may be; `sent`: a POST's body as sent, when it may stand for
+        `params` next time."""
         # A POST's operation, decoded: the view need not decode it again.
         decoded = params if scope["method"] == "POST" else None
         if responses is None:
