@@ -90,12 +90,6 @@ def _leaf(
         return coerced
 
     # graphql-core's own scalars return these values unchanged.
-    if leaf_type is GraphQLString:
-
-        def text(value: Any) -> Any:
-            return value if type(value) is str else generic(value)
-
-        return text
     if leaf_type is GraphQLID:
 
         def identifier(value: Any) -> Any:
@@ -111,12 +105,13 @@ def _leaf(
             return value if type(value) is bool else generic(value)
 
         return boolean
-    if coerce_output_value in STRINGS_UNCHANGED:
+    # DateTime's coercion returns a string as it is too (`schema.contracts`).
+    if leaf_type is GraphQLString or coerce_output_value in STRINGS_UNCHANGED:
 
-        def unchanged(value: Any) -> Any:
+        def text(value: Any) -> Any:
             return value if type(value) is str else generic(value)
 
-        return unchanged
+        return text
     if leaf_type is GraphQLInt:
 
         def integer(value: Any) -> Any:

@@ -4,7 +4,7 @@ loads join the loaders' batches), and the list settles them together, level by l
 from __future__ import annotations
 
 from asyncio import Future, shield
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType
@@ -262,27 +262,29 @@ class LoadingContext(PlanningContext):
             loading = getattr(self.context_value.loaders, each.spec.loader).load(key)
         except Exception:  # graphql-core reports it
             return _MISS
-        return self._settle_each(
-            loading, each, return_type, object_type, field_group, path, position_context
+        return self._settled(
+            loading,
+            self._complete_each,
+            (each, return_type, object_type, field_group, path, position_context),
+            return_type,
+            field_group,
+            path,
         )
 
-    async def _settle_each(
+    async def _settled(
         self,
         loading: Awaitable[Any],
-        each: _EachLoad,
+        complete: Callable[..., AwaitableOrValue[Any]],
+        arguments: tuple[Any, ...],
         return_type: GraphQLOutputType,
-        object_type: GraphQLObjectType,
         field_group: FieldDetailsList,
         path: Path,
-        position_context: Any,
     ) -> Any:
-        """A loaded _LOAD_EACH value completed, as graphql-core's complete_awaitable_value:
-        an error makes the field null, or (non-null) goes up to the parent."""
+        """A load's value completed by `complete(value, *arguments)`, as graphql-core's
+        complete_awaitable_value: an error makes the field null, or (non-null) goes up to
+        the parent."""
         try:
-            value = await _apart(loading)
-            completed = self._complete_each(
-                value, each, return_type, object_type, field_group, path, position_context
-            )
+            completed = complete(await _apart(loading), *arguments)
             if self.is_awaitable(completed):
                 completed = await completed
         except Exception as raw_error:
@@ -327,19 +329,17 @@ class LoadingContext(PlanningContext):
             )
         return self._execute_subfields(object_type, field_group, path, value, position_context)
 
-    async def _settle_one(self, pending: _Deferred) -> Any:
-        """A loaded field outside a list, as graphql-core's complete_awaitable_value."""
+    def _settle_one(self, pending: _Deferred) -> Awaitable[Any]:
+        """A loaded field outside a list, settled on its own."""
         _, _, loading, return_type, object_type, field_group, path, position_context = pending
-        try:
-            completed = self._complete_loaded(
-                await _apart(loading), object_type, field_group, path, position_context
-            )
-            if self.is_awaitable(completed):
-                completed = await completed
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, return_type, field_group, path)
-            return None
-        return completed
+        return self._settled(
+            loading,
+            self._complete_loaded,
+            (object_type, field_group, path, position_context),
+            return_type,
+            field_group,
+            path,
+        )
 
     def _complete_loaded(
         self,
