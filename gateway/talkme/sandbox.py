@@ -147,20 +147,20 @@ class _Endpoints:
             return JSONResponse({"error": "invalid credentials"}, status_code=401)
         return body
 
-    async def logout(self, request: Request) -> Response:
+    async def agent_call(self, request: Request) -> Response | Mapping[str, object]:
+        """An agent's call received (`receive`), then its body checked (`check_agent`): the
+        body, or the answer that refuses it."""
         body, failure = await self.receive(request)
-        if failure is not None:
-            return failure
-        checked = self.check_agent(body)
+        return failure if failure is not None else self.check_agent(body)
+
+    async def logout(self, request: Request) -> Response:
+        checked = await self.agent_call(request)
         if isinstance(checked, Response):
             return checked
         return JSONResponse({"success": True})
 
     async def attendant_status(self, request: Request) -> Response:
-        body, failure = await self.receive(request)
-        if failure is not None:
-            return failure
-        checked = self.check_agent(body)
+        checked = await self.agent_call(request)
         if isinstance(checked, Response):
             return checked
         if checked.get("status") not in ("S", "N"):
