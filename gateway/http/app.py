@@ -190,7 +190,6 @@ def create_app(
         middleware=_middleware(settings, metrics),
         lifespan=lambda app: _lifespan(app, parts),
     )
-    app.state.metrics = metrics
     app.state.demo_key = demo_key
     return app
 
@@ -268,6 +267,7 @@ async def _lifespan(app: Starlette, parts: _Parts) -> AsyncIterator[State]:
         if parts.explorer is not None and not parts.explorer.built:
             log_not_built()
         if settings.metrics_port is not None:
+            # The port bound (TALKGATE_METRICS_PORT=0 picks a free one), for an embedder.
             app.state.metrics_port = await stack.enter_async_context(_metrics_port(parts))
         if settings.demo:
             loaded = await seed_demo(ingestor)
