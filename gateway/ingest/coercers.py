@@ -4,6 +4,7 @@ the annotated field types of the payload model (gateway/ingest/payload.py) built
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import UTC, datetime, tzinfo
@@ -239,5 +240,9 @@ def custom_value(value: object) -> object:
         return value
     if isinstance(value, bool | int | float):
         return as_text(value)
-
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        # An int past 64 bits inside (a payload given as Python values: orjson, which parses
+        # every body, reads such a number as a float), or a value JSON has no word for.
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
