@@ -1,4 +1,5 @@
-"""The `talkgate` command: serve, ingest, schema, keys."""
+"""The `talkgate` command: serve, ingest, schema, keys, and the operator's commands
+(gateway/operations/)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
+from gateway import VERSION
 from gateway.garbage import collect_less
 from gateway.settings import SCOPES, Settings
 from gateway.startup import StartupError
@@ -154,7 +156,7 @@ def _ready_to_serve(
             sock.close()
             _fail(f"--reset cannot delete {name} ({exc.strerror or exc}): delete it yourself")
     try:
-        asyncio.run(check_store(settings.database_url))
+        asyncio.run(check_store(settings.database_url, migrate=settings.auto_migrate))
     except StartupError as problem:
         sock.close()
         _fail_to_start(problem, debug)
@@ -259,6 +261,17 @@ def keys_new(args: argparse.Namespace) -> None:
     print(f"entry for TALKGATE_API_KEYS: {json.dumps(entry)}")
 
 
+def migrate(args: argparse.Namespace) -> None:
+    from gateway.operations.migrate import migrate as run
+
+    settings = _settings()
+    try:
+        code = asyncio.run(run(settings.database_url, check=args.check))
+    except StartupError as problem:
+        _fail_to_start(problem, _debugging(args, settings))
+    raise SystemExit(code)
+
+
 def _positive(text: str) -> int:
     try:
         number = int(text)
@@ -271,6 +284,7 @@ def _positive(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talkgate", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"talkgate {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("serve", help="run the gateway")
@@ -312,6 +326,21 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="log at DEBUG, with the traceback of a start-up error"
     )
     p.set_defaults(run=ingest)
+
+    p = commands.add_parser(
+        "migrate",
+        help="bring the store's schema to this talkgate's, then exit",
+        description=(
+            "Apply the store's pending migrations (TALKGATE_DATABASE_URL) and exit. `serve`"
+            " migrates by itself unless TALKGATE_AUTO_MIGRATE=false; with replicas, migrate"
+            " once, then roll them. A store written by a newer talkgate is refused, unchanged."
+        ),
+    )
+    p.add_argument(
+        "--check", action="store_true", help="change nothing: list what is pending, exit 1 if any"
+    )
+    p.add_argument("--debug", action="store_true", help="the traceback of a start-up error too")
+    p.set_defaults(run=migrate)
 
     p = commands.add_parser("schema", help="print the GraphQL SDL")
     p.set_defaults(run=schema)

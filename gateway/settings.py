@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     # A PostgreSQL URL may hold a password: kept out of repr() and str().
     database_url: str = Field(default="sqlite:///./talkgate.db", repr=False)
+    # False: `serve` refuses a store with pending migrations (run `talkgate migrate`).
+    auto_migrate: bool = True
     redis_url: SecretStr | None = None
 
     talkme_login_url: str = "https://agente.talkk.me/login"

@@ -18,10 +18,13 @@ import errno
 import os
 import socket
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from gateway.storage import open_store
+from gateway.storage.migrations import StoreSchemaError
 from gateway.storage.protocol import StoreUnavailable, TalkStore
 
 DATABASE_SETTING = "TALKGATE_DATABASE_URL"
@@ -82,18 +85,24 @@ def check_driver(module: str) -> None:
         raise problem from exc
 
 
-async def opened_store(url: str, *, doc_cache_mb: int = 32) -> TalkStore:
-    """The store at `url`, opened (its file or tables made, as the server would make them);
-    StartupError with the line for what stopped it."""
+def store_at(url: str, *, doc_cache_mb: int = 32) -> TalkStore:
+    """The store at `url`, not opened; StartupError when its driver is not installed."""
     try:
-        store = open_store(url, doc_cache_mb=doc_cache_mb)
+        return open_store(url, doc_cache_mb=doc_cache_mb)
     except ModuleNotFoundError as exc:
         problem = missing_driver(exc)
         if problem is None:
             raise
         raise problem from exc
+
+
+@contextmanager
+def store_problems(url: str) -> Iterator[None]:
+    """What opening or reading the store at `url` raises, as a StartupError with its line."""
     try:
-        await store.open()
+        yield
+    except StoreSchemaError as exc:
+        raise StartupError(exc.at(f"the store {shown_url(url)}")) from exc
     except (StoreUnavailable, OSError, sqlite3.Error) as exc:
         raise store_problem(url, exc) from exc
     except (ValueError, OverflowError) as exc:  # the driver refused the URL's own parts
@@ -107,12 +116,20 @@ async def opened_store(url: str, *, doc_cache_mb: int = 32) -> TalkStore:
         raise StartupError(
             f"{DATABASE_SETTING} is not a URL the driver can use ({exc}): see {shown_url(url)}"
         ) from exc
+
+
+async def opened_store(url: str, *, doc_cache_mb: int = 32, migrate: bool = True) -> TalkStore:
+    """The store at `url`, opened (its file or tables made, as the server would make them,
+    unless not `migrate`); StartupError with the line for what stopped it."""
+    store = store_at(url, doc_cache_mb=doc_cache_mb)
+    with store_problems(url):
+        await store.open(migrate=migrate)
     return store
 
 
-async def check_store(url: str) -> None:
+async def check_store(url: str, *, migrate: bool = True) -> None:
     """`opened_store`, closed again: what `serve` checks before it starts."""
-    store = await opened_store(url, doc_cache_mb=0)
+    store = await opened_store(url, doc_cache_mb=0, migrate=migrate)
     await store.close()
 
 

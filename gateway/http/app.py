@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
+from gateway import VERSION
 from gateway.auth import KeyRing
 from gateway.demo.wiring import SANDBOX_PREFIX, Demo, demo_wiring, seed_demo
 from gateway.graphql.endpoint import GraphQLEndpoint
@@ -58,17 +59,23 @@ log = logging.getLogger("talkgate")
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok", "version": VERSION})
 
 
 async def readyz(request: Request) -> Response:
+    """Ready when the store answers; with the store's schema version and this talkgate's
+    (they differ once another replica has migrated the store for a newer talkgate: an
+    upgrade's migrations keep the previous version working, so this one stays ready)."""
     store = state_of(request.scope)["services"].store
     try:
         await store.ping()
+        schema = await store.schema_state()
     except StoreUnavailable as exc:
         log.warning("not ready: %s", exc)
-        return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        body = {"status": "unavailable", "version": VERSION, "store": "unreachable"}
+        return JSONResponse(body, status_code=503)
+    shown = {"version": schema.current, "latest": schema.latest}
+    return JSONResponse({"status": "ready", "version": VERSION, "schema": shown})
 
 
 def _secret_key(settings: Settings) -> str:
@@ -244,7 +251,7 @@ async def _lifespan(app: Starlette, parts: _Parts) -> AsyncIterator[State]:
     settings, metrics = parts.settings, parts.metrics
     async with AsyncExitStack() as stack:
         store = open_store(settings.database_url, doc_cache_mb=settings.doc_cache_mb)
-        await store.open()
+        await store.open(migrate=settings.auto_migrate)
         stack.push_async_callback(store.close)
         http = await stack.enter_async_context(
             httpx.AsyncClient(

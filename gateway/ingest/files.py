@@ -120,7 +120,7 @@ async def ingest_files(
 ) -> Tally:
     """Ingest the talks of `paths` into the store of `settings`, `batch` bodies at a time
     checked by `workers` processes; the tally of what went where."""
-    store = await opened_store(settings.database_url)
+    store = await opened_store(settings.database_url, migrate=settings.auto_migrate)
     announcer = _announcer(settings)
     try:
         # With Redis, running servers hear of the changed talks, as from their own webhook.

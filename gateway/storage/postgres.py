@@ -24,7 +24,9 @@ import orjson
 from gateway.storage import cursor, merge
 from gateway.storage.docs import DecodedDocs
 from gateway.storage.documents import MAX_ERRORS, Doc, talk_status
-from gateway.storage.postgres_schema import migrate
+from gateway.storage.migrations import SchemaState, newer_store, pending_migrations
+from gateway.storage.postgres_schema import MIGRATIONS, schema_version
+from gateway.storage.postgres_schema import migrate as migrate_schema
 from gateway.storage.protocol import ReadsById, StoreUnavailable, TalkGroup
 from gateway.storage.records import (
     ID_CONFLICT,
@@ -172,7 +174,7 @@ class PostgresStore(ReadsById):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, migrate: bool = True) -> None:
         try:
             pool = await asyncpg.create_pool(
                 self._url,
@@ -185,7 +187,16 @@ class PostgresStore(ReadsById):
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
         try:
             async with pool.acquire(timeout=self._acquire_timeout) as connection:
-                await migrate(connection)
+                if migrate:
+                    await migrate_schema(connection)
+                else:
+                    # Nothing is made or changed: a store not at this talkgate's schema is
+                    # refused.
+                    state = SchemaState.of(await schema_version(connection), MIGRATIONS)
+                    if state.newer:
+                        raise newer_store(state)
+                    if state.pending:
+                        raise pending_migrations(state)
         except BaseException as exc:
             await pool.close()
             if isinstance(exc, _UNAVAILABLE):
@@ -201,6 +212,19 @@ class PostgresStore(ReadsById):
     async def ping(self) -> None:
         async with self._connection() as c:
             await c.fetchval("SELECT 1")
+
+    async def schema_state(self) -> SchemaState:
+        if self._pool is not None:
+            async with self._connection() as c:
+                return SchemaState.of(await schema_version(c), MIGRATIONS)
+        try:
+            connection = await asyncpg.connect(self._url, timeout=self._connect_timeout)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
+        try:
+            return SchemaState.of(await schema_version(connection), MIGRATIONS)
+        finally:
+            await connection.close()
 
     async def generation(self) -> str:
         # Asked on every response cache hit: callers arriving together share one read, each

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.storage.migrations import Migration, SchemaState, newer_store
+
 # pg_advisory_xact_lock key for migrating: "talkgate" in ASCII, so it names its owner.
 MIGRATION_LOCK = int.from_bytes(b"talkgate", "big")
 
@@ -11,8 +13,10 @@ MIGRATION_LOCK = int.from_bytes(b"talkgate", "big")
 # Tables mirror the SQLite ones. Documents are `json`, not `jsonb`: json keeps the exact
 # text talkgate wrote (so "did it change?" compares like SQLite does, and reads need no
 # re-encoding) and accepts the \u0000 a dirty payload may hold, which jsonb refuses.
-MIGRATIONS: tuple[str, ...] = (
-    """
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "the first schema: deliveries, dead letters, talks, messages, events, customers, agents",
+        """
     CREATE TABLE deliveries (
         seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         key TEXT NOT NULL UNIQUE,
@@ -125,9 +129,12 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at TEXT NOT NULL
     );
     """,
+    ),
     # The response cache's view of the store: advanced by every ingest that changes a talk;
     # store_id names this database among all others (a shared cache may outlive a reset).
-    """
+    Migration(
+        "the store's generation, which the response cache follows",
+        """
     CREATE TABLE store_generation (
         only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row),
         store_id TEXT NOT NULL DEFAULT md5(random()::text || clock_timestamp()::text),
@@ -135,11 +142,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO store_generation (generation) VALUES (0);
     """,
+    ),
     # Raw bodies (some 11 KB each) compressed with lz4 instead of pglz: storing a delivery
     # costs about a third less server time, for some 20 % more space. Rows stored before keep
     # pglz and read as before. A server built without lz4, or older than PostgreSQL 14,
     # keeps pglz for every row.
-    """
+    Migration(
+        "raw bodies compressed with lz4 where the server has it",
+        """
     DO $$
     BEGIN
         EXECUTE 'ALTER TABLE deliveries ALTER COLUMN body SET COMPRESSION lz4,'
@@ -148,27 +158,36 @@ MIGRATIONS: tuple[str, ...] = (
         NULL;
     END $$;
     """,
+    ),
 )
 
 
+async def schema_version(connection: Any) -> int:
+    """The schema version of the database `connection` is on (0: none yet); changes nothing."""
+    if await connection.fetchval("SELECT to_regclass('talkgate_schema_version') IS NULL"):
+        return 0
+    return int(
+        await connection.fetchval("SELECT coalesce(max(version), 0) FROM talkgate_schema_version")
+    )
+
+
 async def migrate(connection: Any) -> int:
-    """Bring the schema to the latest version; returns it. Safe when replicas start at once:
+    """Bring the schema to the latest version; returns it. A schema newer than this
+    talkgate's is refused as it is (StoreSchemaError). Safe when replicas start at once:
     the advisory lock lets one of them migrate while the others wait, then find nothing to do."""
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-        if await connection.fetchval("SELECT to_regclass('talkgate_schema_version') IS NULL"):
+        current = await schema_version(connection)
+        if current > len(MIGRATIONS):
+            raise newer_store(SchemaState.of(current, MIGRATIONS))
+        if current == 0:
             await connection.execute(
-                "CREATE TABLE talkgate_schema_version ("
+                "CREATE TABLE IF NOT EXISTS talkgate_schema_version ("
                 " version INTEGER PRIMARY KEY,"
                 " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
-        current = int(
-            await connection.fetchval(
-                "SELECT coalesce(max(version), 0) FROM talkgate_schema_version"
-            )
-        )
-        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            await connection.execute(script)
+        for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+            await connection.execute(migration.sql)
             await connection.execute(
                 "INSERT INTO talkgate_schema_version (version) VALUES ($1)", number
             )

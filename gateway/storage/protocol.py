@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from gateway.storage.documents import Doc
+from gateway.storage.migrations import SchemaState
 from gateway.storage.records import (
     DeadLetter,
     Delivery,
@@ -28,7 +29,17 @@ class StoreUnavailable(Exception):
 class TalkStore(Protocol):
     """The cache of PipeRun talks, its raw delivery log and its dead letters."""
 
-    async def open(self) -> None: ...
+    async def open(self, *, migrate: bool = True) -> None:
+        """Open the store, bringing its schema to this talkgate's (`migrate`); with
+        `migrate` false nothing is made or changed, and a store with migrations pending is
+        refused. A store of a newer schema is refused either way, never changed: both as
+        StoreSchemaError (gateway/storage/migrations.py)."""
+        ...
+
+    async def schema_state(self) -> SchemaState:
+        """The store's schema version against this talkgate's, read now; the store need not
+        be open, and nothing is made (a SQLite file that does not exist is at version 0)."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -26,6 +26,7 @@ import orjson
 from gateway.storage import cursor, merge
 from gateway.storage.docs import DecodedDocs
 from gateway.storage.documents import MAX_ERRORS, Doc, talk_status
+from gateway.storage.migrations import SchemaState, newer_store, pending_migrations
 from gateway.storage.protocol import ReadsById, StoreUnavailable, TalkGroup
 from gateway.storage.records import (
     ID_CONFLICT,
@@ -199,11 +200,35 @@ class SQLiteStore(ReadsById):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, migrate: bool = True) -> None:
+        if not migrate:
+            # Nothing is made or changed: a store not at this talkgate's schema is refused.
+            state = await self.schema_state()
+            if state.newer:
+                raise newer_store(state)
+            if state.pending:
+                raise pending_migrations(state)
         Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="talkgate-sqlite-w")
         self._read_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="talkgate-sqlite-r")
-        await self._write(self._open_writer)
+        try:
+            await self._write(self._open_writer)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def schema_state(self) -> SchemaState:
+        return await asyncio.to_thread(self._read_schema_state)
+
+    def _read_schema_state(self) -> SchemaState:
+        if not Path(self._path).exists():  # read without making the file
+            return SchemaState.of(0, MIGRATIONS)
+        connection = self._connect()
+        try:
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+        finally:
+            connection.close()
+        return SchemaState.of(int(version), MIGRATIONS)
 
     async def close(self) -> None:
         # Closed to reads first: a generation() while the writer closes below would map the
@@ -317,16 +342,19 @@ class SQLiteStore(ReadsById):
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
-        """Bring the file to the latest schema. Several processes may open a new file at once
-        (`serve --workers N`): each step reads the version under the write lock, so a step
-        another process has just applied is not applied again."""
+        """Bring the file to the latest schema; a file of a newer schema is refused as it is.
+        Several processes may open a new file at once (`serve --workers N`): each step reads
+        the version under the write lock, so a step another process has just applied is not
+        applied again."""
         (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version > len(MIGRATIONS):
+            raise newer_store(SchemaState.of(version, MIGRATIONS))
         while version < len(MIGRATIONS):
             connection.execute("BEGIN IMMEDIATE")
             try:
                 (version,) = connection.execute("PRAGMA user_version").fetchone()
                 if version < len(MIGRATIONS):
-                    for statement in _statements(MIGRATIONS[version]):
+                    for statement in _statements(MIGRATIONS[version].sql):
                         connection.execute(statement)
                     version += 1
                     connection.execute(f"PRAGMA user_version = {version:d}")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from gateway.storage.migrations import Migration
+
 # Each entry upgrades the schema by one version; entries are never edited once released.
-MIGRATIONS: tuple[str, ...] = (
-    """
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "the first schema: deliveries, dead letters, talks, messages, events, customers, agents",
+        """
     CREATE TABLE deliveries (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         key TEXT NOT NULL UNIQUE,
@@ -120,7 +124,10 @@ MIGRATIONS: tuple[str, ...] = (
         doc TEXT NOT NULL
     );
     """,
-    """
+    ),
+    Migration(
+        "agent login tickets and queue statuses",
+        """
     CREATE TABLE login_tickets (
         digest TEXT PRIMARY KEY,
         sealed TEXT NOT NULL,
@@ -132,17 +139,24 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at TEXT NOT NULL
     );
     """,
+    ),
     # Names this database among all others: a generation (see SQLiteStore.generation) is
     # meaningful only together with it, e.g. in a cache shared with a reset store.
-    """
+    Migration(
+        "the store's identity, which names its generations",
+        """
     CREATE TABLE store_identity (id TEXT NOT NULL);
     INSERT INTO store_identity (id) VALUES (lower(hex(randomblob(16))));
     """,
+    ),
     # A page of talks in their default order reads only what this index holds (a talk's
     # version and customer: its document comes from the cache by version), so no lookup of
     # the talk's row per talk: W2's statement 78 -> 54 us for 100 talks.
-    """
+    Migration(
+        "talks_created holds a page's version and customer (no row lookup per talk)",
+        """
     DROP INDEX talks_created;
     CREATE INDEX talks_created ON talks (created_us, id, version, customer_id);
     """,
+    ),
 )

@@ -77,3 +77,19 @@ def test_invalid_settings_are_refused(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+def test_every_setting_has_a_row_in_the_readme_settings_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `TALKGATE_")]
+    missing = []
+    for name in Settings.model_fields:
+        variable = f"TALKGATE_{name.upper()}"
+        # A row may name several: `TALKGATE_MAX_QUERY_DEPTH` / `_ALIASES` / ...
+        head, _, tail = variable.rpartition("_")
+        if not any(
+            f"`{variable}`" in row or (f"`{head}_" in row and f"`_{tail}`" in row) for row in rows
+        ):
+            missing.append(variable)
+    assert missing == []

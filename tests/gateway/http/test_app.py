@@ -6,27 +6,39 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator
+from importlib import metadata
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from gateway import VERSION
 from gateway.http.app import create_app
 from gateway.logs import JsonFormatter, request_id_var
 from gateway.storage import StoreUnavailable
+from gateway.storage.postgres_schema import MIGRATIONS as POSTGRES_MIGRATIONS
+from gateway.storage.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 from tests.support import make_settings
 
 
-async def test_healthz_says_alive(client: httpx.AsyncClient) -> None:
+async def test_healthz_says_alive_and_which_version(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "version": VERSION}
+    assert metadata.version("talkgate") == VERSION
 
 
-async def test_readyz_is_200_when_the_store_answers(client: httpx.AsyncClient) -> None:
+async def test_readyz_is_200_when_the_store_answers_and_shows_its_schema(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["version"] == VERSION
+    assert body["schema"]["version"] == body["schema"]["latest"]
+    assert body["schema"]["latest"] in (len(SQLITE_MIGRATIONS), len(POSTGRES_MIGRATIONS))
 
 
 @pytest.fixture
