@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from gateway.errors import BadUserInput
 
@@ -51,12 +51,20 @@ class AgentSession:
     expires_at: float
 
 
-class SessionSealer:
-    """Seals credentials into opaque tokens and opens them again; a key derived from SECRET_KEY."""
+# SECRET_KEY: one key, or a rotation's keys with the one sealing first.
+SecretKeys = str | Sequence[str]
 
-    def __init__(self, secret_key: str, *, purpose: str = "agent-session") -> None:
-        digest = hashlib.sha256(f"talkgate:{purpose}:".encode() + secret_key.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+
+class SessionSealer:
+    """Seals credentials into opaque tokens and opens them again, with keys derived from
+    SECRET_KEY: the first key seals, every key opens (a rotation: tokens sealed with the old
+    key keep working until they expire, new ones are sealed with the new key)."""
+
+    def __init__(self, secret_key: SecretKeys, *, purpose: str = "agent-session") -> None:
+        keys = [secret_key] if isinstance(secret_key, str) else list(secret_key)
+        if not keys:
+            raise ValueError("SessionSealer needs at least one key")
+        self._fernet = MultiFernet([_fernet(key, purpose) for key in keys])
 
     def __repr__(self) -> str:
         return "SessionSealer(<sealed>)"
@@ -108,6 +116,11 @@ class SessionSealer:
         )
 
 
+def _fernet(secret_key: str, purpose: str) -> Fernet:
+    digest = hashlib.sha256(f"talkgate:{purpose}:".encode() + secret_key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
 def _not_valid() -> BadUserInput:
     return BadUserInput("the session is not valid", argument="session")
 
@@ -142,7 +155,7 @@ class AgentSessions:
     holds even if the replicas' clocks disagree.
     """
 
-    def __init__(self, vault: RevocationVault, secret_key: str, *, ttl_s: float) -> None:
+    def __init__(self, vault: RevocationVault, secret_key: SecretKeys, *, ttl_s: float) -> None:
         self._vault = vault
         self._sealer = SessionSealer(secret_key)
         self._ttl_s = ttl_s

@@ -2,22 +2,74 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SCOPES: frozenset[str] = frozenset(
     {"talks:read", "customers:pii", "recordings:read", "agents:control", "webhooks:write", "admin"}
 )
 
-# Values copied from documentation examples are never real secrets.
-_PLACEHOLDERS = frozenset({"changethis", "change-me", "secret", "ABCDEFGHJKLM", "ABCDEFGHJKLMN"})
+# Values copied from documentation examples are never real secrets (the README's, the
+# operator guide's and deploy/'s: tests/gateway/test_settings.py finds each one here).
+_PLACEHOLDERS = frozenset(
+    {
+        "changethis",
+        "change-me",
+        "secret",
+        "ABCDEFGHJKLM",
+        "ABCDEFGHJKLMN",
+        "the-new-secret-key-0123456789",
+        "the-old-secret-key-0123456789",
+        "the-new-webhook-secret-0123456",
+        "the-old-webhook-secret-0123456",
+    }
+)
+# Secrets talkgate's operators choose (not ones Talk.me gives): at least this long.
+SECRET_MIN_CHARS = 16
+
+
+def _secret_list(value: object) -> object:
+    """One secret, or a JSON list of them (`["new", "old"]`): a rotation's secrets, the first
+    signing and sealing, every one verifying and opening."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str):
+        if not value.lstrip().startswith("["):
+            return (value,)
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("not a secret nor a JSON list of secrets") from None
+    if isinstance(value, list | tuple):
+        return tuple(v.get_secret_value() if isinstance(v, SecretStr) else v for v in value)
+    return value
+
+
+# A secret that can be rotated: one, or several with the one in use first.
+RotatedSecret = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_secret_list)]
 # An allowed host: a name (optionally `*.` for its subdomains), an IPv4 address or [IPv6].
 _HOST_PATTERN = re.compile(r"(\*\.)?[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]")
+
+
+def _real(value: str) -> str:
+    if value in _PLACEHOLDERS:
+        raise ValueError("a placeholder value (from an example); set a real secret")
+    return value
+
+
+def _long_enough(value: str) -> str:
+    if len(value) < SECRET_MIN_CHARS:
+        raise ValueError(
+            f"shorter than {SECRET_MIN_CHARS} characters; make one with"
+            " `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return value
 
 
 class ApiKeyEntry(BaseModel):
@@ -58,9 +110,11 @@ class Settings(BaseSettings):
     talkme_external_login_token: SecretStr | None = None
     talkme_timeout_s: float = Field(default=10.0, gt=0)
 
-    webhook_secret: SecretStr | None = None
+    # One secret or a JSON list (the first in use, every one accepted: a rotation).
+    webhook_secret: RotatedSecret | None = None
     api_keys: Annotated[tuple[ApiKeyEntry, ...], NoDecode] = ()
-    secret_key: SecretStr | None = None
+    # One secret or a JSON list (the first seals, every one opens: a rotation).
+    secret_key: RotatedSecret | None = None
     source_timezone: str = "America/Sao_Paulo"
     public_url: str | None = None
     recording_ttl_s: float = Field(default=300.0, ge=0)
@@ -183,18 +237,43 @@ class Settings(BaseSettings):
             raise ValueError("must differ from TALKGATE_PORT")
         return port
 
-    @field_validator(
-        "webhook_secret",
-        "secret_key",
-        "talkme_token",
-        "talkme_external_login_token",
-        "metrics_token",
-    )
+    @field_validator("talkme_token", "talkme_external_login_token")
     @classmethod
     def _no_placeholder(cls, secret: SecretStr | None) -> SecretStr | None:
-        if secret is not None and secret.get_secret_value() in _PLACEHOLDERS:
-            raise ValueError("a placeholder value (from an example); set a real secret")
+        if secret is not None:
+            _real(secret.get_secret_value())
         return secret
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _chosen_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            _long_enough(_real(secret.get_secret_value()))
+        return secret
+
+    @field_validator("webhook_secret", "secret_key")
+    @classmethod
+    def _rotated(cls, secrets: tuple[SecretStr, ...] | None) -> tuple[SecretStr, ...] | None:
+        if secrets is None:
+            return None
+        values = [secret.get_secret_value() for secret in secrets]
+        if not values:
+            raise ValueError("an empty list: give at least one secret")
+        for value in values:
+            _long_enough(_real(value))
+        if len(set(values)) != len(values):
+            raise ValueError("the same secret twice in the list")
+        return secrets
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """The webhook's secrets, the one in use first; () when none is set."""
+        return tuple(s.get_secret_value() for s in self.webhook_secret or ())
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """SECRET_KEY's keys, the sealing one first; () when none is set."""
+        return tuple(s.get_secret_value() for s in self.secret_key or ())
 
     @property
     def zone(self) -> ZoneInfo:

@@ -11,7 +11,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from gateway.sessions import AgentCredentials, RevocationVault, SessionSealer
+from gateway.sessions import AgentCredentials, RevocationVault, SecretKeys, SessionSealer
 
 TICKET_TTL = timedelta(seconds=60)
 
@@ -32,7 +32,7 @@ def _digest(ticket: str) -> str:
 class LoginTickets:
     """Issues tickets for credentials and redeems each one at most once."""
 
-    def __init__(self, vault: TicketVault, secret_key: str) -> None:
+    def __init__(self, vault: TicketVault, secret_key: SecretKeys) -> None:
         self._vault = vault
         self._sealer = SessionSealer(secret_key, purpose="login-ticket")
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway import healthcheck
+from gateway import VERSION, healthcheck
 from gateway.auth import key_digest
 from gateway.settings import Settings
 from tests.backends import unavailable
@@ -588,7 +588,7 @@ def test_the_balancer_keeps_metrics_off_its_port_and_proxies_the_rest(
     assert raw_get(gateway.port, "/metrics", **admin)[0] == 200
     with nginx_running(binary, conf, [listen]):
         status, body = raw_get(listen, "/healthz")
-        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        assert (status, json.loads(body)) == (200, {"status": "ok", "version": VERSION})
         # ...and nginx does not forward it, however it is spelled.
         for path in (*METRICS_PATHS, "/metrics/", "/metrics/anything"):
             status, body = raw_get(listen, path, **admin)
@@ -625,7 +625,7 @@ def test_the_tls_balancer_serves_https_with_http2_and_redirects_http(
             verify=ssl.create_default_context(cafile=str(ca)),
             headers={"Host": ALLOWED_HOST},
         ) as client:
-            assert client.get("/healthz").json() == {"status": "ok"}
+            assert client.get("/healthz").json() == {"status": "ok", "version": VERSION}
             for path in ("/metrics", "/metrics/x"):
                 answer = client.get(path, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
                 assert answer.status_code == 404, path

@@ -78,15 +78,16 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "version": VERSION, "schema": shown})
 
 
-def _secret_key(settings: Settings) -> str:
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value()
+def _secret_keys(settings: Settings) -> tuple[str, ...]:
+    """SECRET_KEY's keys, the sealing one first; a key made now when none is set."""
+    if settings.secret_keys:
+        return settings.secret_keys
     if not settings.demo:
         log.warning(
             "TALKGATE_SECRET_KEY is not set: agent sessions and login links are sealed with a "
             "key made at start-up; they stop working on restart and on other replicas"
         )
-    return secrets.token_urlsafe(32)
+    return (secrets.token_urlsafe(32),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +292,7 @@ async def _lifespan(app: Starlette, parts: _Parts) -> AsyncIterator[State]:
 def _services(
     settings: Settings, store: TalkStore, talkme: TalkmeClient, shared: Shared
 ) -> Services:
-    secret_key = _secret_key(settings)
+    secret_key = _secret_keys(settings)
     recordings = Recordings(
         talkme,
         RecordingCache(settings.recording_ttl_s),

@@ -79,8 +79,8 @@ class TalkWebhook:
         self.settings = settings
         self.keys = keys
         self.metrics = metrics
-        secret = settings.webhook_secret
-        self._secret = secret.get_secret_value() if secret else None
+        # The one in use first; every one is accepted (a rotation). (): none set.
+        self._secrets = tuple(s.encode() for s in settings.webhook_secrets)
 
     async def handle(self, request: Request) -> Response:
         response, outcome = await self._receive(request)
@@ -160,13 +160,12 @@ class TalkWebhook:
 
     def _authenticate_without_body(self, request: Request) -> _Auth:
         """Token header, `?token=`, or an API key with webhooks:write; else maybe a signature."""
-        secret = self._secret
-        if secret is not None:
+        if self._secrets:
             for given in (
                 request.headers.get("x-webhook-token"),
                 request.query_params.get("token"),
             ):
-                if given is not None and hmac.compare_digest(given.encode(), secret.encode()):
+                if given is not None and _one_of(given.encode(), self._secrets):
                     return _Auth(ok=True)
             if "webhook-signature" in request.headers:
                 return _Auth(ok=False, needs_signature=True)
@@ -175,7 +174,7 @@ class TalkWebhook:
             self.keys,
             request.headers.get("authorization"),
             request.client.host if request.client else None,
-            demo=secret is None and self.settings.demo,
+            demo=not self._secrets and self.settings.demo,
         )
         if caller is None:
             return _Auth(ok=False)
@@ -183,18 +182,31 @@ class TalkWebhook:
         return _Auth(ok=allowed, lacks_scope=not allowed)
 
     def _signature_ok(self, request: Request, body: bytes) -> bool:
-        assert self._secret is not None
+        assert self._secrets
         headers = request.headers
         msg_id = headers.get("webhook-id")
         timestamp = headers.get("webhook-timestamp")
         signatures = headers.get("webhook-signature")
         if not msg_id or not timestamp or not signatures:
             return False
-        return verify(
-            secret_bytes(self._secret),
-            msg_id=msg_id,
-            timestamp=timestamp,
-            signatures=signatures,
-            body=body,
-            now=time.time(),
-        )
+        now = time.time()
+        verified = [
+            verify(
+                secret_bytes(secret.decode()),
+                msg_id=msg_id,
+                timestamp=timestamp,
+                signatures=signatures,
+                body=body,
+                now=now,
+            )
+            for secret in self._secrets  # each one, so that the time says nothing of which
+        ]
+        return any(verified)
+
+
+def _one_of(given: bytes, secrets: tuple[bytes, ...]) -> bool:
+    """Whether `given` is one of `secrets`, compared with each in constant time."""
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(given, secret)
+    return matched

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -31,11 +32,12 @@ def test_settings_come_from_talkgate_variables(monkeypatch: pytest.MonkeyPatch) 
     entry = {"name": "crm", "sha256": key_digest("k"), "scopes": ["talks:read"]}
     monkeypatch.setenv("TALKGATE_API_KEYS", json.dumps([entry]))
     monkeypatch.setenv("TALKGATE_PORT", "9001")
-    monkeypatch.setenv("TALKGATE_WEBHOOK_SECRET", "s3cr3t-value")
+    monkeypatch.setenv("TALKGATE_WEBHOOK_SECRET", "s3cr3t-value-0a9b8c7d")
     settings = Settings(_env_file=None)
     assert settings.port == 9001
     assert settings.api_keys[0].name == "crm"
     assert settings.api_keys[0].scopes == {"talks:read"}
+    assert settings.webhook_secrets == ("s3cr3t-value-0a9b8c7d",)
 
 
 def test_settings_are_read_from_a_dotenv_file(
@@ -67,6 +69,15 @@ def test_secrets_never_show_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> N
         ("TALKGATE_SOURCE_TIMEZONE", "Mars/Olympus"),
         ("TALKGATE_DATABASE_URL", "mysql://db"),
         ("TALKGATE_WEBHOOK_SECRET", "changethis"),
+        ("TALKGATE_WEBHOOK_SECRET", "fifteen-chars-x"),
+        ("TALKGATE_WEBHOOK_SECRET", "[]"),
+        ("TALKGATE_WEBHOOK_SECRET", '["a-real-secret-0123456789", "changethis"]'),
+        ("TALKGATE_WEBHOOK_SECRET", '["a-real-secret-0123456789", "a-real-secret-0123456789"]'),
+        ("TALKGATE_WEBHOOK_SECRET", '["a-real-secret-0123456789", 7]'),
+        ("TALKGATE_WEBHOOK_SECRET", "[not json"),
+        ("TALKGATE_SECRET_KEY", "short-key"),
+        ("TALKGATE_SECRET_KEY", '["a-real-secret-key-0123456", "short"]'),
+        ("TALKGATE_METRICS_TOKEN", "tok"),
         ("TALKGATE_TALKME_TOKEN", "ABCDEFGHJKLM"),
         ("TALKGATE_TALKME_TIMEOUT_S", "0"),
     ],
@@ -93,3 +104,48 @@ def test_every_setting_has_a_row_in_the_readme_settings_table() -> None:
         ):
             missing.append(variable)
     assert missing == []
+
+
+@pytest.mark.parametrize("name", ["WEBHOOK_SECRET", "SECRET_KEY"])
+def test_a_rotated_secret_is_a_json_list_with_the_one_in_use_first(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(f"TALKGATE_{name}", '["the-one-in-use-0123456", "the-one-before-0123456"]')
+    settings = Settings(_env_file=None)
+    values = settings.webhook_secrets if name == "WEBHOOK_SECRET" else settings.secret_keys
+    assert values == ("the-one-in-use-0123456", "the-one-before-0123456")
+    assert "the-one" not in repr(settings) + str(settings) + repr(settings.model_dump())
+
+
+def test_one_secret_is_a_list_of_one_and_none_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TALKGATE_SECRET_KEY", "[bracketless-is-not-a-list?]-no")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # starts with "[": read as a list, and is not one
+    monkeypatch.setenv("TALKGATE_SECRET_KEY", "plain-secret-key-with-[brackets]")
+    assert Settings(_env_file=None).secret_keys == ("plain-secret-key-with-[brackets]",)
+    monkeypatch.delenv("TALKGATE_SECRET_KEY")
+    assert Settings(_env_file=None).secret_keys == ()
+    assert Settings(_env_file=None).webhook_secrets == ()
+
+
+def test_every_secret_shown_in_the_docs_is_refused() -> None:
+    # The README's, the guides' and deploy/'s example values, copied as they are, never start
+    # a gateway: each literal value they give a secret setting is a placeholder.
+    root = Path(__file__).resolve().parents[2]
+    docs = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    found: set[str] = set()
+    for path in [*docs, *sorted((root / "deploy").iterdir())]:
+        text = path.read_text()
+        for match in re.finditer(
+            r"TALKGATE_(?:SECRET_KEY|WEBHOOK_SECRET|METRICS_TOKEN)="
+            r"""('(?P<list>\[[^']*\])'|"(?P<quoted>[^"$]*)"|(?P<bare>[^\s'"$]+))""",
+            text,
+        ):
+            if match["list"] is not None:
+                found |= set(json.loads(match["list"]))
+            elif match["quoted"] or match["bare"]:
+                found.add(match["quoted"] or match["bare"])
+    assert "change-me" in found  # the pattern still finds the examples
+    for value in found:
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None, secret_key=value)
