@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from gateway.auth import key_digest
 from gateway.settings import ApiKeyEntry, Settings
 from gateway.storage.sqlite import SQLiteStore
+from tests.factories import Payload, talk
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 READ_KEY = "tgk_test_reader"
@@ -95,6 +96,7 @@ TALKME_EXTERNAL_TOKEN = "ext-login-93ac7d"
 AGENT_LOGIN = "1234"
 AGENT_PASSWORD = "agent-pw-7Hq2x"
 SECRET_KEY = "secret-key-for-tests-4d8a1c9e7b"
+PUBLIC_URL = "https://gateway.example"
 
 
 def talkme_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -107,10 +109,33 @@ def talkme_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "talkme_external_login_token": SecretStr(TALKME_EXTERNAL_TOKEN),
         "talkme_timeout_s": 0.5,
         "secret_key": SecretStr(SECRET_KEY),
-        "public_url": "https://gateway.example",
+        "public_url": PUBLIC_URL,
     }
     values.update(overrides)
     return make_settings(tmp_path, **values)
+
+
+def agent_talk(talk_id: int, user_id: int) -> Payload:
+    """A talk whose messages were written by the Talk.me agent AGENT_LOGIN (user `user_id`)."""
+    payload = talk(talk_id)
+    for history in payload["talk_histories"]:
+        user = dict(history["user"])
+        user.update(id=user_id, login=AGENT_LOGIN, name="Ana Agente", is_bot=False)
+        history["user"] = user
+        history["user_id"] = user_id
+    return payload
+
+
+async def push_agent_talk(client: httpx.AsyncClient, talk_id: int, user_id: int) -> None:
+    """Make the gateway know the agent AGENT_LOGIN: post its talk to the webhook."""
+    response = await push(client, agent_talk(talk_id, user_id))
+    assert response.status_code == 202, response.text
+
+
+def launch_path(launch_url: str) -> str:
+    """The path of a launch link `agentLogin` handed out on PUBLIC_URL."""
+    assert launch_url.startswith(PUBLIC_URL + "/talkme/launch/"), launch_url
+    return launch_url.removeprefix(PUBLIC_URL)
 
 
 @asynccontextmanager
