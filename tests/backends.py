@@ -101,33 +101,30 @@ def run_apart(work: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, main()).result()
 
 
+async def _execute(url: str, sql: str) -> None:
+    """Run one statement on a connection of its own to `url`."""
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
 async def create_database(admin_url: str) -> str:
     """A new, empty database on the server of `admin_url`; returns its name."""
     name = f"talkgate_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(admin_url, timeout=5)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await _execute(admin_url, f'CREATE DATABASE "{name}"')
     return name
 
 
 async def drop_database(admin_url: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_url, timeout=5)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def fresh_schema(database_url: str) -> str:
     """The URL of a new, empty schema in the database of `database_url`."""
     schema = f"t_{secrets.token_hex(6)}"
-    connection = await asyncpg.connect(database_url, timeout=5)
-    try:
-        await connection.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await connection.close()
+    await _execute(database_url, f'CREATE SCHEMA "{schema}"')
     return with_schema(database_url, schema)
 
 

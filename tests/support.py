@@ -83,6 +83,15 @@ async def gql(
     return body
 
 
+def graphql_data(response: httpx.Response) -> dict[str, Any]:
+    """The `data` of a GraphQL answer, asserting HTTP 200 and no errors."""
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
 async def push(
     client: httpx.AsyncClient, payload: object, *, token: str = WEBHOOK_SECRET
 ) -> httpx.Response:

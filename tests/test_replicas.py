@@ -40,6 +40,7 @@ from tests.backends import (
     with_database,
 )
 from tests.factories import snapshot, talk
+from tests.support import graphql_data
 
 pytestmark = pytest.mark.slow
 
@@ -213,11 +214,7 @@ async def gql(base: str, query: str, variables: dict[str, Any] | None = None) ->
             json={"query": query, "variables": variables or {}},
             headers={"Authorization": f"Bearer {KEY}"},
         )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
+    return graphql_data(response)
 
 
 async def post_talk(client: httpx.AsyncClient, payload: object) -> httpx.Response:
