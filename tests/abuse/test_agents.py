@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
@@ -30,6 +30,7 @@ from gateway.talkme import SandboxState, TalkmeClient, create_sandbox
 from tests.abuse.bounds import bounded
 from tests.backends import REDIS_URL, require_redis
 from tests.factories import talk
+from tests.strategies import served_examples
 from tests.support import (
     AGENT_LOGIN,
     AGENT_PASSWORD,
@@ -61,13 +62,7 @@ CREDENTIALS = {"credentials": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}
 CREDENTIALS_INPUT = {"input": CREDENTIALS}
 WRONG = {"credentials": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD + "-nope"}}
 
-ABUSE = settings(
-    max_examples=60,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+ABUSE = served_examples(60, shrink=False)
 
 
 def keyed_settings(tmp_path: Path, **overrides: Any) -> Settings:
