@@ -106,6 +106,10 @@ AGENT_LOGIN = "1234"
 AGENT_PASSWORD = "agent-pw-7Hq2x"
 SECRET_KEY = "secret-key-for-tests-4d8a1c9e7b"
 PUBLIC_URL = "https://gateway.example"
+AGENT_LOGIN_MUTATION = """
+mutation Login($input: AgentCredentialsInput!) {
+  agentLogin(input: $input) { launchUrl expiresAt session }
+}"""
 
 
 def talkme_settings(tmp_path: Path, **overrides: Any) -> Settings:

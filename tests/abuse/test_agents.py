@@ -33,6 +33,7 @@ from tests.factories import talk
 from tests.strategies import served_examples
 from tests.support import (
     AGENT_LOGIN,
+    AGENT_LOGIN_MUTATION,
     AGENT_PASSWORD,
     ALL_KEY,
     KEYS,
@@ -47,10 +48,6 @@ OTHER_KEY = "tgk_test_other_controller"
 OTHER_KEY_NAME = "other-controller"
 FETCHAUDIO = "/talkme-ui/external/operational/fetchaudio/"
 
-LOGIN = """
-mutation Login($input: AgentCredentialsInput!) {
-  agentLogin(input: $input) { launchUrl expiresAt session }
-}"""
 PAUSE = "mutation($input: AgentAuthInput!) { pauseAgent(input: $input) { login status } }"
 RESUME = "mutation($input: AgentAuthInput!) { resumeAgent(input: $input) { login status } }"
 LOGOUT = "mutation($input: AgentAuthInput!) { agentLogout(input: $input) { login status } }"
@@ -112,7 +109,10 @@ class Gateway:
     async def login(self, *, key: str = ALL_KEY, agent: str = AGENT_LOGIN) -> str:
         password = self.sandbox.agents[agent]
         body = await ask(
-            self.client, LOGIN, {"input": {"login": agent, "password": password}}, key=key
+            self.client,
+            AGENT_LOGIN_MUTATION,
+            {"input": {"login": agent, "password": password}},
+            key=key,
         )
         assert "errors" not in body, body
         session: str = body["data"]["agentLogin"]["session"]
@@ -238,7 +238,7 @@ async def test_a_session_revoked_on_one_replica_is_refused_on_another(
         create_app(second, talkme_transport=transport),
     )
     async with serving(one) as a, serving(other) as b:
-        made = await ask(a, LOGIN, {"input": {"login": agent, "password": password}})
+        made = await ask(a, AGENT_LOGIN_MUTATION, {"input": {"login": agent, "password": password}})
         session = made["data"]["agentLogin"]["session"]
         assert codes(await ask(b, PAUSE, {"input": {"session": session}})) == []
         assert codes(await ask(a, LOGOUT, {"input": {"session": session}})) == []
@@ -256,7 +256,9 @@ async def test_a_wrong_password_and_its_launch_page_leave_the_status_unknown_and
 ) -> None:
     async with gw.fanout.subscription(AGENT_STATUS) as events:
         body = await ask(
-            gw.client, LOGIN, {"input": {"login": AGENT_LOGIN, "password": "wrong-password"}}
+            gw.client,
+            AGENT_LOGIN_MUTATION,
+            {"input": {"login": AGENT_LOGIN, "password": "wrong-password"}},
         )
         launch = body["data"]["agentLogin"]["launchUrl"].removeprefix("https://gateway.example")
         assert (await gw.client.get(launch)).status_code == 200
@@ -393,7 +395,7 @@ BAD_PASSWORDS = ["a\x00b", "pw\r\nX-Injected: 1", "\x7f", "p" * 257, "p" * 900_0
 async def test_credentials_talk_me_could_not_know_are_bad_user_input_and_unsent(
     gw: Gateway, field: str, login: str, password: str
 ) -> None:
-    document = LOGIN if field == "agentLogin" else STATUS_MUTATIONS[field]
+    document = AGENT_LOGIN_MUTATION if field == "agentLogin" else STATUS_MUTATIONS[field]
     given = {"login": login, "password": password}
     variables = {"input": given if field == "agentLogin" else {"credentials": given}}
     async with bounded(f"{field} {len(login)}/{len(password)} chars", seconds=3.0, peak_mib=60):
@@ -413,7 +415,7 @@ async def test_a_lone_surrogate_is_refused_at_the_edge_and_unsent(gw: Gateway, f
         document, variables = RECORDING, {"p": "12\ud80034"}
     else:
         given = {"login": AGENT_LOGIN, "password": "pw\ud800"}
-        document = LOGIN if field == "agentLogin" else STATUS_MUTATIONS[field]
+        document = AGENT_LOGIN_MUTATION if field == "agentLogin" else STATUS_MUTATIONS[field]
         variables = {"input": given if field == "agentLogin" else {"credentials": given}}
     response = await gw.client.post(
         "/graphql",

@@ -29,6 +29,7 @@ from gateway.talkme import SandboxState, TalkmeClient
 from tests.resolvers.helpers import StoreSpy, talk_of
 from tests.support import (
     AGENT_LOGIN,
+    AGENT_LOGIN_MUTATION,
     AGENT_PASSWORD,
     ALL_KEY,
     NO_SCOPE_KEY,
@@ -58,10 +59,6 @@ STATIC_SECRETS = (
 )
 PUBLIC_URL = "https://gateway.example"
 
-LOGIN = """
-mutation Login($input: AgentCredentialsInput!) {
-  agentLogin(input: $input) { launchUrl expiresAt session }
-}"""
 STATUS = """
 mutation Status($input: AgentAuthInput!) {
   pauseAgent(input: $input) { status }
@@ -98,7 +95,9 @@ class Exercise:
 
     async def login(self, password: str = AGENT_PASSWORD) -> str:
         """agentLogin; returns the launch path. Its answer may hold the ticket and session."""
-        body = await self.graphql(LOGIN, {"input": {"login": AGENT_LOGIN, "password": password}})
+        body = await self.graphql(
+            AGENT_LOGIN_MUTATION, {"input": {"login": AGENT_LOGIN, "password": password}}
+        )
         payload = body["data"]["agentLogin"]
         ticket = payload["launchUrl"].rsplit("/", 1)[1]
         self.tickets.append(ticket)
@@ -191,7 +190,9 @@ async def exercise_agent_control(run: Exercise, state: SandboxState) -> None:
     await run.login(WRONG_PASSWORD)  # a ticket for a wrong password is still a ticket
     await run.graphql(STATUS, {"input": {"session": run.sessions[-1][:-4] + "AAA="}})
     await run.graphql(STATUS, {"input": {**credentials, **session}})
-    await run.graphql(LOGIN, {"input": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD, "x": 1}})
+    await run.graphql(
+        AGENT_LOGIN_MUTATION, {"input": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD, "x": 1}}
+    )
     state.fail_next(100, status=503)
     await run.graphql(STATUS, {"input": session})  # unavailable upstream
     state.reset()

@@ -28,6 +28,7 @@ from gateway.talkme import SandboxState
 from tests.resolvers.helpers import codes
 from tests.support import (
     AGENT_LOGIN,
+    AGENT_LOGIN_MUTATION,
     AGENT_PASSWORD,
     ALL_KEY,
     READ_KEY,
@@ -44,10 +45,6 @@ from tests.support import (
 AGENT_TALK_ID = 501
 AGENT_USER_ID = 7001
 
-LOGIN = """
-mutation Login($input: AgentCredentialsInput!) {
-  agentLogin(input: $input) { launchUrl expiresAt session }
-}"""
 PAUSE = """
 mutation Pause($input: AgentAuthInput!) {
   pauseAgent(input: $input) { login status changedAt }
@@ -127,7 +124,9 @@ async def mutate(
 async def login(
     client: httpx.AsyncClient, agent: str = AGENT_LOGIN, password: str = AGENT_PASSWORD
 ) -> dict[str, Any]:
-    body = await gql(client, LOGIN, {"input": {"login": agent, "password": password}}, key=ALL_KEY)
+    body = await gql(
+        client, AGENT_LOGIN_MUTATION, {"input": {"login": agent, "password": password}}, key=ALL_KEY
+    )
     assert "errors" not in body, body
     payload: dict[str, Any] = body["data"]["agentLogin"]
     return payload
@@ -473,7 +472,12 @@ async def test_an_expired_session_is_bad_user_input(
 async def test_agent_login_with_an_empty_login_or_password_is_bad_user_input(
     gateway: httpx.AsyncClient, agent: str, password: str
 ) -> None:
-    body = await gql(gateway, LOGIN, {"input": {"login": agent, "password": password}}, key=ALL_KEY)
+    body = await gql(
+        gateway,
+        AGENT_LOGIN_MUTATION,
+        {"input": {"login": agent, "password": password}},
+        key=ALL_KEY,
+    )
     assert codes(body) == ["BAD_USER_INPUT"]
     assert body["data"] == {"agentLogin": None}
 
@@ -636,7 +640,7 @@ async def test_one_failing_mutation_does_not_hide_the_data_of_another(
 @pytest.mark.parametrize(
     ("field", "document", "auth"),
     [
-        ("agentLogin", LOGIN, {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}),
+        ("agentLogin", AGENT_LOGIN_MUTATION, {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}),
         ("pauseAgent", PAUSE, CREDENTIALS),
         ("resumeAgent", RESUME, CREDENTIALS),
         ("agentLogout", LOGOUT, CREDENTIALS),
@@ -671,7 +675,7 @@ NUMERIC_PASSWORD = 80417293  # Talk.me's own example password is all digits
     ("document", "variables", "password"),
     [
         (
-            LOGIN,
+            AGENT_LOGIN_MUTATION,
             {"input": {"login": AGENT_LOGIN, "password": NUMERIC_PASSWORD}},
             str(NUMERIC_PASSWORD),
         ),
@@ -681,7 +685,7 @@ NUMERIC_PASSWORD = 80417293  # Talk.me's own example password is all digits
             str(NUMERIC_PASSWORD),
         ),
         (
-            LOGIN,
+            AGENT_LOGIN_MUTATION,
             {"input": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD, "token": "t"}},
             AGENT_PASSWORD,
         ),
@@ -781,7 +785,12 @@ async def test_no_response_or_log_record_holds_a_password_token_or_secret_key(
             AgentCredentials(AGENT_LOGIN, AGENT_PASSWORD), ttl_s=60, now=time.time() - 3600
         )
         await mutate(client, RESUME, {"session": expired})
-        await gql(client, LOGIN, {"input": {"login": AGENT_LOGIN, "password": ""}}, key=ALL_KEY)
+        await gql(
+            client,
+            AGENT_LOGIN_MUTATION,
+            {"input": {"login": AGENT_LOGIN, "password": ""}},
+            key=ALL_KEY,
+        )
         calls.delay(0.8)
         await mutate(client, LOGOUT, CREDENTIALS)
         calls.reset()

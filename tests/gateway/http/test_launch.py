@@ -26,6 +26,7 @@ from gateway.http.app import create_app
 from gateway.replicas.pubsub import AGENT_STATUS, LocalFanout
 from tests.support import (
     AGENT_LOGIN,
+    AGENT_LOGIN_MUTATION,
     AGENT_PASSWORD,
     ALL_KEY,
     READ_KEY,
@@ -44,10 +45,6 @@ TALKME_LOGIN_URL = f"{TALKME_URL}/login"
 SPECIAL_PASSWORD = "a\"b<c>d&e'f"
 CREDENTIAL_SECRETS = (AGENT_PASSWORD, SPECIAL_PASSWORD, TALKME_TOKEN, TALKME_EXTERNAL_TOKEN)
 
-LOGIN = """
-mutation Login($input: AgentCredentialsInput!) {
-  agentLogin(input: $input) { launchUrl expiresAt session }
-}"""
 QUEUE_STATUS = """
 query QueueStatus($login: String!) {
   agent(login: $login) { queueStatus { status changedAt } }
@@ -113,7 +110,9 @@ async def launch_url(
     client: httpx.AsyncClient, login: str = AGENT_LOGIN, password: str = AGENT_PASSWORD
 ) -> str:
     """The launch URL `agentLogin` hands out for these credentials."""
-    body = await gql(client, LOGIN, {"input": {"login": login, "password": password}}, key=ALL_KEY)
+    body = await gql(
+        client, AGENT_LOGIN_MUTATION, {"input": {"login": login, "password": password}}, key=ALL_KEY
+    )
     assert "errors" not in body, body
     url: str = body["data"]["agentLogin"]["launchUrl"]
     return url
