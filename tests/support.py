@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.auth import key_digest
 from gateway.settings import ApiKeyEntry, Settings
+from gateway.signatures import secret_bytes, sign
 from gateway.storage.sqlite import SQLiteStore
 from tests.factories import Payload, talk
 
@@ -90,6 +92,19 @@ def graphql_data(response: httpx.Response) -> dict[str, Any]:
     assert "errors" not in body, body
     data: dict[str, Any] = body["data"]
     return data
+
+
+def signed_headers(
+    secret: str, body: bytes, *, msg_id: str = "msg_1", at: int | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers for `body`, signed with `secret` at `at` (by default, now)."""
+    timestamp = int(time.time()) if at is None else at
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret_bytes(secret), msg_id, timestamp, body),
+        "content-type": "application/json",
+    }
 
 
 async def push(
