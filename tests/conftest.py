@@ -16,7 +16,6 @@ from starlette.applications import Starlette
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.storage import TalkStore, open_store
-from gateway.talkme import create_sandbox
 from tests.abuse.bounds import FIGURES as ABUSE_FIGURES
 from tests.backends import (
     BACKENDS,
@@ -32,10 +31,7 @@ from tests.backends import (
     with_database,
 )
 from tests.support import (
-    AGENT_LOGIN,
-    AGENT_PASSWORD,
-    TALKME_EXTERNAL_TOKEN,
-    TALKME_TOKEN,
+    agent_sandbox,
     make_settings,
     serving,
     talkme_settings,
@@ -90,11 +86,7 @@ async def store(settings: Settings) -> AsyncIterator[TalkStore]:
 @pytest.fixture
 def sandbox() -> Starlette:
     """The Talk.me sandbox, knowing one agent; its controls are `sandbox.state.sandbox`."""
-    return create_sandbox(
-        {AGENT_LOGIN: AGENT_PASSWORD},
-        token=TALKME_TOKEN,
-        external_login_token=TALKME_EXTERNAL_TOKEN,
-    )
+    return agent_sandbox()
 
 
 @pytest.fixture

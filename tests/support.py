@@ -27,6 +27,7 @@ from gateway.auth import key_digest
 from gateway.settings import ApiKeyEntry, Settings
 from gateway.signatures import secret_bytes, sign
 from gateway.storage.sqlite import SQLiteStore
+from gateway.talkme import create_sandbox
 from tests.factories import Payload, talk
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
@@ -141,6 +142,16 @@ def talkme_settings(tmp_path: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return make_settings(tmp_path, **values)
+
+
+def agent_sandbox() -> Starlette:
+    """A new Talk.me sandbox knowing one agent, AGENT_LOGIN, and the test tokens; its controls
+    are `sandbox.state.sandbox`."""
+    return create_sandbox(
+        {AGENT_LOGIN: AGENT_PASSWORD},
+        token=TALKME_TOKEN,
+        external_login_token=TALKME_EXTERNAL_TOKEN,
+    )
 
 
 def agent_talk(talk_id: int, user_id: int) -> Payload:

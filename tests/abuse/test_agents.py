@@ -26,7 +26,7 @@ from gateway.auth import key_digest
 from gateway.http.app import create_app
 from gateway.replicas.pubsub import AGENT_STATUS, LocalFanout
 from gateway.settings import ApiKeyEntry, Settings
-from gateway.talkme import SandboxState, TalkmeClient, create_sandbox
+from gateway.talkme import SandboxState, TalkmeClient
 from tests.abuse.bounds import bounded
 from tests.backends import REDIS_URL, require_redis
 from tests.factories import talk
@@ -37,8 +37,7 @@ from tests.support import (
     AGENT_PASSWORD,
     ALL_KEY,
     KEYS,
-    TALKME_EXTERNAL_TOKEN,
-    TALKME_TOKEN,
+    agent_sandbox,
     push,
     serving,
     talkme_settings,
@@ -124,17 +123,9 @@ class Gateway:
         return status
 
 
-def new_sandbox() -> Starlette:
-    return create_sandbox(
-        {AGENT_LOGIN: AGENT_PASSWORD},
-        token=TALKME_TOKEN,
-        external_login_token=TALKME_EXTERNAL_TOKEN,
-    )
-
-
 @pytest.fixture
 async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
-    sandbox = new_sandbox()
+    sandbox = agent_sandbox()
     app = create_app(keyed_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
@@ -220,7 +211,7 @@ async def test_a_session_revoked_on_one_replica_is_refused_on_another(
 ) -> None:
     # An agent of this run's own: with Redis, other test runs share the server.
     agent, password = f"9{secrets.randbelow(10**8):08d}", "agent-pw-replicas-3"
-    sandbox = new_sandbox()
+    sandbox = agent_sandbox()
     sandbox.state.sandbox.agents[agent] = password
     if shared == "redis":
         await require_redis()

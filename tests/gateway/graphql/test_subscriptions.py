@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import generate_latest
+from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 
 from gateway.http.app import create_app
@@ -25,8 +26,6 @@ from tests.support import (
     NO_SCOPE_KEY,
     READ_KEY,
     TALK_UPDATED,
-    TALKME_EXTERNAL_TOKEN,
-    TALKME_TOKEN,
     GraphQLSocket,
     live_server,
     make_settings,
@@ -186,14 +185,7 @@ async def test_a_slow_subscriber_loses_its_oldest_events_counted() -> None:
     assert "talkgate_subscription_events_dropped_total 3.0" in exposed
 
 
-async def test_agent_status_changes_are_pushed(tmp_path: Path) -> None:
-    from gateway.talkme import create_sandbox
-
-    sandbox = create_sandbox(
-        {AGENT_LOGIN: AGENT_PASSWORD},
-        token=TALKME_TOKEN,
-        external_login_token=TALKME_EXTERNAL_TOKEN,
-    )
+async def test_agent_status_changes_are_pushed(tmp_path: Path, sandbox: Starlette) -> None:
     app = create_app(talkme_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
     query = "subscription($l: String) { agentStatusChanged(login: $l) { login status changedAt } }"
     async with live_server(app) as address, await open_socket(address) as ws:
