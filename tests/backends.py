@@ -13,9 +13,9 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -119,6 +119,20 @@ async def create_database(admin_url: str) -> str:
 
 async def drop_database(admin_url: str, name: str) -> None:
     await _execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """The URL of a new, empty database on the server of POSTGRES_URL, dropped on leaving;
+    without PostgreSQL, the test skips, saying why (`unreachable`)."""
+    try:
+        name = run_apart(lambda: create_database(POSTGRES_URL))
+    except UNREACHABLE as exc:
+        unreachable("PostgreSQL", POSTGRES_URL, repr(exc))
+    try:
+        yield with_database(POSTGRES_URL, name)
+    finally:
+        run_apart(lambda: drop_database(POSTGRES_URL, name))
 
 
 async def fresh_schema(database_url: str) -> str:

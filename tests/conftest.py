@@ -19,16 +19,10 @@ from gateway.storage import TalkStore, open_store
 from tests.abuse.bounds import FIGURES as ABUSE_FIGURES
 from tests.backends import (
     BACKENDS,
-    POSTGRES_URL,
     REDIS_URL,
-    UNREACHABLE,
-    create_database,
-    drop_database,
     empty_store_url,
     require_redis,
-    run_apart,
-    unreachable,
-    with_database,
+    throwaway_database,
 )
 from tests.support import (
     agent_sandbox,
@@ -41,12 +35,8 @@ from tests.support import (
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """URL of a throwaway database; every PostgreSQL test skips, saying why, without one."""
-    try:
-        name = run_apart(lambda: create_database(POSTGRES_URL))
-    except UNREACHABLE as exc:
-        unreachable("PostgreSQL", POSTGRES_URL, repr(exc))
-    yield with_database(POSTGRES_URL, name)
-    run_apart(lambda: drop_database(POSTGRES_URL, name))
+    with throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
