@@ -13,9 +13,9 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -101,33 +101,44 @@ def run_apart(work: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, main()).result()
 
 
+async def _execute(url: str, sql: str) -> None:
+    """Run one statement on a connection of its own to `url`."""
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
 async def create_database(admin_url: str) -> str:
     """A new, empty database on the server of `admin_url`; returns its name."""
     name = f"talkgate_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(admin_url, timeout=5)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await _execute(admin_url, f'CREATE DATABASE "{name}"')
     return name
 
 
 async def drop_database(admin_url: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_url, timeout=5)
+    await _execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """The URL of a new, empty database on the server of POSTGRES_URL, dropped on leaving;
+    without PostgreSQL, the test skips, saying why (`unreachable`)."""
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        name = run_apart(lambda: create_database(POSTGRES_URL))
+    except UNREACHABLE as exc:
+        unreachable("PostgreSQL", POSTGRES_URL, repr(exc))
+    try:
+        yield with_database(POSTGRES_URL, name)
     finally:
-        await admin.close()
+        run_apart(lambda: drop_database(POSTGRES_URL, name))
 
 
 async def fresh_schema(database_url: str) -> str:
     """The URL of a new, empty schema in the database of `database_url`."""
     schema = f"t_{secrets.token_hex(6)}"
-    connection = await asyncpg.connect(database_url, timeout=5)
-    try:
-        await connection.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await connection.close()
+    await _execute(database_url, f'CREATE SCHEMA "{schema}"')
     return with_schema(database_url, schema)
 
 

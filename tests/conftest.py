@@ -16,26 +16,16 @@ from starlette.applications import Starlette
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from gateway.storage import TalkStore, open_store
-from gateway.talkme import create_sandbox
 from tests.abuse.bounds import FIGURES as ABUSE_FIGURES
 from tests.backends import (
     BACKENDS,
-    POSTGRES_URL,
     REDIS_URL,
-    UNREACHABLE,
-    create_database,
-    drop_database,
     empty_store_url,
     require_redis,
-    run_apart,
-    unreachable,
-    with_database,
+    throwaway_database,
 )
 from tests.support import (
-    AGENT_LOGIN,
-    AGENT_PASSWORD,
-    TALKME_EXTERNAL_TOKEN,
-    TALKME_TOKEN,
+    agent_sandbox,
     make_settings,
     serving,
     talkme_settings,
@@ -45,12 +35,8 @@ from tests.support import (
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """URL of a throwaway database; every PostgreSQL test skips, saying why, without one."""
-    try:
-        name = run_apart(lambda: create_database(POSTGRES_URL))
-    except UNREACHABLE as exc:
-        unreachable("PostgreSQL", POSTGRES_URL, repr(exc))
-    yield with_database(POSTGRES_URL, name)
-    run_apart(lambda: drop_database(POSTGRES_URL, name))
+    with throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -90,11 +76,7 @@ async def store(settings: Settings) -> AsyncIterator[TalkStore]:
 @pytest.fixture
 def sandbox() -> Starlette:
     """The Talk.me sandbox, knowing one agent; its controls are `sandbox.state.sandbox`."""
-    return create_sandbox(
-        {AGENT_LOGIN: AGENT_PASSWORD},
-        token=TALKME_TOKEN,
-        external_login_token=TALKME_EXTERNAL_TOKEN,
-    )
+    return agent_sandbox()
 
 
 @pytest.fixture

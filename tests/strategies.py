@@ -5,9 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from tests.factories import talk
+
+
+def served_examples(max_examples: int, *, shrink: bool = True) -> settings:
+    """Hypothesis settings for a property run against a served gateway: `max_examples` drawn,
+    no deadline and no example database; the function-scoped fixtures it shares across
+    examples, and its slowness, are accepted. With `shrink` off, a failure shows as drawn."""
+    phases = list(Phase) if shrink else [Phase.explicit, Phase.generate]
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        phases=phases,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
 
 json_scalars = (
     st.none()

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +25,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gateway.auth import key_digest
 from gateway.settings import ApiKeyEntry, Settings
+from gateway.signatures import secret_bytes, sign
 from gateway.storage.sqlite import SQLiteStore
+from gateway.talkme import create_sandbox
+from tests.factories import Payload, talk
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 READ_KEY = "tgk_test_reader"
@@ -82,6 +86,28 @@ async def gql(
     return body
 
 
+def graphql_data(response: httpx.Response) -> dict[str, Any]:
+    """The `data` of a GraphQL answer, asserting HTTP 200 and no errors."""
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def signed_headers(
+    secret: str, body: bytes, *, msg_id: str = "msg_1", at: int | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers for `body`, signed with `secret` at `at` (by default, now)."""
+    timestamp = int(time.time()) if at is None else at
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret_bytes(secret), msg_id, timestamp, body),
+        "content-type": "application/json",
+    }
+
+
 async def push(
     client: httpx.AsyncClient, payload: object, *, token: str = WEBHOOK_SECRET
 ) -> httpx.Response:
@@ -95,6 +121,11 @@ TALKME_EXTERNAL_TOKEN = "ext-login-93ac7d"
 AGENT_LOGIN = "1234"
 AGENT_PASSWORD = "agent-pw-7Hq2x"
 SECRET_KEY = "secret-key-for-tests-4d8a1c9e7b"
+PUBLIC_URL = "https://gateway.example"
+AGENT_LOGIN_MUTATION = """
+mutation Login($input: AgentCredentialsInput!) {
+  agentLogin(input: $input) { launchUrl expiresAt session }
+}"""
 
 
 def talkme_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -107,10 +138,43 @@ def talkme_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "talkme_external_login_token": SecretStr(TALKME_EXTERNAL_TOKEN),
         "talkme_timeout_s": 0.5,
         "secret_key": SecretStr(SECRET_KEY),
-        "public_url": "https://gateway.example",
+        "public_url": PUBLIC_URL,
     }
     values.update(overrides)
     return make_settings(tmp_path, **values)
+
+
+def agent_sandbox() -> Starlette:
+    """A new Talk.me sandbox knowing one agent, AGENT_LOGIN, and the test tokens; its controls
+    are `sandbox.state.sandbox`."""
+    return create_sandbox(
+        {AGENT_LOGIN: AGENT_PASSWORD},
+        token=TALKME_TOKEN,
+        external_login_token=TALKME_EXTERNAL_TOKEN,
+    )
+
+
+def agent_talk(talk_id: int, user_id: int) -> Payload:
+    """A talk whose messages were written by the Talk.me agent AGENT_LOGIN (user `user_id`)."""
+    payload = talk(talk_id)
+    for history in payload["talk_histories"]:
+        user = dict(history["user"])
+        user.update(id=user_id, login=AGENT_LOGIN, name="Ana Agente", is_bot=False)
+        history["user"] = user
+        history["user_id"] = user_id
+    return payload
+
+
+async def push_agent_talk(client: httpx.AsyncClient, talk_id: int, user_id: int) -> None:
+    """Make the gateway know the agent AGENT_LOGIN: post its talk to the webhook."""
+    response = await push(client, agent_talk(talk_id, user_id))
+    assert response.status_code == 202, response.text
+
+
+def launch_path(launch_url: str) -> str:
+    """The path of a launch link `agentLogin` handed out on PUBLIC_URL."""
+    assert launch_url.startswith(PUBLIC_URL + "/talkme/launch/"), launch_url
+    return launch_url.removeprefix(PUBLIC_URL)
 
 
 @asynccontextmanager

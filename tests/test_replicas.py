@@ -30,16 +30,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from gateway.auth import key_digest
 from gateway.settings import SCOPES
 from tests.backends import (
-    POSTGRES_URL,
     REDIS_URL,
-    UNREACHABLE,
-    create_database,
-    drop_database,
-    run_apart,
+    throwaway_database,
     unreachable,
-    with_database,
 )
 from tests.factories import snapshot, talk
+from tests.support import graphql_data
 
 pytestmark = pytest.mark.slow
 
@@ -181,17 +177,11 @@ def _pair(directory: Path, env: dict[str, str]) -> Iterator[Replicas]:
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
     """A new, empty database for this module; skips, saying why, without PostgreSQL or Redis."""
-    try:
-        name = run_apart(lambda: create_database(POSTGRES_URL))
-    except UNREACHABLE as exc:
-        unreachable("PostgreSQL", POSTGRES_URL, repr(exc))
-    try:
+    with throwaway_database() as url:
         problem = _redis_problem(REDIS_URL)
         if problem is not None:
             unreachable("Redis", REDIS_URL, problem)
-        yield with_database(POSTGRES_URL, name)
-    finally:
-        run_apart(lambda: drop_database(POSTGRES_URL, name))
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -213,11 +203,7 @@ async def gql(base: str, query: str, variables: dict[str, Any] | None = None) ->
             json={"query": query, "variables": variables or {}},
             headers={"Authorization": f"Bearer {KEY}"},
         )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
+    return graphql_data(response)
 
 
 async def post_talk(client: httpx.AsyncClient, payload: object) -> httpx.Response:

@@ -32,6 +32,7 @@ from gateway.settings import SCOPES
 from tests.backends import REDIS_URL, fresh_schema, require_redis
 from tests.factories import snapshot, talk
 from tests.reliability.support import free_port, wait_exit
+from tests.support import graphql_data
 
 pytestmark = [
     pytest.mark.slow,
@@ -210,11 +211,7 @@ class Pinned:
             json={"query": query, "variables": variables or {}},
             headers={"Authorization": f"Bearer {KEY}"},
         )
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        assert "errors" not in body, body
-        data: dict[str, Any] = body["data"]
-        return data
+        return graphql_data(response)
 
     async def post_talk(self, payload: object) -> None:
         response = await self.request(

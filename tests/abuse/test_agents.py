@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
@@ -26,17 +26,18 @@ from gateway.auth import key_digest
 from gateway.http.app import create_app
 from gateway.replicas.pubsub import AGENT_STATUS, LocalFanout
 from gateway.settings import ApiKeyEntry, Settings
-from gateway.talkme import SandboxState, TalkmeClient, create_sandbox
+from gateway.talkme import SandboxState, TalkmeClient
 from tests.abuse.bounds import bounded
 from tests.backends import REDIS_URL, require_redis
 from tests.factories import talk
+from tests.strategies import served_examples
 from tests.support import (
     AGENT_LOGIN,
+    AGENT_LOGIN_MUTATION,
     AGENT_PASSWORD,
     ALL_KEY,
     KEYS,
-    TALKME_EXTERNAL_TOKEN,
-    TALKME_TOKEN,
+    agent_sandbox,
     push,
     serving,
     talkme_settings,
@@ -46,10 +47,6 @@ OTHER_KEY = "tgk_test_other_controller"
 OTHER_KEY_NAME = "other-controller"
 FETCHAUDIO = "/talkme-ui/external/operational/fetchaudio/"
 
-LOGIN = """
-mutation Login($input: AgentCredentialsInput!) {
-  agentLogin(input: $input) { launchUrl expiresAt session }
-}"""
 PAUSE = "mutation($input: AgentAuthInput!) { pauseAgent(input: $input) { login status } }"
 RESUME = "mutation($input: AgentAuthInput!) { resumeAgent(input: $input) { login status } }"
 LOGOUT = "mutation($input: AgentAuthInput!) { agentLogout(input: $input) { login status } }"
@@ -61,13 +58,7 @@ CREDENTIALS = {"credentials": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}
 CREDENTIALS_INPUT = {"input": CREDENTIALS}
 WRONG = {"credentials": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD + "-nope"}}
 
-ABUSE = settings(
-    max_examples=60,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+ABUSE = served_examples(60, shrink=False)
 
 
 def keyed_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -117,7 +108,10 @@ class Gateway:
     async def login(self, *, key: str = ALL_KEY, agent: str = AGENT_LOGIN) -> str:
         password = self.sandbox.agents[agent]
         body = await ask(
-            self.client, LOGIN, {"input": {"login": agent, "password": password}}, key=key
+            self.client,
+            AGENT_LOGIN_MUTATION,
+            {"input": {"login": agent, "password": password}},
+            key=key,
         )
         assert "errors" not in body, body
         session: str = body["data"]["agentLogin"]["session"]
@@ -129,17 +123,9 @@ class Gateway:
         return status
 
 
-def new_sandbox() -> Starlette:
-    return create_sandbox(
-        {AGENT_LOGIN: AGENT_PASSWORD},
-        token=TALKME_TOKEN,
-        external_login_token=TALKME_EXTERNAL_TOKEN,
-    )
-
-
 @pytest.fixture
 async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
-    sandbox = new_sandbox()
+    sandbox = agent_sandbox()
     app = create_app(keyed_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
@@ -225,7 +211,7 @@ async def test_a_session_revoked_on_one_replica_is_refused_on_another(
 ) -> None:
     # An agent of this run's own: with Redis, other test runs share the server.
     agent, password = f"9{secrets.randbelow(10**8):08d}", "agent-pw-replicas-3"
-    sandbox = new_sandbox()
+    sandbox = agent_sandbox()
     sandbox.state.sandbox.agents[agent] = password
     if shared == "redis":
         await require_redis()
@@ -243,7 +229,7 @@ async def test_a_session_revoked_on_one_replica_is_refused_on_another(
         create_app(second, talkme_transport=transport),
     )
     async with serving(one) as a, serving(other) as b:
-        made = await ask(a, LOGIN, {"input": {"login": agent, "password": password}})
+        made = await ask(a, AGENT_LOGIN_MUTATION, {"input": {"login": agent, "password": password}})
         session = made["data"]["agentLogin"]["session"]
         assert codes(await ask(b, PAUSE, {"input": {"session": session}})) == []
         assert codes(await ask(a, LOGOUT, {"input": {"session": session}})) == []
@@ -261,7 +247,9 @@ async def test_a_wrong_password_and_its_launch_page_leave_the_status_unknown_and
 ) -> None:
     async with gw.fanout.subscription(AGENT_STATUS) as events:
         body = await ask(
-            gw.client, LOGIN, {"input": {"login": AGENT_LOGIN, "password": "wrong-password"}}
+            gw.client,
+            AGENT_LOGIN_MUTATION,
+            {"input": {"login": AGENT_LOGIN, "password": "wrong-password"}},
         )
         launch = body["data"]["agentLogin"]["launchUrl"].removeprefix("https://gateway.example")
         assert (await gw.client.get(launch)).status_code == 200
@@ -398,7 +386,7 @@ BAD_PASSWORDS = ["a\x00b", "pw\r\nX-Injected: 1", "\x7f", "p" * 257, "p" * 900_0
 async def test_credentials_talk_me_could_not_know_are_bad_user_input_and_unsent(
     gw: Gateway, field: str, login: str, password: str
 ) -> None:
-    document = LOGIN if field == "agentLogin" else STATUS_MUTATIONS[field]
+    document = AGENT_LOGIN_MUTATION if field == "agentLogin" else STATUS_MUTATIONS[field]
     given = {"login": login, "password": password}
     variables = {"input": given if field == "agentLogin" else {"credentials": given}}
     async with bounded(f"{field} {len(login)}/{len(password)} chars", seconds=3.0, peak_mib=60):
@@ -418,7 +406,7 @@ async def test_a_lone_surrogate_is_refused_at_the_edge_and_unsent(gw: Gateway, f
         document, variables = RECORDING, {"p": "12\ud80034"}
     else:
         given = {"login": AGENT_LOGIN, "password": "pw\ud800"}
-        document = LOGIN if field == "agentLogin" else STATUS_MUTATIONS[field]
+        document = AGENT_LOGIN_MUTATION if field == "agentLogin" else STATUS_MUTATIONS[field]
         variables = {"input": given if field == "agentLogin" else {"credentials": given}}
     response = await gw.client.post(
         "/graphql",

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
@@ -35,6 +35,7 @@ from gateway.demo.wiring import SANDBOX_PREFIX
 from gateway.http.app import create_app
 from tests.abuse.bounds import bounded
 from tests.factories import talk
+from tests.strategies import served_examples
 from tests.support import live_server, make_settings
 
 OWN = "http://127.0.0.1:8000"
@@ -42,12 +43,7 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 PII = '{ customer(id: "500000") { telephones { number } } }'
 PHONE = "999887766"  # the demo customer's
 COUNT = "{ talks { totalCount } }"
-FUZZ = settings(
-    max_examples=80,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = served_examples(80)
 
 # Names a rebinding page could bring, and malformed values: none is a loopback name.
 FOREIGN_HOSTS = [

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.http.app import create_app
@@ -25,6 +25,7 @@ from gateway.storage import TalkStore, open_store
 from gateway.storage.records import PageRequest, TalkQuery
 from tests.abuse.bounds import bounded
 from tests.factories import Payload, snapshot, talk
+from tests.strategies import served_examples
 from tests.support import ALL_KEY, WEBHOOK_SECRET, make_settings, push, serving, talkgate
 
 URL = "/webhooks/talks"
@@ -229,12 +230,7 @@ async def test_a_body_nested_past_what_json_parsers_read_is_400_and_kept(
     assert letter.body == raw
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@served_examples(40)
 @given(
     depth=st.integers(LIMIT + 1, 600),
     kinds=st.lists(st.sampled_from(["list", "dict"]), min_size=1, max_size=3),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,16 +152,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """`talkgate serve --demo` as a real process on a free loopback port; its stderr file."""
+@contextmanager
+def _serving_demo(
+    tmp_path: Path, *flags: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, Path]]:
+    """`talkgate serve --demo [flags]` as a real process on a free loopback port, ready; its
+    base URL and stderr file. It is stopped on leaving."""
     port = _free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "gateway.cli", "serve", "--demo", "--port", str(port)],
+            [sys.executable, "-m", "gateway.cli", "serve", "--demo", *flags, "--port", str(port)],
             cwd=tmp_path,
-            env=env_for(tmp_path),
+            env=env or env_for(tmp_path),
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
@@ -182,6 +186,13 @@ def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         process.wait(timeout=30)
 
 
+@pytest.fixture
+def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`talkgate serve --demo` as a real process on a free loopback port; its stderr file."""
+    with _serving_demo(tmp_path) as served:
+        yield served
+
+
 def _demo_answer(
     tmp_path: Path,
     query: str,
@@ -190,33 +201,11 @@ def _demo_answer(
     key: str | None = None,
 ) -> dict[str, Any]:
     """What `talkgate serve --demo [flags]` (on cli.db) answers to `query`; then it stops."""
-    port = _free_port()
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "gateway.cli", "serve", "--demo", *flags, "--port", str(port)],
-        cwd=tmp_path,
-        env=env or env_for(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "serve --demo stopped"
-            assert time.monotonic() < deadline, "serve --demo did not start"
-            time.sleep(0.1)
+    with _serving_demo(tmp_path, *flags, env=env) as (base, _):
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         answer = httpx.post(f"{base}/graphql", json={"query": query}, headers=headers)
-        body: dict[str, Any] = answer.json()
-        return body
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    body: dict[str, Any] = answer.json()
+    return body
 
 
 def _demo_talks(tmp_path: Path, *flags: str) -> int:

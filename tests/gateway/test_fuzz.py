@@ -25,7 +25,7 @@ from graphql import (
     parse,
 )
 from graphql.type.definition import GraphQLNamedType, get_named_type
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
@@ -33,20 +33,14 @@ from gateway.graphql.limits import QueryLimits, measure
 from gateway.graphql.schema_assembly import build_schema
 from gateway.http.app import create_app
 from tests.factories import talk
-from tests.strategies import json_values, mangled_talk, odd_strings
+from tests.strategies import json_values, mangled_talk, odd_strings, served_examples
 from tests.support import ALL_KEY, READ_KEY, WEBHOOK_SECRET, talkme_settings
 
 SCHEMA = build_schema()._schema
 WEBHOOK_LIMIT = 64 * 1024
 WEBHOOK = {"X-Webhook-Token": WEBHOOK_SECRET, "Content-Type": "application/json"}
-FUZZ = settings(
-    max_examples=120,
-    deadline=None,
-    database=None,
-    # No shrinking: a failure shows as drawn, and the named tests below say what broke.
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+# No shrinking: a failure shows as drawn, and the named tests below say what broke.
+FUZZ = served_examples(120, shrink=False)
 
 
 @pytest.fixture

@@ -237,15 +237,21 @@ async def test_fetch_many_returns_failures_beside_the_other_answers() -> None:
 # -- cancellation ----------------------------------------------------------------------------
 
 
-async def test_a_fetch_abandoned_by_its_caller_still_completes_for_the_next_one() -> None:
-    source = FakeSource(gated=True)
-    recordings = Recordings(source, RecordingCache(TTL_S), concurrency=4)
-    owner = asyncio.create_task(recordings.fetch("P1"))
+async def abandon_a_fetch(recordings: Recordings, source: FakeSource, protocol: str) -> None:
+    """Fetch `protocol` and cancel the caller once the (gated) source is asked; then release
+    the source."""
+    owner = asyncio.create_task(recordings.fetch(protocol))
     await source.started.wait()
     owner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await owner
     source.release()
+
+
+async def test_a_fetch_abandoned_by_its_caller_still_completes_for_the_next_one() -> None:
+    source = FakeSource(gated=True)
+    recordings = Recordings(source, RecordingCache(TTL_S), concurrency=4)
+    await abandon_a_fetch(recordings, source, "P1")
     got = await asyncio.wait_for(recordings.fetch("P1"), timeout=5)
     assert got.url == "https://cdn.example/P1.mp3"
     # The abandoned fetch ran on and was reused: no second upstream call.
@@ -255,12 +261,7 @@ async def test_a_fetch_abandoned_by_its_caller_still_completes_for_the_next_one(
 async def test_a_cancelled_fetch_gives_its_slot_back() -> None:
     source = FakeSource(gated=True)
     recordings = Recordings(source, RecordingCache(TTL_S), concurrency=1)
-    owner = asyncio.create_task(recordings.fetch("P1"))
-    await source.started.wait()
-    owner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await owner
-    source.release()
+    await abandon_a_fetch(recordings, source, "P1")
     got = await asyncio.wait_for(recordings.fetch("P2"), timeout=5)
     assert got.protocol == "P2"
 

@@ -9,7 +9,6 @@ logger at DEBUG; then everything that was logged or answered is searched for eve
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,11 +23,11 @@ from starlette.applications import Starlette
 
 from gateway.http.app import create_app
 from gateway.settings import Settings
-from gateway.signatures import secret_bytes, sign
 from gateway.talkme import SandboxState, TalkmeClient
 from tests.resolvers.helpers import StoreSpy, talk_of
 from tests.support import (
     AGENT_LOGIN,
+    AGENT_LOGIN_MUTATION,
     AGENT_PASSWORD,
     ALL_KEY,
     NO_SCOPE_KEY,
@@ -38,6 +37,7 @@ from tests.support import (
     TALKME_EXTERNAL_TOKEN,
     TALKME_TOKEN,
     WEBHOOK_SECRET,
+    signed_headers,
     talkme_settings,
 )
 
@@ -58,10 +58,6 @@ STATIC_SECRETS = (
 )
 PUBLIC_URL = "https://gateway.example"
 
-LOGIN = """
-mutation Login($input: AgentCredentialsInput!) {
-  agentLogin(input: $input) { launchUrl expiresAt session }
-}"""
 STATUS = """
 mutation Status($input: AgentAuthInput!) {
   pauseAgent(input: $input) { status }
@@ -98,7 +94,9 @@ class Exercise:
 
     async def login(self, password: str = AGENT_PASSWORD) -> str:
         """agentLogin; returns the launch path. Its answer may hold the ticket and session."""
-        body = await self.graphql(LOGIN, {"input": {"login": AGENT_LOGIN, "password": password}})
+        body = await self.graphql(
+            AGENT_LOGIN_MUTATION, {"input": {"login": AGENT_LOGIN, "password": password}}
+        )
         payload = body["data"]["agentLogin"]
         ticket = payload["launchUrl"].rsplit("/", 1)[1]
         self.tickets.append(ticket)
@@ -126,16 +124,6 @@ async def exercising(settings: Settings, sandbox: Starlette) -> AsyncIterator[Ex
             yield run
 
 
-def signed(body: bytes, msg_id: str) -> dict[str, str]:
-    timestamp = int(time.time())
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret_bytes(WEBHOOK_SECRET), msg_id, timestamp, body),
-        "content-type": "application/json",
-    }
-
-
 async def exercise_the_webhook(run: Exercise) -> None:
     client = run.client
     token = {"X-Webhook-Token": WEBHOOK_SECRET}
@@ -148,9 +136,13 @@ async def exercise_the_webhook(run: Exercise) -> None:
     wrong_query = f"/webhooks/talks?token=x{WEBHOOK_SECRET}"
     assert (await client.post(wrong_query, json=talk_of(9))).status_code == 401
     body = orjson.dumps(talk_of(10))
-    good = await client.post("/webhooks/talks", content=body, headers=signed(body, "msg_1"))
+    good = await client.post(
+        "/webhooks/talks",
+        content=body,
+        headers=signed_headers(WEBHOOK_SECRET, body, msg_id="msg_1"),
+    )
     assert good.status_code == 202
-    forged = signed(body, "msg_2")
+    forged = signed_headers(WEBHOOK_SECRET, body, msg_id="msg_2")
     forged["webhook-signature"] = "v1,AAAA " + forged["webhook-signature"][:-4] + "AAA="
     assert (await client.post("/webhooks/talks", content=body, headers=forged)).status_code == 401
     for key, status in ((PUSH_KEY, 202), (READ_KEY, 403), (UNKNOWN_KEY, 401)):
@@ -191,7 +183,9 @@ async def exercise_agent_control(run: Exercise, state: SandboxState) -> None:
     await run.login(WRONG_PASSWORD)  # a ticket for a wrong password is still a ticket
     await run.graphql(STATUS, {"input": {"session": run.sessions[-1][:-4] + "AAA="}})
     await run.graphql(STATUS, {"input": {**credentials, **session}})
-    await run.graphql(LOGIN, {"input": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD, "x": 1}})
+    await run.graphql(
+        AGENT_LOGIN_MUTATION, {"input": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD, "x": 1}}
+    )
     state.fail_next(100, status=503)
     await run.graphql(STATUS, {"input": session})  # unavailable upstream
     state.reset()

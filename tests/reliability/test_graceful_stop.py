@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.settings import Settings
-from tests.reliability.support import serve_env, start_serve, wait_exit
+from tests.reliability.support import Served, serve_env, start_serve, wait_exit
 from tests.support import ALL_KEY, READ_KEY, GraphQLSocket
 
 GRACE_S = 3.0
@@ -78,6 +78,19 @@ async def slow_upstream(delay_s: float) -> AsyncIterator[SlowUpstream]:
         await server.wait_closed()
 
 
+async def sigterm_during_a_pause(
+    http: httpx.AsyncClient, served: Served, upstream: SlowUpstream
+) -> tuple[asyncio.Task[httpx.Response], float]:
+    """POST PAUSE and, once the upstream holds its call, SIGTERM the server: the request still
+    in flight, and when the signal was sent (time.monotonic)."""
+    in_flight = asyncio.create_task(
+        http.post("/graphql", json={"query": PAUSE}, headers={"Authorization": f"Bearer {ALL_KEY}"})
+    )
+    await asyncio.wait_for(upstream.received.wait(), 10)
+    served.process.send_signal(signal.SIGTERM)
+    return in_flight, time.monotonic()
+
+
 def test_the_grace_period_is_a_setting() -> None:
     assert Settings(_env_file=None).shutdown_grace_s == 30
     assert Settings(_env_file=None, shutdown_grace_s=2.5).shutdown_grace_s == 2.5
@@ -108,16 +121,7 @@ async def test_sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_in_t
                 socket = GraphQLSocket(ws)
                 assert (await socket.init(READ_KEY))["type"] == "connection_ack"
                 await socket.subscribe("subscription { talkUpdated { id: databaseId } }")
-                in_flight = asyncio.create_task(
-                    http.post(
-                        "/graphql",
-                        json={"query": PAUSE},
-                        headers={"Authorization": f"Bearer {ALL_KEY}"},
-                    )
-                )
-                await asyncio.wait_for(upstream.received.wait(), 10)
-                served.process.send_signal(signal.SIGTERM)
-                stopped_at = time.monotonic()
+                in_flight, stopped_at = await sigterm_during_a_pause(http, served, upstream)
 
                 # New connections are refused while the in-flight request is still running.
                 deadline = stopped_at + UPSTREAM_DELAY_S
@@ -171,16 +175,7 @@ async def test_a_request_outlasting_the_grace_period_does_not_hold_the_exit(
         served = await start_serve(tmp_path, env)
         try:
             async with httpx.AsyncClient(base_url=served.base, timeout=30) as http:
-                stuck = asyncio.create_task(
-                    http.post(
-                        "/graphql",
-                        json={"query": PAUSE},
-                        headers={"Authorization": f"Bearer {ALL_KEY}"},
-                    )
-                )
-                await asyncio.wait_for(upstream.received.wait(), 10)
-                served.process.send_signal(signal.SIGTERM)
-                stopped_at = time.monotonic()
+                stuck, stopped_at = await sigterm_during_a_pause(http, served, upstream)
                 code = await wait_exit(served.process, grace_s + 5)
                 assert code is not None, "the grace period did not bound the shutdown"
                 assert time.monotonic() - stopped_at < grace_s + 5

@@ -25,10 +25,10 @@ from gateway.http.app import create_app
 from gateway.sessions import AgentCredentials, SessionSealer
 from gateway.settings import ApiKeyEntry
 from gateway.talkme import SandboxState
-from tests.factories import Payload, talk
 from tests.resolvers.helpers import codes
 from tests.support import (
     AGENT_LOGIN,
+    AGENT_LOGIN_MUTATION,
     AGENT_PASSWORD,
     ALL_KEY,
     READ_KEY,
@@ -36,18 +36,15 @@ from tests.support import (
     TALKME_EXTERNAL_TOKEN,
     TALKME_TOKEN,
     gql,
-    push,
+    launch_path,
+    push_agent_talk,
     serving,
     talkme_settings,
 )
 
-PUBLIC_URL = "https://gateway.example"
+AGENT_TALK_ID = 501
 AGENT_USER_ID = 7001
 
-LOGIN = """
-mutation Login($input: AgentCredentialsInput!) {
-  agentLogin(input: $input) { launchUrl expiresAt session }
-}"""
 PAUSE = """
 mutation Pause($input: AgentAuthInput!) {
   pauseAgent(input: $input) { login status changedAt }
@@ -82,17 +79,6 @@ WRONG_CREDENTIALS = {"credentials": {"login": AGENT_LOGIN, "password": AGENT_PAS
 # -- helpers --------------------------------------------------------------------------------
 
 
-def agent_talk(talk_id: int = 501) -> Payload:
-    """A talk whose messages were written by the Talk.me agent AGENT_LOGIN."""
-    payload = talk(talk_id)
-    for history in payload["talk_histories"]:
-        user = dict(history["user"])
-        user.update(id=AGENT_USER_ID, login=AGENT_LOGIN, name="Ana Agente", is_bot=False)
-        history["user"] = user
-        history["user_id"] = AGENT_USER_ID
-    return payload
-
-
 def state_of(sandbox: Starlette) -> SandboxState:
     state: SandboxState = sandbox.state.sandbox
     return state
@@ -109,9 +95,16 @@ def whole_second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-def launch_path(launch_url: str) -> str:
-    assert launch_url.startswith(PUBLIC_URL + "/talkme/launch/"), launch_url
-    return launch_url.removeprefix(PUBLIC_URL)
+def credentials_and_tokens(**extra: str) -> dict[str, str]:
+    """The body Talk.me receives for an agent's status change: the agent's credentials, the
+    gateway's two tokens, and `extra` (the status, where there is one)."""
+    return {
+        "login": AGENT_LOGIN,
+        "password": AGENT_PASSWORD,
+        "token": TALKME_TOKEN,
+        "externalLoginToken": TALKME_EXTERNAL_TOKEN,
+        **extra,
+    }
 
 
 def closed_port() -> int:
@@ -131,7 +124,9 @@ async def mutate(
 async def login(
     client: httpx.AsyncClient, agent: str = AGENT_LOGIN, password: str = AGENT_PASSWORD
 ) -> dict[str, Any]:
-    body = await gql(client, LOGIN, {"input": {"login": agent, "password": password}}, key=ALL_KEY)
+    body = await gql(
+        client, AGENT_LOGIN_MUTATION, {"input": {"login": agent, "password": password}}, key=ALL_KEY
+    )
     assert "errors" not in body, body
     payload: dict[str, Any] = body["data"]["agentLogin"]
     return payload
@@ -154,8 +149,7 @@ def calls(sandbox: Starlette) -> SandboxState:
 @pytest.fixture
 async def gateway(talkme_client: httpx.AsyncClient) -> httpx.AsyncClient:
     """The gateway, knowing the agent AGENT_LOGIN from a talk posted to the webhook."""
-    response = await push(talkme_client, agent_talk())
-    assert response.status_code == 202, response.text
+    await push_agent_talk(talkme_client, AGENT_TALK_ID, AGENT_USER_ID)
     return talkme_client
 
 
@@ -171,62 +165,25 @@ async def fragile_gateway(tmp_path: Path, sandbox: Starlette) -> AsyncIterator[h
 # -- what Talk.me receives ------------------------------------------------------------------
 
 
-async def test_pause_agent_posts_status_n_with_credentials_and_tokens(
-    gateway: httpx.AsyncClient, calls: SandboxState
+@pytest.mark.parametrize(
+    ("field", "path", "extra"),
+    [
+        pytest.param("pauseAgent", STATUS_PATH, {"status": "N"}, id="pause-posts-status-N"),
+        pytest.param("resumeAgent", STATUS_PATH, {"status": "S"}, id="resume-posts-status-S"),
+        pytest.param("agentLogout", LOGOUT_PATH, {}, id="logout-posts-to-the-external-logout"),
+    ],
+)
+async def test_a_status_mutation_posts_the_credentials_and_tokens_to_talkme(
+    gateway: httpx.AsyncClient,
+    calls: SandboxState,
+    field: str,
+    path: str,
+    extra: dict[str, str],
 ) -> None:
-    body = await mutate(gateway, PAUSE, CREDENTIALS)
+    body = await mutate(gateway, STATUS_MUTATIONS[field][0], CREDENTIALS)
     assert "errors" not in body, body
     assert [(c.method, c.path, c.body) for c in calls.calls] == [
-        (
-            "POST",
-            STATUS_PATH,
-            {
-                "login": AGENT_LOGIN,
-                "password": AGENT_PASSWORD,
-                "token": TALKME_TOKEN,
-                "externalLoginToken": TALKME_EXTERNAL_TOKEN,
-                "status": "N",
-            },
-        )
-    ]
-
-
-async def test_resume_agent_posts_status_s_with_credentials_and_tokens(
-    gateway: httpx.AsyncClient, calls: SandboxState
-) -> None:
-    body = await mutate(gateway, RESUME, CREDENTIALS)
-    assert "errors" not in body, body
-    assert [(c.method, c.path, c.body) for c in calls.calls] == [
-        (
-            "POST",
-            STATUS_PATH,
-            {
-                "login": AGENT_LOGIN,
-                "password": AGENT_PASSWORD,
-                "token": TALKME_TOKEN,
-                "externalLoginToken": TALKME_EXTERNAL_TOKEN,
-                "status": "S",
-            },
-        )
-    ]
-
-
-async def test_agent_logout_posts_credentials_and_tokens_to_the_external_logout(
-    gateway: httpx.AsyncClient, calls: SandboxState
-) -> None:
-    body = await mutate(gateway, LOGOUT, CREDENTIALS)
-    assert "errors" not in body, body
-    assert [(c.method, c.path, c.body) for c in calls.calls] == [
-        (
-            "POST",
-            LOGOUT_PATH,
-            {
-                "login": AGENT_LOGIN,
-                "password": AGENT_PASSWORD,
-                "token": TALKME_TOKEN,
-                "externalLoginToken": TALKME_EXTERNAL_TOKEN,
-            },
-        )
+        ("POST", path, credentials_and_tokens(**extra))
     ]
 
 
@@ -357,7 +314,7 @@ async def test_the_agent_in_a_payload_needs_talks_read(tmp_path: Path, sandbox: 
     )
     app = create_app(settings, talkme_transport=httpx.ASGITransport(app=sandbox))
     async with serving(app) as client:
-        assert (await push(client, agent_talk())).status_code == 202
+        await push_agent_talk(client, AGENT_TALK_ID, AGENT_USER_ID)
         body = await mutate(
             client, WITH_AGENT.format(field="pauseAgent"), CREDENTIALS, key=controller
         )
@@ -439,18 +396,7 @@ async def test_a_session_from_agent_login_stands_for_the_credentials(
     assert "errors" not in body, body
     assert body["data"][field]["login"] == AGENT_LOGIN
     assert body["data"][field]["status"] == status
-    assert [(c.path, c.body) for c in calls.calls] == [
-        (
-            path,
-            {
-                "login": AGENT_LOGIN,
-                "password": AGENT_PASSWORD,
-                "token": TALKME_TOKEN,
-                "externalLoginToken": TALKME_EXTERNAL_TOKEN,
-                **extra,
-            },
-        )
-    ]
+    assert [(c.path, c.body) for c in calls.calls] == [(path, credentials_and_tokens(**extra))]
 
 
 @pytest.mark.parametrize(
@@ -526,7 +472,12 @@ async def test_an_expired_session_is_bad_user_input(
 async def test_agent_login_with_an_empty_login_or_password_is_bad_user_input(
     gateway: httpx.AsyncClient, agent: str, password: str
 ) -> None:
-    body = await gql(gateway, LOGIN, {"input": {"login": agent, "password": password}}, key=ALL_KEY)
+    body = await gql(
+        gateway,
+        AGENT_LOGIN_MUTATION,
+        {"input": {"login": agent, "password": password}},
+        key=ALL_KEY,
+    )
     assert codes(body) == ["BAD_USER_INPUT"]
     assert body["data"] == {"agentLogin": None}
 
@@ -689,7 +640,7 @@ async def test_one_failing_mutation_does_not_hide_the_data_of_another(
 @pytest.mark.parametrize(
     ("field", "document", "auth"),
     [
-        ("agentLogin", LOGIN, {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}),
+        ("agentLogin", AGENT_LOGIN_MUTATION, {"login": AGENT_LOGIN, "password": AGENT_PASSWORD}),
         ("pauseAgent", PAUSE, CREDENTIALS),
         ("resumeAgent", RESUME, CREDENTIALS),
         ("agentLogout", LOGOUT, CREDENTIALS),
@@ -724,7 +675,7 @@ NUMERIC_PASSWORD = 80417293  # Talk.me's own example password is all digits
     ("document", "variables", "password"),
     [
         (
-            LOGIN,
+            AGENT_LOGIN_MUTATION,
             {"input": {"login": AGENT_LOGIN, "password": NUMERIC_PASSWORD}},
             str(NUMERIC_PASSWORD),
         ),
@@ -734,7 +685,7 @@ NUMERIC_PASSWORD = 80417293  # Talk.me's own example password is all digits
             str(NUMERIC_PASSWORD),
         ),
         (
-            LOGIN,
+            AGENT_LOGIN_MUTATION,
             {"input": {"login": AGENT_LOGIN, "password": AGENT_PASSWORD, "token": "t"}},
             AGENT_PASSWORD,
         ),
@@ -812,7 +763,7 @@ async def test_no_response_or_log_record_holds_a_password_token_or_secret_key(
 
     async with serving(app) as client:
         client.event_hooks = {"request": [], "response": [keep]}
-        assert (await push(client, agent_talk())).status_code == 202
+        await push_agent_talk(client, AGENT_TALK_ID, AGENT_USER_ID)
         for agent, password in ((AGENT_LOGIN, AGENT_PASSWORD), ("5678", SPECIAL_PASSWORD)):
             payload = await login(client, agent, password)
             sessions.append(payload["session"])
@@ -834,7 +785,12 @@ async def test_no_response_or_log_record_holds_a_password_token_or_secret_key(
             AgentCredentials(AGENT_LOGIN, AGENT_PASSWORD), ttl_s=60, now=time.time() - 3600
         )
         await mutate(client, RESUME, {"session": expired})
-        await gql(client, LOGIN, {"input": {"login": AGENT_LOGIN, "password": ""}}, key=ALL_KEY)
+        await gql(
+            client,
+            AGENT_LOGIN_MUTATION,
+            {"input": {"login": AGENT_LOGIN, "password": ""}},
+            key=ALL_KEY,
+        )
         calls.delay(0.8)
         await mutate(client, LOGOUT, CREDENTIALS)
         calls.reset()

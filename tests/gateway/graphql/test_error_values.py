@@ -31,22 +31,18 @@ from graphql import (
     GraphQLObjectType,
     get_named_type,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from gateway.graphql.schema_assembly import build_schema
 from gateway.graphql.typed_errors import scrub_values
 from gateway.http.app import create_app
+from tests.strategies import served_examples
 from tests.support import ALL_KEY, serving, talkme_settings
 
 SCHEMA = build_schema()._schema
-FUZZ = settings(
-    max_examples=300,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = served_examples(300)
 # Never a name of the schema, nor a word of any message.
 SECRETS = st.from_regex(r"\AZq[A-Za-z0-9]{8,16}\Z")
 

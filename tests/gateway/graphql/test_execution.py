@@ -37,7 +37,7 @@ from graphql import (
     get_named_type,
     is_leaf_type,
 )
-from hypothesis import HealthCheck, Phase, given, reject, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 from starlette.responses import Response
@@ -74,15 +74,10 @@ from schema.types import (
 )
 from schema.values import Bot, Telephone
 from tests.factories import talk
+from tests.strategies import served_examples
 from tests.support import READ_KEY, gql, make_settings, push, serving
 
-PROPERTIES = settings(
-    max_examples=60,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+PROPERTIES = served_examples(60, shrink=False)
 READER = Principal("reader", frozenset({"talks:read"}))
 PII_READER = Principal("pii-reader", frozenset({"talks:read", "customers:pii"}))
 VARIABLES = {"yes": True, "no": False}

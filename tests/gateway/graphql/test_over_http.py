@@ -14,23 +14,19 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from gateway.http.app import create_app
+from tests.strategies import served_examples
 from tests.support import READ_KEY, make_settings, serving
 
 JSON = "application/json"
 GR = "application/graphql-response+json"
 QUERY = "{ talks(first: 1) { totalCount } }"
 KEY = {"Authorization": f"Bearer {READ_KEY}"}
-FUZZ = settings(
-    max_examples=150,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = served_examples(150)
 
 
 @asynccontextmanager

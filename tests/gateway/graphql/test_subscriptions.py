@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import generate_latest
+from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 
 from gateway.http.app import create_app
@@ -23,8 +26,6 @@ from tests.support import (
     NO_SCOPE_KEY,
     READ_KEY,
     TALK_UPDATED,
-    TALKME_EXTERNAL_TOKEN,
-    TALKME_TOKEN,
     GraphQLSocket,
     live_server,
     make_settings,
@@ -42,13 +43,23 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
         yield address
 
 
-async def test_a_delivered_talk_reaches_its_subscriber(served: str) -> None:
-    address = served
+@asynccontextmanager
+async def talk_subscriber(
+    address: str, variables: dict[str, Any] | None = None
+) -> AsyncIterator[GraphQLSocket]:
+    """A socket acknowledged for READ_KEY and subscribed to TALK_UPDATED, once the gateway
+    at `address` counts the subscription."""
     async with await open_socket(address) as ws:
         client = GraphQLSocket(ws)
         assert (await client.init(READ_KEY))["type"] == "connection_ack"
-        await client.subscribe(TALK_UPDATED)
+        await client.subscribe(TALK_UPDATED, variables)
         await until_subscribed(address, "talks")
+        yield client
+
+
+async def test_a_delivered_talk_reaches_its_subscriber(served: str) -> None:
+    address = served
+    async with talk_subscriber(address) as client:
         await post_talk(address, talk(7001))
         event = await client.receive()
     assert event["type"] == "next"
@@ -62,11 +73,7 @@ async def test_a_delivered_talk_reaches_its_subscriber(served: str) -> None:
 
 async def test_a_filter_lets_only_matching_talks_through(served: str) -> None:
     address = served
-    async with await open_socket(address) as ws:
-        client = GraphQLSocket(ws)
-        await client.init(READ_KEY)
-        await client.subscribe(TALK_UPDATED, {"filter": {"queueId": "99", "text": "boleto"}})
-        await until_subscribed(address, "talks")
+    async with talk_subscriber(address, {"filter": {"queueId": "99", "text": "boleto"}}) as client:
         await post_talk(address, talk(7002, queue_id=99))  # no "boleto" in its messages
         await post_talk(address, talk(7003, queue_id=5))
         wanted = talk(7004, queue_id=99)
@@ -80,11 +87,7 @@ async def test_a_redelivery_that_changes_nothing_is_not_pushed(
     served: str,
 ) -> None:
     address = served
-    async with await open_socket(address) as ws:
-        client = GraphQLSocket(ws)
-        await client.init(READ_KEY)
-        await client.subscribe(TALK_UPDATED)
-        await until_subscribed(address, "talks")
+    async with talk_subscriber(address) as client:
         await post_talk(address, talk(7005))
         await post_talk(address, talk(7005))  # the same body again
         await post_talk(address, talk(7006))
@@ -98,11 +101,7 @@ async def test_each_event_is_read_fresh_not_from_an_earlier_event(
     served: str,
 ) -> None:
     address = served
-    async with await open_socket(address) as ws:
-        client = GraphQLSocket(ws)
-        await client.init(READ_KEY)
-        await client.subscribe(TALK_UPDATED)
-        await until_subscribed(address, "talks")
+    async with talk_subscriber(address) as client:
         await post_talk(address, talk(7007))
         renamed = talk(7008)
         renamed["customer"]["name"] = "JONAS RENAMED"
@@ -186,14 +185,7 @@ async def test_a_slow_subscriber_loses_its_oldest_events_counted() -> None:
     assert "talkgate_subscription_events_dropped_total 3.0" in exposed
 
 
-async def test_agent_status_changes_are_pushed(tmp_path: Path) -> None:
-    from gateway.talkme import create_sandbox
-
-    sandbox = create_sandbox(
-        {AGENT_LOGIN: AGENT_PASSWORD},
-        token=TALKME_TOKEN,
-        external_login_token=TALKME_EXTERNAL_TOKEN,
-    )
+async def test_agent_status_changes_are_pushed(tmp_path: Path, sandbox: Starlette) -> None:
     app = create_app(talkme_settings(tmp_path), talkme_transport=httpx.ASGITransport(app=sandbox))
     query = "subscription($l: String) { agentStatusChanged(login: $l) { login status changedAt } }"
     async with live_server(app) as address, await open_socket(address) as ws:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from graphql import GraphQLSyntaxError
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.http.app import create_app
+from tests.strategies import served_examples
 from tests.support import READ_KEY, live_server, make_settings
 
 PROTOCOL = "graphql-transport-ws"
@@ -269,13 +270,7 @@ def _lines(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
     ]
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@served_examples(100, shrink=False)
 @given(frame=frames(), after_ack=st.booleans())
 async def test_any_frame_closes_with_a_protocol_code_or_leaves_the_socket_up(
     address: str, caplog: pytest.LogCaptureFixture, frame: str | bytes, after_ack: bool

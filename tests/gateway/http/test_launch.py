@@ -24,9 +24,9 @@ from starlette.applications import Starlette
 from gateway import tickets
 from gateway.http.app import create_app
 from gateway.replicas.pubsub import AGENT_STATUS, LocalFanout
-from tests.factories import Payload, talk
 from tests.support import (
     AGENT_LOGIN,
+    AGENT_LOGIN_MUTATION,
     AGENT_PASSWORD,
     ALL_KEY,
     READ_KEY,
@@ -35,20 +35,16 @@ from tests.support import (
     TALKME_TOKEN,
     TALKME_URL,
     gql,
-    push,
+    launch_path,
+    push_agent_talk,
     serving,
     talkme_settings,
 )
 
-PUBLIC_URL = "https://gateway.example"
 TALKME_LOGIN_URL = f"{TALKME_URL}/login"
 SPECIAL_PASSWORD = "a\"b<c>d&e'f"
 CREDENTIAL_SECRETS = (AGENT_PASSWORD, SPECIAL_PASSWORD, TALKME_TOKEN, TALKME_EXTERNAL_TOKEN)
 
-LOGIN = """
-mutation Login($input: AgentCredentialsInput!) {
-  agentLogin(input: $input) { launchUrl expiresAt session }
-}"""
 QUEUE_STATUS = """
 query QueueStatus($login: String!) {
   agent(login: $login) { queueStatus { status changedAt } }
@@ -110,27 +106,13 @@ def csp_of(response: httpx.Response) -> dict[str, list[str]]:
     return policy
 
 
-def agent_talk(talk_id: int = 601) -> Payload:
-    """A talk whose messages were written by the Talk.me agent AGENT_LOGIN."""
-    payload = talk(talk_id)
-    for history in payload["talk_histories"]:
-        user = dict(history["user"])
-        user.update(id=7002, login=AGENT_LOGIN, name="Ana Agente", is_bot=False)
-        history["user"] = user
-        history["user_id"] = 7002
-    return payload
-
-
-def launch_path(launch_url: str) -> str:
-    assert launch_url.startswith(PUBLIC_URL + "/talkme/launch/"), launch_url
-    return launch_url.removeprefix(PUBLIC_URL)
-
-
 async def launch_url(
     client: httpx.AsyncClient, login: str = AGENT_LOGIN, password: str = AGENT_PASSWORD
 ) -> str:
     """The launch URL `agentLogin` hands out for these credentials."""
-    body = await gql(client, LOGIN, {"input": {"login": login, "password": password}}, key=ALL_KEY)
+    body = await gql(
+        client, AGENT_LOGIN_MUTATION, {"input": {"login": login, "password": password}}, key=ALL_KEY
+    )
     assert "errors" not in body, body
     url: str = body["data"]["agentLogin"]["launchUrl"]
     return url
@@ -153,8 +135,7 @@ async def queue_status(client: httpx.AsyncClient) -> dict[str, Any]:
 @pytest.fixture
 async def gateway(talkme_client: httpx.AsyncClient) -> httpx.AsyncClient:
     """The gateway, knowing the agent AGENT_LOGIN from a talk posted to the webhook."""
-    response = await push(talkme_client, agent_talk())
-    assert response.status_code == 202, response.text
+    await push_agent_talk(talkme_client, 601, 7002)
     return talkme_client
 
 

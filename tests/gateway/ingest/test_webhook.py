@@ -15,25 +15,15 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
 from gateway.http.app import create_app
-from gateway.signatures import secret_bytes, sign
+from gateway.signatures import sign
 from gateway.storage import TalkStore
 from gateway.storage.records import TalkQuery
 from gateway.storage.sqlite import SQLiteStore
 from tests.factories import talk
-from tests.support import PUSH_KEY, READ_KEY, WEBHOOK_SECRET, make_settings, push
+from tests.support import PUSH_KEY, READ_KEY, WEBHOOK_SECRET, make_settings, push, signed_headers
 
 WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 URL = "/webhooks/talks"
-
-
-def signed(body: bytes, *, msg_id: str = "msg_1", at: int | None = None) -> dict[str, str]:
-    timestamp = int(time.time()) if at is None else at
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret_bytes(WHSEC), msg_id, timestamp, body),
-        "content-type": "application/json",
-    }
 
 
 async def stored_talks(store: TalkStore) -> int:
@@ -136,7 +126,7 @@ async def test_the_query_token_never_reaches_the_log(
 
 async def test_a_signed_delivery_is_accepted(signed_client: httpx.AsyncClient) -> None:
     body = orjson.dumps(talk(5))
-    response = await signed_client.post(URL, content=body, headers=signed(body))
+    response = await signed_client.post(URL, content=body, headers=signed_headers(WHSEC, body))
     assert response.status_code == 202
 
 
@@ -144,7 +134,7 @@ async def test_any_of_several_signatures_may_match_for_key_rotation(
     signed_client: httpx.AsyncClient,
 ) -> None:
     body = orjson.dumps(talk(5))
-    headers = signed(body)
+    headers = signed_headers(WHSEC, body)
     old = sign(b"an old secret", "msg_1", int(headers["webhook-timestamp"]), body)
     headers["webhook-signature"] = f"{old} {headers['webhook-signature']}"
     response = await signed_client.post(URL, content=body, headers=headers)
@@ -156,13 +146,13 @@ async def test_a_signature_older_or_newer_than_300_seconds_is_401(
     signed_client: httpx.AsyncClient, skew: int
 ) -> None:
     body = orjson.dumps(talk(5))
-    headers = signed(body, at=int(time.time()) + skew)
+    headers = signed_headers(WHSEC, body, at=int(time.time()) + skew)
     response = await signed_client.post(URL, content=body, headers=headers)
     assert response.status_code == 401
 
 
 async def test_a_signature_over_another_body_is_401(signed_client: httpx.AsyncClient) -> None:
-    headers = signed(orjson.dumps(talk(5)))
+    headers = signed_headers(WHSEC, orjson.dumps(talk(5)))
     response = await signed_client.post(URL, content=orjson.dumps(talk(6)), headers=headers)
     assert response.status_code == 401
 
@@ -172,10 +162,10 @@ async def test_the_webhook_id_is_the_idempotency_key(
 ) -> None:
     first = orjson.dumps(talk(5))
     again = orjson.dumps(talk(5, score=9))  # another body, same delivery id: a redelivery
-    assert (await signed_client.post(URL, content=first, headers=signed(first))).json()[
-        "duplicate"
-    ] is False
-    response = await signed_client.post(URL, content=again, headers=signed(again))
+    assert (
+        await signed_client.post(URL, content=first, headers=signed_headers(WHSEC, first))
+    ).json()["duplicate"] is False
+    response = await signed_client.post(URL, content=again, headers=signed_headers(WHSEC, again))
     assert response.status_code == 202
     assert response.json()["duplicate"] is True
 
@@ -294,7 +284,7 @@ async def test_an_oversized_signed_body_is_413_and_not_stored(
     signed_client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     body = b" " * (5 * 1024 * 1024 + 1)
-    response = await signed_client.post(URL, content=body, headers=signed(body))
+    response = await signed_client.post(URL, content=body, headers=signed_headers(WHSEC, body))
     assert response.status_code == 413
     reader = SQLiteStore(f"sqlite:///{tmp_path / 'talkgate.db'}")
     await reader.open()

@@ -180,9 +180,11 @@ async def test_a_row_changed_by_a_delivery_is_read_with_its_new_content(
 # -- documents read by version -------------------------------------------------------------------
 
 
-async def _rows(store: TalkStore, table: str) -> dict[int, tuple[int, str]]:
-    """Every row of `table` as (version, document text), read past the store's cache."""
-    sql = f"SELECT id, version, doc FROM {table}"  # noqa: S608
+async def _rows(
+    store: TalkStore, table: str, column: str = "version"
+) -> dict[int, tuple[int, str]]:
+    """Every row of `table` as (`column`, document text), read past the store's cache."""
+    sql = f"SELECT id, {column}, doc FROM {table}"  # noqa: S608
     if isinstance(store, SQLiteStore):
         with closing(sqlite3.connect(store._path)) as c:
             return {i: (v, d) for i, v, d in c.execute(sql)}
@@ -281,16 +283,6 @@ async def test_a_commit_between_a_read_s_two_statements_is_read_again_as_one_sta
 # -- messages and events, read by arrival on SQLite --------------------------------------------
 
 
-async def _ranked_rows(store: TalkStore, table: str) -> dict[int, tuple[int, str]]:
-    """Every message or event row as (rank_arrival, document text), past the store's cache."""
-    sql = f"SELECT id, rank_arrival, doc FROM {table}"  # noqa: S608
-    if isinstance(store, SQLiteStore):
-        with closing(sqlite3.connect(store._path)) as c:
-            return {i: (a, d) for i, a, d in c.execute(sql)}
-    assert isinstance(store, PostgresStore)
-    return {i: (a, d) for i, a, d in await store._fetch(sql)}
-
-
 @pytest.mark.parametrize("seed", [3, 11])
 async def test_a_message_or_event_row_holds_one_document_per_arrival(
     store: TalkStore, seed: int
@@ -307,7 +299,7 @@ async def test_a_message_or_event_row_holds_one_document_per_arrival(
     for payload in [*snapshots, *snapshots[:5]]:  # redeliveries at the end
         await store.ingest([delivery(payload)])
         for table in ("messages", "events"):
-            for row_id, (arrival, doc) in (await _ranked_rows(store, table)).items():
+            for row_id, (arrival, doc) in (await _rows(store, table, "rank_arrival")).items():
                 assert held.setdefault((table, row_id, arrival), doc) == doc, (table, row_id)
                 changes[table] += last.get((table, row_id), doc) != doc
                 last[table, row_id] = doc

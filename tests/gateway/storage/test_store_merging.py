@@ -329,22 +329,19 @@ async def test_a_winning_snapshot_replaces_stored_message_versions(store: TalkSt
     assert state.messages[10]["message"] == "message 10 from lose"
 
 
-async def test_a_losing_snapshot_does_not_replace_the_customer_or_agents(
-    store: TalkStore,
+@pytest.mark.parametrize(
+    "winner_first",
+    [
+        pytest.param(True, id="a-losing-snapshot-after-does-not-replace-them"),
+        pytest.param(False, id="a-winning-snapshot-after-replaces-them"),
+    ],
+)
+async def test_the_customer_and_agents_are_the_winning_snapshot_s_in_either_order(
+    store: TalkStore, winner_first: bool
 ) -> None:
     winner, loser = winner_and_loser()
 
-    await deliver(store, winner, loser)
-
-    state = await talk_state(store, TALK)
-    assert state.customer == normalized(winner).customer
-    assert state.agents[2]["name"] == "PipeBot win"
-
-
-async def test_a_winning_snapshot_replaces_the_customer_and_agents(store: TalkStore) -> None:
-    winner, loser = winner_and_loser()
-
-    await deliver(store, loser, winner)
+    await deliver(store, *((winner, loser) if winner_first else (loser, winner)))
 
     state = await talk_state(store, TALK)
     assert state.customer == normalized(winner).customer
