@@ -349,7 +349,7 @@ async def test_an_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
         host, port = address.split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        first = await asyncio.wait_for(reader.readuntil(b'{"status":"ok"}'), 5)
+        first = await asyncio.wait_for(reader.readuntil(b"}"), 5)
         assert first.startswith(b"HTTP/1.1 200")
         await asyncio.sleep(1.5)
         assert await is_closed(reader) == b""
