@@ -12,10 +12,10 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -264,9 +264,29 @@ def keys_new(args: argparse.Namespace) -> None:
 def migrate(args: argparse.Namespace) -> None:
     from gateway.operations.migrate import migrate as run
 
+    _run_operation(args, lambda settings: run(settings.database_url, check=args.check))
+
+
+def backup(args: argparse.Namespace) -> None:
+    from gateway.operations.backup import backup as run
+
+    _run_operation(args, lambda settings: run(settings.database_url, Path(args.path)))
+
+
+def restore(args: argparse.Namespace) -> None:
+    from gateway.operations.backup import restore as run
+
+    _run_operation(args, lambda settings: run(settings.database_url, Path(args.path)))
+
+
+def _run_operation(
+    args: argparse.Namespace, operation: Callable[[Settings], Coroutine[Any, Any, int]]
+) -> NoReturn:
+    """An operator's command on the configured store: its exit code, or a start-up mistake's
+    one line and exit 2."""
     settings = _settings()
     try:
-        code = asyncio.run(run(settings.database_url, check=args.check))
+        code = asyncio.run(operation(settings))
     except StartupError as problem:
         _fail_to_start(problem, _debugging(args, settings))
     raise SystemExit(code)
@@ -341,6 +361,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--debug", action="store_true", help="the traceback of a start-up error too")
     p.set_defaults(run=migrate)
+
+    p = commands.add_parser(
+        "backup",
+        help="copy the SQLite store to a file while serve runs",
+        description=(
+            "Write a consistent copy of the SQLite store (TALKGATE_DATABASE_URL) to PATH, one"
+            " file, while serve keeps running. For PostgreSQL use pg_dump (operator guide)."
+        ),
+    )
+    p.add_argument("path", help="the backup file to write (it must not exist)")
+    p.add_argument("--debug", action="store_true", help="the traceback of a failure too")
+    p.set_defaults(run=backup)
+
+    p = commands.add_parser(
+        "restore",
+        help="replace the SQLite store by a backup (no process may have it open)",
+        description=(
+            "Replace the SQLite store (TALKGATE_DATABASE_URL) by the backup at PATH. Refused,"
+            " changing nothing, while another process (a serve) has the store open."
+        ),
+    )
+    p.add_argument("path", help="a file `talkgate backup` wrote")
+    p.add_argument("--debug", action="store_true", help="the traceback of a failure too")
+    p.set_defaults(run=restore)
 
     p = commands.add_parser("schema", help="print the GraphQL SDL")
     p.set_defaults(run=schema)

@@ -8,17 +8,17 @@ import asyncio
 import json
 import os
 import sys
-import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from gateway.ingest.ingestor import Body, BodyRejected, Ingestor
 from gateway.ingest.workers import CheckPool, decode
+from gateway.progress import Progress
 from gateway.settings import Settings
 from gateway.startup import opened_store
 from gateway.storage.records import DeliveryOutcome
@@ -33,33 +33,6 @@ class Tally:
     rejected: int = 0
     changed: int = 0
     rejections: list[str] = field(default_factory=list)
-
-
-class _Progress:
-    """A progress bar on a terminal; a line every few seconds elsewhere."""
-
-    def __init__(self, total_bytes: int, stream: IO[str]) -> None:
-        self.total = max(total_bytes, 1)
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.start = time.perf_counter()
-        self.last = self.start
-
-    def update(self, done_bytes: int, items: int, final: bool = False) -> None:
-        now = time.perf_counter()
-        if not final and now - self.last < (0.1 if self.tty else 5.0):
-            return
-        self.last = now
-        fraction = min(done_bytes / self.total, 1.0)
-        rate = items / max(now - self.start, 1e-9)
-        if self.tty:
-            bar = "#" * int(fraction * 30)
-            self.stream.write(f"\r[{bar:<30}] {fraction:6.1%}  {items} talks  {rate:,.0f}/s")
-            if final:
-                self.stream.write("\n")
-        else:
-            self.stream.write(f"ingest: {fraction:6.1%}  {items} talks  {rate:,.0f}/s\n")
-        self.stream.flush()
 
 
 _READ_BLOCK = 4 << 20
@@ -155,7 +128,7 @@ class _FileIngest:
 
     async def run(self, paths: Sequence[Path]) -> Tally:
         total = sum(p.stat().st_size for p in paths)
-        progress = _Progress(total, sys.stderr)
+        progress = Progress("ingest", total, sys.stderr, unit="talks")
         done_before = items = 0
         try:
             for path in paths:
