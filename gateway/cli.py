@@ -279,6 +279,20 @@ def restore(args: argparse.Namespace) -> None:
     _run_operation(args, lambda settings: run(settings.database_url, Path(args.path)))
 
 
+def dead_letters_list(args: argparse.Namespace) -> None:
+    from gateway.operations.dead_letters import list_letters
+
+    _run_operation(args, lambda s: list_letters(s, reason=args.reason, limit=args.limit))
+
+
+def dead_letters_replay(args: argparse.Namespace) -> None:
+    from gateway.operations.dead_letters import replay
+
+    if bool(args.id) == args.all:
+        _fail("dead-letters replay: give --id N (one or more) or --all")
+    _run_operation(args, lambda s: replay(s, ids=args.id or [], every=args.all, reason=args.reason))
+
+
 def _run_operation(
     args: argparse.Namespace, operation: Callable[[Settings], Coroutine[Any, Any, int]]
 ) -> NoReturn:
@@ -385,6 +399,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a file `talkgate backup` wrote")
     p.add_argument("--debug", action="store_true", help="the traceback of a failure too")
     p.set_defaults(run=restore)
+
+    p = commands.add_parser(
+        "dead-letters",
+        help="list the bodies talkgate refused, or replay them through ingest",
+        description=(
+            "The dead letters: bodies the webhook or `ingest` refused, kept with their reason."
+            " `replay` sends bodies through the webhook's ingest again (after a parser fix):"
+            " accepted ones become deliveries and leave the dead letters; refused ones stay,"
+            " with their new reason."
+        ),
+    )
+    letters = p.add_subparsers(dest="dead_letters_command", required=True)
+    d = letters.add_parser("list", help="the most recent dead letters, with their reasons")
+    d.add_argument("--reason", help="only those whose reason contains this (any case)")
+    d.add_argument("--limit", type=_positive, default=50, help="how many (default 50)")
+    d.add_argument("--debug", action="store_true", help="the traceback of a failure too")
+    d.set_defaults(run=dead_letters_list)
+    d = letters.add_parser(
+        "replay",
+        help="send dead letters through ingest again",
+        description=(
+            "Send each chosen dead letter's body through the webhook's ingest again. Exit 0"
+            " when every one was accepted, 1 when some were refused again."
+        ),
+    )
+    d.add_argument("--id", type=_positive, action="append", help="a dead letter (repeatable)")
+    d.add_argument("--all", action="store_true", help="every dead letter")
+    d.add_argument("--reason", help="with --all: only those whose reason contains this")
+    d.add_argument("--debug", action="store_true", help="the traceback of a failure too")
+    d.set_defaults(run=dead_letters_replay)
 
     p = commands.add_parser("schema", help="print the GraphQL SDL")
     p.set_defaults(run=schema)

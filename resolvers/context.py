@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gateway.auth import Principal
 from gateway.recordings import Recordings
@@ -10,9 +11,16 @@ from gateway.replicas.pubsub import Broker
 from gateway.sessions import AgentSessions
 from gateway.settings import Settings
 from gateway.storage import TalkStore
+from gateway.storage.records import DeadLetter, Replayed
 from gateway.talkme import TalkmeClient
 from gateway.tickets import LoginTickets
 from resolvers.loaders import RequestLoaders
+
+
+class DeadLetterReplays(Protocol):
+    """What sends a dead letter's body through ingest again (gateway/ingest's Ingestor)."""
+
+    async def replay(self, letter: DeadLetter) -> Replayed: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +34,7 @@ class Services:
     sessions: AgentSessions
     tickets: LoginTickets
     broker: Broker
+    replays: DeadLetterReplays
 
 
 @dataclass(slots=True)

@@ -6,15 +6,17 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry import Info
+from strawberry import ID, Info
 
 from gateway.agent_status import record_status
 from gateway.errors import BadUserInput
 from gateway.sessions import AgentCredentials, AgentSession
 from gateway.talkme import TalkmeError, check_credentials
 from gateway.utc import iso
+from resolvers import dead_letters
 from resolvers.context import RequestContext
 from resolvers.upstream import upstream_error
+from schema.admin import DeadLetterReplay
 from schema.agent_control import (
     AgentAuthInput,
     AgentCredentialsInput,
@@ -136,3 +138,22 @@ class Mutation:
     )
     async def resume_agent(self, info: Ctx, input: Auth) -> AgentStatusPayload | None:
         return await _change_status(info, input, QueueStatus.ACTIVE)
+
+    @strawberry.mutation(
+        description=(
+            "Send dead letters' bodies through the webhook's ingest again (after a parser fix):"
+            " each one accepted is stored as a delivery and leaves the dead letters; each one"
+            " refused again stays, with its new reason. Without `ids`, every dead letter. The"
+            " same as `talkgate dead-letters replay`. Needs the admin scope."
+        ),
+        extensions=needs("admin"),
+    )
+    async def replay_dead_letters(
+        self,
+        info: Ctx,
+        ids: Annotated[
+            list[ID] | None,
+            strawberry.argument(description="The dead letters to replay (every one must exist)."),
+        ] = None,
+    ) -> DeadLetterReplay | None:
+        return await dead_letters.replay(info.context.services, ids)

@@ -12,17 +12,17 @@ from strawberry import ID, Info
 
 from gateway.errors import BadUserInput
 from gateway.storage.records import StoreOrder, TalkQuery
+from resolvers import dead_letters
 from resolvers.context import RequestContext
 from resolvers.loaders import ByIdLoader
 from resolvers.pagination import MAX_FIRST, connection, page_request, parse_id, selects
-from schema.admin import DeadLetter, FieldError
+from schema.admin import DeadLetter
 from schema.agent_control import Recording
 from schema.connections import After, Before, Connection, First, Last
 from schema.enums import TalkOrder
 from schema.inputs import TalkFilter
 from schema.node import Node, database_id, decode
 from schema.permissions import needs
-from schema.scalars import UtcDateTime
 from schema.types import Agent, Customer, Talk, agent_from_doc, customer_from_doc, talk_from_doc
 
 Ctx = Info[RequestContext, None]
@@ -267,7 +267,10 @@ class Query:
         return await info.context.loaders.recording.load(protocol)
 
     @strawberry.field(
-        description="Bodies talkgate refused, most recent first. Needs the admin scope.",
+        description=(
+            "Bodies talkgate refused, most recent first, kept with their reason so nothing"
+            " sent is lost. Needs the admin scope."
+        ),
         extensions=needs("admin"),
     )
     async def dead_letters(
@@ -276,22 +279,10 @@ class Query:
         first: Annotated[
             int, strawberry.argument(description="How many, most recent first; 1 to 100.")
         ] = 20,
-    ) -> list[DeadLetter] | None:
-        if not 1 <= first <= MAX_FIRST:
-            raise BadUserInput(f"first must be between 1 and {MAX_FIRST}", argument="first")
-        letters = await info.context.store.dead_letters(limit=first)
-        return [
-            DeadLetter(
-                id=ID(str(letter.id)),
-                received_at=UtcDateTime(letter.received_at),
-                source=letter.source,
-                reason=letter.reason,
-                errors=[
-                    FieldError(loc=e.get("loc", ""), msg=e.get("msg", "")) for e in letter.errors
-                ],
-                body=letter.body.decode("utf-8", errors="replace"),
-                body_size=letter.body_size,
-                truncated=letter.truncated,
-            )
-            for letter in letters
-        ]
+        after: After = None,
+        reason: Annotated[
+            str | None,
+            strawberry.argument(description="Only those whose reason contains this (any case)."),
+        ] = None,
+    ) -> Connection[DeadLetter] | None:
+        return await dead_letters.page(info.context.services, first, after, reason)

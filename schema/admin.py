@@ -32,3 +32,21 @@ class DeadLetter:
     truncated: bool = strawberry.field(
         description="Whether only the start of the body was kept (bodies over the size limit)."
     )
+
+
+@strawberry.type(
+    description=(
+        "What `replayDeadLetters` did: the dead letters whose bodies were accepted (they left"
+        " the dead letters, kept as deliveries), and those refused again, with their new reason."
+    )
+)
+class DeadLetterReplay:
+    accepted: list[ID] = strawberry.field(
+        description="Ids of the dead letters accepted this time; they are gone from deadLetters."
+    )
+    still_refused: list[DeadLetter] = strawberry.field(
+        description=(
+            "The dead letters refused again (or kept only in part, which cannot be replayed),"
+            " each with its reason now."
+        )
+    )

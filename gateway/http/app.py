@@ -281,7 +281,7 @@ async def _lifespan(app: Starlette, parts: _Parts) -> AsyncIterator[State]:
             loaded = await seed_demo(ingestor)
             log.info("demo talks loaded", extra={"talks": loaded})
         yield {
-            "services": _services(settings, store, talkme, shared),
+            "services": _services(settings, store, talkme, shared, ingestor),
             "ingestor": ingestor,
             "limiter": shared.limiter,
             "persisted": shared.documents,
@@ -290,7 +290,7 @@ async def _lifespan(app: Starlette, parts: _Parts) -> AsyncIterator[State]:
 
 
 def _services(
-    settings: Settings, store: TalkStore, talkme: TalkmeClient, shared: Shared
+    settings: Settings, store: TalkStore, talkme: TalkmeClient, shared: Shared, ingestor: Ingestor
 ) -> Services:
     secret_key = _secret_keys(settings)
     recordings = Recordings(
@@ -307,6 +307,7 @@ def _services(
         sessions=AgentSessions(shared.vault, secret_key, ttl_s=settings.session_ttl_s),
         tickets=LoginTickets(shared.vault, secret_key),
         broker=shared.broker,
+        replays=ingestor,
     )
 
 

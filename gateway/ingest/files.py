@@ -94,21 +94,21 @@ async def ingest_files(
     """Ingest the talks of `paths` into the store of `settings`, `batch` bodies at a time
     checked by `workers` processes; the tally of what went where."""
     store = await opened_store(settings.database_url, migrate=settings.auto_migrate)
-    announcer = _announcer(settings)
+    announcing = announcer(settings)
     try:
         # With Redis, running servers hear of the changed talks, as from their own webhook.
         ingestor = Ingestor(
             store,
             settings.zone,
-            announcer.broker if announcer else None,
+            announcing.broker if announcing else None,
             max_depth=settings.max_json_depth,
         )
         with CheckPool(settings.zone, workers, settings.max_json_depth) as pool:
             return await _FileIngest(ingestor, pool, batch, workers).run(paths)
     finally:
         await store.close()
-        if announcer is not None:
-            await announcer.client.aclose()
+        if announcing is not None:
+            await announcing.client.aclose()
 
 
 class _FileIngest:
@@ -206,12 +206,12 @@ def default_workers() -> int:
 
 
 @dataclass
-class _Announcer:
+class Announcer:
     client: Any
     broker: Any
 
 
-def _announcer(settings: Settings) -> _Announcer | None:
+def announcer(settings: Settings) -> Announcer | None:
     """A publish-only broker on TALKGATE_REDIS_URL, if set."""
     if settings.redis_url is None:
         return None
@@ -221,4 +221,4 @@ def _announcer(settings: Settings) -> _Announcer | None:
     from gateway.replicas.redis_shared import RedisBroker
 
     client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=2.0)
-    return _Announcer(client, RedisBroker(client, LocalFanout()))
+    return Announcer(client, RedisBroker(client, LocalFanout()))

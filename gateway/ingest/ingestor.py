@@ -17,7 +17,14 @@ from gateway.replicas.pubsub import TALKS, Broker
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore
 from gateway.storage.documents import MAX_ERRORS, NormalizedTalk
-from gateway.storage.records import Delivery, DeliveryOutcome, Refusal, dead_letter_reason
+from gateway.storage.records import (
+    DeadLetter,
+    Delivery,
+    DeliveryOutcome,
+    Refusal,
+    Replayed,
+    dead_letter_reason,
+)
 
 log = logging.getLogger("talkgate.ingest")
 
@@ -271,6 +278,43 @@ class Ingestor:
         for (_, answer), outcome in zip(group, stored, strict=True):
             if not answer.done():  # its caller may have gone away
                 answer.set_result(outcome)
+
+    async def replay(self, letter: DeadLetter) -> Replayed:
+        """`letter`'s body through the webhook's path again. Accepted (a duplicate of a
+        delivery stored since counts too): stored as a delivery, subscribers told, and the
+        dead letter removed. Refused again: the dead letter kept, with its new reason. A body
+        kept only in part cannot be replayed: it stays as it is."""
+        if letter.truncated:
+            return Replayed(letter.id, False, "only the start of the body was kept")
+        body = Body(letter.body, letter.source)
+        check = check_body(body.raw, self._zone, self._max_depth)
+        if isinstance(check, Invalid):
+            errors = check.errors[:MAX_ERRORS]
+            count = max(len(errors), check.error_count or 0)
+            reason = dead_letter_reason(check.reason, len(errors), count, check.truncated)
+            await self._store.update_dead_letter(letter.id, reason=reason, errors=errors)
+            return Replayed(letter.id, False, reason)
+        digest = hashlib.sha256(body.raw).hexdigest()
+        delivery = Delivery(
+            key=delivery_key(digest, None),
+            source=body.source,
+            body=body.raw,
+            body_sha256=digest,
+            talks=check.talks,
+        )
+        [outcome] = await self._store.ingest([delivery])
+        if outcome.refused is not None:
+            # Refused in the store (a message or event id held by another talk): the refusal
+            # made a dead letter of its own; the replayed one takes its reason instead.
+            refusal = outcome.refused
+            await self._store.remove_dead_letters([refusal.dead_letter_id])
+            await self._store.update_dead_letter(
+                letter.id, reason=refusal.reason, errors=refusal.errors
+            )
+            return Replayed(letter.id, False, refusal.reason)
+        await self._committed([outcome])
+        await self._store.remove_dead_letters([letter.id])
+        return Replayed(letter.id, True, "", tuple(outcome.talk_ids))
 
     async def reject(
         self,

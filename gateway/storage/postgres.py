@@ -367,16 +367,53 @@ class PostgresStore(ReadsById):
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+    async def dead_letters(
+        self, *, limit: int = 100, before_id: int | None = None, reason: str | None = None
+    ) -> list[DeadLetter]:
+        where, params = _dead_letter_filter(before_id, reason)
         rows = await self._fetch(
-            "SELECT id, received_at, source, reason, errors, body, body_size, truncated"
-            " FROM dead_letters ORDER BY id DESC LIMIT $1",
+            f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters{where}"  # noqa: S608
+            f" ORDER BY id DESC LIMIT ${len(params) + 1}",
+            *params,
             limit,
         )
-        return [
-            DeadLetter(r[0], r[1], r[2], r[3], orjson.loads(r[4]), bytes(r[5]), r[6], r[7])
-            for r in rows
-        ]
+        return [_dead_letter(r) for r in rows]
+
+    async def count_dead_letters(self, *, reason: str | None = None) -> int:
+        where, params = _dead_letter_filter(None, reason)
+        rows = await self._fetch(f"SELECT count(*) FROM dead_letters{where}", *params)  # noqa: S608
+        return int(rows[0][0])
+
+    async def dead_letters_by_id(self, ids: Sequence[int]) -> list[DeadLetter]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        rows = await self._fetch(
+            f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters"  # noqa: S608
+            " WHERE id = ANY($1::bigint[])",
+            wanted,
+        )
+        found = {r[0]: _dead_letter(r) for r in rows}
+        return [found[i] for i in wanted if i in found]
+
+    async def update_dead_letter(
+        self, letter_id: int, *, reason: str, errors: list[dict[str, str]]
+    ) -> None:
+        async with self._connection() as c:
+            await c.execute(
+                "UPDATE dead_letters SET reason = $1, errors = $2 WHERE id = $3",
+                reason,
+                orjson.dumps(errors).decode(),
+                letter_id,
+            )
+
+    async def remove_dead_letters(self, ids: Sequence[int]) -> int:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return 0
+        async with self._connection() as c:
+            done = await c.execute("DELETE FROM dead_letters WHERE id = ANY($1::bigint[])", wanted)
+        return int(done.split()[-1])
 
     async def raw_deliveries(self, *, talk_id: int) -> list[bytes]:
         rows = await self._fetch(
@@ -732,6 +769,28 @@ class _Writes:
 def _renumbered(sql: str, offset: int) -> str:
     """`sql` with its parameters $n numbered from `offset` + 1 on."""
     return _PARAMETER.sub(lambda m: f"${int(m.group(1)) + offset}", sql)
+
+
+_DEAD_LETTER_COLUMNS = "id, received_at, source, reason, errors, body, body_size, truncated"
+
+
+def _dead_letter(row: Any) -> DeadLetter:
+    return DeadLetter(
+        row[0], row[1], row[2], row[3], orjson.loads(row[4]), bytes(row[5]), row[6], row[7]
+    )
+
+
+def _dead_letter_filter(before_id: int | None, reason: str | None) -> tuple[str, list[Any]]:
+    """The WHERE of a read of dead letters, and its parameters ($1, $2, ... in order)."""
+    terms: list[str] = []
+    params: list[Any] = []
+    if before_id is not None:
+        params.append(before_id)
+        terms.append(f"id < ${len(params)}")
+    if reason:
+        params.append(reason)
+        terms.append(f"strpos(lower(reason), lower(${len(params)})) > 0")
+    return (" WHERE " + " AND ".join(terms) if terms else ""), params
 
 
 async def _add_dead_letter(

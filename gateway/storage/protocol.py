@@ -68,7 +68,30 @@ class TalkStore(Protocol):
         truncated: bool = False,
     ) -> int: ...
 
-    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]: ...
+    async def dead_letters(
+        self, *, limit: int = 100, before_id: int | None = None, reason: str | None = None
+    ) -> list[DeadLetter]:
+        """Dead letters, most recent first: those older than `before_id` (a page's next),
+        whose reason contains `reason` (case aside) when given."""
+        ...
+
+    async def count_dead_letters(self, *, reason: str | None = None) -> int:
+        """How many dead letters there are (whose reason contains `reason`, when given)."""
+        ...
+
+    async def dead_letters_by_id(self, ids: Sequence[int]) -> list[DeadLetter]:
+        """The dead letters of those ids that exist, in the order of `ids`."""
+        ...
+
+    async def update_dead_letter(
+        self, letter_id: int, *, reason: str, errors: list[dict[str, str]]
+    ) -> None:
+        """Give a dead letter its new reason (a replay refused it again)."""
+        ...
+
+    async def remove_dead_letters(self, ids: Sequence[int]) -> int:
+        """Remove those dead letters (their bodies were accepted since); how many went."""
+        ...
 
     async def raw_deliveries(self, *, talk_id: int) -> list[bytes]: ...
 

@@ -308,3 +308,14 @@ class DeadLetter:
     body: bytes
     body_size: int
     truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A dead letter's body sent through ingest again: `accepted` (stored as a delivery, the
+    dead letter gone), or refused again with `reason` (kept with it)."""
+
+    letter_id: int
+    accepted: bool
+    reason: str
+    talk_ids: tuple[int, ...] = ()

@@ -617,21 +617,69 @@ class SQLiteStore(ReadsById):
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+    async def dead_letters(
+        self, *, limit: int = 100, before_id: int | None = None, reason: str | None = None
+    ) -> list[DeadLetter]:
+        where, params = _dead_letter_filter(before_id, reason)
+        # Fixed fragments only; the values are parameters.
+        sql = f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters{where} ORDER BY id DESC LIMIT ?"  # noqa: S608
+
         def work(c: sqlite3.Connection) -> list[DeadLetter]:
-            rows = c.execute(
-                "SELECT id, received_at, source, reason, errors, body, body_size, truncated"
-                " FROM dead_letters ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-            return [
-                DeadLetter(
-                    r[0], r[1], r[2], r[3], orjson.loads(r[4]), bytes(r[5]), r[6], bool(r[7])
-                )
-                for r in rows
-            ]
+            return [_dead_letter(r) for r in c.execute(sql, (*params, limit)).fetchall()]
 
         return await self._read(work)
+
+    async def count_dead_letters(self, *, reason: str | None = None) -> int:
+        where, params = _dead_letter_filter(None, reason)
+        sql = f"SELECT count(*) FROM dead_letters{where}"  # noqa: S608 - fixed fragments
+
+        def work(c: sqlite3.Connection) -> int:
+            return int(c.execute(sql, params).fetchone()[0])
+
+        return await self._read(work)
+
+    async def dead_letters_by_id(self, ids: Sequence[int]) -> list[DeadLetter]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+
+        def work(c: sqlite3.Connection) -> list[DeadLetter]:
+            found: dict[int, DeadLetter] = {}
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT {_DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id IN ({marks})"  # noqa: S608
+                found.update((r[0], _dead_letter(r)) for r in c.execute(sql, chunk))
+            return [found[i] for i in wanted if i in found]
+
+        return await self._read(work)
+
+    async def update_dead_letter(
+        self, letter_id: int, *, reason: str, errors: list[dict[str, str]]
+    ) -> None:
+        def work() -> None:
+            with self._transaction() as c:
+                c.execute(
+                    "UPDATE dead_letters SET reason = ?, errors = ? WHERE id = ?",
+                    (reason, orjson.dumps(errors).decode(), letter_id),
+                )
+
+        await self._write(work)
+
+    async def remove_dead_letters(self, ids: Sequence[int]) -> int:
+        wanted = list(dict.fromkeys(ids))
+
+        def work() -> int:
+            removed = 0
+            with self._transaction() as c:
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    sql = f"DELETE FROM dead_letters WHERE id IN ({marks})"  # noqa: S608
+                    removed += c.execute(sql, chunk).rowcount
+            return removed
+
+        return await self._write(work) if wanted else 0
 
     async def raw_deliveries(self, *, talk_id: int) -> list[bytes]:
         def work(c: sqlite3.Connection) -> list[bytes]:
@@ -1051,6 +1099,28 @@ _STAMPS = {"messages": "rank_arrival", "events": "rank_arrival"}
 _TALK_OF_ROW = itemgetter(0)
 _ROW_ID = itemgetter(1)
 _ROW_STAMP = itemgetter(1, 2)
+
+
+_DEAD_LETTER_COLUMNS = "id, received_at, source, reason, errors, body, body_size, truncated"
+
+
+def _dead_letter(row: Sequence[Any]) -> DeadLetter:
+    return DeadLetter(
+        row[0], row[1], row[2], row[3], orjson.loads(row[4]), bytes(row[5]), row[6], bool(row[7])
+    )
+
+
+def _dead_letter_filter(before_id: int | None, reason: str | None) -> tuple[str, list[Any]]:
+    """The WHERE of a read of dead letters, and its parameters."""
+    terms: list[str] = []
+    params: list[Any] = []
+    if before_id is not None:
+        terms.append("id < ?")
+        params.append(before_id)
+    if reason:
+        terms.append("instr(lower(reason), lower(?)) > 0")
+        params.append(reason)
+    return (" WHERE " + " AND ".join(terms) if terms else ""), params
 
 
 def _add_dead_letter(

@@ -82,9 +82,10 @@ def assert_answered(response: httpx.Response) -> None:
 
 
 async def newest_dead_letter(client: httpx.AsyncClient) -> str | None:
-    response = await graphql(client, {"query": "{ deadLetters(first: 1) { id } }"})
-    letters = response.json()["data"]["deadLetters"]
-    return letters[0]["id"] if letters else None
+    query = "{ deadLetters(first: 1) { edges { node { id } } } }"
+    response = await graphql(client, {"query": query})
+    letters = response.json()["data"]["deadLetters"]["edges"]
+    return letters[0]["node"]["id"] if letters else None
 
 
 async def assert_accepted_or_kept(client: httpx.AsyncClient, body: bytes) -> httpx.Response:

@@ -120,7 +120,7 @@ async def test_operations_are_counted_by_name_type_and_outcome(client: httpx.Asy
     assert (await push(client, talk(7))).status_code == 202
     await operation(client, "query Fine { talks { totalCount } }")
     await operation(client, "query Fine { talks { totalCount } }")
-    await operation(client, "query Half { talks { totalCount } deadLetters { id } }")
+    await operation(client, "query Half { talks { totalCount } deadLetters { totalCount } }")
     await operation(client, "query Wrong { talkz }")
     await operation(client, '{ talk(id: "7") { id: databaseId } }')
     assert await value(client, OPERATIONS, name="Fine", type="query", outcome="ok") == 2

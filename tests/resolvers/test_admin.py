@@ -37,9 +37,17 @@ from tests.support import (
 )
 
 DEAD_LETTERS = """
-{ deadLetters { id receivedAt source reason errors { loc msg } body bodySize truncated } }
+{ deadLetters { edges { node {
+  id receivedAt source reason errors { loc msg } body bodySize truncated
+} } } }
 """
 RAW = "query ($id: ID!) { talk(id: $id) { id: databaseId rawPayloads } }"
+
+
+def letters_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dead letters of a deadLetters answer, in its order."""
+    assert "errors" not in body, body
+    return [edge["node"] for edge in body["data"]["deadLetters"]["edges"]]
 
 
 async def deliver(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
@@ -62,7 +70,7 @@ async def test_dead_letters_hold_each_refused_body_with_its_reason_most_recent_f
     assert (await deliver(client, not_a_talk)).status_code == 422
     body = await gql(client, DEAD_LETTERS, key=ALL_KEY)
     assert "errors" not in body, body
-    latest, first = body["data"]["deadLetters"]
+    latest, first = letters_of(body)
     assert (latest["body"], first["body"]) == (not_a_talk.decode(), not_json.decode())
     assert first["reason"] == "the body is not JSON"
     assert latest["reason"] == "the body is not a valid talk"
@@ -78,7 +86,7 @@ async def test_a_dead_letter_names_every_invalid_field(client: httpx.AsyncClient
     del payload["tracking_number"]
     assert (await push(client, payload)).status_code == 422
     body = await gql(client, DEAD_LETTERS, key=ALL_KEY)
-    [letter] = body["data"]["deadLetters"]
+    [letter] = letters_of(body)
     locations = {error["loc"] for error in letter["errors"]}
     assert {"id", "tracking_number"} <= locations
     assert all(error["msg"] for error in letter["errors"])
@@ -91,7 +99,7 @@ async def test_a_dead_letter_of_an_oversized_body_keeps_its_start_and_full_size(
     async with serving(create_app(make_settings(tmp_path, webhook_max_bytes=1000))) as client:
         assert (await deliver(client, sent)).status_code == 413
         body = await gql(client, DEAD_LETTERS, key=ALL_KEY)
-    [letter] = body["data"]["deadLetters"]
+    [letter] = letters_of(body)
     assert letter["truncated"] is True
     assert letter["bodySize"] == len(sent)
     assert sent.decode().startswith(letter["body"])
@@ -104,7 +112,7 @@ async def test_a_dead_letter_shows_invalid_utf8_as_replacement_characters(
     sent = b'{"id": "\xff\xfe"}'
     assert (await deliver(client, sent)).status_code == 400
     body = await gql(client, DEAD_LETTERS, key=ALL_KEY)
-    [letter] = body["data"]["deadLetters"]
+    [letter] = letters_of(body)
     assert letter["body"] == '{"id": "\ufffd\ufffd"}'
     assert letter["bodySize"] == len(sent)
 
@@ -112,15 +120,15 @@ async def test_a_dead_letter_shows_invalid_utf8_as_replacement_characters(
 async def test_dead_letters_first_limits_how_many_come_back(client: httpx.AsyncClient) -> None:
     for n in range(3):
         await deliver(client, b"not json %d" % n)
-    body = await gql(client, "{ deadLetters(first: 2) { body } }", key=ALL_KEY)
-    assert body == {"data": {"deadLetters": [{"body": "not json 2"}, {"body": "not json 1"}]}}
+    body = await gql(client, "{ deadLetters(first: 2) { edges { node { body } } } }", key=ALL_KEY)
+    assert [letter["body"] for letter in letters_of(body)] == ["not json 2", "not json 1"]
 
 
 @pytest.mark.parametrize("first", [0, 101, -1])
 async def test_dead_letters_first_outside_1_to_100_is_bad_user_input(
     client: httpx.AsyncClient, first: int
 ) -> None:
-    body = await gql(client, f"{{ deadLetters(first: {first}) {{ id }} }}", key=ALL_KEY)
+    body = await gql(client, f"{{ deadLetters(first: {first}) {{ totalCount }} }}", key=ALL_KEY)
     assert body["data"] == {"deadLetters": None}
     assert codes(body) == ["BAD_USER_INPUT"]
 
@@ -129,7 +137,7 @@ async def test_without_admin_dead_letters_are_forbidden_and_the_rest_comes_back(
     client: httpx.AsyncClient,
 ) -> None:
     await deliver(client, b"secret-looking refused body")
-    body = await gql(client, "{ talks { totalCount } deadLetters { body } }", key=READ_KEY)
+    body = await gql(client, "{ talks { totalCount } deadLetters { totalCount } }", key=READ_KEY)
     assert body["data"] == {"talks": {"totalCount": 0}, "deadLetters": None}
     assert error_at(body, "deadLetters")["extensions"]["code"] == "FORBIDDEN"
     assert "secret-looking" not in str(body)
@@ -239,7 +247,7 @@ query Everything {
   agent(id: "2") { id: databaseId }
   agents { totalCount }
   recording(protocol: "P-1") { url }
-  deadLetters { reason }
+  deadLetters { edges { node { reason } } }
 }"""
 CONTROL = """
 mutation Control($credentials: AgentCredentialsInput!, $auth: AgentAuthInput!) {
@@ -311,7 +319,7 @@ async def test_a_key_with_every_scope_gets_every_field(gateway: httpx.AsyncClien
     assert data["talk"]["customer"]["documentNumber"] == "123.456.789-09"
     assert data["talk"]["recording"]["url"]
     assert len(data["talk"]["rawPayloads"]) == 1
-    assert data["deadLetters"] == [{"reason": "the body is not JSON"}]
+    assert data["deadLetters"] == {"edges": [{"node": {"reason": "the body is not JSON"}}]}
 
 
 @pytest.mark.parametrize("scope", sorted(SCOPES))

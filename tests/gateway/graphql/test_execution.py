@@ -1464,7 +1464,7 @@ ROOT_DOCUMENTS = [
     '{ customer(id: "x") { id: databaseId } customers(search: "a", first: 1) { edges { node'
     " { id: databaseId } } } }",
     "{ agents(first: 1) { edges { node { id: databaseId } } totalCount } deadLetters(first:"
-    " 0) { id } }",
+    " 1) { edges { node { id } } } }",
 ]
 
 

@@ -133,14 +133,18 @@ async def test_answers_with_errors_are_computed_every_time(client: httpx.AsyncCl
 
 async def test_what_does_not_come_from_talks_is_never_cached(client: httpx.AsyncClient) -> None:
     # Dead letters are written without a talk changing: a cached list would go stale.
-    letters = "{ deadLetters(first: 10) { reason } }"
+    letters = "{ deadLetters(first: 10) { totalCount } }"
     bad = await client.post(
         "/webhooks/talks", content=b"not json", headers={"X-Webhook-Token": WEBHOOK_SECRET}
     )
     assert bad.status_code == 400
-    assert len((await post(client, letters, key=ALL_KEY)).json()["data"]["deadLetters"]) == 1
+    assert (await post(client, letters, key=ALL_KEY)).json()["data"]["deadLetters"] == {
+        "totalCount": 1
+    }
     await client.post("/webhooks/talks", content=b"[1", headers={"X-Webhook-Token": WEBHOOK_SECRET})
-    assert len((await post(client, letters, key=ALL_KEY)).json()["data"]["deadLetters"]) == 2
+    assert (await post(client, letters, key=ALL_KEY)).json()["data"]["deadLetters"] == {
+        "totalCount": 2
+    }
     assert await value(client, CACHE, outcome="uncacheable") == 2
 
 
@@ -155,7 +159,7 @@ def test_documents_reaching_talkme_agent_statuses_or_admin_fields_are_not_store_
         "{ talks { edges { node { ...R } } } } fragment R on Talk { recording { url } }",
         "{ agents { edges { node { queueStatus { status } } } } }",
         '{ talk(id: "1") { rawPayloads } }',
-        "{ deadLetters { id } }",
+        "{ deadLetters { totalCount } }",
         'mutation { agentLogout(login: "1") { status } }',
         "subscription { talkUpdated { id: databaseId } }",
         '{ talks { totalCount } } mutation M { agentLogout(login: "1") { status } }',

@@ -34,7 +34,7 @@ query ($after: String) {
       histories(first: 20) { edges { node { id message sentAt } } } events { id eventId } } }
     pageInfo { hasNextPage endCursor }
   }
-  deadLetters { id reason }
+  deadLetters { totalCount edges { node { id reason } } }
 }"""
 
 

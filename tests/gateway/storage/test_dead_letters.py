@@ -83,3 +83,56 @@ async def test_raw_deliveries_keep_the_exact_bytes_received(store: TalkStore) ->
     await Ingestor(store, DEFAULT_ZONE).ingest(Body(raw, "webhook"))
 
     assert await store.raw_deliveries(talk_id=TALK) == [raw]
+
+
+async def _letters(store: TalkStore, reasons: list[str]) -> list[int]:
+    return [
+        await store.add_dead_letter(
+            source="webhook", reason=reason, errors=[], body=reason.encode(), body_size=1
+        )
+        for reason in reasons
+    ]
+
+
+async def test_dead_letters_are_paged_newest_first_and_filtered_by_reason(
+    store: TalkStore,
+) -> None:
+    reasons = ["the body is not JSON", "not a valid talk", "The Body Is Not JSON", "too big"]
+    ids = await _letters(store, reasons * 3)
+    newest_first = ids[::-1]
+    pages: list[int] = []
+    before: int | None = None
+    while page := await store.dead_letters(limit=5, before_id=before):
+        pages += [letter.id for letter in page]
+        before = page[-1].id
+    assert pages == newest_first
+    assert await store.count_dead_letters() == 12
+    json = await store.dead_letters(limit=100, reason="body is not json")
+    assert [letter.id for letter in json] == [
+        i for i, r in zip(ids, reasons * 3, strict=True) if "json" in r.lower()
+    ][::-1]
+    assert await store.count_dead_letters(reason="BODY IS NOT JSON") == 6
+    assert await store.count_dead_letters(reason="nothing like it") == 0
+    older = await store.dead_letters(limit=100, before_id=ids[5], reason="json")
+    assert all(letter.id < ids[5] and "json" in letter.reason.lower() for letter in older)
+    # A reason is text to look for, not a pattern.
+    assert await store.count_dead_letters(reason="%") == 0
+    assert await store.count_dead_letters(reason="_") == 0
+
+
+async def test_dead_letters_are_read_by_id_changed_and_removed(store: TalkStore) -> None:
+    first, second, third = await _letters(store, ["a", "b", "c"])
+    found = await store.dead_letters_by_id([third, 999_999, first])
+    assert [letter.id for letter in found] == [third, first]  # in the order asked; none missing
+    await store.update_dead_letter(
+        second, reason="still not a talk", errors=[{"loc": "id", "msg": "Field required"}]
+    )
+    [changed] = await store.dead_letters_by_id([second])
+    assert (changed.reason, changed.errors) == (
+        "still not a talk",
+        [{"loc": "id", "msg": "Field required"}],
+    )
+    assert changed.body == b"b"  # the body as received, untouched
+    assert await store.remove_dead_letters([first, third, 999_999]) == 2
+    assert [letter.id for letter in await store.dead_letters()] == [second]
+    assert await store.remove_dead_letters([]) == 0
