@@ -321,6 +321,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"talkgate {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    _serving_commands(commands)
+    _operator_commands(commands)
+    return parser
+
+
+def _serving_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """serve, ingest, schema and keys."""
     p = commands.add_parser("serve", help="run the gateway")
     p.add_argument("--demo", action="store_true", help="sample talks, open access on localhost")
     p.add_argument(
@@ -361,6 +368,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=ingest)
 
+    p = commands.add_parser("schema", help="print the GraphQL SDL")
+    p.set_defaults(run=schema)
+
+    p = commands.add_parser("keys", help="manage API keys")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("new", help="make a new API key")
+    k.add_argument("--name", required=True)
+    k.add_argument("--scopes", required=True, help="comma-separated, e.g. talks:read")
+    k.set_defaults(run=keys_new)
+
+
+def _operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The operator's commands over a store (gateway/operations/)."""
     p = commands.add_parser(
         "migrate",
         help="bring the store's schema to this talkgate's, then exit",
@@ -429,17 +449,6 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--reason", help="with --all: only those whose reason contains this")
     d.add_argument("--debug", action="store_true", help="the traceback of a failure too")
     d.set_defaults(run=dead_letters_replay)
-
-    p = commands.add_parser("schema", help="print the GraphQL SDL")
-    p.set_defaults(run=schema)
-
-    p = commands.add_parser("keys", help="manage API keys")
-    keys = p.add_subparsers(dest="keys_command", required=True)
-    k = keys.add_parser("new", help="make a new API key")
-    k.add_argument("--name", required=True)
-    k.add_argument("--scopes", required=True, help="comma-separated, e.g. talks:read")
-    k.set_defaults(run=keys_new)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -62,6 +62,16 @@ def _contents(connection: sqlite3.Connection) -> Contents:
     return Contents(pages, page_size, SchemaState.of(version, MIGRATIONS), *counts)
 
 
+def _copy_pages(source: sqlite3.Connection, target: sqlite3.Connection, progress: Progress) -> None:
+    """Every page of `source` into `target`, PAGES_PER_STEP at a time, reporting each step."""
+    source.backup(
+        target,
+        pages=PAGES_PER_STEP,
+        progress=lambda _, remaining, total: progress(total - remaining, total),
+        sleep=0,
+    )
+
+
 def backup(store_path: str, target: Path, progress: Progress) -> Contents:
     """Copy the store at `store_path` to `target` (which must not exist) as one consistent
     snapshot while others keep writing to it; what the copy holds."""
@@ -77,12 +87,7 @@ def backup(store_path: str, target: Path, progress: Progress) -> Contents:
         source.execute("BEGIN")
         contents = _contents(source)
         with closing(sqlite3.connect(partial, isolation_level=None)) as copy:
-            source.backup(
-                copy,
-                pages=PAGES_PER_STEP,
-                progress=lambda _, remaining, total: progress(total - remaining, total),
-                sleep=0,
-            )
+            _copy_pages(source, copy, progress)
             copy.execute("PRAGMA journal_mode = DELETE")  # one file, nothing beside it
             (check,) = copy.execute(_CHECK).fetchone()
         source.execute("COMMIT")
@@ -138,11 +143,6 @@ def restore(backup_path: Path, store_path: str, progress: Progress) -> Contents:
             raise
         uri = f"file:{backup_path}?mode=ro"
         with closing(sqlite3.connect(uri, uri=True)) as source:
-            source.backup(
-                store,
-                pages=PAGES_PER_STEP,
-                progress=lambda _, remaining, total: progress(total - remaining, total),
-                sleep=0,
-            )
+            _copy_pages(source, store, progress)
         store.execute("PRAGMA journal_mode = WAL")
     return contents

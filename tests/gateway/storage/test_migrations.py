@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +57,19 @@ async def footprint(url: str) -> Any:
         await connection.close()
 
 
+def on_sqlite(url: str, *scripts: str) -> None:
+    """Run `scripts` on the SQLite file of `url`, as another program would, and commit."""
+    with closing(sqlite3.connect(sqlite_path(url))) as connection:
+        for script in scripts:
+            connection.executescript(script)
+        connection.commit()
+
+
 async def apply_first(url: str, migrations: tuple[Migration, ...], count: int) -> None:
     """The store at `url` as a talkgate that knew only its first `count` migrations left it."""
     if url.startswith("sqlite:///"):
-        connection = sqlite3.connect(sqlite_path(url))
-        try:
-            for migration in migrations[:count]:
-                connection.executescript(migration.sql)
-            connection.execute(f"PRAGMA user_version = {count:d}")
-            connection.commit()
-        finally:
-            connection.close()
+        scripts = [migration.sql for migration in migrations[:count]]
+        on_sqlite(url, *scripts, f"PRAGMA user_version = {count:d}")
         return
     pg = await asyncpg.connect(url)
     try:
@@ -84,12 +87,7 @@ async def apply_first(url: str, migrations: tuple[Migration, ...], count: int) -
 async def mark_newer(url: str, version: int) -> None:
     """The store at `url` as a talkgate knowing `version` migrations left it."""
     if url.startswith("sqlite:///"):
-        connection = sqlite3.connect(sqlite_path(url))
-        try:
-            connection.execute(f"PRAGMA user_version = {version:d}")
-            connection.commit()
-        finally:
-            connection.close()
+        on_sqlite(url, f"PRAGMA user_version = {version:d}")
         return
     pg = await asyncpg.connect(url)
     try:
