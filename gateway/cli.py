@@ -279,6 +279,12 @@ def restore(args: argparse.Namespace) -> None:
     _run_operation(args, lambda settings: run(settings.database_url, Path(args.path)))
 
 
+def copy(args: argparse.Namespace) -> None:
+    from gateway.operations.copy import copy as run
+
+    _run_operation(args, lambda settings: run(settings, args.to))
+
+
 def dead_letters_list(args: argparse.Namespace) -> None:
     from gateway.operations.dead_letters import list_letters
 
@@ -420,6 +426,24 @@ def _operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--debug", action="store_true", help="the traceback of a failure too")
     p.set_defaults(run=restore)
 
+    p = commands.add_parser(
+        "copy",
+        help="copy the store into an empty one (SQLite to PostgreSQL)",
+        description=(
+            "Copy the store (TALKGATE_DATABASE_URL) into the empty store at --to: the delivery"
+            " log through ingest's checks and merge, dead letters, queue statuses and login"
+            " links. The copy answers the same queries. Stop serve first, or deliveries that"
+            " arrive meanwhile stay behind."
+        ),
+    )
+    p.add_argument("--to", required=True, help="the empty store, e.g. postgresql://...")
+    p.add_argument("--debug", action="store_true", help="the traceback of a failure too")
+    p.set_defaults(run=copy)
+    _dead_letter_commands(commands)
+
+
+def _dead_letter_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """dead-letters list and dead-letters replay."""
     p = commands.add_parser(
         "dead-letters",
         help="list the bodies talkgate refused, or replay them through ingest",

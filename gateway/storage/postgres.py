@@ -36,6 +36,7 @@ from gateway.storage.records import (
     Page,
     PageRequest,
     Refusal,
+    StoredDelivery,
     StoreOrder,
     TalkPages,
     TalkQuery,
@@ -361,9 +362,12 @@ class PostgresStore(ReadsById):
         body: bytes,
         body_size: int,
         truncated: bool = False,
+        received_at: str | None = None,
     ) -> int:
         async with self._connection() as c:
-            return await _add_dead_letter(c, source, reason, errors, body, body_size, truncated)
+            return await _add_dead_letter(
+                c, source, reason, errors, body, body_size, truncated, received_at
+            )
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -422,6 +426,31 @@ class PostgresStore(ReadsById):
             talk_id,
         )
         return [bytes(r[0]) for r in rows]
+
+    async def stored_deliveries(
+        self, *, after_seq: int = 0, limit: int = 500
+    ) -> list[StoredDelivery]:
+        rows = await self._fetch(
+            "SELECT seq, key, source, body FROM deliveries WHERE seq > $1 ORDER BY seq LIMIT $2",
+            after_seq,
+            limit,
+        )
+        return [StoredDelivery(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    async def count_deliveries(self) -> int:
+        rows = await self._fetch("SELECT count(*) FROM deliveries")
+        return int(rows[0][0])
+
+    async def agent_status_rows(self) -> list[tuple[str, str, str]]:
+        rows = await self._fetch("SELECT login, status, changed_at FROM agent_status ORDER BY 1")
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def login_rows(self, *, now: datetime) -> list[tuple[str, str, datetime]]:
+        rows = await self._fetch(
+            "SELECT digest, sealed, expires_us FROM login_tickets WHERE expires_us >= $1",
+            _micros_of(now),
+        )
+        return [(r[0], r[1], datetime.fromtimestamp(r[2] / 1e6, UTC)) for r in rows]
 
     async def _docs_by_id(self, table: str, ids: Sequence[int]) -> dict[int, Doc]:
         wanted = sorted(set(ids))
@@ -801,11 +830,12 @@ async def _add_dead_letter(
     body: bytes,
     body_size: int,
     truncated: bool,
+    received_at: str | None = None,
 ) -> int:
     dead_letter_id = await c.fetchval(
         "INSERT INTO dead_letters (received_at, source, reason, errors, body,"
         " body_size, truncated) VALUES ($1, $2, $3, $4::json, $5, $6, $7) RETURNING id",
-        now_iso(),
+        received_at or now_iso(),
         _text(source),
         _text(reason),
         orjson.dumps(errors).decode(),

@@ -15,6 +15,7 @@ from gateway.storage.records import (
     DeliveryOutcome,
     Page,
     PageRequest,
+    StoredDelivery,
     StoreOrder,
     TalkQuery,
 )
@@ -66,7 +67,10 @@ class TalkStore(Protocol):
         body: bytes,
         body_size: int,
         truncated: bool = False,
-    ) -> int: ...
+        received_at: str | None = None,
+    ) -> int:
+        """Keep a refused body; `received_at` (ISO 8601 UTC): when it came, if not now."""
+        ...
 
     async def dead_letters(
         self, *, limit: int = 100, before_id: int | None = None, reason: str | None = None
@@ -94,6 +98,23 @@ class TalkStore(Protocol):
         ...
 
     async def raw_deliveries(self, *, talk_id: int) -> list[bytes]: ...
+
+    async def stored_deliveries(
+        self, *, after_seq: int = 0, limit: int = 500
+    ) -> list[StoredDelivery]:
+        """The delivery log from after `after_seq`, in arrival order, `limit` at most."""
+        ...
+
+    async def count_deliveries(self) -> int: ...
+
+    async def agent_status_rows(self) -> list[tuple[str, str, str]]:
+        """Every agent's queue status: (login, status, changed_at)."""
+        ...
+
+    async def login_rows(self, *, now: datetime) -> list[tuple[str, str, datetime]]:
+        """The login tickets and session revocations still in force: (digest, value,
+        expires_at), as `put_ticket` and `put_revocation` keep them."""
+        ...
 
     async def talks_by_id(self, ids: Sequence[int]) -> dict[int, Doc]: ...
 

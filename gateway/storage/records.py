@@ -319,3 +319,13 @@ class Replayed:
     accepted: bool
     reason: str
     talk_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    """An accepted body as the delivery log keeps it, in arrival order (`seq`)."""
+
+    seq: int
+    key: str
+    source: str
+    body: bytes

@@ -37,6 +37,7 @@ from gateway.storage.records import (
     Page,
     PageRequest,
     Refusal,
+    StoredDelivery,
     StoreOrder,
     TalkPages,
     TalkQuery,
@@ -608,10 +609,13 @@ class SQLiteStore(ReadsById):
         body: bytes,
         body_size: int,
         truncated: bool = False,
+        received_at: str | None = None,
     ) -> int:
         def work() -> int:
             with self._transaction() as c:
-                return _add_dead_letter(c, source, reason, errors, body, body_size, truncated)
+                return _add_dead_letter(
+                    c, source, reason, errors, body, body_size, truncated, received_at
+                )
 
         return await self._write(work)
 
@@ -691,6 +695,36 @@ class SQLiteStore(ReadsById):
             return [bytes(r[0]) for r in rows]
 
         return await self._read(work)
+
+    async def stored_deliveries(
+        self, *, after_seq: int = 0, limit: int = 500
+    ) -> list[StoredDelivery]:
+        sql = "SELECT seq, key, source, body FROM deliveries WHERE seq > ? ORDER BY seq LIMIT ?"
+        return await self._read(
+            lambda c: [
+                StoredDelivery(r[0], r[1], r[2], bytes(r[3]))
+                for r in c.execute(sql, (after_seq, limit)).fetchall()
+            ],
+            on_a_thread=True,
+        )
+
+    async def count_deliveries(self) -> int:
+        return await self._read(
+            lambda c: int(c.execute("SELECT count(*) FROM deliveries").fetchone()[0])
+        )
+
+    async def agent_status_rows(self) -> list[tuple[str, str, str]]:
+        sql = "SELECT login, status, changed_at FROM agent_status ORDER BY login"
+        return await self._read(lambda c: [(r[0], r[1], r[2]) for r in c.execute(sql).fetchall()])
+
+    async def login_rows(self, *, now: datetime) -> list[tuple[str, str, datetime]]:
+        sql = "SELECT digest, sealed, expires_us FROM login_tickets WHERE expires_us >= ?"
+        return await self._read(
+            lambda c: [
+                (r[0], r[1], datetime.fromtimestamp(r[2] / 1e6, UTC))
+                for r in c.execute(sql, (_micros_of(now),)).fetchall()
+            ]
+        )
 
     async def _docs_by_id(self, table: str, ids: Sequence[int]) -> dict[int, Doc]:
         wanted = sorted(set(ids))
@@ -1131,12 +1165,13 @@ def _add_dead_letter(
     body: bytes,
     body_size: int,
     truncated: bool,
+    received_at: str | None = None,
 ) -> int:
     row = c.execute(
         "INSERT INTO dead_letters (received_at, source, reason, errors, body,"
         " body_size, truncated) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
-            now_iso(),
+            received_at or now_iso(),
             source,
             reason,
             orjson.dumps(errors).decode(),

@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
@@ -23,40 +22,9 @@ from gateway.storage import open_store
 from gateway.storage.sqlite_schema import MIGRATIONS
 from tests.backends import POSTGRES_URL, create_database, drop_database, with_database
 from tests.factories import talk
+from tests.gateway.operations.support import answers
 from tests.gateway.storage.support import delivery
-from tests.support import ALL_KEY, WEBHOOK_SECRET, env_for, live_server, make_settings, talkgate
-
-EVERYTHING = """
-query ($after: String) {
-  talks(first: 100, after: $after) {
-    totalCount
-    edges { cursor node { id databaseId status createdAt customer { name documentNumber }
-      histories(first: 20) { edges { node { id message sentAt } } } events { id eventId } } }
-    pageInfo { hasNextPage endCursor }
-  }
-  deadLetters { totalCount edges { node { id reason } } }
-}"""
-
-
-async def answers(base: str) -> list[Any]:
-    """Every page of every talk, with their messages, events and customers, and the dead
-    letters: what a client can read of the store."""
-    pages: list[Any] = []
-    after = None
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        while True:
-            response = await client.post(
-                "/graphql",
-                json={"query": EVERYTHING, "variables": {"after": after}},
-                headers={"Authorization": f"Bearer {ALL_KEY}"},
-            )
-            body = response.json()
-            assert "errors" not in body, body
-            pages.append(body["data"])
-            info = body["data"]["talks"]["pageInfo"]
-            if not info["hasNextPage"]:
-                return pages
-            after = info["endCursor"]
+from tests.support import WEBHOOK_SECRET, env_for, live_server, make_settings, talkgate
 
 
 async def run(tmp_path: Path, *args: str, url: str) -> subprocess.CompletedProcess[str]:
