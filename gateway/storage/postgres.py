@@ -35,6 +35,7 @@ from gateway.storage.records import (
     DeliveryOutcome,
     Page,
     PageRequest,
+    Purged,
     Refusal,
     StoredDelivery,
     StoreOrder,
@@ -426,6 +427,24 @@ class PostgresStore(ReadsById):
             talk_id,
         )
         return [bytes(r[0]) for r in rows]
+
+    async def purge(self, *, before: str, limit: int | None = 500, dry: bool = False) -> Purged:
+        async with self._connection() as c:
+            transaction = c.transaction()
+            await transaction.start()
+            try:
+                purged = await _purge(c, before, None if dry else limit)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            if dry:
+                await transaction.rollback()
+            else:
+                await transaction.commit()
+        return purged
+
+    async def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL's own VACUUM reclaims what a purge removed."""
 
     async def stored_deliveries(
         self, *, after_seq: int = 0, limit: int = 500
@@ -820,6 +839,64 @@ def _dead_letter_filter(before_id: int | None, reason: str | None) -> tuple[str,
         params.append(reason)
         terms.append(f"strpos(lower(reason), lower(${len(params)})) > 0")
     return (" WHERE " + " AND ".join(terms) if terms else ""), params
+
+
+# (what it counts, or None; the statement) after purged_talks is filled.
+_PURGE_STEPS = (
+    (
+        None,
+        "CREATE TEMP TABLE purged_seqs ON COMMIT DROP AS SELECT DISTINCT seq FROM delivery_talks"
+        " WHERE talk_id IN (SELECT id FROM purged_talks)",
+    ),
+    (
+        None,
+        "CREATE TEMP TABLE purged_users ON COMMIT DROP AS SELECT user_id AS id FROM messages"
+        " WHERE talk_id IN (SELECT id FROM purged_talks) AND user_id IS NOT NULL"
+        " UNION SELECT agent_id FROM purged_talks WHERE agent_id IS NOT NULL",
+    ),
+    ("messages", "DELETE FROM messages WHERE talk_id IN (SELECT id FROM purged_talks)"),
+    ("events", "DELETE FROM events WHERE talk_id IN (SELECT id FROM purged_talks)"),
+    (None, "DELETE FROM delivery_talks WHERE talk_id IN (SELECT id FROM purged_talks)"),
+    (
+        "deliveries",
+        "DELETE FROM deliveries d WHERE seq IN (SELECT seq FROM purged_seqs)"
+        " AND NOT EXISTS (SELECT 1 FROM delivery_talks dt WHERE dt.seq = d.seq)",
+    ),
+    ("talks", "DELETE FROM talks WHERE id IN (SELECT id FROM purged_talks)"),
+    (
+        "customers",
+        "DELETE FROM customers c WHERE id IN (SELECT customer_id FROM purged_talks)"
+        " AND NOT EXISTS (SELECT 1 FROM talks t WHERE t.customer_id = c.id)",
+    ),
+    (
+        "agents",
+        "DELETE FROM agents a WHERE id IN (SELECT id FROM purged_users)"
+        " AND NOT EXISTS (SELECT 1 FROM talks t WHERE t.agent_id = a.id)"
+        " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.user_id = a.id)",
+    ),
+)
+
+
+async def _purge(c: Any, before: str, limit: int | None) -> Purged:
+    """`PostgresStore.purge`'s statements, in the transaction `c` is in."""
+    await c.execute(
+        "CREATE TEMP TABLE purged_talks ON COMMIT DROP AS SELECT id, customer_id, agent_id"
+        " FROM talks WHERE doc->>'finished_at' COLLATE \"C\" < $1 ORDER BY id LIMIT $2",
+        before,
+        limit,
+    )
+    counts: dict[str, int] = {}
+    for counted, sql in _PURGE_STEPS:
+        done = await c.execute(sql)
+        if counted is not None:
+            counts[counted] = int(done.split()[-1])
+    done = await c.execute('DELETE FROM dead_letters WHERE received_at COLLATE "C" < $1', before)
+    counts["dead_letters"] = int(done.split()[-1])
+    if any(counts.values()):
+        # The generation moves on: every cached answer goes.
+        await c.execute("UPDATE store_generation SET generation = generation + 1")
+    # ON COMMIT DROP drops them at a commit; a dry run's rollback drops them too.
+    return Purged(**counts)
 
 
 async def _add_dead_letter(

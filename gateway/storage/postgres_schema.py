@@ -159,6 +159,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     END $$;
     """,
     ),
+    # A purge removes a raw delivery once none of its talks is left: found by its seq.
+    Migration(
+        "delivery_talks_seq finds a delivery's talks (a purge keeps what others still hold)",
+        """
+    CREATE INDEX delivery_talks_seq ON delivery_talks (seq);
+    """,
+    ),
 )
 
 

@@ -15,6 +15,7 @@ from gateway.storage.records import (
     DeliveryOutcome,
     Page,
     PageRequest,
+    Purged,
     StoredDelivery,
     StoreOrder,
     TalkQuery,
@@ -98,6 +99,19 @@ class TalkStore(Protocol):
         ...
 
     async def raw_deliveries(self, *, talk_id: int) -> list[bytes]: ...
+
+    async def purge(self, *, before: str, limit: int | None = 500, dry: bool = False) -> Purged:
+        """Remove up to `limit` talks finished before `before` (ISO 8601 UTC) with their
+        messages, events and search words, the raw deliveries left with no talk, the customers
+        and agents left with none, and the dead letters received before it; in one transaction,
+        which advances the generation (cached answers go). `dry`: count, change nothing
+        (`limit` then counts every one). Deleted content is overwritten, not only unlinked."""
+        ...
+
+    async def checkpoint(self) -> None:
+        """After a purge: what the store keeps beside its file of what went, cleared (SQLite's
+        WAL written back and emptied); nothing for PostgreSQL."""
+        ...
 
     async def stored_deliveries(
         self, *, after_seq: int = 0, limit: int = 500

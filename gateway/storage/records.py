@@ -329,3 +329,22 @@ class StoredDelivery:
     key: str
     source: str
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What a purge removed (or, dry, would remove)."""
+
+    talks: int = 0
+    messages: int = 0
+    events: int = 0
+    deliveries: int = 0
+    dead_letters: int = 0
+    customers: int = 0
+    agents: int = 0
+
+    def __add__(self, other: Purged) -> Purged:
+        return Purged(*(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__))
+
+    def counts(self) -> dict[str, int]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}

@@ -36,6 +36,7 @@ from gateway.storage.records import (
     DeliveryOutcome,
     Page,
     PageRequest,
+    Purged,
     Refusal,
     StoredDelivery,
     StoreOrder,
@@ -696,6 +697,40 @@ class SQLiteStore(ReadsById):
 
         return await self._read(work)
 
+    async def purge(self, *, before: str, limit: int | None = 500, dry: bool = False) -> Purged:
+        def work() -> Purged:
+            connection = self._writer
+            if connection is None:
+                raise StoreUnavailable("the store is not open")
+            # Freed content is overwritten with zeros, not only unlinked (a purge or an
+            # erasure leaves nothing to find in the file).
+            connection.execute("PRAGMA secure_delete = ON")
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    purged = _purge(connection, before, None if dry else limit)
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                connection.execute("ROLLBACK" if dry else "COMMIT")
+                if not dry and purged.messages:
+                    # The text index keeps removed words in its segments until they merge.
+                    connection.execute(
+                        "INSERT INTO messages_fts (messages_fts) VALUES ('optimize')"
+                    )
+            finally:
+                connection.execute("PRAGMA secure_delete = OFF")
+            return purged
+
+        return await self._write(work)
+
+    async def checkpoint(self) -> None:
+        """Write the WAL back into the file and empty it (after a purge: nothing of what went
+        stays in the -wal file); a reader still in a transaction may keep part of it."""
+        writer = self._writer
+        if writer is not None:
+            await self._write(lambda: writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+
     async def stored_deliveries(
         self, *, after_seq: int = 0, limit: int = 500
     ) -> list[StoredDelivery]:
@@ -1155,6 +1190,77 @@ def _dead_letter_filter(before_id: int | None, reason: str | None) -> tuple[str,
         terms.append("instr(lower(reason), lower(?)) > 0")
         params.append(reason)
     return (" WHERE " + " AND ".join(terms) if terms else ""), params
+
+
+_PURGED_TALKS = """
+    CREATE TEMP TABLE IF NOT EXISTS purged_talks (
+        id INTEGER PRIMARY KEY, customer_id INTEGER, agent_id INTEGER
+    )"""
+_PURGE_STEPS = (
+    # (what it counts, or None; the statement)
+    (None, "CREATE TEMP TABLE IF NOT EXISTS purged_seqs (seq INTEGER PRIMARY KEY)"),
+    (None, "CREATE TEMP TABLE IF NOT EXISTS purged_users (id INTEGER PRIMARY KEY)"),
+    (None, "DELETE FROM purged_seqs"),
+    (None, "DELETE FROM purged_users"),
+    (
+        None,
+        "INSERT INTO purged_seqs SELECT DISTINCT seq FROM delivery_talks"
+        " WHERE talk_id IN (SELECT id FROM purged_talks)",
+    ),
+    (
+        None,
+        "INSERT OR IGNORE INTO purged_users SELECT user_id FROM messages"
+        " WHERE talk_id IN (SELECT id FROM purged_talks) AND user_id IS NOT NULL",
+    ),
+    (
+        None,
+        "INSERT OR IGNORE INTO purged_users SELECT agent_id FROM purged_talks"
+        " WHERE agent_id IS NOT NULL",
+    ),
+    ("messages", "DELETE FROM messages WHERE talk_id IN (SELECT id FROM purged_talks)"),
+    ("events", "DELETE FROM events WHERE talk_id IN (SELECT id FROM purged_talks)"),
+    (None, "DELETE FROM delivery_talks WHERE talk_id IN (SELECT id FROM purged_talks)"),
+    (
+        "deliveries",
+        "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM purged_seqs)"
+        " AND NOT EXISTS (SELECT 1 FROM delivery_talks dt WHERE dt.seq = deliveries.seq)",
+    ),
+    ("talks", "DELETE FROM talks WHERE id IN (SELECT id FROM purged_talks)"),
+    (
+        "customers",
+        "DELETE FROM customers WHERE id IN (SELECT customer_id FROM purged_talks)"
+        " AND NOT EXISTS (SELECT 1 FROM talks t WHERE t.customer_id = customers.id)",
+    ),
+    (
+        "agents",
+        "DELETE FROM agents WHERE id IN (SELECT id FROM purged_users)"
+        " AND NOT EXISTS (SELECT 1 FROM talks t WHERE t.agent_id = agents.id)"
+        " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.user_id = agents.id)",
+    ),
+)
+
+
+def _purge(c: sqlite3.Connection, before: str, limit: int | None) -> Purged:
+    """`SQLiteStore.purge`'s statements, in the transaction `c` is in."""
+    c.execute(_PURGED_TALKS)
+    c.execute("DELETE FROM purged_talks")
+    c.execute(
+        "INSERT INTO purged_talks SELECT id, customer_id, agent_id FROM talks"
+        " WHERE json_extract(doc, '$.finished_at') < ? ORDER BY id LIMIT ?",
+        (before, -1 if limit is None else limit),
+    )
+    counts: dict[str, int] = {}
+    for counted, sql in _PURGE_STEPS:
+        changed = c.execute(sql).rowcount
+        if counted is not None:
+            counts[counted] = changed
+    counts["dead_letters"] = c.execute(
+        "DELETE FROM dead_letters WHERE received_at < ?", (before,)
+    ).rowcount
+    if any(counts.values()):
+        # A new identity, so a new generation: every cached answer goes.
+        c.execute("UPDATE store_identity SET id = lower(hex(randomblob(16)))")
+    return Purged(**counts)
 
 
 def _add_dead_letter(
