@@ -279,6 +279,12 @@ def restore(args: argparse.Namespace) -> None:
     _run_operation(args, lambda settings: run(settings.database_url, Path(args.path)))
 
 
+def purge(args: argparse.Namespace) -> None:
+    from gateway.operations.purge import purge as run
+
+    _run_operation(args, lambda settings: run(settings, before=args.before, dry=args.dry_run))
+
+
 def copy(args: argparse.Namespace) -> None:
     from gateway.operations.copy import copy as run
 
@@ -443,7 +449,26 @@ def _operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _dead_letter_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """dead-letters list and dead-letters replay."""
+    """dead-letters list and dead-letters replay; purge."""
+    p = commands.add_parser(
+        "purge",
+        help="remove talks finished before a date, and what only they held",
+        description=(
+            "Remove the talks finished before --before with their messages, events and search"
+            " words, the raw deliveries and the customers and agents left with no talk, and"
+            " the dead letters received before it. `serve` does it daily when"
+            " TALKGATE_RETENTION_DAYS is set."
+        ),
+    )
+    p.add_argument(
+        "--before",
+        required=True,
+        help="a date (its midnight in TALKGATE_SOURCE_TIMEZONE) or an ISO 8601 date and time",
+    )
+    p.add_argument("--dry-run", action="store_true", help="count what would go; change nothing")
+    p.add_argument("--debug", action="store_true", help="the traceback of a failure too")
+    p.set_defaults(run=purge)
+
     p = commands.add_parser(
         "dead-letters",
         help="list the bodies talkgate refused, or replay them through ingest",

@@ -140,6 +140,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.purged = Counter(
+            "talkgate_purged_total",
+            "What the retention purge (TALKGATE_RETENTION_DAYS) removed: talks, messages,"
+            " events, deliveries, dead_letters, customers, agents.",
+            ["what"],
+            registry=r,
+        )
         self.response_cache = Counter(
             "talkgate_response_cache_total",
             "GraphQL requests by response-cache outcome: hit (this replica), shared_hit "

@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite:///./talkgate.db", repr=False)
     # False: `serve` refuses a store with pending migrations (run `talkgate migrate`).
     auto_migrate: bool = True
+    # Talks finished longer ago than this many days are purged daily by `serve`; None: kept.
+    retention_days: int | None = Field(default=None, ge=1)
     redis_url: SecretStr | None = None
 
     talkme_login_url: str = "https://agente.talkk.me/login"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -51,6 +53,7 @@ from gateway.replicas.pubsub import Broker, LocalBroker, LocalFanout
 from gateway.sessions import AgentSessions
 from gateway.settings import Settings
 from gateway.storage import StoreUnavailable, TalkStore, open_store
+from gateway.storage.records import Purged
 from gateway.talkme import TalkmeClient
 from gateway.tickets import LoginTickets, TicketVault
 from resolvers.context import Services
@@ -280,6 +283,8 @@ async def _lifespan(app: Starlette, parts: _Parts) -> AsyncIterator[State]:
         if settings.demo:
             loaded = await seed_demo(ingestor)
             log.info("demo talks loaded", extra={"talks": loaded})
+        if settings.retention_days is not None:
+            await stack.enter_async_context(_retention(store, settings.retention_days, metrics))
         yield {
             "services": _services(settings, store, talkme, shared, ingestor),
             "ingestor": ingestor,
@@ -320,6 +325,24 @@ def _responses(settings: Settings, shared: Shared, metrics: Metrics) -> Response
         shared=shared.responses,
         on_outcome=metrics.count_cache_outcome,
     )
+
+
+@asynccontextmanager
+async def _retention(store: TalkStore, days: int, metrics: Metrics) -> AsyncIterator[None]:
+    """The daily purge of TALKGATE_RETENTION_DAYS while the app runs; what went, counted."""
+    from gateway.operations.purge import daily
+
+    def counted(purged: Purged) -> None:
+        for what, count in purged.counts().items():
+            metrics.labelled(metrics.purged, what).inc(count)
+
+    task = asyncio.create_task(daily(store, days, counted))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _metrics_port(parts: _Parts) -> AbstractAsyncContextManager[int]:
