@@ -151,8 +151,9 @@ async def test_the_guides_subscription_client_prints_what_the_guide_shows(
                 "LISTEN_MS": "3000",
             },
         )
-        await until_subscribed(address, "talks")
-        await until_subscribed(address, "agent-status")
+        # The demo: its /metrics is open to this machine, without a key.
+        await until_subscribed(address, "talks", key=None)
+        await until_subscribed(address, "agent-status", key=None)
         assert listening.stdout is not None
         # As the guide says: a delivery of PipeRun's example talk, then (once its event is
         # printed: the two subscriptions' events are not ordered) agent 1001 paused.

@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import tzinfo
 from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
@@ -172,10 +173,16 @@ class CheckPool:
         )
 
     def check(self, raws: list[bytes]) -> asyncio.Future[str]:
-        """Send a batch to the next free worker; `decode` its answer."""
-        work = self._executor.submit(
-            _check_batch, raws, self._zone, self._max_depth, self._answers.name
-        )
+        """Send a batch to the next free worker; `decode` its answer. BrokenProcessPool when
+        a worker has died (raised by the pool, or by its spawning a replacement while the
+        dead one's pipes close: CPython then fails with ValueError "bad value(s) in
+        fds_to_keep", seen on a loaded machine)."""
+        try:
+            work = self._executor.submit(
+                _check_batch, raws, self._zone, self._max_depth, self._answers.name
+            )
+        except (ValueError, OSError) as exc:
+            raise BrokenProcessPool(f"a worker could not be started: {exc}") from exc
         return asyncio.wrap_future(work)
 
     def close(self, *, stop_now: bool = False) -> None:
