@@ -97,32 +97,36 @@ def store_at(url: str, *, doc_cache_mb: int = 32) -> TalkStore:
 
 
 @contextmanager
-def store_problems(url: str) -> Iterator[None]:
-    """What opening or reading the store at `url` raises, as a StartupError with its line."""
+def store_problems(url: str, setting: str = DATABASE_SETTING) -> Iterator[None]:
+    """What opening or reading the store at `url` raises, as a StartupError with its line;
+    `setting` is where the URL came from (what the line says to fix)."""
     try:
         yield
     except StoreSchemaError as exc:
         raise StartupError(exc.at(f"the store {shown_url(url)}")) from exc
     except (StoreUnavailable, OSError, sqlite3.Error) as exc:
-        raise store_problem(url, exc) from exc
+        raise store_problem(url, exc, setting) from exc
     except (ValueError, OverflowError) as exc:  # the driver refused the URL's own parts
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StartupError(
-            f"{DATABASE_SETTING} is not a URL the driver can use ({reason}): see {shown_url(url)}"
+            f"{setting} is not a URL the driver can use ({reason}): see {shown_url(url)}"
         ) from exc
     except Exception as exc:
         if type(exc).__name__ not in ("ClientConfigurationError", "InterfaceError"):
             raise
         raise StartupError(
-            f"{DATABASE_SETTING} is not a URL the driver can use ({exc}): see {shown_url(url)}"
+            f"{setting} is not a URL the driver can use ({exc}): see {shown_url(url)}"
         ) from exc
 
 
-async def opened_store(url: str, *, doc_cache_mb: int = 32, migrate: bool = True) -> TalkStore:
+async def opened_store(
+    url: str, *, doc_cache_mb: int = 32, migrate: bool = True, setting: str = DATABASE_SETTING
+) -> TalkStore:
     """The store at `url`, opened (its file or tables made, as the server would make them,
-    unless not `migrate`); StartupError with the line for what stopped it."""
+    unless not `migrate`); StartupError with the line for what stopped it, naming `setting`
+    as where the URL came from."""
     store = store_at(url, doc_cache_mb=doc_cache_mb)
-    with store_problems(url):
+    with store_problems(url, setting):
         await store.open(migrate=migrate)
     return store
 
@@ -133,18 +137,19 @@ async def check_store(url: str, *, migrate: bool = True) -> None:
     await store.close()
 
 
-def store_problem(url: str, exc: BaseException) -> StartupError:
-    """The line for a store at `url` that could not be opened with `exc`."""
+def store_problem(url: str, exc: BaseException, setting: str = DATABASE_SETTING) -> StartupError:
+    """The line for a store at `url` (given in `setting`) that could not be opened with
+    `exc`."""
     cause = exc.__cause__ if isinstance(exc, StoreUnavailable) and exc.__cause__ else exc
     if url.startswith("sqlite:///"):
-        return _sqlite_problem(url.removeprefix("sqlite:///"), cause)
-    return _postgres_problem(url, cause)
+        return _sqlite_problem(url.removeprefix("sqlite:///"), cause, setting)
+    return _postgres_problem(url, cause, setting)
 
 
-def _sqlite_problem(name: str, cause: BaseException) -> StartupError:
+def _sqlite_problem(name: str, cause: BaseException, setting: str) -> StartupError:
     path = Path(name)
     where = f"the SQLite file {path}"
-    fix = f"name a file in a directory this user can write in {DATABASE_SETTING}"
+    fix = f"name a file in a directory this user can write in {setting}"
     try:
         if path.is_dir():
             return StartupError(f"{where} is a directory: {fix}")
@@ -164,7 +169,7 @@ def _sqlite_problem(name: str, cause: BaseException) -> StartupError:
     return StartupError(f"{where} cannot be opened ({reason}): {fix}")
 
 
-def _postgres_problem(url: str, cause: BaseException) -> StartupError:
+def _postgres_problem(url: str, cause: BaseException, setting: str) -> StartupError:
     parts = urlsplit(url)
     host = parts.hostname or "localhost"
     try:
@@ -178,25 +183,25 @@ def _postgres_problem(url: str, cause: BaseException) -> StartupError:
     if kind == "InvalidCatalogNameError":
         return StartupError(
             f"{at} has no database {database!r}: create it (createdb -h {host} -p {port}"
-            f" {database}) or name another in {DATABASE_SETTING}"
+            f" {database}) or name another in {setting}"
         )
     if kind in ("InvalidAuthorizationSpecificationError", "InvalidPasswordError"):
         said = str(cause).rstrip(".")
         return StartupError(
             f"{at} refused role {role!r} ({said}): create the role or give another user and"
-            f" password in {DATABASE_SETTING}"
+            f" password in {setting}"
         )
     if isinstance(cause, socket.gaierror):
-        return StartupError(f"{at}: no such host {host!r}: check the host in {DATABASE_SETTING}")
+        return StartupError(f"{at}: no such host {host!r}: check the host in {setting}")
     if isinstance(cause, (OSError, TimeoutError)):
         number = getattr(cause, "errno", None)
         reason = os.strerror(number) if number else str(cause) or "no answer in time"
         return StartupError(
             f"{at} cannot be reached ({reason.lower()}): start it, or fix the host and port in"
-            f" {DATABASE_SETTING}"
+            f" {setting}"
         )
     reason = str(cause).removeprefix("PostgreSQL: ") or kind
-    return StartupError(f"{at} could not be used ({reason}): check {DATABASE_SETTING}")
+    return StartupError(f"{at} could not be used ({reason}): check {setting}")
 
 
 # uvicorn's default backlog; its server listens on the socket again with its own.

@@ -30,7 +30,7 @@ async def copy(settings: Settings, to: str) -> int:
     began = time.perf_counter()
     source = await opened_store(settings.database_url, migrate=settings.auto_migrate)
     try:
-        target = await opened_store(to)
+        target = await opened_store(to, setting="--to")
         try:
             await _refuse_unless_empty(target, to)
             refused = await _deliveries(source, target, settings)

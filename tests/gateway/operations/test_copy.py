@@ -110,3 +110,13 @@ def test_copy_refuses_to_copy_a_store_onto_itself(tmp_path: Path) -> None:
     assert run.stderr.splitlines() == [
         "talkgate: --to names the store being copied: name another, empty one"
     ]
+
+
+def test_a_target_that_cannot_be_opened_is_named_as_given(tmp_path: Path) -> None:
+    missing = with_database(POSTGRES_URL, "talkgate_no_such_database")
+    run = talkgate(tmp_path, "copy", "--to", missing)
+    assert run.returncode == 2
+    [line] = run.stderr.splitlines()
+    assert line.startswith("talkgate: PostgreSQL at ")
+    assert "has no database 'talkgate_no_such_database'" in line
+    assert line.endswith("or name another in --to")
