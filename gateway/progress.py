@@ -36,3 +36,8 @@ class Progress:
         else:
             self.stream.write(f"{self.label}: {shown}\n")
         self.stream.flush()
+
+
+def counted(number: int, one: str, many: str) -> str:
+    """`number` with its noun, as a summary line says it: 1 talk, 2 talks, 1,000 talks."""
+    return f"{number:,} {one if number == 1 else many}"

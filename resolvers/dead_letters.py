@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Sequence
 from strawberry import ID
 
 from gateway.errors import BadUserInput
-from gateway.storage import TalkStore, cursor
+from gateway.storage import cursor
 from gateway.storage import records as stored
+from gateway.storage.protocol import dead_letter_pages
 from resolvers.context import Services
 from resolvers.pagination import MAX_FIRST
 from schema.admin import DeadLetter, DeadLetterReplay, FieldError
@@ -76,13 +77,13 @@ async def replay(services: Services, ids: Sequence[ID] | None) -> DeadLetterRepl
         if missing:
             shown = ", ".join(map(str, missing))
             raise BadUserInput(f"no dead letter {shown}: nothing was replayed", argument="ids")
-        pages = [letters]
+        pages = _one(letters)
     else:
-        pages = [letters async for letters in all_pages(store)]
+        pages = dead_letter_pages(store, size=100)
     accepted: list[ID] = []
     refused: list[int] = []
-    for letters in pages:
-        for letter in letters:
+    async for page in pages:
+        for letter in page:
             result = await services.replays.replay(letter)
             if result.accepted:
                 accepted.append(ID(str(letter.id)))
@@ -92,13 +93,5 @@ async def replay(services: Services, ids: Sequence[ID] | None) -> DeadLetterRepl
     return DeadLetterReplay(accepted=accepted, still_refused=[dead_letter(x) for x in again])
 
 
-async def all_pages(store: TalkStore, size: int = 100) -> AsyncIterator[list[stored.DeadLetter]]:
-    """Every dead letter there is now, newest first, a page at a time (one replayed is gone
-    and one refused again stays: neither moves the pages still to come)."""
-    before_id: int | None = None
-    while True:
-        letters = await store.dead_letters(limit=size, before_id=before_id)
-        if not letters:
-            return
-        yield letters
-        before_id = letters[-1].id
+async def _one(page: list[stored.DeadLetter]) -> AsyncIterator[list[stored.DeadLetter]]:
+    yield page

@@ -289,19 +289,13 @@ class Ingestor:
         body = Body(letter.body, letter.source)
         check = check_body(body.raw, self._zone, self._max_depth)
         if isinstance(check, Invalid):
-            errors = check.errors[:MAX_ERRORS]
-            count = max(len(errors), check.error_count or 0)
-            reason = dead_letter_reason(check.reason, len(errors), count, check.truncated)
+            reason, errors, _ = kept_errors(
+                check.reason, check.errors, check.error_count, check.truncated
+            )
             await self._store.update_dead_letter(letter.id, reason=reason, errors=errors)
             return Replayed(letter.id, False, reason)
-        digest = hashlib.sha256(body.raw).hexdigest()
-        delivery = Delivery(
-            key=delivery_key(digest, None),
-            source=body.source,
-            body=body.raw,
-            body_sha256=digest,
-            talks=check.talks,
-        )
+        delivery = await self._resolve(body, check)
+        assert isinstance(delivery, Delivery)  # a Valid check resolves to its delivery
         [outcome] = await self._store.ingest([delivery])
         if outcome.refused is not None:
             # Refused in the store (a message or event id held by another talk): the refusal
@@ -330,11 +324,10 @@ class Ingestor:
     ) -> BodyRejected:
         """Dead-letter `body` (its raw bytes whole, unless `truncated`) with its reason and at
         most MAX_ERRORS of its errors; the rejection to answer with."""
-        errors = errors[:MAX_ERRORS]
-        count = max(len(errors), error_count or 0)
+        kept, errors, count = kept_errors(reason, errors, error_count, errors_truncated)
         dead_letter_id = await self._store.add_dead_letter(
             source=body.source,
-            reason=dead_letter_reason(reason, len(errors), count, errors_truncated),
+            reason=kept,
             errors=errors,
             body=body.raw,
             body_size=len(body.raw) if body_size is None else body_size,
@@ -347,6 +340,16 @@ class Ingestor:
         return BodyRejected(
             status, reason, errors, dead_letter_id, error_count=count, truncated=errors_truncated
         )
+
+
+def kept_errors(
+    reason: str, errors: list[dict[str, str]], error_count: int | None, truncated: bool
+) -> tuple[str, list[dict[str, str]], int]:
+    """What a dead letter keeps of a refusal: its reason saying how many errors there were,
+    the first MAX_ERRORS of them, and their count."""
+    listed = errors[:MAX_ERRORS]
+    count = max(len(listed), error_count or 0)
+    return dead_letter_reason(reason, len(listed), count, truncated), listed, count
 
 
 def _refused(refusal: Refusal) -> BodyRejected:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.progress import Progress
+from gateway.progress import Progress, counted
 from gateway.startup import StartupError, shown_url
 from gateway.storage.sqlite import sqlite_path
 from gateway.storage.sqlite_copies import Contents, NotAStore, StoreInUse
@@ -47,17 +47,13 @@ def _reporting(label: str) -> tuple[Callable[[int, int], None], Callable[[], Non
     return report, finish
 
 
-def _count(number: int, one: str, many: str) -> str:
-    return f"{number:,} {one if number == 1 else many}"
-
-
 def _summary(contents: Contents) -> str:
     return (
-        f"{_count(contents.pages, 'page', 'pages')} ({contents.size / 2**20:,.1f} MiB),"
+        f"{counted(contents.pages, 'page', 'pages')} ({contents.size / 2**20:,.1f} MiB),"
         f" schema version {contents.schema.current}:"
-        f" {_count(contents.talks, 'talk', 'talks')},"
-        f" {_count(contents.deliveries, 'delivery', 'deliveries')},"
-        f" {_count(contents.dead_letters, 'dead letter', 'dead letters')}"
+        f" {counted(contents.talks, 'talk', 'talks')},"
+        f" {counted(contents.deliveries, 'delivery', 'deliveries')},"
+        f" {counted(contents.dead_letters, 'dead letter', 'dead letters')}"
     )
 
 

@@ -12,11 +12,12 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from gateway.ingest.ingestor import Invalid, check_body
-from gateway.progress import Progress
+from gateway.ingest.ingestor import Invalid, check_body, kept_errors
+from gateway.progress import Progress, counted
 from gateway.settings import Settings
 from gateway.startup import StartupError, opened_store, shown_url
 from gateway.storage import TalkStore
+from gateway.storage.protocol import dead_letter_pages
 from gateway.storage.records import Delivery, TalkQuery
 
 BATCH = 500
@@ -35,9 +36,9 @@ async def copy(settings: Settings, to: str) -> int:
             await _refuse_unless_empty(target, to)
             refused = await _deliveries(source, target, settings)
             letters = await _dead_letters(source, target)
-            for login, status, changed_at in await source.agent_status_rows():
+            statuses = await source.agent_status_rows()
+            for login, status, changed_at in statuses:
                 await target.set_agent_status(login=login, status=status, changed_at=changed_at)
-            statuses = len(await source.agent_status_rows())
             logins = await source.login_rows(now=datetime.now(UTC))
             for digest, value, expires_at in logins:
                 await target.put_ticket(digest=digest, sealed=value, expires_at=expires_at)
@@ -49,18 +50,14 @@ async def copy(settings: Settings, to: str) -> int:
         await source.close()
     print(
         f"copied {shown_url(settings.database_url)} to {shown_url(to)} in"
-        f" {time.perf_counter() - began:.1f}s: {_count(deliveries, 'delivery', 'deliveries')}"
-        f" ({_count(talks, 'talk', 'talks')}), {_count(letters, 'dead letter', 'dead letters')},"
-        f" {_count(statuses, 'agent status', 'agent statuses')},"
-        f" {_count(len(logins), 'login link or revocation', 'login links and revocations')}"
+        f" {time.perf_counter() - began:.1f}s: {counted(deliveries, 'delivery', 'deliveries')}"
+        f" ({counted(talks, 'talk', 'talks')}), {counted(letters, 'dead letter', 'dead letters')},"
+        f" {counted(len(statuses), 'agent status', 'agent statuses')},"
+        f" {counted(len(logins), 'login link or revocation', 'login links and revocations')}"
     )
     if refused:
         print(f"  {refused:,} deliveries this talkgate refuses now were kept as dead letters")
     return 1 if refused else 0
-
-
-def _count(number: int, one: str, many: str) -> str:
-    return f"{number:,} {one if number == 1 else many}"
 
 
 async def _refuse_unless_empty(target: TalkStore, to: str) -> None:
@@ -89,10 +86,13 @@ async def _deliveries(source: TalkStore, target: TalkStore, settings: Settings) 
             check = check_body(stored.body, settings.zone, settings.max_json_depth)
             if isinstance(check, Invalid):
                 refused += 1
+                reason, errors, _ = kept_errors(
+                    check.reason, check.errors, check.error_count, check.truncated
+                )
                 await target.add_dead_letter(
                     source=stored.source,
-                    reason=check.reason,
-                    errors=check.errors,
+                    reason=reason,
+                    errors=errors,
                     body=stored.body,
                     body_size=len(stored.body),
                 )
@@ -108,11 +108,7 @@ async def _deliveries(source: TalkStore, target: TalkStore, settings: Settings) 
 
 async def _dead_letters(source: TalkStore, target: TalkStore) -> int:
     """Every dead letter into `target`, oldest first, with when it came."""
-    letters = []
-    before_id: int | None = None
-    while page := await source.dead_letters(limit=BATCH, before_id=before_id):
-        letters += page
-        before_id = page[-1].id
+    letters = [x async for page in dead_letter_pages(source, size=BATCH) for x in page]
     for letter in reversed(letters):
         await target.add_dead_letter(
             source=letter.source,

@@ -16,6 +16,7 @@ from gateway.progress import Progress
 from gateway.settings import Settings
 from gateway.startup import StartupError, opened_store, shown_url
 from gateway.storage import TalkStore
+from gateway.storage.protocol import dead_letter_pages
 from gateway.storage.records import DeadLetter
 
 # Exit codes: 0 every one accepted (or nothing to do), 1 some refused again.
@@ -97,11 +98,5 @@ async def _chosen(
                 " (talkgate dead-letters list shows them)"
             )
         return sorted(letters, key=lambda letter: letter.id)
-    chosen: list[DeadLetter] = []
-    before_id: int | None = None
-    while True:
-        page = await store.dead_letters(limit=500, before_id=before_id, reason=reason)
-        if not page:
-            return chosen[::-1]
-        chosen += page
-        before_id = page[-1].id
+    newest_first = [x async for page in dead_letter_pages(store, reason=reason) for x in page]
+    return newest_first[::-1]

@@ -74,11 +74,13 @@ async def purge(settings: Settings, *, before: str, dry: bool) -> int:
     began = time.perf_counter()
     where = shown_url(settings.database_url)
     try:
-        would = await store.purge(before=moment, dry=True)
         if dry:
+            would = await store.purge(before=moment, dry=True)
             print(f"would purge from {where} what finished before {moment}: {_shown(would)}")
             return 0
-        progress = Progress("purge", would.talks, sys.stderr, unit="talks")
+        # Counted, not a dry purge: that would take the write lock for the whole purge.
+        talks = await store.count_finished_before(moment)
+        progress = Progress("purge", talks, sys.stderr, unit="talks")
         done = [0]
 
         def shown(batch: Purged) -> None:

@@ -443,6 +443,13 @@ class PostgresStore(ReadsById):
                 await transaction.commit()
         return purged
 
+    async def count_finished_before(self, before: str) -> int:
+        rows = await self._fetch(
+            f"SELECT count(*) FROM talks WHERE {_FINISHED_BEFORE}",  # noqa: S608 - fixed
+            before,
+        )
+        return int(rows[0][0])
+
     async def checkpoint(self) -> None:
         """Nothing to do: PostgreSQL's own VACUUM reclaims what a purge removed."""
 
@@ -841,6 +848,8 @@ def _dead_letter_filter(before_id: int | None, reason: str | None) -> tuple[str,
     return (" WHERE " + " AND ".join(terms) if terms else ""), params
 
 
+# The talks a purge before a date takes ($1 the date; "C": compared as bytes, as ISO text).
+_FINISHED_BEFORE = "doc->>'finished_at' COLLATE \"C\" < $1"
 # (what it counts, or None; the statement) after purged_talks is filled.
 _PURGE_STEPS = (
     (
@@ -880,8 +889,8 @@ _PURGE_STEPS = (
 async def _purge(c: Any, before: str, limit: int | None) -> Purged:
     """`PostgresStore.purge`'s statements, in the transaction `c` is in."""
     await c.execute(
-        "CREATE TEMP TABLE purged_talks ON COMMIT DROP AS SELECT id, customer_id, agent_id"
-        " FROM talks WHERE doc->>'finished_at' COLLATE \"C\" < $1 ORDER BY id LIMIT $2",
+        "CREATE TEMP TABLE purged_talks ON COMMIT DROP AS SELECT id, customer_id, agent_id"  # noqa: S608
+        f" FROM talks WHERE {_FINISHED_BEFORE} ORDER BY id LIMIT $2",
         before,
         limit,
     )

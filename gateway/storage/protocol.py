@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -106,6 +106,10 @@ class TalkStore(Protocol):
         and agents left with none, and the dead letters received before it; in one transaction,
         which advances the generation (cached answers go). `dry`: count, change nothing
         (`limit` then counts every one). Deleted content is overwritten, not only unlinked."""
+        ...
+
+    async def count_finished_before(self, before: str) -> int:
+        """How many talks finished before `before` (ISO 8601 UTC): what a purge would take."""
         ...
 
     async def checkpoint(self) -> None:
@@ -238,3 +242,15 @@ class ReadsById(ABC):
 
     async def events_by_id(self, ids: Sequence[int]) -> dict[int, Doc]:
         return await self._docs_by_id("events", ids)
+
+
+async def dead_letter_pages(
+    store: TalkStore, *, reason: str | None = None, size: int = 500
+) -> AsyncIterator[list[DeadLetter]]:
+    """Every dead letter there is now (whose reason contains `reason`), newest first, a page
+    at a time. Pages go by id, so removing the letters of a page, or changing them, does not
+    move the pages still to come (a replay does both)."""
+    before_id: int | None = None
+    while page := await store.dead_letters(limit=size, before_id=before_id, reason=reason):
+        yield page
+        before_id = page[-1].id

@@ -724,6 +724,10 @@ class SQLiteStore(ReadsById):
 
         return await self._write(work)
 
+    async def count_finished_before(self, before: str) -> int:
+        sql = f"SELECT count(*) FROM talks WHERE {_FINISHED_BEFORE}"  # noqa: S608 - fixed
+        return await self._read(lambda c: int(c.execute(sql, (before,)).fetchone()[0]))
+
     async def checkpoint(self) -> None:
         """Write the WAL back into the file and empty it (after a purge: nothing of what went
         stays in the -wal file); a reader still in a transaction may keep part of it."""
@@ -1192,6 +1196,8 @@ def _dead_letter_filter(before_id: int | None, reason: str | None) -> tuple[str,
     return (" WHERE " + " AND ".join(terms) if terms else ""), params
 
 
+# The talks a purge before a date takes (the date a parameter).
+_FINISHED_BEFORE = "json_extract(doc, '$.finished_at') < ?"
 _PURGED_TALKS = """
     CREATE TEMP TABLE IF NOT EXISTS purged_talks (
         id INTEGER PRIMARY KEY, customer_id INTEGER, agent_id INTEGER
@@ -1245,8 +1251,8 @@ def _purge(c: sqlite3.Connection, before: str, limit: int | None) -> Purged:
     c.execute(_PURGED_TALKS)
     c.execute("DELETE FROM purged_talks")
     c.execute(
-        "INSERT INTO purged_talks SELECT id, customer_id, agent_id FROM talks"
-        " WHERE json_extract(doc, '$.finished_at') < ? ORDER BY id LIMIT ?",
+        "INSERT INTO purged_talks SELECT id, customer_id, agent_id FROM talks"  # noqa: S608
+        f" WHERE {_FINISHED_BEFORE} ORDER BY id LIMIT ?",
         (before, -1 if limit is None else limit),
     )
     counts: dict[str, int] = {}
